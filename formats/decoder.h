@@ -1,0 +1,80 @@
+// The seams of the formats module: bytes of a container go in, guest writes come out.
+//
+// formats/ knows nothing of HTTP, files or devices. A stage is fed the bytes of
+// its input in order, in chunks of any size (one byte at a time must work), and
+// a decoder turns them into calls on a GuestWriter.
+#ifndef CDI_FORMATS_DECODER_H_
+#define CDI_FORMATS_DECODER_H_
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cdi/status.h"
+
+namespace cdi::formats {
+
+// What a decoder learned from its header, before the first write.
+struct ImageDescription {
+  std::string format;                    // "raw", "qcow2", ...
+  std::optional<uint64_t> virtual_size;  // nullopt: a raw stream whose length shows at its end
+  // Format-specific facts, in display order: {"version", "3"}, {"cluster size", "65536"}.
+  std::vector<std::pair<std::string, std::string>> details;
+};
+
+// Receives the decoded image.
+//
+// Contract for decoders:
+//  - Begin() is called exactly once, before any Write() or Zero().
+//  - Together, Write() and Zero() cover every byte of [0, virtual size) exactly
+//    once, in any order. Zero() means "this range reads as zero".
+//  - For a stream of unknown virtual size (Begin with nullopt), the virtual size
+//    is the end of the last range covered.
+//  - All calls come from the thread that calls Feed()/Finish() on the decoder.
+//  - `data` is valid only during the call.
+// A non-ok Status from any method stops decoding; the decoder returns it from
+// Feed()/Finish() unchanged.
+class GuestWriter {
+ public:
+  virtual ~GuestWriter() = default;
+  virtual Status Begin(const ImageDescription& image) = 0;
+  virtual Status Write(uint64_t guest_offset, std::span<const uint8_t> data) = 0;
+  virtual Status Zero(uint64_t guest_offset, uint64_t length) = 0;
+};
+
+// A stage of the stream: fed input bytes in order, then finished once.
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  virtual Status Feed(std::span<const uint8_t> bytes) = 0;
+  // End of input. A stream that ends early (truncated) is an error here.
+  virtual Status Finish() = 0;
+};
+
+struct DecoderOptions {
+  // Length of the decoder's input when known before it starts (the source's
+  // Content-Length when no wrapper is around the image). Lets the decoder
+  // refuse offsets past the end before the stream gets there.
+  std::optional<uint64_t> container_size;
+  // Memory the decoder may hold for tables, decompression and out-of-order data.
+  uint64_t memory_budget = 32ull << 20;
+  // Directory for spooling out-of-order data beyond memory_budget. Empty: $TMPDIR or /tmp.
+  std::string scratch_dir;
+  // Worker threads for decompression; 0: one per core.
+  unsigned threads = 0;
+};
+
+// A decoder is a sink whose output is a guest image.
+class Decoder : public ByteSink {
+ public:
+  // Facts for `cdi-image info`, valid after Finish() (or after Begin was
+  // called on the writer, for the header facts).
+  virtual ImageDescription Describe() const = 0;
+};
+
+}  // namespace cdi::formats
+
+#endif  // CDI_FORMATS_DECODER_H_

@@ -1,0 +1,205 @@
+// The importer's public API: bring a disk image from a URL, a local file or
+// standard input onto a file or a block device, converted to raw while it
+// streams, in one pass.
+//
+//   cdi::ImportSpec spec;
+//   spec.source.url = "https://images.example.com/fedora.qcow2";
+//   spec.source.tls.ca_files = {"/certs/ca.pem"};
+//   spec.targets.push_back({.path = "/data/disk.img", .requested_size = 10ull << 30});
+//   cdi::Result<cdi::ImportResult> result = cdi::Import(spec);
+//   if (!result.ok()) { ... result.status().message() ... }
+//
+// Thread-safety: Import() may run concurrently on different specs. Hooks are
+// called from the thread that called Import(), except CancelToken::Cancel(),
+// which any thread (or a signal handler) may call.
+#ifndef CDI_IMPORT_H_
+#define CDI_IMPORT_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cdi/status.h"
+
+namespace cdi {
+
+inline constexpr uint64_t kKiB = 1024;
+inline constexpr uint64_t kMiB = 1024 * kKiB;
+inline constexpr uint64_t kGiB = 1024 * kMiB;
+
+// ---------------------------------------------------------------------------
+// Source
+
+enum class TlsVerify { kOn, kOff };
+
+// How the server's certificate is trusted and how we prove who we are.
+struct TlsSettings {
+  // Verification is on unless kOff (then a warning is logged).
+  TlsVerify verify = TlsVerify::kOn;
+  // Extra CA certificates, added to the system store: PEM files (several
+  // certificates per file allowed), PEM text, and directories in which every
+  // regular file whose name does not start with '.' is PEM.
+  std::vector<std::string> ca_files;
+  std::vector<std::string> ca_pem;
+  std::vector<std::string> ca_dirs;
+  // Client certificate for mutual TLS: a file path or PEM text for each of the
+  // certificate and the key. Empty: no client certificate.
+  std::string client_cert_file;
+  std::string client_key_file;
+  std::string client_cert_pem;
+  std::string client_key_pem;
+};
+
+// Credentials. Never sent to another origin on redirect, never logged.
+struct HttpAuth {
+  std::string user;      // basic auth; user info in the URL is used when empty
+  std::string password;
+  std::vector<std::string> headers;  // "Name: value" each
+};
+
+struct NetworkSettings {
+  std::chrono::seconds connect_timeout{30};
+  // A transfer slower than stall_bytes_per_second for stall_window is a stall.
+  uint64_t stall_bytes_per_second = 1024;
+  std::chrono::seconds stall_window{60};
+  int max_redirects = 10;
+};
+
+struct SourceSpec {
+  // An http:// or https:// URL, a local path, or "-" for standard input.
+  std::string url;
+  TlsSettings tls;
+  HttpAuth auth;
+  NetworkSettings network;
+};
+
+// ---------------------------------------------------------------------------
+// Target
+
+enum class TargetKind {
+  kAuto,         // a block device if the path is one, otherwise a file
+  kFile,
+  kBlockDevice,
+};
+enum class ExistingFile { kRefuse, kReplace };
+enum class Preallocation { kOff, kOn };
+
+struct TargetSpec {
+  std::string path;
+  TargetKind kind = TargetKind::kAuto;
+  // Requested storage in bytes (a PVC's size). Unset: the image's virtual size
+  // for a file, the device size for a block device.
+  std::optional<uint64_t> requested_size;
+  // Fraction of a filesystem kept for its own metadata (CDI's default is 0.06;
+  // 0 for block devices). Usable size of a file target:
+  //   RoundDown(ceil(min(free space, requested) / (1 + overhead)), 1 MiB).
+  double filesystem_overhead = 0.0;
+  ExistingFile existing = ExistingFile::kRefuse;
+  Preallocation preallocation = Preallocation::kOff;
+};
+
+// ---------------------------------------------------------------------------
+// Spec, hooks, result
+
+struct ImportSpec {
+  SourceSpec source;
+  // One or more targets: each receives the same image, downloaded once.
+  std::vector<TargetSpec> targets;
+  // "alg:hex" with alg one of md5, sha1, sha256, sha512, over the bytes as
+  // served (before any decompression). Empty: no check.
+  std::string checksum;
+  // Upper bound on the memory the import holds for buffers, decompression
+  // windows and out-of-order data, whatever the image's size.
+  uint64_t memory_budget = 64 * kMiB;
+  // Where data that arrives before its mapping may spill when memory_budget
+  // is exceeded. Empty: $TMPDIR, else /tmp.
+  std::string scratch_dir;
+};
+
+// Cancels a running Import from any thread or from a signal handler.
+class CancelToken {
+ public:
+  void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<bool> cancelled_{false};
+};
+
+enum class Phase { kConnecting, kTransferring, kFlushing, kDone };
+
+struct Progress {
+  Phase phase = Phase::kConnecting;
+  uint64_t source_bytes = 0;                // read from the source, as served
+  std::optional<uint64_t> source_size;      // when the source declares it
+  uint64_t guest_bytes = 0;                 // image bytes decoded (written or zero)
+  std::optional<uint64_t> virtual_size;     // once the image header says it
+  std::chrono::nanoseconds elapsed{0};
+
+  // Best honest estimate of completion in [0, 1]: bytes read against the
+  // source size when known, else decoded bytes against the virtual size, else
+  // nullopt. Monotonic within one import.
+  std::optional<double> Fraction() const;
+};
+
+enum class LogLevel { kDebug, kInfo, kWarning, kError };
+
+struct ImportHooks {
+  // Called at most every 100 ms and once at each phase change.
+  std::function<void(const Progress&)> on_progress;
+  // Checked between chunks; a cancelled import stops within a second and
+  // cleans up its targets.
+  const CancelToken* cancel = nullptr;
+};
+
+struct ImportResult {
+  // Detected layers, outermost first: {"xz", "qcow2"}, {"raw"}.
+  std::vector<std::string> format_chain;
+  uint64_t virtual_size = 0;   // size of the decoded image
+  uint64_t target_size = 0;    // final size of each target (file size or device size)
+  uint64_t bytes_read = 0;     // from the source, as served
+  uint64_t bytes_written = 0;  // data written to each target
+  uint64_t bytes_zero = 0;     // image bytes left as holes or zeroed, not written
+  bool preallocated = false;
+  std::string checksum;        // "alg:hex" as computed, when a checksum was requested
+  std::chrono::nanoseconds elapsed{0};
+};
+
+// Runs one import. On failure no target is left looking complete: a file
+// target is removed, a block device's first and last MiB are zeroed if
+// anything was written.
+Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks = {});
+
+// What a source holds, read only as far as needed to say it.
+struct ImageInfo {
+  std::vector<std::string> format_chain;
+  std::optional<uint64_t> virtual_size;    // unknown for raw inside a compressed wrapper
+  std::optional<uint64_t> container_size;  // bytes as served, when declared
+  // Format-specific facts, in display order: {"version", "3"}, {"cluster size", "65536"}.
+  std::vector<std::pair<std::string, std::string>> details;
+};
+Result<ImageInfo> Inspect(const SourceSpec& source, const ImportHooks& hooks = {});
+
+// Parses a Kubernetes quantity ("10Gi", "1.5Gi", "500M", "1e9", "1073741824")
+// into bytes, rounding a fractional byte count up as Kubernetes does.
+Result<uint64_t> ParseQuantity(std::string_view quantity);
+
+// Removes userinfo and the query string from a URL, for messages and logs.
+std::string RedactUrl(std::string_view url);
+
+// Routes the library's log lines to `sink` at `level` and above. Without a
+// handler they go to standard error. Secrets never appear in log lines.
+void SetLogHandler(std::function<void(LogLevel, std::string_view)> sink,
+                   LogLevel level = LogLevel::kInfo);
+
+// The library's version, "MAJOR.MINOR.PATCH".
+std::string_view Version();
+
+}  // namespace cdi
+
+#endif  // CDI_IMPORT_H_

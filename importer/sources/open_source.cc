@@ -1,0 +1,2 @@
+// Placeholder until the sources land.
+#include "importer/sources/source.h"

@@ -1,0 +1,2 @@
+// Placeholder until the pvc module lands.
+#include "pvc/capacity.h"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs everything the project needs to build, test and demo, from Debian 12's packages.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update
+$SUDO apt-get install -y --no-install-recommends \
+  build-essential cmake pkg-config git ca-certificates \
+  libcurl4-openssl-dev libssl-dev zlib1g-dev liblzma-dev libzstd-dev \
+  libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libqcow-dev libyaml-cpp-dev \
+  nginx-light qemu-utils openssl curl xz-utils zstd gzip python3 util-linux
