@@ -1,12 +1,198 @@
-// Placeholder until detection and unwrapping land.
 #include "formats/pipeline.h"
 
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "formats/detect.h"
+#include "formats/qcow2/qcow2_decoder.h"
+#include "formats/raw_decoder.h"
+#include "formats/unwrapper.h"
+
 namespace cdi::formats {
-class ImagePipeline::Impl {};
-ImagePipeline::ImagePipeline(GuestWriter*, PipelineOptions) : impl_(std::make_unique<Impl>()) {}
+namespace {
+
+// Where a detection stage sits: only the outermost layer's length is known
+// from the source (its Content-Length); what a wrapper yields has no length
+// until it ends.
+enum class Layer { kOutermost, kInsideWrapper };
+
+std::string UnsupportedFormatMessage(Format format) {
+  std::string name(FormatName(format));
+  if (format == Format::kVhd) name += " (qemu-img calls it vpc)";
+  return "the image is in " + name +
+         " format, which this importer does not support; convert it with "
+         "'qemu-img convert -O qcow2' (or -O raw) and import that";
+}
+
+std::string NestedWrapperMessage(Format wrapper) {
+  std::string name(FormatName(wrapper));
+  return "the image is compressed with " + name + " twice (" + name + " inside " + name +
+         "); only one layer of each compression is unwrapped: decompress it once ('" + name +
+         " -d') and import the result";
+}
+
+}  // namespace
+
+class ImagePipeline::Impl {
+ public:
+  Impl(GuestWriter* writer, PipelineOptions options)
+      : writer_(writer), options_(std::move(options)), root_(this, Layer::kOutermost) {}
+
+  Status Feed(std::span<const uint8_t> bytes) {
+    if (!status_.ok()) return status_;
+    if (finished_) return InternalError("the image pipeline was fed after Finish()");
+    status_ = root_.Feed(bytes);
+    return status_;
+  }
+
+  Status Finish() {
+    if (!status_.ok()) return status_;
+    if (finished_) return InternalError("the image pipeline was finished twice");
+    finished_ = true;
+    status_ = root_.Finish();
+    return status_;
+  }
+
+  std::vector<std::string> format_chain() const {
+    std::vector<std::string> names;
+    for (Format format : chain_) names.emplace_back(FormatName(format));
+    return names;
+  }
+
+  std::optional<ImageDescription> Describe() const {
+    if (decoder_ == nullptr) return std::nullopt;
+    return decoder_->Describe();
+  }
+
+ private:
+  // Holds back the first kDetectBytes of its input (or all of it, when the
+  // input is shorter), detects the format, has the next stage built, then
+  // hands everything to that stage. After detection it only forwards.
+  class DetectStage final : public ByteSink {
+   public:
+    DetectStage(Impl* pipeline, Layer layer) : pipeline_(pipeline), layer_(layer) {}
+
+    Status Feed(std::span<const uint8_t> bytes) override {
+      if (next_ != nullptr) return next_->Feed(bytes);
+      if (head_.empty() && bytes.size() >= kDetectBytes) {
+        // The common case, a large first chunk: detect in place, copy nothing.
+        CDI_RETURN_IF_ERROR(Start(bytes));
+        return next_->Feed(bytes);
+      }
+      size_t take = std::min(kDetectBytes - head_.size(), bytes.size());
+      head_.insert(head_.end(), bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(take));
+      if (head_.size() < kDetectBytes) return Status::Ok();
+      CDI_RETURN_IF_ERROR(StartWithHead());
+      bytes = bytes.subspan(take);
+      if (bytes.empty()) return Status::Ok();
+      return next_->Feed(bytes);
+    }
+
+    Status Finish() override {
+      // A stream shorter than kDetectBytes is detected on what there is.
+      if (next_ == nullptr) CDI_RETURN_IF_ERROR(StartWithHead());
+      return next_->Finish();
+    }
+
+   private:
+    Status Start(std::span<const uint8_t> head) {
+      CDI_ASSIGN_OR_RETURN(next_, pipeline_->BuildStage(head, layer_));
+      return Status::Ok();
+    }
+
+    Status StartWithHead() {
+      CDI_RETURN_IF_ERROR(Start(head_));
+      std::vector<uint8_t> head = std::move(head_);
+      head_ = {};
+      if (head.empty()) return Status::Ok();
+      return next_->Feed(head);
+    }
+
+    Impl* pipeline_;
+    Layer layer_;
+    std::vector<uint8_t> head_;  // input held back until detection
+    ByteSink* next_ = nullptr;   // owned by the pipeline
+  };
+
+  // Detects `head` and builds the stage that consumes the layer: an unwrapper
+  // feeding a new detection stage, or a decoder feeding the writer.
+  Result<ByteSink*> BuildStage(std::span<const uint8_t> head, Layer layer) {
+    Format format = Detect(head);
+    bool nested = std::find(chain_.begin(), chain_.end(), format) != chain_.end();
+    chain_.push_back(format);
+    if (IsWrapper(format)) {
+      if (nested) return UnsupportedError(NestedWrapperMessage(format));
+      auto inner = std::make_unique<DetectStage>(this, Layer::kInsideWrapper);
+      CDI_ASSIGN_OR_RETURN(std::unique_ptr<ByteSink> unwrapper,
+                           MakeUnwrapper(format, inner.get(), UnwrapOptionsFor()));
+      stages_.push_back(std::move(inner));
+      stages_.push_back(std::move(unwrapper));
+      return stages_.back().get();
+    }
+
+    DecoderOptions decoder_options = options_.decoder;
+    if (layer != Layer::kOutermost) decoder_options.container_size.reset();
+    std::unique_ptr<Decoder> decoder;
+    switch (format) {
+      case Format::kRaw:
+        decoder = MakeRawDecoder(
+            writer_, decoder_options,
+            HasIso9660Signature(head) ? RawContent::kIso9660 : RawContent::kDisk);
+        break;
+      case Format::kQcow2:
+        decoder = MakeQcow2Decoder(writer_, decoder_options);
+        break;
+      case Format::kVmdk:
+      case Format::kVdi:
+      case Format::kVhd:
+      case Format::kVhdx:
+        return UnsupportedError(UnsupportedFormatMessage(format));
+      case Format::kGzip:
+      case Format::kXz:
+      case Format::kZstd:
+        break;  // handled above
+    }
+    if (decoder == nullptr) {
+      return InternalError("no decoder was built for " + std::string(FormatName(format)));
+    }
+    decoder_ = decoder.get();
+    stages_.push_back(std::move(decoder));
+    return stages_.back().get();
+  }
+
+  UnwrapOptions UnwrapOptionsFor() const {
+    return UnwrapOptions{
+        .max_output_bytes = options_.max_unwrapped_bytes,
+        .xz_memlimit = options_.xz_memlimit,
+        .zstd_window_log_max = options_.zstd_window_log_max,
+        .threads = options_.decoder.threads,
+    };
+  }
+
+  GuestWriter* writer_;
+  PipelineOptions options_;
+  // Every stage but the root, in the order built. Stages call only downstream
+  // and never in their destructors, so the order they are destroyed in is free.
+  std::vector<std::unique_ptr<ByteSink>> stages_;
+  DetectStage root_;
+  std::vector<Format> chain_;   // outermost first
+  Decoder* decoder_ = nullptr;  // in stages_, once built
+  Status status_;               // the first error, returned from then on
+  bool finished_ = false;
+};
+
+ImagePipeline::ImagePipeline(GuestWriter* writer, PipelineOptions options)
+    : impl_(std::make_unique<Impl>(writer, std::move(options))) {}
+
 ImagePipeline::~ImagePipeline() = default;
-Status ImagePipeline::Feed(std::span<const uint8_t>) { return InternalError("not built yet"); }
-Status ImagePipeline::Finish() { return InternalError("not built yet"); }
-std::vector<std::string> ImagePipeline::format_chain() const { return {}; }
-std::optional<ImageDescription> ImagePipeline::Describe() const { return std::nullopt; }
+
+Status ImagePipeline::Feed(std::span<const uint8_t> bytes) { return impl_->Feed(bytes); }
+
+Status ImagePipeline::Finish() { return impl_->Finish(); }
+
+std::vector<std::string> ImagePipeline::format_chain() const { return impl_->format_chain(); }
+
+std::optional<ImageDescription> ImagePipeline::Describe() const { return impl_->Describe(); }
+
 }  // namespace cdi::formats

@@ -1,0 +1,125 @@
+// Unwrappers: gzip, xz and zstd decompressors as ByteSinks.
+//
+// An unwrapper is fed the compressed bytes of one wrapper layer, in order and
+// in chunks of any size, and pushes the decompressed bytes into a downstream
+// ByteSink in chunks of at most kUnwrapChunkBytes. Its memory is fixed: one
+// output buffer of kUnwrapChunkBytes plus the decompressor's own state (32 KiB
+// for gzip; the stream's dictionary for xz, at most UnwrapOptions::xz_memlimit;
+// the frame's window for zstd, at most 2^zstd_window_log_max), whatever the
+// size of the image.
+//
+// What a stream may hold:
+//  - gzip: one or more members (RFC 1952), as `cat a.gz b.gz` or pigz make.
+//  - xz: one or more streams, each optionally followed by Stream Padding (zero
+//    bytes, a multiple of four, as the .xz format requires).
+//  - zstd: one or more frames, skippable frames among them (RFC 8878).
+// Zero bytes after the last complete member or frame are padding (as block
+// devices and tape archives add) and are ignored; for xz they must come in
+// multiples of four. Any other byte that does not start a new member, stream
+// or frame is refused as kCorruptImage: an image with something appended is
+// not silently cut.
+//
+// Errors:
+//  - kCorruptImage: the compressed data is damaged (message names the wrapper
+//    and the compressed offset, counted from the first byte this unwrapper was
+//    fed), the stream ends early (at Finish), or unexpected data follows it.
+//  - kTooSmall: the output would pass UnwrapOptions::max_output_bytes; raised
+//    before any byte past the limit is pushed downstream. The message contains
+//    "is larger than the reported available storage", which CDI's controller
+//    maps to "DataVolume too small to contain image".
+//  - kUnsupported: xz needs more memory than xz_memlimit, a zstd frame needs a
+//    larger window than 2^zstd_window_log_max, or xz uses unknown options.
+//  - A non-ok Status from the downstream sink is returned unchanged.
+// After an error the unwrapper must not be fed again.
+//
+// Thread-safety: none; one thread feeds an unwrapper. The xz unwrapper may use
+// worker threads internally (UnwrapOptions::threads); the downstream sink is
+// always called from the feeding thread.
+#ifndef CDI_FORMATS_UNWRAPPER_H_
+#define CDI_FORMATS_UNWRAPPER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cdi/status.h"
+#include "formats/decoder.h"
+#include "formats/detect.h"
+
+namespace cdi::formats {
+
+// The most bytes an unwrapper pushes downstream in one Feed() call.
+inline constexpr size_t kUnwrapChunkBytes = 1 << 20;
+
+struct UnwrapOptions {
+  // No more than this many decompressed bytes are pushed downstream.
+  uint64_t max_output_bytes = UINT64_MAX;
+  // liblzma's memory limit (bytes) for decoding an xz stream, threads included.
+  uint64_t xz_memlimit = 128ull << 20;
+  // zstd frames whose window is larger than 2^zstd_window_log_max bytes are refused.
+  int zstd_window_log_max = 27;
+  // xz decoder threads (only multi-block streams, as `xz -T0` makes, decode in
+  // parallel); 0: one per core; 1: decode on the feeding thread.
+  unsigned threads = 1;
+};
+
+// Makes the unwrapper for `wrapper` (gzip, xz or zstd; anything else is
+// kInternal). `downstream` must outlive it. Fails only when the decompressor
+// cannot be set up (out of memory, bad options).
+Result<std::unique_ptr<ByteSink>> MakeUnwrapper(Format wrapper, ByteSink* downstream,
+                                                const UnwrapOptions& options);
+
+Result<std::unique_ptr<ByteSink>> MakeGzipUnwrapper(ByteSink* downstream,
+                                                    const UnwrapOptions& options);
+Result<std::unique_ptr<ByteSink>> MakeXzUnwrapper(ByteSink* downstream,
+                                                  const UnwrapOptions& options);
+Result<std::unique_ptr<ByteSink>> MakeZstdUnwrapper(ByteSink* downstream,
+                                                    const UnwrapOptions& options);
+
+// The part every unwrapper shares: the output buffer, the output limit, the
+// compressed offset and the wording of errors. Subclasses decompress into
+// output_space(), then call Produced().
+class Unwrapper : public ByteSink {
+ public:
+  ~Unwrapper() override;
+
+ protected:
+  Unwrapper(Format wrapper, ByteSink* downstream, uint64_t max_output_bytes);
+
+  // Where the next decompressed bytes go; never empty (Produced() pushes a
+  // full buffer downstream before returning).
+  std::span<uint8_t> output_space() { return std::span(output_).subspan(buffered_); }
+  // Accounts for `length` bytes just written at the start of output_space():
+  // fails with kTooSmall when the total passes the limit, pushes the buffer
+  // downstream when it is full.
+  Status Produced(size_t length);
+  // Pushes buffered output downstream, then finishes the downstream sink.
+  Status FinishOutput();
+
+  // Compressed bytes consumed so far; subclasses advance it.
+  uint64_t input_offset_ = 0;
+
+  Status CorruptError(std::string_view what) const;
+  Status CorruptErrorAt(uint64_t offset, std::string_view what) const;
+  Status EndsEarlyError() const;
+  Status TrailingDataError(uint64_t offset) const;
+  std::string_view name() const { return FormatName(wrapper_); }
+
+ private:
+  Status Push();
+
+  Format wrapper_;
+  ByteSink* downstream_;
+  uint64_t max_output_bytes_;
+  uint64_t output_total_ = 0;  // bytes decompressed, pushed or buffered
+  std::vector<uint8_t> output_;
+  size_t buffered_ = 0;
+};
+
+}  // namespace cdi::formats
+
+#endif  // CDI_FORMATS_UNWRAPPER_H_

@@ -1,0 +1,194 @@
+// xz (the .xz container, LZMA2) through liblzma, stream after stream.
+#include <lzma.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "formats/unwrapper.h"
+
+namespace cdi::formats {
+namespace {
+
+// .xz file format, section 2.1.1.1: every stream starts with FD 37 7A 58 5A 00.
+constexpr uint8_t kXzMagicFirstByte = 0xFD;
+// Section 2.2: Stream Padding comes in multiples of four bytes.
+constexpr uint64_t kStreamPaddingAlignment = 4;
+
+std::string MiB(uint64_t bytes) {
+  // Rounded up: "needs 65 MiB" must not read as fitting in a 64 MiB limit.
+  return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB";
+}
+
+// Owns a liblzma decoder.
+class LzmaStream {
+ public:
+  LzmaStream() = default;
+  ~LzmaStream() { lzma_end(&stream_); }
+  LzmaStream(const LzmaStream&) = delete;
+  LzmaStream& operator=(const LzmaStream&) = delete;
+  lzma_stream* get() { return &stream_; }
+
+ private:
+  lzma_stream stream_ = LZMA_STREAM_INIT;
+};
+
+class XzUnwrapper final : public Unwrapper {
+ public:
+  XzUnwrapper(ByteSink* downstream, const UnwrapOptions& options)
+      : Unwrapper(Format::kXz, downstream, options.max_output_bytes),
+        memlimit_(options.xz_memlimit),
+        threads_(options.threads != 0 ? options.threads
+                                      : std::max(1u, std::thread::hardware_concurrency())) {}
+
+  // Sets the decoder up for the next stream; liblzma reuses its allocations.
+  // Concatenation is handled here rather than with LZMA_CONCATENATED so that
+  // data after the last stream gets its own message and the same rules as
+  // gzip and zstd.
+  Status StartStream() {
+    lzma_ret ret;
+    if (threads_ == 1) {
+      ret = lzma_stream_decoder(lzma_.get(), memlimit_, 0);
+    } else {
+      lzma_mt mt{};
+      mt.threads = threads_;
+      // The limit caps every thread's buffers together: with too many threads
+      // liblzma uses fewer, and it refuses only what one thread cannot fit.
+      mt.memlimit_threading = memlimit_;
+      mt.memlimit_stop = memlimit_;
+      ret = lzma_stream_decoder_mt(lzma_.get(), &mt);
+    }
+    if (ret != LZMA_OK) {
+      return InternalError("cannot set up the xz decompressor (liblzma error " +
+                           std::to_string(static_cast<int>(ret)) +
+                           "); the importer may be out of memory");
+    }
+    state_ = State::kInStream;
+    return Status::Ok();
+  }
+
+  Status Feed(std::span<const uint8_t> bytes) override {
+    while (!bytes.empty()) {
+      switch (state_) {
+        case State::kInStream: {
+          size_t consumed = 0;
+          CDI_RETURN_IF_ERROR(Decode(bytes, LZMA_RUN, &consumed));
+          bytes = bytes.subspan(consumed);
+          break;
+        }
+        case State::kBetweenStreams: {
+          auto non_zero = std::find_if(bytes.begin(), bytes.end(), [](uint8_t b) { return b; });
+          size_t zeros = static_cast<size_t>(non_zero - bytes.begin());
+          padding_ += zeros;
+          input_offset_ += zeros;
+          bytes = bytes.subspan(zeros);
+          if (bytes.empty()) break;
+          if (bytes[0] != kXzMagicFirstByte) return TrailingDataError(input_offset_);
+          if (padding_ % kStreamPaddingAlignment != 0) return PaddingError();
+          padding_ = 0;
+          CDI_RETURN_IF_ERROR(StartStream());
+          break;
+        }
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status Finish() override {
+    if (state_ == State::kInStream) {
+      // Drains what the decoder still holds (worker threads may be behind the
+      // input); a stream whose end marker never came is then truncated.
+      size_t consumed = 0;
+      CDI_RETURN_IF_ERROR(Decode({}, LZMA_FINISH, &consumed));
+      if (state_ == State::kInStream) return EndsEarlyError();
+    }
+    if (padding_ % kStreamPaddingAlignment != 0) return PaddingError();
+    return FinishOutput();
+  }
+
+ private:
+  enum class State {
+    kInStream,        // inside a stream: header, blocks, index, footer
+    kBetweenStreams,  // after a stream: Stream Padding, another stream, or the end
+  };
+
+  // Decodes from the start of `bytes` until they are used up (and, with
+  // LZMA_FINISH, until the decoder has nothing more to give) or the stream
+  // ends; sets *consumed to the bytes used.
+  Status Decode(std::span<const uint8_t> bytes, lzma_action action, size_t* consumed) {
+    lzma_stream* stream = lzma_.get();
+    stream->next_in = bytes.data();
+    stream->avail_in = bytes.size();
+    while (true) {
+      std::span<uint8_t> out = output_space();
+      stream->next_out = out.data();
+      stream->avail_out = out.size();
+      size_t in_before = stream->avail_in;
+      lzma_ret ret = lzma_code(stream, action);
+      input_offset_ += in_before - stream->avail_in;
+      CDI_RETURN_IF_ERROR(Produced(out.size() - stream->avail_out));
+      switch (ret) {
+        case LZMA_OK:
+          break;
+        case LZMA_STREAM_END:
+          state_ = State::kBetweenStreams;
+          *consumed = bytes.size() - stream->avail_in;
+          return Status::Ok();
+        case LZMA_BUF_ERROR:
+          // No progress possible: more input is needed (at LZMA_FINISH: the
+          // stream is truncated, which the caller reports).
+          *consumed = bytes.size();
+          return Status::Ok();
+        case LZMA_MEMLIMIT_ERROR:
+          return UnsupportedError(
+              "the xz stream at compressed offset " + std::to_string(input_offset_) + " needs " +
+              MiB(lzma_memusage(stream)) + " of memory to decompress, more than the xz memory "
+              "limit of " + MiB(memlimit_) + " (" + std::to_string(memlimit_) +
+              " bytes); recompress the image with a smaller dictionary (for example 'xz -6', "
+              "which needs 9 MiB) or raise the importer's xz memory limit");
+        case LZMA_FORMAT_ERROR:
+          return CorruptError("not an xz stream header");
+        case LZMA_OPTIONS_ERROR:
+          return UnsupportedError(
+              "the xz stream at compressed offset " + std::to_string(input_offset_) +
+              " uses filters or options this importer does not support; recompress the image "
+              "with plain 'xz' (LZMA2) and import that");
+        case LZMA_MEM_ERROR:
+          return InternalError("out of memory while decompressing xz");
+        case LZMA_DATA_ERROR:
+          // At LZMA_FINISH liblzma reports a stream cut short as a data error.
+          if (action == LZMA_FINISH) return EndsEarlyError();
+          return CorruptError("compressed data is corrupt");
+        default:
+          return CorruptError("liblzma error " + std::to_string(static_cast<int>(ret)));
+      }
+      if (action == LZMA_RUN && stream->avail_in == 0 && stream->avail_out > 0) {
+        *consumed = bytes.size();
+        return Status::Ok();
+      }
+    }
+  }
+
+  Status PaddingError() const {
+    return CorruptError("Stream Padding of " + std::to_string(padding_) +
+                        " zero bytes, not a multiple of four");
+  }
+
+  LzmaStream lzma_;
+  uint64_t memlimit_;
+  uint32_t threads_;
+  State state_ = State::kInStream;
+  uint64_t padding_ = 0;  // zero bytes since the last stream ended
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ByteSink>> MakeXzUnwrapper(ByteSink* downstream,
+                                                  const UnwrapOptions& options) {
+  auto unwrapper = std::make_unique<XzUnwrapper>(downstream, options);
+  CDI_RETURN_IF_ERROR(unwrapper->StartStream());
+  return std::unique_ptr<ByteSink>(std::move(unwrapper));
+}
+
+}  // namespace cdi::formats
