@@ -1,1 +1,4 @@
-int main() { return 0; }
+// cdi-image: the command-line face of the importer.
+#include "cmd/cli/image_cli.h"
+
+int main(int argc, char** argv) { return cdi::cli::RunImageCli(argc, argv); }

@@ -1,0 +1,382 @@
+#include "cmd/cli/image_cli.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cdi/import.h"
+#include "cmd/cli/exit_codes.h"
+#include "cmd/cli/progress_view.h"
+#include "cmd/cli/signals.h"
+#include "cmd/cli/text.h"
+
+namespace cdi::cli {
+namespace {
+
+// Flags shared by every subcommand that reads a source.
+struct SourceFlags {
+  std::vector<std::string> ca_bundles;
+  std::vector<std::string> ca_bundle_data;
+  std::vector<std::string> ca_dirs;
+  std::string client_cert;
+  std::string client_key;
+  bool insecure = false;
+  std::string user;
+  std::string password_file;
+  std::vector<std::string> headers;
+  std::vector<std::string> header_files;
+  int connect_timeout = 30;
+  int stall_timeout = 60;
+  std::string stall_speed = "1Ki";
+};
+
+struct CommonFlags {
+  int verbose = 0;
+  bool quiet = false;
+};
+
+void AddSourceFlags(CLI::App* app, SourceFlags* f) {
+  app->add_option("--ca-bundle", f->ca_bundles,
+                  "PEM file of CA certificates to trust besides the system store (repeatable)")
+      ->check(CLI::ExistingFile)->group("TLS and credentials");
+  app->add_option("--ca-bundle-data", f->ca_bundle_data,
+                  "base64 of a PEM CA bundle, as in a DataSource's certConfig.caBundle")
+      ->group("TLS and credentials");
+  app->add_option("--ca-dir", f->ca_dirs,
+                  "directory whose every non-dot file is a PEM CA bundle (repeatable)")
+      ->check(CLI::ExistingDirectory)->group("TLS and credentials");
+  app->add_option("--client-cert", f->client_cert, "PEM client certificate for mutual TLS")
+      ->check(CLI::ExistingFile)->group("TLS and credentials");
+  app->add_option("--client-key", f->client_key, "PEM private key of --client-cert")
+      ->check(CLI::ExistingFile)->group("TLS and credentials");
+  app->add_flag("--insecure", f->insecure, "do not verify the server's certificate")
+      ->group("TLS and credentials");
+  app->add_option("--user", f->user, "user name for HTTP basic authentication")
+      ->group("TLS and credentials");
+  app->add_option("--password-file", f->password_file,
+                  "file holding the basic-auth password (first line)")
+      ->check(CLI::ExistingFile)->group("TLS and credentials");
+  app->add_option("--header", f->headers, "extra request header \"Name: value\" (repeatable)")
+      ->group("TLS and credentials");
+  app->add_option("--header-file", f->header_files,
+                  "file holding one extra header line \"Name: value\" (repeatable; for secrets)")
+      ->check(CLI::ExistingFile)->group("TLS and credentials");
+  app->add_option("--connect-timeout", f->connect_timeout, "seconds to wait for a connection")
+      ->check(CLI::PositiveNumber)->capture_default_str()->group("Network");
+  app->add_option("--stall-timeout", f->stall_timeout,
+                  "seconds below --stall-speed after which a transfer counts as stalled")
+      ->check(CLI::PositiveNumber)->capture_default_str()->group("Network");
+  app->add_option("--stall-speed", f->stall_speed, "minimum transfer rate, a quantity of bytes/s")
+      ->capture_default_str()->group("Network");
+}
+
+void AddCommonFlags(CLI::App* app, CommonFlags* f) {
+  app->add_flag("-v,--verbose", f->verbose, "log more (repeat for debug output)");
+  app->add_flag("-q,--quiet", f->quiet, "log errors only, no progress");
+}
+
+Status ReadFirstLine(const std::string& path, std::string* line) {
+  std::ifstream in(path);
+  if (!in) return InvalidArgumentError("cannot read " + path);
+  std::getline(in, *line);
+  if (!line->empty() && line->back() == '\r') line->pop_back();
+  return Status::Ok();
+}
+
+Result<SourceSpec> BuildSource(const std::string& url, const SourceFlags& f) {
+  SourceSpec spec;
+  spec.url = url;
+  spec.tls.verify = f.insecure ? TlsVerify::kOff : TlsVerify::kOn;
+  spec.tls.ca_files = f.ca_bundles;
+  spec.tls.ca_dirs = f.ca_dirs;
+  for (const std::string& data : f.ca_bundle_data) {
+    std::string pem;
+    if (!DecodeBase64(data, &pem)) {
+      return InvalidArgumentError("--ca-bundle-data is not valid base64; pass the base64 of a PEM "
+                                  "bundle, e.g. the output of 'base64 -w0 ca.pem'");
+    }
+    spec.tls.ca_pem.push_back(std::move(pem));
+  }
+  if (f.client_cert.empty() != f.client_key.empty()) {
+    return InvalidArgumentError("--client-cert and --client-key go together; give both");
+  }
+  spec.tls.client_cert_file = f.client_cert;
+  spec.tls.client_key_file = f.client_key;
+  spec.auth.user = f.user;
+  if (!f.password_file.empty()) {
+    if (f.user.empty()) return InvalidArgumentError("--password-file needs --user");
+    CDI_RETURN_IF_ERROR(ReadFirstLine(f.password_file, &spec.auth.password));
+  }
+  spec.auth.headers = f.headers;
+  for (const std::string& file : f.header_files) {
+    std::string line;
+    CDI_RETURN_IF_ERROR(ReadFirstLine(file, &line));
+    spec.auth.headers.push_back(line);
+  }
+  for (const std::string& header : spec.auth.headers) {
+    size_t colon = header.find(':');
+    if (colon == std::string::npos || colon == 0) {
+      // The header may be a secret: never echo it.
+      return InvalidArgumentError("an extra header is not of the form \"Name: value\"");
+    }
+  }
+  spec.network.connect_timeout = std::chrono::seconds(f.connect_timeout);
+  spec.network.stall_window = std::chrono::seconds(f.stall_timeout);
+  CDI_ASSIGN_OR_RETURN(spec.network.stall_bytes_per_second, ParseQuantity(f.stall_speed));
+  return spec;
+}
+
+void ConfigureLogging(const CommonFlags& f) {
+  auto logger = spdlog::stderr_color_mt("cdi-image");
+  logger->set_pattern("%^%l%$: %v");
+  spdlog::level::level_enum level = spdlog::level::warn;
+  if (f.quiet) level = spdlog::level::err;
+  if (f.verbose == 1) level = spdlog::level::info;
+  if (f.verbose >= 2) level = spdlog::level::debug;
+  logger->set_level(level);
+  spdlog::set_default_logger(logger);
+}
+
+int ReportError(const Status& status, bool json) {
+  const int code = ExitCodeFor(status.code());
+  if (json) {
+    std::printf("{\"event\":\"error\",\"code\":%s,\"exit_code\":%d,\"message\":%s}\n",
+                JsonString(ErrorCodeName(status.code())).c_str(), code,
+                JsonString(status.message()).c_str());
+    std::fflush(stdout);
+  }
+  std::fprintf(stderr, "error: %s\n", status.message().c_str());
+  return code;
+}
+
+std::string Chain(const std::vector<std::string>& chain) {
+  std::string text;
+  for (const auto& layer : chain) text += (text.empty() ? "" : " > ") + layer;
+  return text;
+}
+
+std::string JsonChain(const std::vector<std::string>& chain) {
+  std::string text = "[";
+  for (size_t i = 0; i < chain.size(); ++i) text += (i ? "," : "") + JsonString(chain[i]);
+  return text + "]";
+}
+
+struct ImportFlags {
+  std::string source;
+  std::string target;
+  std::string size;
+  bool force = false;
+  std::string progress = "auto";
+  std::string target_type = "auto";
+  std::string overhead = "0";
+  bool preallocate = false;
+  std::string checksum;
+  std::string memory = "64Mi";
+  std::string scratch_dir;
+};
+
+Result<ImportSpec> BuildImportSpec(const ImportFlags& f, const SourceFlags& sf) {
+  ImportSpec spec;
+  CDI_ASSIGN_OR_RETURN(spec.source, BuildSource(f.source, sf));
+  TargetSpec target;
+  target.path = f.target;
+  if (!f.size.empty()) {
+    auto size = ParseQuantity(f.size);
+    if (!size.ok()) return size.status().Annotate("--size");
+    target.requested_size = *size;
+  }
+  target.kind = f.target_type == "file"    ? TargetKind::kFile
+                : f.target_type == "block" ? TargetKind::kBlockDevice
+                                           : TargetKind::kAuto;
+  char* end = nullptr;
+  target.filesystem_overhead = std::strtod(f.overhead.c_str(), &end);
+  if (end == f.overhead.c_str() || *end != '\0' || !(target.filesystem_overhead >= 0) ||
+      target.filesystem_overhead >= 1) {
+    return InvalidArgumentError("--overhead must be a fraction at least 0 and below 1, e.g. 0.06");
+  }
+  target.existing = f.force ? ExistingFile::kReplace : ExistingFile::kRefuse;
+  target.preallocation = f.preallocate ? Preallocation::kOn : Preallocation::kOff;
+  spec.targets.push_back(target);
+  spec.checksum = f.checksum;
+  auto memory = ParseQuantity(f.memory);
+  if (!memory.ok()) return memory.status().Annotate("--memory");
+  spec.memory_budget = *memory;
+  spec.scratch_dir = f.scratch_dir;
+  return spec;
+}
+
+ProgressStyle ParseStyle(const std::string& text) {
+  if (text == "bar") return ProgressStyle::kBar;
+  if (text == "plain") return ProgressStyle::kPlain;
+  if (text == "json") return ProgressStyle::kJson;
+  if (text == "none") return ProgressStyle::kNone;
+  return ProgressStyle::kAuto;
+}
+
+int RunImport(const ImportFlags& f, const SourceFlags& sf, const CommonFlags& cf) {
+  const ProgressStyle style = cf.quiet ? ProgressStyle::kNone : ParseStyle(f.progress);
+  const bool json = style == ProgressStyle::kJson;
+  auto spec = BuildImportSpec(f, sf);
+  if (!spec.ok()) return ReportError(spec.status(), json);
+
+  static CancelToken cancel;
+  CancelOnSignals(&cancel);
+  ProgressView view(style, stderr, stdout);
+  ImportHooks hooks;
+  hooks.cancel = &cancel;
+  hooks.on_progress = [&view](const Progress& p) { view.Update(p); };
+  Result<ImportResult> result = Import(*spec, hooks);
+  view.Finish();
+  if (!result.ok()) return ReportError(result.status(), json);
+
+  const ImportResult& r = *result;
+  const double seconds = std::chrono::duration<double>(r.elapsed).count();
+  if (json) {
+    std::printf(
+        "{\"event\":\"result\",\"target\":%s,\"format_chain\":%s,\"virtual_size\":%llu,"
+        "\"target_size\":%llu,\"bytes_read\":%llu,\"bytes_written\":%llu,\"bytes_zero\":%llu,"
+        "\"preallocated\":%s,\"checksum\":%s,\"elapsed_seconds\":%.3f}\n",
+        JsonString(f.target).c_str(), JsonChain(r.format_chain).c_str(),
+        static_cast<unsigned long long>(r.virtual_size),
+        static_cast<unsigned long long>(r.target_size),
+        static_cast<unsigned long long>(r.bytes_read),
+        static_cast<unsigned long long>(r.bytes_written),
+        static_cast<unsigned long long>(r.bytes_zero), r.preallocated ? "true" : "false",
+        JsonString(r.checksum).c_str(), seconds);
+  } else if (!cf.quiet) {
+    std::printf("Imported %s into %s in %s\n", Chain(r.format_chain).c_str(), f.target.c_str(),
+                HumanDuration(seconds).c_str());
+    std::printf("  virtual size  %s (%llu bytes); target size %s\n",
+                HumanBytes(r.virtual_size).c_str(),
+                static_cast<unsigned long long>(r.virtual_size), HumanBytes(r.target_size).c_str());
+    std::printf("  read %s, wrote %s, left %s unwritten (zero)\n", HumanBytes(r.bytes_read).c_str(),
+                HumanBytes(r.bytes_written).c_str(), HumanBytes(r.bytes_zero).c_str());
+    if (!r.checksum.empty()) std::printf("  checksum %s verified\n", r.checksum.c_str());
+  }
+  std::fflush(stdout);
+  return kExitOk;
+}
+
+int RunInfo(const std::string& source, bool json, const SourceFlags& sf) {
+  auto spec = BuildSource(source, sf);
+  if (!spec.ok()) return ReportError(spec.status(), json);
+  static CancelToken cancel;
+  CancelOnSignals(&cancel);
+  ImportHooks hooks;
+  hooks.cancel = &cancel;
+  Result<ImageInfo> info = Inspect(*spec, hooks);
+  if (!info.ok()) return ReportError(info.status(), json);
+  if (json) {
+    std::string line = "{\"source\":" + JsonString(RedactUrl(source)) +
+                       ",\"format_chain\":" + JsonChain(info->format_chain);
+    line += ",\"virtual_size\":" +
+            (info->virtual_size ? std::to_string(*info->virtual_size) : std::string("null"));
+    line += ",\"container_size\":" +
+            (info->container_size ? std::to_string(*info->container_size) : std::string("null"));
+    line += ",\"details\":{";
+    for (size_t i = 0; i < info->details.size(); ++i) {
+      line += (i ? "," : "") + JsonString(info->details[i].first) + ":" +
+              JsonString(info->details[i].second);
+    }
+    std::printf("%s}}\n", line.c_str());
+  } else {
+    std::printf("source:         %s\n", RedactUrl(source).c_str());
+    std::printf("format:         %s\n", Chain(info->format_chain).c_str());
+    if (info->virtual_size) {
+      std::printf("virtual size:   %s (%llu bytes)\n", HumanBytes(*info->virtual_size).c_str(),
+                  static_cast<unsigned long long>(*info->virtual_size));
+    } else {
+      std::printf("virtual size:   unknown until decompressed\n");
+    }
+    if (info->container_size) {
+      std::printf("container size: %s (%llu bytes)\n", HumanBytes(*info->container_size).c_str(),
+                  static_cast<unsigned long long>(*info->container_size));
+    }
+    for (const auto& [name, value] : info->details) {
+      std::string label = name + ":";
+      std::printf("%-15s %s\n", label.c_str(), value.c_str());
+    }
+  }
+  std::fflush(stdout);
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunImageCli(int argc, char** argv) {
+  CLI::App app{"cdi-image " + std::string(Version()) +
+               ": bring VM disk images (raw, qcow2; gzip, xz or zstd compressed) from HTTP(S), a "
+               "file or standard input onto a file or a block device, converted to raw while they "
+               "stream."};
+  app.require_subcommand(1);
+  app.footer(std::string(ExitCodeTable()));
+  CommonFlags common;
+  SourceFlags source_flags;
+
+  ImportFlags import_flags;
+  CLI::App* import = app.add_subcommand("import", "import an image onto a file or block device");
+  import->add_option("SOURCE", import_flags.source, "http(s) URL, local file, or - for standard input")
+      ->required();
+  import->add_option("TARGET", import_flags.target, "file to create, or block device to overwrite")
+      ->required();
+  import->add_option("--size", import_flags.size,
+                     "requested storage, a Kubernetes quantity (10Gi, 1.5Gi, 500M, 1073741824); "
+                     "default: the image's virtual size (a device's own size)");
+  import->add_flag("-f,--force", import_flags.force, "replace TARGET if it is an existing file");
+  import->add_option("--progress", import_flags.progress, "progress display")
+      ->check(CLI::IsMember({"auto", "bar", "plain", "json", "none"}))->capture_default_str();
+  import->add_option("--target-type", import_flags.target_type,
+                     "what TARGET must be (auto: a block device if it is one)")
+      ->check(CLI::IsMember({"auto", "file", "block"}))->capture_default_str();
+  import->add_option("--overhead", import_flags.overhead,
+                     "filesystem overhead fraction kept free on a file target (CDI uses 0.06)")
+      ->capture_default_str();
+  import->add_flag("--preallocate", import_flags.preallocate,
+                   "allocate the whole target instead of leaving zero ranges sparse");
+  import->add_option("--checksum", import_flags.checksum,
+                     "expected digest of the bytes as served: md5|sha1|sha256|sha512:HEX");
+  import->add_option("--memory", import_flags.memory,
+                     "memory budget for buffers and out-of-order data (a quantity)")
+      ->capture_default_str();
+  import->add_option("--scratch-dir", import_flags.scratch_dir,
+                     "where out-of-order data may spill beyond the memory budget (default $TMPDIR)");
+  AddSourceFlags(import, &source_flags);
+  AddCommonFlags(import, &common);
+
+  std::string info_source;
+  bool info_json = false;
+  CLI::App* info = app.add_subcommand("info", "show an image's format chain and sizes");
+  info->add_option("SOURCE", info_source, "http(s) URL, local file, or - for standard input")
+      ->required();
+  info->add_flag("--json", info_json, "print one JSON object");
+  AddSourceFlags(info, &source_flags);
+  AddCommonFlags(info, &common);
+
+  CLI::App* version = app.add_subcommand("version", "print the version");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  ConfigureLogging(common);
+  if (version->parsed()) {
+    std::printf("cdi-image %s\n", std::string(Version()).c_str());
+    return kExitOk;
+  }
+  if (info->parsed()) return RunInfo(info_source, info_json, source_flags);
+  return RunImport(import_flags, source_flags, common);
+}
+
+}  // namespace cdi::cli

@@ -1,0 +1,77 @@
+// The importer's GuestWriter: checks the image against its targets, leaves
+// all-zero blocks unwritten, and fans every write out to every target.
+#ifndef CDI_IMPORTER_TARGET_SINK_H_
+#define CDI_IMPORTER_TARGET_SINK_H_
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "formats/decoder.h"
+#include "pvc/target.h"
+
+namespace cdi::importer {
+
+// Blocks of this size, aligned to guest offsets, are checked for zeros.
+inline constexpr uint64_t kZeroBlockSize = 4096;
+
+// True when all `length` bytes at `data` are zero.
+bool IsAllZero(const uint8_t* data, size_t length);
+
+// How a target's final size is chosen once the image's virtual size is known.
+enum class Sizing {
+  kToCapacity,     // grow to the target's capacity (a requested size, or a device)
+  kToVirtualSize,  // exactly the image's virtual size
+};
+
+struct SinkTarget {
+  pvc::Target* target = nullptr;  // not owned
+  Sizing sizing = Sizing::kToVirtualSize;
+};
+
+// Not thread-safe: driven from the decoding thread.
+class TargetSink : public formats::GuestWriter {
+ public:
+  explicit TargetSink(std::vector<SinkTarget> targets);
+
+  Status Begin(const formats::ImageDescription& image) override;
+  Status Write(uint64_t guest_offset, std::span<const uint8_t> data) override;
+  Status Zero(uint64_t guest_offset, uint64_t length) override;
+
+  // After the decoder finished: issues pending zeroing, sets each file's final
+  // size, zeroes what a block device holds past the image. Returns the image's
+  // virtual size.
+  Result<uint64_t> Finalize();
+
+  bool begun() const { return begun_; }
+  std::optional<uint64_t> virtual_size() const { return virtual_size_; }
+  // Image bytes handled so far (written or zero), for progress.
+  uint64_t guest_bytes() const { return guest_bytes_; }
+  uint64_t bytes_written() const { return bytes_written_; }
+  uint64_t bytes_zero() const { return bytes_zero_; }
+  // True once any target was modified (for cleanup decisions).
+  bool touched() const { return touched_; }
+
+ private:
+  Status CheckRange(uint64_t guest_offset, uint64_t length) const;
+  Status WriteData(uint64_t guest_offset, std::span<const uint8_t> data);
+  Status AddZero(uint64_t guest_offset, uint64_t length);
+  Status FlushZero();
+
+  std::vector<SinkTarget> targets_;
+  bool begun_ = false;
+  std::optional<uint64_t> virtual_size_;
+  uint64_t limit_ = 0;         // no byte at or past this offset may be covered
+  uint64_t covered_end_ = 0;   // end of the highest range covered
+  uint64_t guest_bytes_ = 0;
+  uint64_t bytes_written_ = 0;
+  uint64_t bytes_zero_ = 0;
+  uint64_t zero_start_ = 0;    // pending zero range [zero_start_, zero_end_)
+  uint64_t zero_end_ = 0;
+  bool touched_ = false;
+};
+
+}  // namespace cdi::importer
+
+#endif  // CDI_IMPORTER_TARGET_SINK_H_
