@@ -113,6 +113,9 @@ Status TargetSink::Zero(uint64_t guest_offset, uint64_t length) {
 }
 
 Status TargetSink::WriteData(uint64_t guest_offset, std::span<const uint8_t> data) {
+  // Keep the targets' operations in stream order: a raw image then reaches a
+  // block device as one sequential pass.
+  CDI_RETURN_IF_ERROR(FlushZero());
   for (const SinkTarget& t : targets_) {
     touched_ = true;
     CDI_RETURN_IF_ERROR(t.target->Write(guest_offset, data));
