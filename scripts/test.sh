@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Debian packages), builds, and runs every test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh >/dev/null
+scripts/build.sh
+ctest --test-dir build --output-on-failure -j2 "$@"
