@@ -1,1 +1,401 @@
-// Placeholder until the tls module lands.
+#include "tls/tls_config.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <vector>
+
+#include "tls/openssl_util.h"
+#include "tls/pem.h"
+
+namespace cdi::tls {
+
+struct CurlTls::Material {
+  TlsVerify verify = TlsVerify::kOn;
+  std::vector<X509Ptr> extra_cas;
+  // The client certificate and key, each either a file (curl reads it) or PEM
+  // text (handed to curl as a blob). The key may come from the certificate's
+  // own PEM input when it holds both.
+  std::string client_cert_file;
+  std::string client_cert_pem;
+  std::string client_key_file;
+  std::string client_key_pem;
+  bool has_client_cert = false;
+};
+
+namespace {
+
+// Index of our slot in SSL_CTX ex_data: how OpenSSL's callbacks find the
+// CurlTls that configured the context.
+int ContextIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+Status AddCertificates(std::string_view pem, std::string_view origin,
+                       std::vector<X509Ptr>& out) {
+  CDI_ASSIGN_OR_RETURN(std::vector<X509Ptr> certificates, ParseCertificates(pem, origin));
+  for (auto& certificate : certificates) out.push_back(std::move(certificate));
+  return Status::Ok();
+}
+
+Status AddCaFile(const std::string& path, std::string_view what, std::vector<X509Ptr>& out) {
+  CDI_ASSIGN_OR_RETURN(std::string pem, ReadPemFile(path, what));
+  return AddCertificates(pem, std::string(what) + " " + path, out);
+}
+
+// Every regular file whose name does not start with '.', in name order, as
+// CDI reads IMPORTER_CERT_DIR: Kubernetes mounts secret keys as symlinks into
+// a "..data" directory, so links are followed and dot entries skipped.
+Status AddCaDirectory(const std::string& dir, std::vector<X509Ptr>& out) {
+  DIR* stream = opendir(dir.c_str());
+  if (stream == nullptr) return FileError(errno, "CA directory", dir);
+  std::vector<std::string> names;
+  while (dirent* entry = readdir(stream)) {
+    if (entry->d_name[0] != '.') names.emplace_back(entry->d_name);
+  }
+  closedir(stream);
+  std::sort(names.begin(), names.end());
+  size_t files = 0;
+  for (const auto& name : names) {
+    std::string path = dir + "/" + name;
+    struct stat info {};
+    if (stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) continue;
+    ++files;
+    CDI_RETURN_IF_ERROR(AddCaFile(path, "CA file", out));
+  }
+  if (files == 0) spdlog::warn("CA directory {} holds no certificate files", dir);
+  return Status::Ok();
+}
+
+template <typename T>
+Status SetOption(CURL* handle, CURLoption option, T value, const char* name) {
+  CURLcode code = curl_easy_setopt(handle, option, value);
+  if (code != CURLE_OK) {
+    return InternalError(std::string("libcurl refused TLS option ") + name + ": " +
+                         curl_easy_strerror(code));
+  }
+  return Status::Ok();
+}
+
+Status SetBlob(CURL* handle, CURLoption option, const std::string& pem, const char* name) {
+  curl_blob blob{};
+  blob.data = const_cast<char*>(pem.data());
+  blob.len = pem.size();
+  blob.flags = CURL_BLOB_COPY;
+  return SetOption(handle, option, &blob, name);
+}
+
+std::string Quote(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+}  // namespace
+
+// curl's and OpenSSL's callbacks, friends of CurlTls.
+class TlsCallbacks {
+ public:
+  static CURLcode SslContext(CURL* handle, void* ssl_ctx, void* self_pointer);
+  static int Verify(int preverify_ok, X509_STORE_CTX* store_ctx);
+  static int ClientCert(SSL* ssl, X509** cert, EVP_PKEY** key);
+};
+
+CurlTls::CurlTls(std::unique_ptr<Material> material) : material_(std::move(material)) {}
+CurlTls::~CurlTls() = default;
+
+Result<std::unique_ptr<CurlTls>> CurlTls::Create(const TlsSettings& settings) {
+  auto material = std::make_unique<Material>();
+  material->verify = settings.verify;
+
+  for (const auto& path : settings.ca_files) {
+    CDI_RETURN_IF_ERROR(AddCaFile(path, "CA file", material->extra_cas));
+  }
+  for (size_t i = 0; i < settings.ca_pem.size(); ++i) {
+    CDI_RETURN_IF_ERROR(AddCertificates(
+        settings.ca_pem[i], "CA certificate text #" + std::to_string(i + 1), material->extra_cas));
+  }
+  for (const auto& dir : settings.ca_dirs) {
+    CDI_RETURN_IF_ERROR(AddCaDirectory(dir, material->extra_cas));
+  }
+
+  // Client certificate: check everything here, before any connection, so that
+  // a wrong key is refused with a clear message instead of a failed handshake.
+  bool cert_file = !settings.client_cert_file.empty();
+  bool cert_pem = !settings.client_cert_pem.empty();
+  bool key_file = !settings.client_key_file.empty();
+  bool key_pem = !settings.client_key_pem.empty();
+  if (cert_file && cert_pem) {
+    return InvalidArgumentError(
+        "the client certificate is given both as a file and as PEM text; give one");
+  }
+  if (key_file && key_pem) {
+    return InvalidArgumentError("the client key is given both as a file and as PEM text; give one");
+  }
+  if ((key_file || key_pem) && !(cert_file || cert_pem)) {
+    return InvalidArgumentError("a client key is given without a client certificate");
+  }
+  if (cert_file || cert_pem) {
+    std::string cert_origin;
+    std::string cert_text;
+    if (cert_file) {
+      cert_origin = "client certificate " + settings.client_cert_file;
+      CDI_ASSIGN_OR_RETURN(cert_text, ReadPemFile(settings.client_cert_file, "client certificate"));
+    } else {
+      cert_origin = "client certificate text";
+      cert_text = settings.client_cert_pem;
+    }
+    CDI_ASSIGN_OR_RETURN(std::vector<X509Ptr> chain, ParseCertificates(cert_text, cert_origin));
+
+    std::string key_origin;
+    std::string key_text;
+    if (key_file) {
+      key_origin = "client key " + settings.client_key_file;
+      CDI_ASSIGN_OR_RETURN(key_text, ReadPemFile(settings.client_key_file, "client key"));
+    } else if (key_pem) {
+      key_origin = "client key text";
+      key_text = settings.client_key_pem;
+    } else if (cert_text.find("PRIVATE KEY-----") != std::string::npos) {
+      key_origin = cert_origin;
+      key_text = cert_text;
+    } else {
+      return InvalidArgumentError(cert_origin + " is given without its private key");
+    }
+    CDI_ASSIGN_OR_RETURN(PkeyPtr key, ParsePrivateKey(key_text, key_origin));
+    ClearOpenSslErrors();
+    if (X509_check_private_key(chain.front().get(), key.get()) != 1) {
+      ClearOpenSslErrors();
+      return TlsError(key_origin + " does not match " + cert_origin + " (" +
+                      SubjectText(chain.front().get()) + ")");
+    }
+    material->has_client_cert = true;
+    material->client_cert_file = settings.client_cert_file;
+    material->client_cert_pem = settings.client_cert_pem;
+    if (key_file || key_pem) {
+      material->client_key_file = settings.client_key_file;
+      material->client_key_pem = settings.client_key_pem;
+    } else {
+      // The key sits in the certificate's own input.
+      material->client_key_file = settings.client_cert_file;
+      material->client_key_pem = settings.client_cert_pem;
+    }
+  }
+  return std::unique_ptr<CurlTls>(new CurlTls(std::move(material)));
+}
+
+size_t CurlTls::extra_ca_count() const { return material_->extra_cas.size(); }
+
+void CurlTls::ResetHandshakeFacts() { facts_ = HandshakeFacts(); }
+const HandshakeFacts& CurlTls::handshake_facts() const { return facts_; }
+
+Status CurlTls::Apply(CURL* handle) {
+  const Material& m = *material_;
+  bool verify = m.verify == TlsVerify::kOn;
+  CDI_RETURN_IF_ERROR(SetOption(handle, CURLOPT_SSLVERSION,
+                                static_cast<long>(CURL_SSLVERSION_TLSv1_2),  // NOLINT
+                                "CURLOPT_SSLVERSION"));
+  CDI_RETURN_IF_ERROR(
+      SetOption(handle, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L, "CURLOPT_SSL_VERIFYPEER"));
+  CDI_RETURN_IF_ERROR(
+      SetOption(handle, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L, "CURLOPT_SSL_VERIFYHOST"));
+  if (!verify) {
+    spdlog::warn(
+        "TLS certificate verification is off: the identity of HTTPS servers is not checked");
+  }
+  // A cached CA store would be shared between connections and would keep the
+  // certificates our callback adds; build a fresh one for every connection.
+  CDI_RETURN_IF_ERROR(SetOption(handle, CURLOPT_CA_CACHE_TIMEOUT, 0L, "CURLOPT_CA_CACHE_TIMEOUT"));
+  curl_ssl_ctx_callback callback = &TlsCallbacks::SslContext;
+  CDI_RETURN_IF_ERROR(
+      SetOption(handle, CURLOPT_SSL_CTX_FUNCTION, callback, "CURLOPT_SSL_CTX_FUNCTION"));
+  CDI_RETURN_IF_ERROR(SetOption(handle, CURLOPT_SSL_CTX_DATA, static_cast<void*>(this),
+                                "CURLOPT_SSL_CTX_DATA"));
+
+  if (m.has_client_cert) {
+    CDI_RETURN_IF_ERROR(SetOption(handle, CURLOPT_SSLCERTTYPE, "PEM", "CURLOPT_SSLCERTTYPE"));
+    CDI_RETURN_IF_ERROR(SetOption(handle, CURLOPT_SSLKEYTYPE, "PEM", "CURLOPT_SSLKEYTYPE"));
+    if (!m.client_cert_file.empty()) {
+      CDI_RETURN_IF_ERROR(
+          SetOption(handle, CURLOPT_SSLCERT, m.client_cert_file.c_str(), "CURLOPT_SSLCERT"));
+    } else {
+      CDI_RETURN_IF_ERROR(
+          SetBlob(handle, CURLOPT_SSLCERT_BLOB, m.client_cert_pem, "CURLOPT_SSLCERT_BLOB"));
+    }
+    if (!m.client_key_file.empty()) {
+      CDI_RETURN_IF_ERROR(
+          SetOption(handle, CURLOPT_SSLKEY, m.client_key_file.c_str(), "CURLOPT_SSLKEY"));
+    } else {
+      CDI_RETURN_IF_ERROR(
+          SetBlob(handle, CURLOPT_SSLKEY_BLOB, m.client_key_pem, "CURLOPT_SSLKEY_BLOB"));
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+CurlTls* FromSsl(const SSL* ssl) {
+  if (ssl == nullptr) return nullptr;
+  return static_cast<CurlTls*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ContextIndex()));
+}
+
+}  // namespace
+
+CURLcode TlsCallbacks::SslContext(CURL* /*handle*/, void* ssl_ctx, void* self_pointer) {
+  auto* self = static_cast<CurlTls*>(self_pointer);
+  auto* context = static_cast<SSL_CTX*>(ssl_ctx);
+  // Curl has loaded the system store into the context by now: the extra CAs
+  // are added to it, so that public sites still verify.
+  X509_STORE* store = SSL_CTX_get_cert_store(context);
+  for (const auto& certificate : self->material_->extra_cas) {
+    // A certificate already in the store (a CA given twice) is not an error.
+    X509_STORE_add_cert(store, certificate.get());
+  }
+  SSL_CTX_set_ex_data(context, ContextIndex(), self);
+  if (self->material_->verify == TlsVerify::kOn) {
+    // Keep curl's verification mode; only observe what fails, to explain it.
+    SSL_CTX_set_verify(context, SSL_CTX_get_verify_mode(context), &TlsCallbacks::Verify);
+  }
+  if (!self->material_->has_client_cert) {
+    SSL_CTX_set_client_cert_cb(context, &TlsCallbacks::ClientCert);
+  }
+  ClearOpenSslErrors();
+  return CURLE_OK;
+}
+
+int TlsCallbacks::Verify(int preverify_ok, X509_STORE_CTX* store_ctx) {
+  auto* ssl = static_cast<SSL*>(
+      X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  CurlTls* self = FromSsl(ssl);
+  if (self == nullptr) return preverify_ok;
+  HandshakeFacts& facts = self->facts_;
+  int depth = X509_STORE_CTX_get_error_depth(store_ctx);
+  X509* certificate = X509_STORE_CTX_get_current_cert(store_ctx);
+  if (depth == 0 && certificate != nullptr) {
+    facts.server_subject = SubjectText(certificate);
+    facts.server_names = SubjectAltNamesText(certificate);
+  }
+  if (preverify_ok != 1 && facts.verify_error == 0) {
+    facts.verify_error = X509_STORE_CTX_get_error(store_ctx);
+    facts.verify_depth = depth;
+    if (certificate != nullptr) {
+      facts.failed_subject = SubjectText(certificate);
+      facts.failed_issuer = IssuerText(certificate);
+      facts.failed_not_before = TimeText(X509_get0_notBefore(certificate));
+      facts.failed_not_after = TimeText(X509_get0_notAfter(certificate));
+    }
+  }
+  return preverify_ok;
+}
+
+int TlsCallbacks::ClientCert(SSL* ssl, X509** /*cert*/, EVP_PKEY** /*key*/) {
+  if (CurlTls* self = FromSsl(ssl)) self->facts_.client_certificate_requested = true;
+  return 0;  // none to offer
+}
+
+bool CurlTls::IsTlsFailure(CURLcode code) {
+  switch (code) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Status CurlTls::TranslateFailure(CURLcode code, std::string_view curl_message,
+                                 std::string_view url, std::string_view host) const {
+  const HandshakeFacts& f = facts_;
+  const std::string url_text(url);
+  const std::string detail(curl_message.empty() ? curl_easy_strerror(code) : curl_message);
+  auto contains = [&](std::string_view needle) {
+    return detail.find(needle) != std::string::npos;
+  };
+  std::string what_cert = f.verify_depth == 0 ? "the server certificate " + Quote(f.failed_subject)
+                                              : "the CA certificate " + Quote(f.failed_subject);
+  const std::string prefix = "cannot verify the TLS certificate of " + url_text + ": ";
+
+  if (f.verify_error != 0) {
+    switch (f.verify_error) {
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+      case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        return TlsError(prefix + "unknown issuer " + Quote(f.failed_issuer) + " of " + what_cert +
+                        "; add the issuing CA's certificate to the trusted CAs");
+      case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        return TlsError(prefix + "the server certificate " + Quote(f.failed_subject) +
+                        " is self-signed and not trusted; add it to the trusted CAs");
+      case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+        return TlsError(prefix + "the chain ends in the untrusted root CA " +
+                        Quote(f.failed_subject) + "; add that CA's certificate to the trusted CAs");
+      case X509_V_ERR_CERT_HAS_EXPIRED:
+        return TlsError(prefix + what_cert + " expired on " + f.failed_not_after);
+      case X509_V_ERR_CERT_NOT_YET_VALID:
+        return TlsError(prefix + what_cert + " is not valid before " + f.failed_not_before +
+                        " (check the clock of this machine)");
+      case X509_V_ERR_HOSTNAME_MISMATCH:
+      case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return TlsError(prefix + "host name mismatch: the certificate is for " + f.server_names +
+                        ", not for " + Quote(host));
+      default:
+        return TlsError(prefix + X509_verify_cert_error_string(f.verify_error) + " (" + what_cert +
+                        ")");
+    }
+  }
+
+  switch (code) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+      // The chain verified (no error recorded), so curl's own host name check
+      // is what failed.
+      if (!f.server_names.empty()) {
+        return TlsError(prefix + "host name mismatch: the certificate is for " + f.server_names +
+                        ", not for " + Quote(host) +
+                        "; use a URL with a name the certificate holds");
+      }
+      return TlsError(prefix + detail);
+    case CURLE_SSL_CLIENTCERT:
+      return TlsError(url_text + " requires a TLS client certificate; configure one");
+    case CURLE_SSL_CERTPROBLEM:
+      return TlsError("the TLS library refused the client certificate: " + detail);
+    case CURLE_SSL_CACERT_BADFILE:
+      return TlsError("cannot load the system CA certificates: " + detail);
+    case CURLE_SSL_CONNECT_ERROR:
+    default:
+      break;
+  }
+  std::string message = "TLS handshake with " + url_text + " failed: ";
+  if (contains("wrong version number") || contains("packet length too long")) {
+    return TlsError(message + "the server did not answer with TLS (is it plain HTTP? try http://)");
+  }
+  if (contains("certificate required") || f.client_certificate_requested) {
+    return TlsError(message + "the server requires a client certificate and none is configured");
+  }
+  if (material_->has_client_cert &&
+      (contains("unknown ca") || contains("bad certificate") || contains("certificate unknown") ||
+       contains("certificate expired") || contains("unsupported certificate"))) {
+    return TlsError(message + "the server refused our client certificate (" + detail + ")");
+  }
+  if (contains("protocol version") || contains("unsupported protocol")) {
+    return TlsError(message + "the server does not offer TLS 1.2 or later (" + detail + ")");
+  }
+  return TlsError(message + detail);
+}
+
+}  // namespace cdi::tls

@@ -1,2 +1,20 @@
-// Placeholder until the sources land.
+#include "importer/sources/file_source.h"
+#include "importer/sources/http_source.h"
 #include "importer/sources/source.h"
+#include "importer/sources/url.h"
+
+namespace cdi::importer {
+
+Result<std::unique_ptr<ByteSource>> OpenSource(const SourceSpec& spec, const CancelToken* cancel) {
+  if (spec.url.empty()) return InvalidArgumentError("no source given: expected a URL, a path or -");
+  if (spec.url == "-") return OpenStdinSource(cancel);
+  std::string scheme = UrlScheme(spec.url);
+  if (IsHttpScheme(scheme)) return OpenHttpSource(spec, cancel);
+  // "name:rest" without "//" is a local file whose name holds a colon.
+  bool is_url = !scheme.empty() && spec.url.compare(scheme.size(), 3, "://") == 0;
+  if (!is_url) return OpenFileSource(spec.url, cancel);
+  return UnsupportedError(scheme + ":// sources are not supported: only http and https are (" +
+                          RedactUrl(spec.url) + ")");
+}
+
+}  // namespace cdi::importer
