@@ -32,10 +32,9 @@ constexpr std::string_view kIsoSignature = "CD001";
 
 bool HasBytesAt(std::span<const uint8_t> head, size_t offset, std::string_view bytes) {
   if (head.size() < offset || head.size() - offset < bytes.size()) return false;
-  return std::equal(bytes.begin(), bytes.end(), head.begin() + static_cast<ptrdiff_t>(offset),
-                    [](char expected, uint8_t actual) {
-                      return static_cast<uint8_t>(expected) == actual;
-                    });
+  return std::equal(
+      bytes.begin(), bytes.end(), head.begin() + static_cast<ptrdiff_t>(offset),
+      [](char expected, uint8_t actual) { return static_cast<uint8_t>(expected) == actual; });
 }
 
 }  // namespace
@@ -57,15 +56,24 @@ bool HasIso9660Signature(std::span<const uint8_t> head) {
 
 std::string_view FormatName(Format format) {
   switch (format) {
-    case Format::kRaw: return "raw";
-    case Format::kGzip: return "gzip";
-    case Format::kXz: return "xz";
-    case Format::kZstd: return "zstd";
-    case Format::kQcow2: return "qcow2";
-    case Format::kVmdk: return "vmdk";
-    case Format::kVdi: return "vdi";
-    case Format::kVhd: return "vhd";
-    case Format::kVhdx: return "vhdx";
+    case Format::kRaw:
+      return "raw";
+    case Format::kGzip:
+      return "gzip";
+    case Format::kXz:
+      return "xz";
+    case Format::kZstd:
+      return "zstd";
+    case Format::kQcow2:
+      return "qcow2";
+    case Format::kVmdk:
+      return "vmdk";
+    case Format::kVdi:
+      return "vdi";
+    case Format::kVhd:
+      return "vhd";
+    case Format::kVhdx:
+      return "vhdx";
   }
   return "unknown";
 }

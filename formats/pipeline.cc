@@ -136,9 +136,9 @@ class ImagePipeline::Impl {
     std::unique_ptr<Decoder> decoder;
     switch (format) {
       case Format::kRaw:
-        decoder = MakeRawDecoder(
-            writer_, decoder_options,
-            HasIso9660Signature(head) ? RawContent::kIso9660 : RawContent::kDisk);
+        decoder =
+            MakeRawDecoder(writer_, decoder_options,
+                           HasIso9660Signature(head) ? RawContent::kIso9660 : RawContent::kDisk);
         break;
       case Format::kQcow2:
         decoder = MakeQcow2Decoder(writer_, decoder_options);

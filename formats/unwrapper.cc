@@ -8,10 +8,14 @@ namespace {
 
 std::string FileSuffix(Format wrapper) {
   switch (wrapper) {
-    case Format::kGzip: return ".gz";
-    case Format::kXz: return ".xz";
-    case Format::kZstd: return ".zst";
-    default: return "." + std::string(FormatName(wrapper));
+    case Format::kGzip:
+      return ".gz";
+    case Format::kXz:
+      return ".xz";
+    case Format::kZstd:
+      return ".zst";
+    default:
+      return "." + std::string(FormatName(wrapper));
   }
 }
 
@@ -80,16 +84,21 @@ Status Unwrapper::TrailingDataError(uint64_t offset) const {
   return CorruptImageError("unexpected data after the end of the " + tool +
                            " stream, at compressed offset " + std::to_string(offset) +
                            "; the file has something appended or is damaged: recompress the "
-                           "image into a clean " + FileSuffix(wrapper_) + " file and import that");
+                           "image into a clean " +
+                           FileSuffix(wrapper_) + " file and import that");
 }
 
 Result<std::unique_ptr<ByteSink>> MakeUnwrapper(Format wrapper, ByteSink* downstream,
                                                 const UnwrapOptions& options) {
   switch (wrapper) {
-    case Format::kGzip: return MakeGzipUnwrapper(downstream, options);
-    case Format::kXz: return MakeXzUnwrapper(downstream, options);
-    case Format::kZstd: return MakeZstdUnwrapper(downstream, options);
-    default: break;
+    case Format::kGzip:
+      return MakeGzipUnwrapper(downstream, options);
+    case Format::kXz:
+      return MakeXzUnwrapper(downstream, options);
+    case Format::kZstd:
+      return MakeZstdUnwrapper(downstream, options);
+    default:
+      break;
   }
   return InternalError("no unwrapper for " + std::string(FormatName(wrapper)) +
                        ", which is not a compression wrapper");

@@ -38,6 +38,8 @@
 #ifndef CDI_FORMATS_UNWRAPPER_H_
 #define CDI_FORMATS_UNWRAPPER_H_
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -79,6 +81,36 @@ Result<std::unique_ptr<ByteSink>> MakeXzUnwrapper(ByteSink* downstream,
                                                   const UnwrapOptions& options);
 Result<std::unique_ptr<ByteSink>> MakeZstdUnwrapper(ByteSink* downstream,
                                                     const UnwrapOptions& options);
+
+// Keeps the first `N` bytes of the current member, stream or frame, for
+// messages that need its header after the decompressor has consumed it.
+template <size_t N>
+class UnitHead {
+ public:
+  // A new unit starts at compressed offset `offset`.
+  void Start(uint64_t offset) {
+    offset_ = offset;
+    length_ = 0;
+  }
+  // `offered` holds the input from compressed offset `at` on; it may repeat
+  // bytes kept before (input offered again because it was not consumed).
+  void Keep(uint64_t at, std::span<const uint8_t> offered) {
+    uint64_t end = offset_ + length_;
+    if (length_ == N || at > end || end - at >= offered.size()) return;
+    size_t skip = static_cast<size_t>(end - at);
+    size_t take = std::min(N - length_, offered.size() - skip);
+    std::copy_n(offered.begin() + static_cast<ptrdiff_t>(skip), take,
+                bytes_.begin() + static_cast<ptrdiff_t>(length_));
+    length_ += take;
+  }
+  std::span<const uint8_t> bytes() const { return std::span(bytes_).first(length_); }
+  uint64_t offset() const { return offset_; }
+
+ private:
+  std::array<uint8_t, N> bytes_{};
+  size_t length_ = 0;
+  uint64_t offset_ = 0;
+};
 
 // The part every unwrapper shares: the output buffer, the output limit, the
 // compressed offset and the wording of errors. Subclasses decompress into

@@ -2,6 +2,7 @@
 #include <lzma.h>
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <string>
 #include <thread>
@@ -65,6 +66,7 @@ class XzUnwrapper final : public Unwrapper {
                            "); the importer may be out of memory");
     }
     state_ = State::kInStream;
+    stream_head_.Start(input_offset_);
     return Status::Ok();
   }
 
@@ -117,6 +119,7 @@ class XzUnwrapper final : public Unwrapper {
   // LZMA_FINISH, until the decoder has nothing more to give) or the stream
   // ends; sets *consumed to the bytes used.
   Status Decode(std::span<const uint8_t> bytes, lzma_action action, size_t* consumed) {
+    stream_head_.Keep(input_offset_, bytes);
     lzma_stream* stream = lzma_.get();
     stream->next_in = bytes.data();
     stream->avail_in = bytes.size();
@@ -141,12 +144,7 @@ class XzUnwrapper final : public Unwrapper {
           *consumed = bytes.size();
           return Status::Ok();
         case LZMA_MEMLIMIT_ERROR:
-          return UnsupportedError(
-              "the xz stream at compressed offset " + std::to_string(input_offset_) + " needs " +
-              MiB(lzma_memusage(stream)) + " of memory to decompress, more than the xz memory "
-              "limit of " + MiB(memlimit_) + " (" + std::to_string(memlimit_) +
-              " bytes); recompress the image with a smaller dictionary (for example 'xz -6', "
-              "which needs 9 MiB) or raise the importer's xz memory limit");
+          return MemlimitError(threads_ == 1 ? lzma_memusage(stream) : ProbeMemoryNeeded());
         case LZMA_FORMAT_ERROR:
           return CorruptError("not an xz stream header");
         case LZMA_OPTIONS_ERROR:
@@ -170,6 +168,32 @@ class XzUnwrapper final : public Unwrapper {
     }
   }
 
+  // The threaded decoder does not say how much memory a refused stream needs
+  // (lzma_memusage reports what it holds). A single-threaded decoder with a
+  // tiny limit, fed the stream's header and first block header, does.
+  uint64_t ProbeMemoryNeeded() {
+    LzmaStream probe;
+    if (lzma_stream_decoder(probe.get(), 1, 0) != LZMA_OK) return 0;
+    std::span<const uint8_t> head = stream_head_.bytes();
+    std::array<uint8_t, 64> sink;  // the probe stops at the first block header: no output
+    probe.get()->next_in = head.data();
+    probe.get()->avail_in = head.size();
+    probe.get()->next_out = sink.data();
+    probe.get()->avail_out = sink.size();
+    if (lzma_code(probe.get(), LZMA_RUN) != LZMA_MEMLIMIT_ERROR) return 0;
+    return lzma_memusage(probe.get());
+  }
+
+  Status MemlimitError(uint64_t needed) const {
+    std::string need = needed > memlimit_ ? MiB(needed) : "more";
+    return UnsupportedError(
+        "the xz stream at compressed offset " + std::to_string(stream_head_.offset()) + " needs " +
+        need + " of memory to decompress, more than the xz memory limit of " + MiB(memlimit_) +
+        " (" + std::to_string(memlimit_) +
+        " bytes); recompress the image with a smaller dictionary (for example 'xz -6', which "
+        "needs 9 MiB) or raise the importer's xz memory limit");
+  }
+
   Status PaddingError() const {
     return CorruptError("Stream Padding of " + std::to_string(padding_) +
                         " zero bytes, not a multiple of four");
@@ -180,6 +204,9 @@ class XzUnwrapper final : public Unwrapper {
   uint32_t threads_;
   State state_ = State::kInStream;
   uint64_t padding_ = 0;  // zero bytes since the last stream ended
+  // .xz format sections 2.1.1 and 3.1: the 12-byte stream header and a block
+  // header of at most 1024 bytes, enough to learn the first block's dictionary.
+  UnitHead<12 + 1024> stream_head_;
 };
 
 }  // namespace

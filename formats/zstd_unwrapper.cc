@@ -34,7 +34,8 @@ class ZstdUnwrapper final : public Unwrapper {
   Status Init() {
     context_.reset(ZSTD_createDCtx());
     if (context_ == nullptr) {
-      return InternalError("cannot set up the zstd decompressor; the importer may be out of memory");
+      return InternalError(
+          "cannot set up the zstd decompressor; the importer may be out of memory");
     }
     size_t ret = ZSTD_DCtx_setParameter(context_.get(), ZSTD_d_windowLogMax, window_log_max_);
     if (ZSTD_isError(ret)) {
@@ -96,20 +97,21 @@ class ZstdUnwrapper final : public Unwrapper {
 
   void StartFrame() {
     state_ = State::kInFrame;
-    frame_offset_ = input_offset_;
-    frame_head_length_ = 0;
+    frame_head_.Start(input_offset_);
   }
 
   // Decompresses from the start of `bytes` until they are used up or the
   // frame ends; sets *consumed to the bytes used.
   Status Decompress(std::span<const uint8_t> bytes, size_t* consumed) {
+    // Kept before decompressing: libzstd may buffer a header internally and
+    // fail on it later, when the bytes are no longer in sight.
+    frame_head_.Keep(input_offset_, bytes);
     ZSTD_inBuffer in{bytes.data(), bytes.size(), 0};
     while (true) {
       std::span<uint8_t> space = output_space();
       ZSTD_outBuffer out{space.data(), space.size(), 0};
       size_t in_before = in.pos;
       size_t ret = ZSTD_decompressStream(context_.get(), &out, &in);
-      KeepFrameHead(bytes.subspan(in_before, in.pos - in_before));
       input_offset_ += in.pos - in_before;
       if (ZSTD_isError(ret)) return DecompressError(ret);
       CDI_RETURN_IF_ERROR(Produced(out.pos));
@@ -127,30 +129,24 @@ class ZstdUnwrapper final : public Unwrapper {
     }
   }
 
-  // Keeps the first bytes of the current frame: enough for its header, so that
-  // a refused window can be reported with its size.
-  void KeepFrameHead(std::span<const uint8_t> used) {
-    size_t take = std::min(used.size(), frame_head_.size() - frame_head_length_);
-    std::copy_n(used.begin(), take, frame_head_.begin() + frame_head_length_);
-    frame_head_length_ += take;
-  }
-
   Status DecompressError(size_t ret) const {
     switch (ZSTD_getErrorCode(ret)) {
       case ZSTD_error_frameParameter_windowTooLarge: {
         std::string needed = "a larger window";
         ZSTD_frameHeader header{};
-        if (ZSTD_getFrameHeader(&header, frame_head_.data(), frame_head_length_) == 0) {
+        std::span<const uint8_t> head = frame_head_.bytes();
+        if (ZSTD_getFrameHeader(&header, head.data(), head.size()) == 0) {
           needed = "a window of " + MiB(header.windowSize) + " (" +
                    std::to_string(header.windowSize) + " bytes)";
         }
         uint64_t limit = uint64_t{1} << window_log_max_;
         return UnsupportedError(
-            "the zstd frame at compressed offset " + std::to_string(frame_offset_) + " needs " +
-            needed + " to decompress, more than the zstd window limit of " + MiB(limit) +
-            " (2^" + std::to_string(window_log_max_) +
+            "the zstd frame at compressed offset " + std::to_string(frame_head_.offset()) +
+            " needs " + needed + " to decompress, more than the zstd window limit of " +
+            MiB(limit) + " (2^" + std::to_string(window_log_max_) +
             " bytes); recompress the image with a smaller window (without --long, or with "
-            "--long=" + std::to_string(window_log_max_) +
+            "--long=" +
+            std::to_string(window_log_max_) +
             " or less) or raise the importer's zstd window limit");
       }
       case ZSTD_error_memory_allocation:
@@ -163,9 +159,8 @@ class ZstdUnwrapper final : public Unwrapper {
   std::unique_ptr<ZSTD_DCtx, DCtxDeleter> context_;
   int window_log_max_;
   State state_ = State::kInFrame;
-  uint64_t frame_offset_ = 0;  // compressed offset of the current frame
-  std::array<uint8_t, ZSTD_FRAMEHEADERSIZE_MAX> frame_head_{};
-  size_t frame_head_length_ = 0;
+  // The current frame's header, to report the window of a refused frame.
+  UnitHead<ZSTD_FRAMEHEADERSIZE_MAX> frame_head_;
 };
 
 }  // namespace
