@@ -17,13 +17,40 @@ enum class TargetKind { kFile, kBlockDevice };
 enum class ExistingFile { kRefuse, kReplace };
 enum class Preallocation { kOff, kOn };
 
+// Buffered writes are pushed to disk every this many bytes, and the cache of
+// the window before is dropped, so that an import holds at most about two
+// windows of page cache (dirty cache is charged to the pod's memory limit).
+// 0 leaves writeback to the kernel.
+inline constexpr uint64_t kDefaultWritebackWindow = 32ull << 20;
+
 struct FileTargetOptions {
-  // Requested storage in bytes; nullopt: as much as the filesystem holds.
+  // Requested storage in bytes (a PVC's size); nullopt: as much as the
+  // filesystem holds. capacity() is
+  //   UsableSpace(filesystem_overhead, min(free space, requested_size)).
   std::optional<uint64_t> requested_size;
   double filesystem_overhead = 0.0;
   ExistingFile existing = ExistingFile::kRefuse;
+  // kOn: SetSize allocates every byte of the file (fallocate), so that the
+  // volume cannot run out of space later.
   Preallocation preallocation = Preallocation::kOff;
+  // Permission bits of the file, applied whatever the umask.
   unsigned mode = 0660;
+  uint64_t writeback_window = kDefaultWritebackWindow;
+};
+
+// How a block device range is made to read zero. Zero() tries them in this
+// order, starting at BlockTargetOptions::first_zero_method; a method the
+// device refuses as unsupported is not tried again for that target.
+enum class ZeroMethod {
+  kBlkZeroOut,   // ioctl BLKZEROOUT (WRITE ZEROES offload, else the kernel writes zeros)
+  kZeroRange,    // fallocate(FALLOC_FL_ZERO_RANGE)
+  kPunchHole,    // fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE), unmaps on thin devices
+  kWriteZeros,   // pwrite from a buffer of zeros: always works, slowest
+};
+
+struct BlockTargetOptions {
+  ZeroMethod first_zero_method = ZeroMethod::kBlkZeroOut;
+  uint64_t writeback_window = kDefaultWritebackWindow;
 };
 
 // Counters, for results and tests.
@@ -49,8 +76,11 @@ class Target {
   virtual uint64_t size() const = 0;
 
   // Sets the final logical size of a file (grows it sparsely, or truncates
-  // what this import wrote). Must be <= capacity(). A block device's size is
-  // fixed: only its own size is accepted.
+  // what this import wrote; with Preallocation::kOn allocates all of it).
+  // Must be <= capacity(): a larger size fails with kTooSmall and CDI's
+  // "... is larger than the reported available storage ..." message. A block
+  // device's size is fixed: only its own size is accepted (a smaller one is
+  // kInvalidArgument).
   virtual Status SetSize(uint64_t size) = 0;
 
   // Writes `data` at `offset`; the range must lie inside [0, capacity()).
@@ -63,24 +93,41 @@ class Target {
   virtual Status Zero(uint64_t offset, uint64_t length) = 0;
 
   // Durably commits: fsync, then (file) moves the partial file into place and
-  // syncs the directory. After Commit the target is complete.
+  // syncs the directory; then logs at info
+  //   "Successfully completed fsync(<path>) syscall, committed to disk"
+  // (CDI's line). After Commit the target is complete; further Write, Zero or
+  // SetSize calls fail, Commit again is a no-op, Abort does nothing.
   virtual Status Commit() = 0;
   // Abandons the import: a file target's partial file is removed; a block
   // device that was written to has its first and last MiB zeroed, so that it
   // never looks like a good disk. Safe to call more than once, and after a
-  // failed Commit.
+  // failed Commit. Destroying a target that was neither committed nor aborted
+  // aborts it.
   virtual void Abort() = 0;
 
   virtual TargetStats stats() const = 0;
 };
 
-// Creates a file target at `path`. The data goes to a partial file beside it
-// until Commit. Refuses an existing `path` unless options.existing is kReplace.
+// Creates a file target at `path`. The data goes to a partial file beside it,
+// "<dir>/.<name>.partial" (a stale one left by a crashed run is replaced),
+// until Commit renames it into place. Refuses an existing `path`
+// (kInvalidArgument, "pass --force to replace it") unless options.existing is
+// kReplace; with kRefuse, Commit also refuses a file that appeared meanwhile.
+// A fresh file reads zero, so Zero() on a file only checks bounds, extends the
+// file to cover the range if needed, and counts the range as skipped: this
+// relies on the contract that no byte is written and then zeroed.
+// Write() or Zero() past capacity() fails with kTooSmall and writes nothing.
+// Write errors: ENOSPC and EDQUOT give kTooSmall, naming the path and offset
+// ("no space left on device", "disk quota exceeded"); others give kIo.
 Result<std::unique_ptr<Target>> OpenFileTarget(const std::string& path,
                                                const FileTargetOptions& options);
 
-// Opens an existing block device exclusively (O_EXCL).
-Result<std::unique_ptr<Target>> OpenBlockTarget(const std::string& path);
+// Opens an existing block device exclusively (O_EXCL: refused while it is
+// mounted or held by another exclusive user, with a message saying so). Its
+// capacity and size are the device size (BLKGETSIZE64); it is never resized.
+// Zero() really zeroes (see ZeroMethod): a device is never assumed to read zero.
+Result<std::unique_ptr<Target>> OpenBlockTarget(const std::string& path,
+                                                const BlockTargetOptions& options = {});
 
 // True if `path` names a block device (following symlinks).
 bool IsBlockDevice(const std::string& path);

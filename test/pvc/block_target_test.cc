@@ -1,0 +1,362 @@
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "pvc/target.h"
+#include "test/support/files.h"
+#include "test/support/loop_device.h"
+#include "test/support/process.h"
+#include "test/support/temp_dir.h"
+
+namespace cdi::pvc {
+namespace {
+
+constexpr uint64_t kKiB = 1ull << 10;
+constexpr uint64_t kMiB = 1ull << 20;
+constexpr uint64_t kDeviceSize = 16 * kMiB;
+constexpr char kFill = '\xAA';
+
+std::span<const uint8_t> Bytes(const std::string& text) {
+  return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
+}
+
+// Sends spdlog's default logger to a string for the life of the object.
+class LogCapture {
+ public:
+  LogCapture() : previous_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);
+    auto logger = std::make_shared<spdlog::logger>("capture", sink);
+    logger->set_pattern("%l %v");
+    logger->set_level(spdlog::level::trace);
+    spdlog::set_default_logger(logger);
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous_); }
+  std::string text() const { return stream_.str(); }
+
+ private:
+  std::shared_ptr<spdlog::logger> previous_;
+  std::ostringstream stream_;
+};
+
+// Where two equal-sized buffers first differ, for failure messages.
+std::string FirstDifference(const std::string& actual, const std::string& expected) {
+  if (actual.size() != expected.size()) {
+    return "sizes differ: " + std::to_string(actual.size()) + " vs " +
+           std::to_string(expected.size());
+  }
+  for (size_t i = 0; i < actual.size(); ++i) {
+    if (actual[i] != expected[i]) {
+      return "first difference at offset " + std::to_string(i) + ": got " +
+             std::to_string(static_cast<uint8_t>(actual[i])) + ", expected " +
+             std::to_string(static_cast<uint8_t>(expected[i]));
+    }
+  }
+  return "equal";
+}
+
+class BlockTargetTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    CDI_SKIP_UNLESS_LOOP_DEVICES();
+    device_ = std::make_unique<test::LoopDevice>(
+        test::LoopDeviceOptions{.size = kDeviceSize, .fill = static_cast<uint8_t>(kFill)});
+  }
+
+  const std::string& device() const { return device_->path(); }
+  std::string Content() const { return test::ReadFile(device()); }
+
+  std::unique_ptr<test::LoopDevice> device_;
+};
+
+TEST_F(BlockTargetTest, CapacityAndSizeAreTheDeviceSize) {
+  auto target = OpenBlockTarget(device());
+  ASSERT_TRUE(target.ok()) << target.status().ToString();
+  EXPECT_EQ((*target)->kind(), TargetKind::kBlockDevice);
+  EXPECT_EQ((*target)->path(), device());
+  EXPECT_EQ((*target)->capacity(), kDeviceSize);
+  EXPECT_EQ((*target)->size(), kDeviceSize);
+  EXPECT_TRUE((*target)->SetSize(kDeviceSize).ok());
+
+  Status smaller = (*target)->SetSize(8 * kMiB);
+  EXPECT_EQ(smaller.code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(smaller.message(), "cannot set the size of " + device() +
+                                   " to 8388608 bytes: a block device's size is fixed (16777216 "
+                                   "bytes); write the image into it without resizing");
+  Status larger = (*target)->SetSize(kDeviceSize + 1);
+  EXPECT_EQ(larger.code(), ErrorCode::kTooSmall);
+  EXPECT_EQ(larger.message(), "size 16777217 of " + device() +
+                                  " is larger than the reported available storage 16777216. A "
+                                  "larger PVC is required");
+  EXPECT_EQ((*target)->size(), kDeviceSize);
+}
+
+TEST_F(BlockTargetTest, NeverWritesAtOrPastTheEnd) {
+  {
+    auto target = OpenBlockTarget(device());
+    ASSERT_TRUE(target.ok()) << target.status().ToString();
+    Status write = (*target)->Write(kDeviceSize - kMiB, Bytes(std::string(2 * kMiB, 'x')));
+    EXPECT_EQ(write.code(), ErrorCode::kTooSmall);
+    EXPECT_EQ(write.message(), "writing 2097152 bytes at offset 15728640 of " + device() +
+                                   " would pass its usable size of 16777216 bytes; the image "
+                                   "does not fit: a larger volume is required");
+    Status zero = (*target)->Zero(kDeviceSize, 1);
+    EXPECT_EQ(zero.code(), ErrorCode::kTooSmall);
+    EXPECT_EQ(zero.message(), "zeroing 1 bytes at offset 16777216 of " + device() +
+                                  " would pass its usable size of 16777216 bytes; the image "
+                                  "does not fit: a larger volume is required");
+    EXPECT_EQ((*target)->stats().bytes_written, 0u);
+    EXPECT_EQ((*target)->stats().bytes_zeroed, 0u);
+  }
+  // Nothing was written, so dropping the target left the device alone.
+  EXPECT_TRUE(Content() == std::string(kDeviceSize, kFill));
+}
+
+TEST_F(BlockTargetTest, AbortWipesTheFirstAndLastMiB) {
+  auto target = OpenBlockTarget(device());
+  ASSERT_TRUE(target.ok()) << target.status().ToString();
+  std::string data = test::RandomBytes(4 * kKiB, 1);
+  ASSERT_TRUE((*target)->Write(8 * kMiB, Bytes(data)).ok());
+  LogCapture log;
+  (*target)->Abort();
+  (*target)->Abort();  // again: nothing more to do
+
+  std::string expected(kDeviceSize, kFill);
+  expected.replace(0, kMiB, kMiB, '\0');
+  expected.replace(8 * kMiB, data.size(), data);
+  expected.replace(kDeviceSize - kMiB, kMiB, kMiB, '\0');
+  std::string content = Content();
+  EXPECT_TRUE(content == expected) << FirstDifference(content, expected);
+  EXPECT_NE(log.text().find("info " + device() +
+                            ": import abandoned; zeroed its first and last MiB\n"),
+            std::string::npos)
+      << log.text();
+}
+
+TEST_F(BlockTargetTest, DroppingAnUncommittedTargetWipesItToo) {
+  {
+    auto target = OpenBlockTarget(device());
+    ASSERT_TRUE(target.ok()) << target.status().ToString();
+    ASSERT_TRUE((*target)->Zero(4 * kMiB, kMiB).ok());
+  }
+  std::string expected(kDeviceSize, kFill);
+  expected.replace(0, kMiB, kMiB, '\0');
+  expected.replace(4 * kMiB, kMiB, kMiB, '\0');
+  expected.replace(kDeviceSize - kMiB, kMiB, kMiB, '\0');
+  std::string content = Content();
+  EXPECT_TRUE(content == expected) << FirstDifference(content, expected);
+}
+
+TEST_F(BlockTargetTest, CommitLogsCdisFsyncLineAndIsFinal) {
+  auto target = OpenBlockTarget(device());
+  ASSERT_TRUE(target.ok()) << target.status().ToString();
+  std::string data = test::RandomBytes(kMiB, 2);
+  ASSERT_TRUE((*target)->Write(0, Bytes(data)).ok());
+  {
+    LogCapture log;
+    ASSERT_TRUE((*target)->Commit().ok());
+    EXPECT_NE(log.text().find("info Successfully completed fsync(" + device() +
+                              ") syscall, committed to disk\n"),
+              std::string::npos)
+        << log.text();
+  }
+  (*target)->Abort();  // after Commit: must not wipe
+  std::string expected(kDeviceSize, kFill);
+  expected.replace(0, data.size(), data);
+  std::string content = Content();
+  EXPECT_TRUE(content == expected) << FirstDifference(content, expected);
+  Status write = (*target)->Write(0, Bytes("x"));
+  EXPECT_EQ(write.code(), ErrorCode::kInternal);
+  EXPECT_EQ(write.message(), "writing " + device() +
+                                 " after it was committed; this is a bug in the importer, please "
+                                 "report it");
+}
+
+TEST_F(BlockTargetTest, RefusedWhileMounted) {
+  if (!test::HaveProgram("mkfs.ext4")) GTEST_SKIP() << "mkfs.ext4 not found; install e2fsprogs";
+  test::Sh("mkfs.ext4 -q -F " + device());
+  {
+    test::TempDir mount_point;
+    test::ScopedMount mount({device()}, mount_point.path());
+    auto target = OpenBlockTarget(device());
+    ASSERT_FALSE(target.ok());
+    EXPECT_EQ(target.status().code(), ErrorCode::kIo);
+    EXPECT_TRUE(target.status().retryable());
+    EXPECT_EQ(target.status().message(),
+              "opening block device " + device() +
+                  " for writing: device or resource busy: it is in use (mounted, or opened "
+                  "exclusively by another program); unmount it or stop the other program, then "
+                  "retry");
+  }
+  auto after_unmount = OpenBlockTarget(device());
+  EXPECT_TRUE(after_unmount.ok()) << after_unmount.status().ToString();
+}
+
+TEST_F(BlockTargetTest, RefusedWhileAnotherImportHoldsIt) {
+  auto first = OpenBlockTarget(device());
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto second = OpenBlockTarget(device());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), ErrorCode::kIo);
+  EXPECT_EQ(second.status().message(),
+            "opening block device " + device() +
+                " for writing: device or resource busy: it is in use (mounted, or opened "
+                "exclusively by another program); unmount it or stop the other program, then "
+                "retry");
+}
+
+TEST_F(BlockTargetTest, IsBlockDeviceFollowsSymlinks) {
+  test::TempDir dir;
+  ASSERT_EQ(symlink(device().c_str(), dir.File("volume").c_str()), 0);
+  test::WriteFile(dir.File("file"), "x");
+  EXPECT_TRUE(IsBlockDevice(device()));
+  EXPECT_TRUE(IsBlockDevice(dir.File("volume")));
+  EXPECT_FALSE(IsBlockDevice(dir.File("file")));
+  EXPECT_FALSE(IsBlockDevice(dir.path()));
+  EXPECT_FALSE(IsBlockDevice(dir.File("missing")));
+
+  auto through_symlink = OpenBlockTarget(dir.File("volume"));
+  ASSERT_TRUE(through_symlink.ok()) << through_symlink.status().ToString();
+  EXPECT_EQ((*through_symlink)->capacity(), kDeviceSize);
+}
+
+TEST(BlockTargetPathTest, RefusesWhatIsNotABlockDevice) {
+  test::TempDir dir;
+  test::WriteFile(dir.File("disk.img"), "x");
+  auto file = OpenBlockTarget(dir.File("disk.img"));
+  ASSERT_FALSE(file.ok());
+  EXPECT_EQ(file.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(file.status().message(),
+            dir.File("disk.img") +
+                " is not a block device; give the volume's device (such as "
+                "/dev/cdi-block-volume), or import into a file instead");
+
+  auto missing = OpenBlockTarget("/dev/cdi-no-such-volume");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(missing.status().message(),
+            "looking up block device /dev/cdi-no-such-volume: no such file or directory; check "
+            "the path and that the volume is mounted");
+}
+
+// Every rung of the zeroing ladder, on 512- and 4096-byte logical blocks.
+class BlockZeroTest
+    : public testing::TestWithParam<std::tuple<uint32_t, ZeroMethod>> {
+ protected:
+  void SetUp() override { CDI_SKIP_UNLESS_LOOP_DEVICES(); }
+};
+
+TEST_P(BlockZeroTest, WritesAndZeroesReadBackExactly) {
+  auto [sector_size, first_method] = GetParam();
+  test::LoopDevice device({.size = kDeviceSize,
+                           .fill = static_cast<uint8_t>(kFill),
+                           .sector_size = sector_size});
+  auto target = OpenBlockTarget(device.path(), {.first_zero_method = first_method});
+  ASSERT_TRUE(target.ok()) << target.status().ToString();
+
+  std::string expected(kDeviceSize, kFill);
+  uint64_t written = 0;
+  uint64_t zeroed = 0;
+  auto write = [&](uint64_t offset, const std::string& data) {
+    expected.replace(offset, data.size(), data);
+    written += data.size();
+    return (*target)->Write(offset, Bytes(data));
+  };
+  auto zero = [&](uint64_t offset, uint64_t length) {
+    expected.replace(offset, length, length, '\0');
+    zeroed += length;
+    return (*target)->Zero(offset, length);
+  };
+  ASSERT_TRUE(write(0, test::RandomBytes(kMiB, 3)).ok());
+  ASSERT_TRUE(zero(kMiB, 2 * kMiB).ok());                    // aligned
+  ASSERT_TRUE(write(3 * kMiB + 100, test::RandomBytes(5000, 4)).ok());
+  ASSERT_TRUE(zero(3 * kMiB + 5100, 2 * kMiB - 4323).ok());  // unaligned at both ends
+  ASSERT_TRUE(zero(6 * kMiB + 10, 290).ok());                // inside one block
+  ASSERT_TRUE(zero(6 * kMiB + 4096 * 3 + 7, 4096 + 1).ok()); // two partial blocks
+  ASSERT_TRUE(write(7 * kMiB, test::RandomBytes(4 * kKiB, 5)).ok());
+  ASSERT_TRUE(zero(8 * kMiB, 8 * kMiB).ok());                 // to the end
+  Status committed = (*target)->Commit();
+  ASSERT_TRUE(committed.ok()) << committed.ToString();
+
+  std::string content = test::ReadFile(device.path());
+  EXPECT_TRUE(content == expected) << FirstDifference(content, expected);
+  EXPECT_EQ((*target)->stats().bytes_written, written);
+  EXPECT_EQ((*target)->stats().bytes_zeroed, zeroed);
+  EXPECT_EQ((*target)->stats().bytes_skipped, 0u);
+}
+
+std::string ZeroTestName(const testing::TestParamInfo<std::tuple<uint32_t, ZeroMethod>>& info) {
+  static const char* kNames[] = {"BlkZeroOut", "ZeroRange", "PunchHole", "WriteZeros"};
+  return "Sector" + std::to_string(std::get<0>(info.param)) + "From" +
+         kNames[static_cast<int>(std::get<1>(info.param))];
+}
+
+INSTANTIATE_TEST_SUITE_P(Ladder, BlockZeroTest,
+                         testing::Combine(testing::Values(512u, 4096u),
+                                          testing::Values(ZeroMethod::kBlkZeroOut,
+                                                          ZeroMethod::kZeroRange,
+                                                          ZeroMethod::kPunchHole,
+                                                          ZeroMethod::kWriteZeros)),
+                         ZeroTestName);
+
+// A 16 MiB device over a file on a 4 MiB tmpfs fails writes once its store
+// is full, like storage that breaks under the import (the loop driver reports
+// every failure of its backing file as an I/O error).
+class FailingDeviceTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    CDI_SKIP_UNLESS_LOOP_DEVICES();
+    CDI_SKIP_UNLESS_MOUNT();
+    mount_ = std::make_unique<test::ScopedMount>(
+        std::vector<std::string>{"-t", "tmpfs", "-o", "size=4m", "tmpfs"}, store_.path());
+    device_ = std::make_unique<test::LoopDevice>(
+        test::LoopDeviceOptions{.size = kDeviceSize, .backing_dir = store_.path()});
+  }
+
+  // Writes 8 MiB, then commits; returns the first failure.
+  Status WriteAndCommit(Target& target) {
+    std::string data = test::RandomBytes(kMiB, 6);
+    for (uint64_t offset = 0; offset < 8 * kMiB; offset += kMiB) {
+      CDI_RETURN_IF_ERROR(target.Write(offset, Bytes(data)));
+    }
+    return target.Commit();
+  }
+
+  test::TempDir store_;
+  std::unique_ptr<test::ScopedMount> mount_;
+  std::unique_ptr<test::LoopDevice> device_;
+};
+
+TEST_F(FailingDeviceTest, CommitReportsTheIoError) {
+  auto target = OpenBlockTarget(device_->path());
+  ASSERT_TRUE(target.ok()) << target.status().ToString();
+  Status status = WriteAndCommit(**target);
+  EXPECT_EQ(status.code(), ErrorCode::kIo);
+  EXPECT_EQ(status.message(), "flushing " + device_->path() +
+                                  " to disk: input/output error: the storage failed; check the "
+                                  "volume and the node's kernel log");
+}
+
+TEST_F(FailingDeviceTest, BoundedWritebackReportsItDuringTheWrites) {
+  auto target = OpenBlockTarget(device_->path(), {.writeback_window = kMiB});
+  ASSERT_TRUE(target.ok()) << target.status().ToString();
+  Status status = WriteAndCommit(**target);
+  EXPECT_EQ(status.code(), ErrorCode::kIo);
+  const std::string prefix = "writing back bytes ";
+  const std::string suffix = " of " + device_->path() +
+                             ": input/output error: the storage failed; check the volume and "
+                             "the node's kernel log";
+  EXPECT_EQ(status.message().substr(0, prefix.size()), prefix) << status.message();
+  ASSERT_GE(status.message().size(), suffix.size());
+  EXPECT_EQ(status.message().substr(status.message().size() - suffix.size()), suffix);
+}
+
+}  // namespace
+}  // namespace cdi::pvc
