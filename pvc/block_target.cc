@@ -30,10 +30,14 @@ constexpr uint64_t kWipeLength = 1ull << 20;
 
 constexpr const char* ZeroMethodName(ZeroMethod method) {
   switch (method) {
-    case ZeroMethod::kBlkZeroOut: return "BLKZEROOUT";
-    case ZeroMethod::kZeroRange: return "fallocate(FALLOC_FL_ZERO_RANGE)";
-    case ZeroMethod::kPunchHole: return "fallocate(FALLOC_FL_PUNCH_HOLE)";
-    case ZeroMethod::kWriteZeros: return "writing zeros";
+    case ZeroMethod::kBlkZeroOut:
+      return "BLKZEROOUT";
+    case ZeroMethod::kZeroRange:
+      return "fallocate(FALLOC_FL_ZERO_RANGE)";
+    case ZeroMethod::kPunchHole:
+      return "fallocate(FALLOC_FL_PUNCH_HOLE)";
+    case ZeroMethod::kWriteZeros:
+      return "writing zeros";
   }
   return "?";
 }
@@ -80,8 +84,8 @@ class BlockTarget final : public Target {
         logical_block_size_(logical_block_size),
         writeback_(fd_.get(), path_, options.writeback_window) {
     for (size_t i = 0; i < kOffloads.size(); ++i) {
-      offload_usable_[i] = static_cast<int>(kOffloads[i]) >=
-                           static_cast<int>(options.first_zero_method);
+      offload_usable_[i] =
+          static_cast<int>(kOffloads[i]) >= static_cast<int>(options.first_zero_method);
     }
   }
 
@@ -99,9 +103,8 @@ class BlockTarget final : public Target {
     CDI_RETURN_IF_ERROR(CheckOpen("resizing"));
     if (size == size_) return Status::Ok();
     if (size > size_) return LargerThanAvailable(size, size_, path_);
-    return InvalidArgumentError("cannot set the size of " + path_ + " to " +
-                                std::to_string(size) + " bytes: a block device's size is fixed (" +
-                                std::to_string(size_) +
+    return InvalidArgumentError("cannot set the size of " + path_ + " to " + std::to_string(size) +
+                                " bytes: a block device's size is fixed (" + std::to_string(size_) +
                                 " bytes); write the image into it without resizing");
   }
 
@@ -167,8 +170,8 @@ class BlockTarget final : public Target {
   // unaligned edges (which offloads refuse) are written as zeros.
   Status ZeroRange(uint64_t offset, uint64_t length) {
     uint64_t end = offset + length;
-    uint64_t aligned_begin = (offset + logical_block_size_ - 1) / logical_block_size_ *
-                             logical_block_size_;
+    uint64_t aligned_begin =
+        (offset + logical_block_size_ - 1) / logical_block_size_ * logical_block_size_;
     uint64_t aligned_end = end / logical_block_size_ * logical_block_size_;
     if (aligned_begin >= aligned_end) return WriteZeros(offset, length);
     if (offset < aligned_begin) CDI_RETURN_IF_ERROR(WriteZeros(offset, aligned_begin - offset));
@@ -186,9 +189,9 @@ class BlockTarget final : public Target {
       int error_number = IssueZero(fd_.get(), kOffloads[i], offset, length);
       if (error_number == 0) return Status::Ok();
       if (!IsUnsupported(error_number)) {
-        return PosixError(error_number, "zeroing " + std::to_string(length) + " bytes of " +
-                                            path_ + " at offset " + std::to_string(offset) +
-                                            " with " + ZeroMethodName(kOffloads[i]));
+        return PosixError(error_number, "zeroing " + std::to_string(length) + " bytes of " + path_ +
+                                            " at offset " + std::to_string(offset) + " with " +
+                                            ZeroMethodName(kOffloads[i]));
       }
       // Remembered, so that a device without the method does not pay a
       // failing syscall on every zero range (as nbdkit's file plugin does).
@@ -256,8 +259,18 @@ Result<std::unique_ptr<Target>> OpenBlockTarget(const std::string& path,
   if (!fd.valid()) return PosixError(errno, "opening block device " + path + " for writing");
   if (fstat(fd.get(), &st) != 0) return PosixError(errno, "checking block device " + path);
   if (!S_ISBLK(st.st_mode)) {
-    return InvalidArgumentError(path + " stopped being a block device while it was opened; "
-                                       "check what is replacing it and retry");
+    return InvalidArgumentError(path +
+                                " stopped being a block device while it was opened; "
+                                "check what is replacing it and retry");
+  }
+  // A read-only device opens for writing without complaint; its writes fail
+  // later, one by one.
+  int read_only = 0;
+  if (ioctl(fd.get(), BLKROGET, &read_only) != 0) {
+    return PosixError(errno, "checking whether " + path + " is read-only");
+  }
+  if (read_only != 0) {
+    return InvalidArgumentError(path + " is read-only; attach the volume read-write");
   }
   uint64_t size = 0;
   if (ioctl(fd.get(), BLKGETSIZE64, &size) != 0) {

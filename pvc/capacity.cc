@@ -46,10 +46,10 @@ std::optional<Multiplier> SuffixMultiplier(std::string_view suffix) {
     Multiplier multiplier;
   };
   static constexpr Entry kSuffixes[] = {
-      {"", {0, 0}},    {"n", {-9, 0}},  {"u", {-6, 0}},  {"m", {-3, 0}},  {"k", {3, 0}},
-      {"M", {6, 0}},   {"G", {9, 0}},   {"T", {12, 0}},  {"P", {15, 0}},  {"E", {18, 0}},
-      {"Ki", {0, 10}}, {"Mi", {0, 20}}, {"Gi", {0, 30}}, {"Ti", {0, 40}}, {"Pi", {0, 50}},
-      {"Ei", {0, 60}},
+      {"", {0, 0}},    {"n", {-9, 0}},  {"u", {-6, 0}},  {"m", {-3, 0}},
+      {"k", {3, 0}},   {"M", {6, 0}},   {"G", {9, 0}},   {"T", {12, 0}},
+      {"P", {15, 0}},  {"E", {18, 0}},  {"Ki", {0, 10}}, {"Mi", {0, 20}},
+      {"Gi", {0, 30}}, {"Ti", {0, 40}}, {"Pi", {0, 50}}, {"Ei", {0, 60}},
   };
   for (const Entry& entry : kSuffixes) {
     if (entry.name == suffix) return entry.multiplier;
@@ -220,12 +220,12 @@ Result<uint64_t> ParseQuantity(std::string_view text) {
   }
   digits.erase(0, first_nonzero);
   for (int i = 0; i < multiplier.binary_exponent; ++i) DoubleDecimal(digits);
-  int64_t exponent =
-      multiplier.decimal_exponent - static_cast<int64_t>(fraction_digits.size());
+  int64_t exponent = multiplier.decimal_exponent - static_cast<int64_t>(fraction_digits.size());
 
-  Status too_large = BadQuantity(
-      text, "it is larger than the largest size Kubernetes holds, 9223372036854775807 bytes "
-            "(8Ei - 1); request a smaller size");
+  Status too_large =
+      BadQuantity(text,
+                  "it is larger than the largest size Kubernetes holds, 9223372036854775807 bytes "
+                  "(8Ei - 1); request a smaller size");
   uint64_t value = 0;
   if (exponent >= 0) {
     if (static_cast<int64_t>(digits.size()) + exponent > 19) return too_large;
@@ -251,8 +251,8 @@ Result<uint64_t> ParseQuantity(std::string_view text) {
 uint64_t UsableSpace(double filesystem_overhead, uint64_t available) {
   Fraction overhead = OverheadFraction(filesystem_overhead);
   // available / (1 + n/d) == available * d / (d + n)
-  u128 without_overhead = CeilDiv(u128{available} * overhead.denominator,
-                                  overhead.denominator + overhead.numerator);
+  u128 without_overhead =
+      CeilDiv(u128{available} * overhead.denominator, overhead.denominator + overhead.numerator);
   return static_cast<uint64_t>(without_overhead / kAlignBlockSize * kAlignBlockSize);
 }
 

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 #include <stdio.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -77,13 +76,9 @@ class FileTarget final : public Target {
     if (fchmod(fd_.get(), options_.mode & 07777) != 0) {
       return PosixError(errno, "setting the mode of " + partial_path_);
     }
-    struct statvfs st {};
-    if (fstatvfs(fd_.get(), &st) != 0) {
-      return PosixError(errno, "checking the free space of the filesystem holding " + path_);
-    }
-    uint64_t available = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
-    uint64_t bound = options_.requested_size ? std::min(available, *options_.requested_size)
-                                             : available;
+    CDI_ASSIGN_OR_RETURN(uint64_t available, AvailableSpace(partial_path_));
+    uint64_t bound =
+        options_.requested_size ? std::min(available, *options_.requested_size) : available;
     capacity_ = UsableSpace(options_.filesystem_overhead, bound);
     spdlog::debug("{}: {} bytes free, {} requested, overhead {}: usable size {} bytes", path_,
                   available,
@@ -102,8 +97,8 @@ class FileTarget final : public Target {
     CDI_RETURN_IF_ERROR(CheckOpen("resizing"));
     if (size > capacity_) return LargerThanAvailable(size, capacity_, path_);
     if (ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) {
-      return PosixError(errno, "setting the size of " + path_ + " to " + std::to_string(size) +
-                                   " bytes");
+      return PosixError(errno,
+                        "setting the size of " + path_ + " to " + std::to_string(size) + " bytes");
     }
     size_ = size;
     if (options_.preallocation == Preallocation::kOn && size > 0) {
@@ -165,8 +160,8 @@ class FileTarget final : public Target {
     // is the incomplete one.
     const std::string& name = renamed_ ? parts_.name : partial_name_;
     if (unlinkat(dir_fd_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
-      Status status = PosixError(errno, "removing " + JoinPath(parts_.dir, name) +
-                                            " after the import failed");
+      Status status =
+          PosixError(errno, "removing " + JoinPath(parts_.dir, name) + " after the import failed");
       spdlog::error("{}; remove it by hand: it is incomplete", status.message());
     }
   }
@@ -187,8 +182,8 @@ class FileTarget final : public Target {
       // writing: write zeros into the holes.
       return FillHoles(size);
     }
-    return PosixError(error_number, "preallocating " + std::to_string(size) + " bytes for " +
-                                        path_);
+    return PosixError(error_number,
+                      "preallocating " + std::to_string(size) + " bytes for " + path_);
   }
 
   // Writes zeros into every hole of [0, size), leaving data alone.
@@ -232,9 +227,9 @@ class FileTarget final : public Target {
       // same guarantee.
       if (linkat(dir_fd_.get(), from, dir_fd_.get(), to, 0) == 0) {
         if (unlinkat(dir_fd_.get(), from, 0) != 0) {
-          spdlog::warn("{}", PosixError(errno, "removing " + partial_path_ +
-                                                   " after linking it to " + path_)
-                                 .message());
+          spdlog::warn(
+              "{}", PosixError(errno, "removing " + partial_path_ + " after linking it to " + path_)
+                        .message());
         }
         return Status::Ok();
       }

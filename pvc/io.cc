@@ -21,8 +21,8 @@ std::span<const uint8_t> ZeroBuffer() { return zero_buffer; }
 Status WriteFully(int fd, uint64_t offset, std::span<const uint8_t> data, const std::string& path) {
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = pwrite(fd, data.data() + done, data.size() - done,
-                       static_cast<off_t>(offset + done));
+    ssize_t n =
+        pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       // pwrite returning 0 for a non-empty buffer makes no progress: treat it as
@@ -41,8 +41,8 @@ Status CheckInBounds(std::string_view operation, uint64_t offset, uint64_t lengt
                      uint64_t capacity, const std::string& path) {
   if (offset <= capacity && length <= capacity - offset) return Status::Ok();
   std::string message(operation);
-  message += " " + std::to_string(length) + " bytes at offset " + std::to_string(offset) +
-             " of " + path + " would pass its usable size of " + std::to_string(capacity) +
+  message += " " + std::to_string(length) + " bytes at offset " + std::to_string(offset) + " of " +
+             path + " would pass its usable size of " + std::to_string(capacity) +
              " bytes; the image does not fit: a larger volume is required";
   return TooSmallError(std::move(message));
 }

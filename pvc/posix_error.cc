@@ -23,8 +23,8 @@ Status PosixError(int error_number, std::string_view what) {
                            "quota) is required");
     case EBUSY:
       return IoError(message +
-                     "device or resource busy: it is in use (mounted, or opened exclusively by "
-                     "another program); unmount it or stop the other program, then retry",
+                         "device or resource busy: it is in use (mounted, or opened exclusively by "
+                         "another program); unmount it or stop the other program, then retry",
                      Retryable::kYes);
     case ENOENT:
       return InvalidArgumentError(message +

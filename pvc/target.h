@@ -42,10 +42,10 @@ struct FileTargetOptions {
 // order, starting at BlockTargetOptions::first_zero_method; a method the
 // device refuses as unsupported is not tried again for that target.
 enum class ZeroMethod {
-  kBlkZeroOut,   // ioctl BLKZEROOUT (WRITE ZEROES offload, else the kernel writes zeros)
-  kZeroRange,    // fallocate(FALLOC_FL_ZERO_RANGE)
-  kPunchHole,    // fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE), unmaps on thin devices
-  kWriteZeros,   // pwrite from a buffer of zeros: always works, slowest
+  kBlkZeroOut,  // ioctl BLKZEROOUT (WRITE ZEROES offload, else the kernel writes zeros)
+  kZeroRange,   // fallocate(FALLOC_FL_ZERO_RANGE)
+  kPunchHole,   // fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE), unmaps on thin devices
+  kWriteZeros,  // pwrite from a buffer of zeros: always works, slowest
 };
 
 struct BlockTargetOptions {

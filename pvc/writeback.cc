@@ -25,10 +25,10 @@ Status WritebackLimiter::Wrote(uint64_t offset, uint64_t length) {
     // Started one window ago, so usually already on disk: the wait is short
     // and the disk never idles while the caller fills the next window.
     uint64_t length_before = previous_.end - previous_.begin;
-    while (sync_file_range(fd_, static_cast<off_t>(previous_.begin),
-                           static_cast<off_t>(length_before),
-                           SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                               SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+    while (sync_file_range(
+               fd_, static_cast<off_t>(previous_.begin), static_cast<off_t>(length_before),
+               SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) !=
+           0) {
       if (errno == EINTR) continue;
       return PosixError(errno, "writing back bytes " + std::to_string(previous_.begin) + " to " +
                                    std::to_string(previous_.end) + " of " + path_);

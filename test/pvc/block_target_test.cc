@@ -134,9 +134,9 @@ TEST_F(BlockTargetTest, AbortWipesTheFirstAndLastMiB) {
   expected.replace(kDeviceSize - kMiB, kMiB, kMiB, '\0');
   std::string content = Content();
   EXPECT_TRUE(content == expected) << FirstDifference(content, expected);
-  EXPECT_NE(log.text().find("info " + device() +
-                            ": import abandoned; zeroed its first and last MiB\n"),
-            std::string::npos)
+  EXPECT_NE(
+      log.text().find("info " + device() + ": import abandoned; zeroed its first and last MiB\n"),
+      std::string::npos)
       << log.text();
 }
 
@@ -227,6 +227,51 @@ TEST_F(BlockTargetTest, IsBlockDeviceFollowsSymlinks) {
   EXPECT_EQ((*through_symlink)->capacity(), kDeviceSize);
 }
 
+TEST_F(BlockTargetTest, IsNotOpenedAsAFile) {
+  auto target = OpenFileTarget(device(), {.existing = ExistingFile::kReplace});
+  ASSERT_FALSE(target.ok());
+  EXPECT_EQ(target.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(target.status().message(),
+            device() + " is a block device; import into it as a block device, not as a file");
+}
+
+// Offloaded zeroing never moves the zeros through memory: on a loop device
+// the backing file gets unwritten extents (which SEEK_DATA skips), where
+// written zeros would become data.
+TEST(BlockZeroEfficiencyTest, LargeZeroRangesAreOffloaded) {
+  CDI_SKIP_UNLESS_LOOP_DEVICES();
+  constexpr uint64_t kLarge = 256 * kMiB;
+  test::LoopDevice offloaded({.size = kLarge});
+  std::string queue = "/sys/block/" + offloaded.path().substr(5) + "/queue/";
+  if (test::ReadFile(queue + "write_zeroes_max_bytes") == "0\n") {
+    GTEST_SKIP() << "this kernel's loop driver cannot offload zeroing";
+  }
+  auto target = OpenBlockTarget(offloaded.path());
+  ASSERT_TRUE(target.ok()) << target.status().ToString();
+  ASSERT_TRUE((*target)->Zero(0, kLarge).ok());
+  ASSERT_TRUE((*target)->Commit().ok());
+  EXPECT_EQ((*target)->stats().bytes_zeroed, kLarge);
+  EXPECT_EQ(test::DataExtents(offloaded.backing_file()), test::ExtentMap{});
+
+  // The last rung, for contrast: the zeros reach the backing file as data.
+  test::LoopDevice written({.size = 16 * kMiB});
+  auto writer = OpenBlockTarget(written.path(), {.first_zero_method = ZeroMethod::kWriteZeros});
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  ASSERT_TRUE((*writer)->Zero(0, 16 * kMiB).ok());
+  ASSERT_TRUE((*writer)->Commit().ok());
+  EXPECT_EQ(test::DataExtents(written.backing_file()), (test::ExtentMap{{0, 16 * kMiB}}));
+}
+
+TEST(BlockTargetReadOnlyTest, IsRefusedAtOpen) {
+  CDI_SKIP_UNLESS_LOOP_DEVICES();
+  test::LoopDevice device({.access = test::LoopAccess::kReadOnly});
+  auto target = OpenBlockTarget(device.path());
+  ASSERT_FALSE(target.ok());
+  EXPECT_EQ(target.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(target.status().message(),
+            device.path() + " is read-only; attach the volume read-write");
+}
+
 TEST(BlockTargetPathTest, RefusesWhatIsNotABlockDevice) {
   test::TempDir dir;
   test::WriteFile(dir.File("disk.img"), "x");
@@ -247,17 +292,15 @@ TEST(BlockTargetPathTest, RefusesWhatIsNotABlockDevice) {
 }
 
 // Every rung of the zeroing ladder, on 512- and 4096-byte logical blocks.
-class BlockZeroTest
-    : public testing::TestWithParam<std::tuple<uint32_t, ZeroMethod>> {
+class BlockZeroTest : public testing::TestWithParam<std::tuple<uint32_t, ZeroMethod>> {
  protected:
   void SetUp() override { CDI_SKIP_UNLESS_LOOP_DEVICES(); }
 };
 
 TEST_P(BlockZeroTest, WritesAndZeroesReadBackExactly) {
   auto [sector_size, first_method] = GetParam();
-  test::LoopDevice device({.size = kDeviceSize,
-                           .fill = static_cast<uint8_t>(kFill),
-                           .sector_size = sector_size});
+  test::LoopDevice device(
+      {.size = kDeviceSize, .fill = static_cast<uint8_t>(kFill), .sector_size = sector_size});
   auto target = OpenBlockTarget(device.path(), {.first_zero_method = first_method});
   ASSERT_TRUE(target.ok()) << target.status().ToString();
 
@@ -275,13 +318,13 @@ TEST_P(BlockZeroTest, WritesAndZeroesReadBackExactly) {
     return (*target)->Zero(offset, length);
   };
   ASSERT_TRUE(write(0, test::RandomBytes(kMiB, 3)).ok());
-  ASSERT_TRUE(zero(kMiB, 2 * kMiB).ok());                    // aligned
+  ASSERT_TRUE(zero(kMiB, 2 * kMiB).ok());  // aligned
   ASSERT_TRUE(write(3 * kMiB + 100, test::RandomBytes(5000, 4)).ok());
-  ASSERT_TRUE(zero(3 * kMiB + 5100, 2 * kMiB - 4323).ok());  // unaligned at both ends
-  ASSERT_TRUE(zero(6 * kMiB + 10, 290).ok());                // inside one block
-  ASSERT_TRUE(zero(6 * kMiB + 4096 * 3 + 7, 4096 + 1).ok()); // two partial blocks
+  ASSERT_TRUE(zero(3 * kMiB + 5100, 2 * kMiB - 4323).ok());   // unaligned at both ends
+  ASSERT_TRUE(zero(6 * kMiB + 10, 290).ok());                 // inside one block
+  ASSERT_TRUE(zero(6 * kMiB + 4096 * 3 + 7, 4096 + 1).ok());  // two partial blocks
   ASSERT_TRUE(write(7 * kMiB, test::RandomBytes(4 * kKiB, 5)).ok());
-  ASSERT_TRUE(zero(8 * kMiB, 8 * kMiB).ok());                 // to the end
+  ASSERT_TRUE(zero(8 * kMiB, 8 * kMiB).ok());  // to the end
   Status committed = (*target)->Commit();
   ASSERT_TRUE(committed.ok()) << committed.ToString();
 
@@ -298,13 +341,12 @@ std::string ZeroTestName(const testing::TestParamInfo<std::tuple<uint32_t, ZeroM
          kNames[static_cast<int>(std::get<1>(info.param))];
 }
 
-INSTANTIATE_TEST_SUITE_P(Ladder, BlockZeroTest,
-                         testing::Combine(testing::Values(512u, 4096u),
-                                          testing::Values(ZeroMethod::kBlkZeroOut,
-                                                          ZeroMethod::kZeroRange,
-                                                          ZeroMethod::kPunchHole,
-                                                          ZeroMethod::kWriteZeros)),
-                         ZeroTestName);
+INSTANTIATE_TEST_SUITE_P(
+    Ladder, BlockZeroTest,
+    testing::Combine(testing::Values(512u, 4096u),
+                     testing::Values(ZeroMethod::kBlkZeroOut, ZeroMethod::kZeroRange,
+                                     ZeroMethod::kPunchHole, ZeroMethod::kWriteZeros)),
+    ZeroTestName);
 
 // A 16 MiB device over a file on a 4 MiB tmpfs fails writes once its store
 // is full, like storage that breaks under the import (the loop driver reports

@@ -40,24 +40,22 @@ INSTANTIATE_TEST_SUITE_P(
     Table, ValidQuantityTest,
     testing::Values(
         ValidQuantity{"0", 0}, ValidQuantity{"1", 1}, ValidQuantity{"11381663335", 11381663335},
-        ValidQuantity{"00012", 12}, ValidQuantity{"+10Mi", 10 * kMiB},
-        ValidQuantity{"1k", 1000}, ValidQuantity{"500M", 500000000},
-        ValidQuantity{"1G", 1000000000}, ValidQuantity{"2T", 2000000000000},
-        ValidQuantity{"1P", 1000000000000000}, ValidQuantity{"1E", 1000000000000000000},
-        ValidQuantity{"1Ki", kKiB}, ValidQuantity{"512Mi", 512 * kMiB},
-        ValidQuantity{"10Gi", 10 * kGiB}, ValidQuantity{"3Ti", 3ull << 40},
-        ValidQuantity{"1Pi", 1ull << 50}, ValidQuantity{"7Ei", 7ull << 60},
-        ValidQuantity{"1.5Gi", 1610612736}, ValidQuantity{"0.5Ki", 512},
-        ValidQuantity{".5Mi", 512 * kKiB}, ValidQuantity{"1.G", 1000000000},
-        ValidQuantity{"2.5", 3}, ValidQuantity{"0.1", 1}, ValidQuantity{"1.0000000001", 2},
-        ValidQuantity{"1e9", 1000000000}, ValidQuantity{"1E3", 1000},
-        ValidQuantity{"1e+3", 1000}, ValidQuantity{"1.5e3", 1500}, ValidQuantity{"5e-1", 1},
-        ValidQuantity{"15e-1", 2}, ValidQuantity{"1e-2147483647", 1},
+        ValidQuantity{"00012", 12}, ValidQuantity{"+10Mi", 10 * kMiB}, ValidQuantity{"1k", 1000},
+        ValidQuantity{"500M", 500000000}, ValidQuantity{"1G", 1000000000},
+        ValidQuantity{"2T", 2000000000000}, ValidQuantity{"1P", 1000000000000000},
+        ValidQuantity{"1E", 1000000000000000000}, ValidQuantity{"1Ki", kKiB},
+        ValidQuantity{"512Mi", 512 * kMiB}, ValidQuantity{"10Gi", 10 * kGiB},
+        ValidQuantity{"3Ti", 3ull << 40}, ValidQuantity{"1Pi", 1ull << 50},
+        ValidQuantity{"7Ei", 7ull << 60}, ValidQuantity{"1.5Gi", 1610612736},
+        ValidQuantity{"0.5Ki", 512}, ValidQuantity{".5Mi", 512 * kKiB},
+        ValidQuantity{"1.G", 1000000000}, ValidQuantity{"2.5", 3}, ValidQuantity{"0.1", 1},
+        ValidQuantity{"1.0000000001", 2}, ValidQuantity{"1e9", 1000000000},
+        ValidQuantity{"1E3", 1000}, ValidQuantity{"1e+3", 1000}, ValidQuantity{"1.5e3", 1500},
+        ValidQuantity{"5e-1", 1}, ValidQuantity{"15e-1", 2}, ValidQuantity{"1e-2147483647", 1},
         ValidQuantity{"0e999", 0}, ValidQuantity{"500m", 1}, ValidQuantity{"1000m", 1},
         ValidQuantity{"1500m", 2}, ValidQuantity{"1u", 1}, ValidQuantity{"1n", 1},
-        ValidQuantity{"1.5Ki", 1536}, ValidQuantity{"0.1Ki", 103},
-        ValidQuantity{"-0", 0}, ValidQuantity{"0Gi", 0},
-        ValidQuantity{"9223372036854775807", 9223372036854775807ull},
+        ValidQuantity{"1.5Ki", 1536}, ValidQuantity{"0.1Ki", 103}, ValidQuantity{"-0", 0},
+        ValidQuantity{"0Gi", 0}, ValidQuantity{"9223372036854775807", 9223372036854775807ull},
         ValidQuantity{"9.223372036854775807E", 9223372036854775807ull},
         ValidQuantity{"8191.999999999999999Pi", 9223372036854775807ull}));
 
@@ -78,40 +76,47 @@ TEST_P(InvalidQuantityTest, IsRefusedWithTheReasonAndTheAcceptedForms) {
 
 INSTANTIATE_TEST_SUITE_P(
     Table, InvalidQuantityTest,
-    testing::Values(
-        InvalidQuantity{"", "it is empty"},
-        InvalidQuantity{"abc", "it does not start with a number"},
-        InvalidQuantity{"Gi", "it does not start with a number"},
-        InvalidQuantity{".", "it does not start with a number"},
-        InvalidQuantity{"+", "it does not start with a number"},
-        InvalidQuantity{" 1Gi", "it does not start with a number"},
-        InvalidQuantity{"-1", "it is negative; a size must be zero or more"},
-        InvalidQuantity{"-1.5Gi", "it is negative; a size must be zero or more"},
-        InvalidQuantity{"1K", "unknown suffix \"K\""},
-        InvalidQuantity{"1gi", "unknown suffix \"gi\""},
-        InvalidQuantity{"1GiB", "unknown suffix \"GiB\""},
-        InvalidQuantity{"1 Gi", "unknown suffix \" Gi\""},
-        InvalidQuantity{"1Gi ", "unknown suffix \"Gi \""},
-        InvalidQuantity{"0x10", "unknown suffix \"x10\""},
-        InvalidQuantity{"1.5.5", "unknown suffix \".5\""},
-        InvalidQuantity{"1e", "unknown suffix \"e\""},
-        InvalidQuantity{"1e1.5", "\"e1.5\" is not a valid exponent (a whole number from "
-                                 "-2147483647 to 2147483647 after e or E)"},
-        InvalidQuantity{"1ee3", "\"ee3\" is not a valid exponent (a whole number from "
-                                "-2147483647 to 2147483647 after e or E)"},
-        InvalidQuantity{"1e2147483648", "\"e2147483648\" is not a valid exponent (a whole "
-                                        "number from -2147483647 to 2147483647 after e or E)"},
-        InvalidQuantity{"8Ei", "it is larger than the largest size Kubernetes holds, "
-                               "9223372036854775807 bytes (8Ei - 1); request a smaller size"},
-        InvalidQuantity{"9223372036854775808", "it is larger than the largest size Kubernetes "
-                                               "holds, 9223372036854775807 bytes (8Ei - 1); "
-                                               "request a smaller size"},
-        InvalidQuantity{"1e19", "it is larger than the largest size Kubernetes holds, "
-                                "9223372036854775807 bytes (8Ei - 1); request a smaller size"},
-        InvalidQuantity{"1e2147483647", "it is larger than the largest size Kubernetes holds, "
-                                        "9223372036854775807 bytes (8Ei - 1); request a smaller "
-                                        "size"},
-        InvalidQuantity{"99999999999999999999999Ki",
+    testing::Values(InvalidQuantity{"", "it is empty"},
+                    InvalidQuantity{"abc", "it does not start with a number"},
+                    InvalidQuantity{"Gi", "it does not start with a number"},
+                    InvalidQuantity{".", "it does not start with a number"},
+                    InvalidQuantity{"+", "it does not start with a number"},
+                    InvalidQuantity{" 1Gi", "it does not start with a number"},
+                    InvalidQuantity{"-1", "it is negative; a size must be zero or more"},
+                    InvalidQuantity{"-1.5Gi", "it is negative; a size must be zero or more"},
+                    InvalidQuantity{"1K", "unknown suffix \"K\""},
+                    InvalidQuantity{"1gi", "unknown suffix \"gi\""},
+                    InvalidQuantity{"1GiB", "unknown suffix \"GiB\""},
+                    InvalidQuantity{"1 Gi", "unknown suffix \" Gi\""},
+                    InvalidQuantity{"1Gi ", "unknown suffix \"Gi \""},
+                    InvalidQuantity{"0x10", "unknown suffix \"x10\""},
+                    InvalidQuantity{"1.5.5", "unknown suffix \".5\""},
+                    InvalidQuantity{"1e", "unknown suffix \"e\""},
+                    InvalidQuantity{"1e1.5",
+                                    "\"e1.5\" is not a valid exponent (a whole number from "
+                                    "-2147483647 to 2147483647 after e or E)"},
+                    InvalidQuantity{"1ee3",
+                                    "\"ee3\" is not a valid exponent (a whole number from "
+                                    "-2147483647 to 2147483647 after e or E)"},
+                    InvalidQuantity{"1e2147483648",
+                                    "\"e2147483648\" is not a valid exponent (a whole "
+                                    "number from -2147483647 to 2147483647 after e or E)"},
+                    InvalidQuantity{"8Ei",
+                                    "it is larger than the largest size Kubernetes holds, "
+                                    "9223372036854775807 bytes (8Ei - 1); request a smaller size"},
+                    InvalidQuantity{"9223372036854775808",
+                                    "it is larger than the largest size Kubernetes "
+                                    "holds, 9223372036854775807 bytes (8Ei - 1); "
+                                    "request a smaller size"},
+                    InvalidQuantity{"1e19",
+                                    "it is larger than the largest size Kubernetes holds, "
+                                    "9223372036854775807 bytes (8Ei - 1); request a smaller size"},
+                    InvalidQuantity{"1e2147483647",
+                                    "it is larger than the largest size Kubernetes holds, "
+                                    "9223372036854775807 bytes (8Ei - 1); request a smaller "
+                                    "size"},
+                    InvalidQuantity{
+                        "99999999999999999999999Ki",
                         "it is larger than the largest size Kubernetes holds, "
                         "9223372036854775807 bytes (8Ei - 1); request a smaller size"}));
 
@@ -159,9 +164,9 @@ TEST(UsableSpaceTest, SaturatesInsteadOfOverflowing) {
 }
 
 TEST(ParseOverheadTest, AcceptsPlainFractionsBelowOne) {
-  for (auto [text, value] : {std::pair{"0.06", 0.06}, std::pair{"0", 0.0},
-                             std::pair{"0.055", 0.055}, std::pair{".1", 0.1},
-                             std::pair{"0.999", 0.999}, std::pair{"0.0", 0.0}}) {
+  for (auto [text, value] :
+       {std::pair{"0.06", 0.06}, std::pair{"0", 0.0}, std::pair{"0.055", 0.055},
+        std::pair{".1", 0.1}, std::pair{"0.999", 0.999}, std::pair{"0.0", 0.0}}) {
     Result<double> overhead = ParseOverhead(text);
     ASSERT_TRUE(overhead.ok()) << text << ": " << overhead.status().ToString();
     EXPECT_EQ(*overhead, value) << text;
@@ -172,18 +177,17 @@ TEST(ParseOverheadTest, RefusesNegativesOneAndJunk) {
   const std::string kForms =
       "; expected the fraction of a volume kept for filesystem metadata as a decimal from 0 up "
       "to (not including) 1, such as 0.06 (CDI's default) or 0 for block volumes";
-  for (auto [text, why] :
-       {std::pair{"", "it is empty"}, std::pair{"-0.06", "it is negative"},
-        std::pair{"1", "an overhead of 1 or more leaves no usable space"},
-        std::pair{"1.5", "an overhead of 1 or more leaves no usable space"},
-        std::pair{"abc", "it is not a plain decimal number"},
-        std::pair{"0.06 ", "it is not a plain decimal number"},
-        std::pair{"6e-2", "it is not a plain decimal number"},
-        std::pair{"+0.06", "it is not a plain decimal number"},
-        std::pair{"0..1", "it is not a plain decimal number"},
-        std::pair{".", "it is not a plain decimal number"},
-        std::pair{"nan", "it is not a plain decimal number"},
-        std::pair{"6%", "it is not a plain decimal number"}}) {
+  for (auto [text, why] : {std::pair{"", "it is empty"}, std::pair{"-0.06", "it is negative"},
+                           std::pair{"1", "an overhead of 1 or more leaves no usable space"},
+                           std::pair{"1.5", "an overhead of 1 or more leaves no usable space"},
+                           std::pair{"abc", "it is not a plain decimal number"},
+                           std::pair{"0.06 ", "it is not a plain decimal number"},
+                           std::pair{"6e-2", "it is not a plain decimal number"},
+                           std::pair{"+0.06", "it is not a plain decimal number"},
+                           std::pair{"0..1", "it is not a plain decimal number"},
+                           std::pair{".", "it is not a plain decimal number"},
+                           std::pair{"nan", "it is not a plain decimal number"},
+                           std::pair{"6%", "it is not a plain decimal number"}}) {
     Result<double> overhead = ParseOverhead(text);
     ASSERT_FALSE(overhead.ok()) << text << " parsed as " << *overhead;
     EXPECT_EQ(overhead.status().code(), ErrorCode::kInvalidArgument);

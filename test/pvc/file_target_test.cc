@@ -113,9 +113,9 @@ TEST_F(FileTargetTest, WritesLandAtTheirOffsetsAndEverythingElseIsAHole) {
 
   EXPECT_EQ(test::ListDir(dir_.path()), std::vector<std::string>{"disk.img"});
   EXPECT_EQ(test::FileSize(path_), 32 * kMiB);
-  EXPECT_EQ(test::DataExtents(path_),
-            (test::ExtentMap{{0, 4 * kKiB}, {1 * kMiB, 1 * kMiB + 64 * kKiB},
-                             {10 * kMiB, 10 * kMiB + 4 * kKiB}}));
+  EXPECT_EQ(test::DataExtents(path_), (test::ExtentMap{{0, 4 * kKiB},
+                                                       {1 * kMiB, 1 * kMiB + 64 * kKiB},
+                                                       {10 * kMiB, 10 * kMiB + 4 * kKiB}}));
   std::string expected(32 * kMiB, '\0');
   expected.replace(0, first.size(), first);
   expected.replace(1 * kMiB, second.size(), second);
@@ -178,8 +178,9 @@ TEST_F(FileTargetTest, CommitLeavesAloneAFileThatAppearedMeanwhile) {
   Status committed = (*target)->Commit();
   EXPECT_EQ(committed.code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(committed.message(),
-            path_ + " appeared while the image was being written (another program created it) "
-                    "and was left alone; pass --force to replace it");
+            path_ +
+                " appeared while the image was being written (another program created it) "
+                "and was left alone; pass --force to replace it");
   EXPECT_EQ(test::ReadFile(path_), "written by someone else");
   (*target)->Abort();
   EXPECT_EQ(test::ListDir(dir_.path()), std::vector<std::string>{"disk.img"});
@@ -303,8 +304,8 @@ TEST_F(FileTargetTest, CapacityIsTheRequestWhenTheFilesystemHoldsMore) {
   auto target = Open({.requested_size = 10 * kMiB});
   ASSERT_TRUE(target.ok()) << target.status().ToString();
   EXPECT_EQ((*target)->capacity(), 10 * kMiB);
-  auto with_overhead = OpenFileTarget(dir_.File("other.img"), {.requested_size = 11381663335,
-                                                               .filesystem_overhead = 0.06});
+  auto with_overhead = OpenFileTarget(dir_.File("other.img"),
+                                      {.requested_size = 11381663335, .filesystem_overhead = 0.06});
   ASSERT_TRUE(with_overhead.ok()) << with_overhead.status().ToString();
   EXPECT_EQ((*with_overhead)->capacity(), 10 * kGiB);
 }
@@ -319,8 +320,8 @@ TEST_F(FileTargetTest, CapacityIsBoundByTheFreeSpace) {
   EXPECT_EQ((*free_space_only)->capacity(), 10 * kGiB);
   (*free_space_only)->Abort();
 
-  auto larger_request = OpenFileTarget(path_, {.requested_size = 100 * kGiB,
-                                               .filesystem_overhead = 0.06});
+  auto larger_request =
+      OpenFileTarget(path_, {.requested_size = 100 * kGiB, .filesystem_overhead = 0.06});
   ASSERT_TRUE(larger_request.ok()) << larger_request.status().ToString();
   EXPECT_EQ((*larger_request)->capacity(), 10 * kGiB);
 }
@@ -419,8 +420,9 @@ TEST(FileTargetPathTest, RefusesPathsThatAreNotFiles) {
   auto directory = OpenFileTarget(dir.path(), {});
   EXPECT_EQ(directory.status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(directory.status().message(),
-            dir.path() + " is a directory; give the disk image file to write, such as "
-                         "/data/disk.img");
+            dir.path() +
+                " is a directory; give the disk image file to write, such as "
+                "/data/disk.img");
 
   auto missing_dir = OpenFileTarget(dir.File("missing/disk.img"), {});
   EXPECT_EQ(missing_dir.status().code(), ErrorCode::kInvalidArgument);

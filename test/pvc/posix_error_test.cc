@@ -51,10 +51,12 @@ TEST(PosixErrorTest, BusyDeviceSaysItIsInUse) {
 
 TEST(PosixErrorTest, PathProblemsAreInvalidArguments) {
   for (auto [error_number, cause] :
-       {std::pair{ENOENT, "no such file or directory; check the path and that the volume is "
-                          "mounted"},
-        std::pair{EACCES, "permission denied; check the volume's owner and mode, or run as a "
-                          "user allowed to write it"},
+       {std::pair{ENOENT,
+                  "no such file or directory; check the path and that the volume is "
+                  "mounted"},
+        std::pair{EACCES,
+                  "permission denied; check the volume's owner and mode, or run as a "
+                  "user allowed to write it"},
         std::pair{EROFS, "read-only file system or device; attach the volume read-write"},
         std::pair{EISDIR, "it is a directory; give the path of a file"},
         std::pair{ENAMETOOLONG, "file name too long; choose a shorter name"}}) {

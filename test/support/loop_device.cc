@@ -62,8 +62,11 @@ LoopDevice::LoopDevice(const LoopDeviceOptions& options)
   if (!options.fill && truncate(backing_file_.c_str(), static_cast<off_t>(size_)) != 0) {
     throw std::runtime_error("cannot size " + backing_file_);
   }
-  RunResult r = Run({"losetup", "-f", "--show", "--sector-size",
-                     std::to_string(options.sector_size), backing_file_});
+  std::vector<std::string> argv = {"losetup", "-f", "--show", "--sector-size",
+                                   std::to_string(options.sector_size)};
+  if (options.access == LoopAccess::kReadOnly) argv.push_back("--read-only");
+  argv.push_back(backing_file_);
+  RunResult r = Run(argv);
   if (r.exit_code != 0) throw std::runtime_error("losetup -f --show failed: " + r.err);
   path_ = Trim(r.out);
   if (path_.empty()) throw std::runtime_error("losetup printed no device");

@@ -14,13 +14,16 @@
 
 namespace cdi::test {
 
+enum class LoopAccess { kReadWrite, kReadOnly };
+
 struct LoopDeviceOptions {
-  uint64_t size = 16ull << 20;   // bytes; a multiple of sector_size
-  std::optional<uint8_t> fill;   // every byte of the device; nullopt: sparse, reads zero
-  uint32_t sector_size = 512;    // the device's logical block size (losetup --sector-size)
+  uint64_t size = 16ull << 20;  // bytes; a multiple of sector_size
+  std::optional<uint8_t> fill;  // every byte of the device; nullopt: sparse, reads zero
+  uint32_t sector_size = 512;   // the device's logical block size (losetup --sector-size)
   // Directory for the backing file (e.g. a small tmpfs, to make the device run
   // out of space); empty: a temporary directory of its own.
   std::string backing_dir;
+  LoopAccess access = LoopAccess::kReadWrite;  // kReadOnly: losetup --read-only
 };
 
 // A loop device attached (`losetup -f --show`) to a backing file in its own
@@ -69,13 +72,12 @@ std::string MountUnavailable();
 }  // namespace cdi::test
 
 // Skips the current test, with the reason, unless loop devices can be attached.
-#define CDI_SKIP_UNLESS_LOOP_DEVICES()                                         \
-  if (std::string cdi_why_ = ::cdi::test::LoopDevice::Unavailable();           \
-      !cdi_why_.empty())                                                       \
+#define CDI_SKIP_UNLESS_LOOP_DEVICES()                                                  \
+  if (std::string cdi_why_ = ::cdi::test::LoopDevice::Unavailable(); !cdi_why_.empty()) \
   GTEST_SKIP() << cdi_why_
 
 // Skips the current test, with the reason, unless it may mount filesystems.
-#define CDI_SKIP_UNLESS_MOUNT()                                                \
+#define CDI_SKIP_UNLESS_MOUNT()                                                  \
   if (std::string cdi_why_ = ::cdi::test::MountUnavailable(); !cdi_why_.empty()) \
   GTEST_SKIP() << cdi_why_
 
