@@ -434,7 +434,9 @@ class HttpSource final : public ByteSource {
       case CURLE_WRITE_ERROR:
         // Only our callbacks stop a transfer: on cancellation, or because
         // the reader went away.
-        return CancelledError("cancelled while downloading " + url);
+        return CancelledError((published_ ? "cancelled while downloading "
+                                          : "cancelled while connecting to ") +
+                              url);
       case CURLE_COULDNT_RESOLVE_HOST:
         return NetworkError("cannot resolve host name '" + request.origin.host + "' of " + url,
                             Retryable::kYes);
