@@ -1,4 +1,24 @@
 // Streaming qcow2 decoder: container bytes in file order in, guest writes out.
+//
+// The image is read once, front to back. The header names the L1 table; the L1
+// table names the L2 tables; each L2 table maps guest clusters to host
+// clusters. A data cluster whose mapping is known when it passes is written at
+// once (inflated first when compressed); one that passes earlier is spooled
+// (memory, then an unlinked scratch file) until its L2 table arrives.
+// Unallocated and zero clusters, and data that reads as zero, become
+// GuestWriter::Zero. Clusters no active table can refer to (refcount
+// structures, free clusters, snapshot-only data once the last L2 table has
+// passed) are dropped.
+//
+// Refused before any write: backing files, external data files, encryption,
+// the corrupt bit, unknown incompatible features, unknown compression types,
+// and headers outside qemu's limits. Every table entry is checked before use;
+// a truncated image is an error at Finish().
+//
+// Describe() details: "version", "cluster size", "compression type",
+// "virtual size", "extended L2" (after Begin); "spooling" ("needed" or
+// "not needed"), "spooled bytes", "spooled bytes on disk", "peak memory"
+// (after Finish).
 #ifndef CDI_FORMATS_QCOW2_QCOW2_DECODER_H_
 #define CDI_FORMATS_QCOW2_QCOW2_DECODER_H_
 
@@ -8,7 +28,9 @@
 
 namespace cdi::formats {
 
-// `writer` must outlive the decoder.
+// `writer` must outlive the decoder. Feed() and Finish() must be called from
+// one thread at a time; every GuestWriter call comes from that thread.
+// Compressed clusters are inflated on options.threads worker threads.
 std::unique_ptr<Decoder> MakeQcow2Decoder(GuestWriter* writer, const DecoderOptions& options);
 
 }  // namespace cdi::formats
