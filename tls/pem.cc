@@ -124,7 +124,9 @@ Result<PkeyPtr> ParsePrivateKey(std::string_view pem, std::string_view origin) {
                     " is encrypted; give the key without a passphrase (openssl pkey -in KEY -out "
                     "PLAIN)");
   }
-  if (IsEndOfPemInput()) {
+  // OpenSSL 3's decoders report a missing key as "unsupported": look for the
+  // block ourselves ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY").
+  if (IsEndOfPemInput() || pem.find("PRIVATE KEY-----") == std::string_view::npos) {
     ClearOpenSslErrors();
     return TlsError(std::string(origin) +
                     " holds no PEM private key (expected a -----BEGIN PRIVATE KEY----- block)");
