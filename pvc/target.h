@@ -113,6 +113,8 @@ class Target {
 // until Commit renames it into place. Refuses an existing `path`
 // (kInvalidArgument, "pass --force to replace it") unless options.existing is
 // kReplace; with kRefuse, Commit also refuses a file that appeared meanwhile.
+// With kReplace the old file keeps its space until Commit replaces it, so the
+// free space that bounds capacity() does not include it.
 // A fresh file reads zero, so Zero() on a file only checks bounds, extends the
 // file to cover the range if needed, and counts the range as skipped: this
 // relies on the contract that no byte is written and then zeroed.
