@@ -27,6 +27,13 @@ constexpr std::array kMagics = {
     Magic{Format::kVhdx, 0, "vhdxfile"sv},
 };
 
+// RFC 8878 section 3.1.2: a skippable frame starts with 0x184D2A5? (little-
+// endian). Not in CDI's table, but pzstd starts every file with one: without
+// this, a pzstd-made image would be imported as raw compressed bytes.
+constexpr std::string_view kZstdSkippableMagicTail = "\x2A\x4D\x18";
+constexpr uint8_t kZstdSkippableFirstByteMask = 0xF0;
+constexpr uint8_t kZstdSkippableFirstByte = 0x50;
+
 constexpr size_t kIsoSignatureOffset = 0x8001;
 constexpr std::string_view kIsoSignature = "CD001";
 
@@ -42,6 +49,10 @@ bool HasBytesAt(std::span<const uint8_t> head, size_t offset, std::string_view b
 Format Detect(std::span<const uint8_t> head) {
   for (const Magic& magic : kMagics) {
     if (HasBytesAt(head, magic.offset, magic.bytes)) return magic.format;
+  }
+  if (!head.empty() && (head[0] & kZstdSkippableFirstByteMask) == kZstdSkippableFirstByte &&
+      HasBytesAt(head, 1, kZstdSkippableMagicTail)) {
+    return Format::kZstd;
   }
   return Format::kRaw;
 }

@@ -16,7 +16,7 @@ enum class Format {
   kRaw,    // anything without a known magic, ISO 9660 images included
   kGzip,   // 1F 8B at 0
   kXz,     // FD 37 7A 58 5A 00 at 0
-  kZstd,   // 28 B5 2F FD at 0
+  kZstd,   // 28 B5 2F FD at 0, or a skippable frame 5? 2A 4D 18 at 0 (as pzstd writes first)
   kQcow2,  // "QFI\xFB" at 0
   kVmdk,   // "KDMV" at 0 (hosted sparse extent)
   kVdi,    // 7F 10 DA BE at 0x40 (the signature 0xBEDA107F, little-endian)

@@ -4,7 +4,32 @@
 //   container bytes -> detect -> [gzip|xz|zstd -> detect]* -> decoder -> GuestWriter
 //
 // Each wrapper kind is unwrapped at most once. Formats are recognised by their
-// bytes, never by a file name.
+// bytes, never by a file name (formats/detect.h); each detection stage holds
+// back at most kDetectBytes (32 KiB) until it has decided.
+//
+// Stages: gzip, xz and zstd get an unwrapper (formats/unwrapper.h) whose output
+// is detected again; raw gets the raw decoder (formats/raw_decoder.h); qcow2
+// gets MakeQcow2Decoder(). DecoderOptions::container_size reaches the decoder
+// only when no wrapper is around the image.
+//
+// Errors (all returned from Feed()/Finish(); the first one is returned again by
+// every later call):
+//  - kUnsupported: vmdk, vdi, vhd or vhdx (named, with the qemu-img command to
+//    convert them), a second layer of the same wrapper, an xz stream needing
+//    more than xz_memlimit, a zstd frame with a window past zstd_window_log_max.
+//  - kCorruptImage, kTooSmall: from the unwrappers and decoders, see their headers.
+//  - A non-ok Status from the GuestWriter is returned unchanged.
+//  - kInternal: fed after Finish(), or finished twice.
+//
+// Memory: kDetectBytes per detection stage until it decides, 1 MiB per
+// unwrapper plus its decompressor (bounded by xz_memlimit and
+// 2^zstd_window_log_max), plus the decoder's DecoderOptions::memory_budget.
+// None of it grows with the image. Large chunks pass through detection and the
+// raw decoder without being copied.
+//
+// Thread-safety: none; one thread feeds the pipeline, and the GuestWriter is
+// called on that thread. The xz unwrapper may decode on DecoderOptions::threads
+// worker threads of its own.
 #ifndef CDI_FORMATS_PIPELINE_H_
 #define CDI_FORMATS_PIPELINE_H_
 
@@ -22,9 +47,10 @@ namespace cdi::formats {
 struct PipelineOptions {
   DecoderOptions decoder;
   // No unwrapper may produce more than this many bytes; passing it is a
-  // kTooSmall error raised as soon as it happens.
+  // kTooSmall error raised as soon as it happens, before any byte past it
+  // reaches the next stage. Each wrapper layer is counted on its own.
   uint64_t max_unwrapped_bytes = UINT64_MAX;
-  // liblzma's memory limit for an xz stream.
+  // liblzma's memory limit (bytes) for an xz stream, worker threads included.
   uint64_t xz_memlimit = 128ull << 20;
   // zstd frames with a larger window are refused.
   int zstd_window_log_max = 27;
@@ -39,9 +65,11 @@ class ImagePipeline : public ByteSink {
   Status Feed(std::span<const uint8_t> bytes) override;
   Status Finish() override;
 
-  // Layers detected so far, outermost first: {"gzip", "qcow2"}.
+  // Layers detected so far, outermost first, with lower-case names:
+  // {"gzip", "qcow2"}. A refused layer is listed too: {"gzip", "vmdk"}.
   std::vector<std::string> format_chain() const;
-  // The decoder's description once it exists.
+  // The decoder's description once it exists (nullopt before detection
+  // decided, and when no decoder was built, as for a refused format).
   std::optional<ImageDescription> Describe() const;
 
  private:

@@ -59,6 +59,17 @@ INSTANTIATE_TEST_SUITE_P(CdiMagics, DetectMagicTest,
                                            MagicCase{"vhdxfile", 0, Format::kVhdx, "vhdx"}),
                          [](const auto& test_info) { return test_info.param.name; });
 
+// pzstd starts its files with a skippable frame (magic 0x184D2A50..5F).
+TEST(DetectTest, ZstdSkippableFrameAtTheStartIsZstd) {
+  for (int variant : {0x50, 0x53, 0x5F}) {
+    std::string head = {static_cast<char>(variant), '\x2A', '\x4D', '\x18', 4, 0, 0, 0};
+    EXPECT_EQ(Detect(Bytes(head)), Format::kZstd) << variant;
+  }
+  EXPECT_EQ(Detect(Bytes(std::string("\x60\x2A\x4D\x18"))), Format::kRaw);
+  EXPECT_EQ(Detect(Bytes(std::string("\x50\x2A\x4D"))), Format::kRaw);
+  EXPECT_EQ(Detect(Bytes(std::string("\x50\x2A\x4D\x19"))), Format::kRaw);
+}
+
 TEST(DetectTest, EmptyAndShortStreamsAreRaw) {
   EXPECT_EQ(Detect({}), Format::kRaw);
   EXPECT_EQ(Detect(Bytes("\x1F")), Format::kRaw);

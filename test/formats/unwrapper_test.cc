@@ -195,6 +195,20 @@ TEST(ZstdTest, DecodesEveryFrameAndSkipsSkippableFrames) {
   }
 }
 
+// pzstd writes a skippable frame before every frame, the first one included.
+TEST(ZstdTest, DecodesWhatPzstdMade) {
+  if (!cdi::test::HaveProgram("pzstd")) GTEST_SKIP() << "pzstd is not installed";
+  std::string data = MakeData(3 * kMiB + 11, Pattern::kZeroRuns);
+  cdi::test::RunOptions run_options;
+  run_options.stdin_data = data;
+  cdi::test::RunResult made = cdi::test::Run({"pzstd", "-q", "-c", "-p", "2"}, run_options);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  Decoded decoded = Decode(made.out, 4096);
+  ASSERT_TRUE(decoded.status.ok()) << decoded.status.ToString();
+  EXPECT_EQ(decoded.chain, (std::vector<std::string>{"zstd", "raw"}));
+  EXPECT_TRUE(decoded.writer->image() == data);
+}
+
 class WrapperErrorTest : public ::testing::TestWithParam<Format> {};
 
 TEST_P(WrapperErrorTest, TruncatedStreamEndsEarly) {
