@@ -25,6 +25,8 @@ constexpr uint64_t kZeroGranuleMax = 64 << 10;
 // Memory kept free for the tables while the spool fills.
 constexpr uint64_t kMinTableHeadroom = 256 << 10;
 constexpr char kCheckAdvice[] = "; the image is corrupt: check it with 'qemu-img check'";
+constexpr char kPastEndAdvice[] =
+    "; the image is truncated or corrupt: fetch it again, or check it with 'qemu-img check'";
 
 bool AllZero(std::span<const uint8_t> bytes) {
   const uint8_t* p = bytes.data();
@@ -469,10 +471,9 @@ class Qcow2Decoder final : public Decoder {
     const uint64_t guest_length =
         std::min<uint64_t>(uint64_t{1} << geometry_.l1_entry_bits(),
                            header_.virtual_size - guest_offset);
-    auto bad = [&](const std::string& what) {
+    auto bad = [&](const std::string& what, const char* advice = kCheckAdvice) {
       return CorruptImageError("qcow2: L1 entry " + std::to_string(index) + " (" + Hex(entry) +
-                               ", guest offset " + Hex(guest_offset) + ") " + what +
-                               kCheckAdvice);
+                               ", guest offset " + Hex(guest_offset) + ") " + what + advice);
     };
     if (entry & kL1EntryReservedMask) return bad("has reserved bits set");
     const uint64_t l2_offset = entry & kL1EntryOffsetMask;
@@ -482,7 +483,8 @@ class Qcow2Decoder final : public Decoder {
     }
     if (options_.container_size && l2_offset + cluster_size() > *options_.container_size) {
       return bad("points to an L2 table at " + Hex(l2_offset) + ", past the end of the image (" +
-                 std::to_string(*options_.container_size) + " bytes)");
+                     std::to_string(*options_.container_size) + " bytes)",
+                 kPastEndAdvice);
     }
     const uint64_t l2_end = l2_offset + cluster_size();
     if (l2_offset >= position_) return PushTableRef(pending_l2_, {l2_offset, index}, "L2 tables");
@@ -513,9 +515,9 @@ class Qcow2Decoder final : public Decoder {
   // Refcount table entry ("Host cluster management"): bits 9-63 locate a
   // refcount block, which is metadata and never guest data.
   Status ProcessRefcountTableEntry(uint64_t index, uint64_t entry) {
-    auto bad = [&](const std::string& what) {
+    auto bad = [&](const std::string& what, const char* advice = kCheckAdvice) {
       return CorruptImageError("qcow2: refcount table entry " + std::to_string(index) + " (" +
-                               Hex(entry) + ") " + what + kCheckAdvice);
+                               Hex(entry) + ") " + what + advice);
     };
     if (entry & kRefcountTableEntryReservedMask) return bad("has reserved bits set");
     const uint64_t block = entry & kRefcountTableEntryOffsetMask;
@@ -523,7 +525,7 @@ class Qcow2Decoder final : public Decoder {
     if (geometry_.offset_into_cluster(block) != 0) return bad("is not aligned to a cluster");
     if (block >= kMaxHostOffset ||
         (options_.container_size && block + cluster_size() > *options_.container_size)) {
-      return bad("points past the end of the image");
+      return bad("points past the end of the image", kPastEndAdvice);
     }
     if (block >= position_) {
       return PushTableRef(pending_refblocks_, {block, index}, "refcount blocks");
@@ -611,10 +613,10 @@ class Qcow2Decoder final : public Decoder {
       const uint8_t* raw = table.data() + i * entry_bytes;
       const uint64_t entry = LoadBE64(raw);
       const uint64_t bitmap = geometry_.extended_l2 ? LoadBE64(raw + 8) : 0;
-      auto bad = [&](const std::string& what) {
+      auto bad = [&](const std::string& what, const char* advice = kCheckAdvice) {
         return CorruptImageError("qcow2: L2 entry " + std::to_string(i) + " (" + Hex(entry) +
                                  ") of the L2 table at " + Hex(l2_offset) + " (guest offset " +
-                                 Hex(guest_offset) + ") " + what + kCheckAdvice);
+                                 Hex(guest_offset) + ") " + what + advice);
       };
 
       if (entry & kL2EntryCompressed) {
@@ -630,7 +632,8 @@ class Qcow2Decoder final : public Decoder {
         if (options_.container_size &&
             range.host_offset + range.length > AlignUp(*options_.container_size, kSectorSize)) {
           return bad("has compressed data extending past the end of the image (" +
-                     std::to_string(*options_.container_size) + " bytes)");
+                         std::to_string(*options_.container_size) + " bytes)",
+                     kPastEndAdvice);
         }
         Run run;
         run.host_offset = range.host_offset;
@@ -653,11 +656,15 @@ class Qcow2Decoder final : public Decoder {
       if (geometry_.offset_into_cluster(host_offset) != 0) {
         return bad("points to host offset " + Hex(host_offset) + ", not aligned to a cluster");
       }
-      auto check_host = [&]() -> Status {
-        if (options_.container_size && host_offset + guest_length > *options_.container_size) {
+      // The bytes read must lie inside the image. With subclusters, a
+      // cluster at the end of the file may be there only up to its last
+      // allocated subcluster.
+      auto check_host = [&](uint64_t host_end) -> Status {
+        if (options_.container_size && host_end > *options_.container_size) {
           return bad("points to host offset " + Hex(host_offset) +
-                     ", past the end of the image (" + std::to_string(*options_.container_size) +
-                     " bytes)");
+                         ", past the end of the image (" +
+                         std::to_string(*options_.container_size) + " bytes)",
+                     kPastEndAdvice);
         }
         return Status::Ok();
       };
@@ -670,7 +677,7 @@ class Qcow2Decoder final : public Decoder {
           CDI_RETURN_IF_ERROR(AddZero(guest_offset, guest_length));
           continue;
         }
-        CDI_RETURN_IF_ERROR(check_host());
+        CDI_RETURN_IF_ERROR(check_host(host_offset + guest_length));
         CDI_RETURN_IF_ERROR(AddRun({host_offset, guest_offset, guest_length, 0, false}));
         continue;
       }
@@ -684,13 +691,13 @@ class Qcow2Decoder final : public Decoder {
       if (allocated != 0 && host_offset == 0) {
         return bad("has allocated subclusters (bitmap " + Hex(bitmap) + ") but no host offset");
       }
-      if (allocated != 0) CDI_RETURN_IF_ERROR(check_host());
       const uint64_t subcluster = geometry_.subcluster_size();
       for (uint32_t s = 0; s < kSubclustersPerCluster; ++s) {
         const uint64_t sub_guest = guest_offset + s * subcluster;
         if (sub_guest >= guest_offset + guest_length) break;
         const uint64_t sub_length = std::min(subcluster, guest_offset + guest_length - sub_guest);
         if (allocated & (uint64_t{1} << s)) {
+          CDI_RETURN_IF_ERROR(check_host(host_offset + s * subcluster + sub_length));
           CDI_RETURN_IF_ERROR(
               AddRun({host_offset + s * subcluster, sub_guest, sub_length, 0, false}));
         } else {

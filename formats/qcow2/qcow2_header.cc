@@ -58,9 +58,11 @@ Status CheckTable(const char* what, uint64_t offset, uint64_t bytes, const Geome
                    " bytes) lies beyond the 64 PiB limit of host offsets");
   }
   if (container_size && offset + bytes > *container_size) {
-    return Corrupt(std::string(what) + " at " + Hex(offset) + " (" + std::to_string(bytes) +
-                   " bytes) extends past the end of the image (" +
-                   std::to_string(*container_size) + " bytes)");
+    return CorruptImageError("qcow2 header: " + std::string(what) + " at " + Hex(offset) + " (" +
+                             std::to_string(bytes) + " bytes) extends past the end of the image (" +
+                             std::to_string(*container_size) +
+                             " bytes); the image is truncated or corrupt: fetch it again, or "
+                             "check it with 'qemu-img check'");
   }
   return Status::Ok();
 }
