@@ -1,0 +1,49 @@
+// Helpers for end-to-end tests: run the built binaries, make images.
+#ifndef CDI_TEST_E2E_E2E_UTIL_H_
+#define CDI_TEST_E2E_E2E_UTIL_H_
+
+#include <string>
+#include <vector>
+
+#include "test/support/files.h"
+#include "test/support/process.h"
+
+namespace cdi::test {
+
+// Runs build/bin/cdi-image with `args`.
+inline RunResult CdiImage(const std::vector<std::string>& args, const RunOptions& options = {}) {
+  std::vector<std::string> argv = {BinDir() + "/cdi-image"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Run(argv, options);
+}
+
+// A raw image of `blocks` 64 KiB blocks: random data, except every
+// `zero_every`-th block, which is zero. Returns its bytes.
+inline std::string MakeRawImage(size_t blocks, size_t zero_every, uint32_t seed) {
+  std::string image = RandomBytes(blocks * 65536, seed);
+  for (size_t b = 0; b < blocks; b += zero_every) {
+    std::fill(image.begin() + static_cast<long>(b * 65536),
+              image.begin() + static_cast<long>((b + 1) * 65536), '\0');
+  }
+  return image;
+}
+
+// Byte ranges [start, end) of `image` that are not zero, at 4 KiB granularity.
+inline ExtentMap NonZeroExtents(const std::string& image) {
+  ExtentMap extents;
+  for (size_t off = 0; off < image.size(); off += 4096) {
+    size_t end = std::min(image.size(), off + 4096);
+    bool zero = image.find_first_not_of('\0', off) >= end;
+    if (zero) continue;
+    if (!extents.empty() && extents.back().second == off) {
+      extents.back().second = end;
+    } else {
+      extents.emplace_back(off, end);
+    }
+  }
+  return extents;
+}
+
+}  // namespace cdi::test
+
+#endif  // CDI_TEST_E2E_E2E_UTIL_H_
