@@ -1,0 +1,2 @@
+// Placeholder until the pod entrypoint lands.
+int main() { return 1; }
