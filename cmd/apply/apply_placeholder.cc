@@ -1,0 +1,1 @@
+// Placeholder until `cdi-image apply` lands.
