@@ -76,9 +76,9 @@ Status ClusterInflater::InflateZlib(std::span<const uint8_t> input, std::span<ui
     return Status::Ok();
   }
   if (ret != Z_BUF_ERROR && ret != Z_OK) {
-    return CorruptImageError(std::string("compressed data is not valid deflate data (") +
-                             (stream.msg != nullptr ? stream.msg : "zlib error " + std::to_string(ret)) +
-                             ")");
+    return CorruptImageError(
+        std::string("compressed data is not valid deflate data (") +
+        (stream.msg != nullptr ? stream.msg : "zlib error " + std::to_string(ret)) + ")");
   }
   if (stream.avail_out != 0) {
     return CorruptImageError("compressed data ends after " +
@@ -95,9 +95,9 @@ Status ClusterInflater::InflateZlib(std::span<const uint8_t> input, std::span<ui
                              std::to_string(out.size()) + " bytes");
   }
   if (ret != Z_STREAM_END && ret != Z_BUF_ERROR && ret != Z_OK) {
-    return CorruptImageError(std::string("compressed data is not valid deflate data (") +
-                             (stream.msg != nullptr ? stream.msg : "zlib error " + std::to_string(ret)) +
-                             ")");
+    return CorruptImageError(
+        std::string("compressed data is not valid deflate data (") +
+        (stream.msg != nullptr ? stream.msg : "zlib error " + std::to_string(ret)) + ")");
   }
   return Status::Ok();
 }

@@ -47,10 +47,10 @@ class MemoryBudget {
 
   // The error for a reservation of `bytes` for `what` that does not fit.
   Status Exhausted(const std::string& what, uint64_t bytes) const {
-    return InvalidArgumentError("qcow2 decoding needs " + std::to_string(bytes) +
-                                " more bytes of memory for " + what + ", beyond the memory budget of " +
-                                std::to_string(budget_) + " bytes (" + std::to_string(used_) +
-                                " in use); raise the memory budget");
+    return InvalidArgumentError(
+        "qcow2 decoding needs " + std::to_string(bytes) + " more bytes of memory for " + what +
+        ", beyond the memory budget of " + std::to_string(budget_) + " bytes (" +
+        std::to_string(used_) + " in use); raise the memory budget");
   }
 
  private:

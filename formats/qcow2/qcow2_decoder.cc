@@ -51,6 +51,8 @@ enum class ClaimKind : uint8_t {
   kL1,
   kRefcountTable,
   kRefcountBlock,
+  kSnapshotTable,
+  kSnapshotL1,
   kL2,
   kData,
   kCompressed,
@@ -67,12 +69,22 @@ struct Claim {
 std::string ClaimText(const Claim& claim) {
   std::string range = " at host offset " + Hex(claim.start);
   switch (claim.kind) {
-    case ClaimKind::kNone: return "nothing";
-    case ClaimKind::kL1: return "the L1 table" + range;
-    case ClaimKind::kRefcountTable: return "the refcount table" + range;
-    case ClaimKind::kRefcountBlock: return "a refcount block" + range;
-    case ClaimKind::kL2: return "the L2 table for guest offset " + Hex(claim.guest_offset) + range;
-    case ClaimKind::kData: return "the data for guest offset " + Hex(claim.guest_offset) + range;
+    case ClaimKind::kNone:
+      return "nothing";
+    case ClaimKind::kL1:
+      return "the L1 table" + range;
+    case ClaimKind::kRefcountTable:
+      return "the refcount table" + range;
+    case ClaimKind::kRefcountBlock:
+      return "a refcount block" + range;
+    case ClaimKind::kSnapshotTable:
+      return "the snapshot table" + range;
+    case ClaimKind::kSnapshotL1:
+      return "the L1 table of an internal snapshot" + range;
+    case ClaimKind::kL2:
+      return "the L2 table for guest offset " + Hex(claim.guest_offset) + range;
+    case ClaimKind::kData:
+      return "the data for guest offset " + Hex(claim.guest_offset) + range;
     case ClaimKind::kCompressed:
       return "the compressed cluster for guest offset " + Hex(claim.guest_offset) + range;
   }
@@ -117,6 +129,25 @@ struct EntryTable {
   bool done = false;
   uint8_t partial[kTableEntryBytes] = {};
   size_t partial_size = 0;
+};
+
+// A host range known to hold metadata this decoder only skips.
+struct Extent {
+  uint64_t start = 0;
+  uint64_t end = 0;
+};
+
+// The snapshot table ("Snapshots"), parsed as it streams for the places of
+// the snapshots' L1 tables; only the active L1 table maps guest data.
+struct SnapshotTable {
+  uint64_t start = 0;
+  uint32_t count = 0;
+  bool started = false;
+  bool done = false;
+  uint32_t entries_done = 0;
+  uint8_t fixed[kSnapshotEntryFixedBytes] = {};
+  size_t fixed_filled = 0;
+  uint64_t skip = 0;  // bytes of the current entry after its fixed part
 };
 
 // A compressed cluster whose bytes are being gathered.
@@ -220,11 +251,11 @@ class Qcow2Decoder final : public Decoder {
         ClusterInflater::MemoryBound(header.compression_type, geometry_.cluster_bits);
     const uint64_t minimum = fixed + job_bytes_ + inflater_bytes + kMinTableHeadroom;
     if (budget_.budget() < minimum) {
-      return InvalidArgumentError(
-          "the memory budget of " + std::to_string(budget_.budget()) +
-          " bytes is too small to decode a qcow2 image with " + std::to_string(cluster) +
-          "-byte clusters; at least " + std::to_string(minimum) +
-          " bytes are needed: raise the memory budget");
+      return InvalidArgumentError("the memory budget of " + std::to_string(budget_.budget()) +
+                                  " bytes is too small to decode a qcow2 image with " +
+                                  std::to_string(cluster) + "-byte clusters; at least " +
+                                  std::to_string(minimum) +
+                                  " bytes are needed: raise the memory budget");
     }
     if (!fixed_reservation_.Resize(&budget_, fixed)) {
       return budget_.Exhausted("cluster buffers", fixed);
@@ -266,6 +297,9 @@ class Qcow2Decoder final : public Decoder {
     refcount_table_.start = header.refcount_table_offset;
     refcount_table_.end = header.refcount_table_offset + header.refcount_table_bytes();
     refcount_table_.present = true;
+    snapshots_.start = header.snapshots_offset;
+    snapshots_.count = header.nb_snapshots;
+    snapshots_.done = header.nb_snapshots == 0;
 
     description_.format = "qcow2";
     description_.virtual_size = header.virtual_size;
@@ -303,6 +337,10 @@ class Qcow2Decoder final : public Decoder {
         return StepData(bytes);
       case ClaimKind::kCompressed:
         return StepCompressed(bytes);
+      case ClaimKind::kSnapshotTable:
+        return StepSnapshotTable(bytes);
+      case ClaimKind::kSnapshotL1:
+        return StepSkip(bytes);
       case ClaimKind::kNone:
         break;
     }
@@ -334,6 +372,14 @@ class Qcow2Decoder final : public Decoder {
       uint64_t start = pending_refblocks_[next_refblock_].host_offset;
       consider({ClaimKind::kRefcountBlock, start, start + cluster_size(), 0});
     }
+    if (snapshots_.count > 0 && !snapshots_.started) {
+      consider({ClaimKind::kSnapshotTable, snapshots_.start,
+                snapshots_.start + uint64_t{snapshots_.count} * kSnapshotEntryFixedBytes, 0});
+    }
+    if (snapshots_.done && next_snapshot_l1_ < snapshot_l1s_.size()) {
+      const Extent& l1 = snapshot_l1s_[next_snapshot_l1_];
+      consider({ClaimKind::kSnapshotL1, l1.start, l1.end, 0});
+    }
     if (l1_.done && next_l2_ < pending_l2_.size()) {
       const TableRef& ref = pending_l2_[next_l2_];
       consider({ClaimKind::kL2, ref.host_offset, ref.host_offset + cluster_size(),
@@ -347,10 +393,9 @@ class Qcow2Decoder final : public Decoder {
     bool both_data = (later.kind == ClaimKind::kData || later.kind == ClaimKind::kCompressed) &&
                      (earlier.kind == ClaimKind::kData || earlier.kind == ClaimKind::kCompressed);
     if (both_data && later.start == earlier.start) {
-      return CorruptImageError("qcow2: host cluster " + Hex(later.start) +
-                               " is referenced twice, for guest offsets " +
-                               Hex(earlier.guest_offset) + " and " + Hex(later.guest_offset) +
-                               kCheckAdvice);
+      return CorruptImageError(
+          "qcow2: host cluster " + Hex(later.start) + " is referenced twice, for guest offsets " +
+          Hex(earlier.guest_offset) + " and " + Hex(later.guest_offset) + kCheckAdvice);
     }
     return CorruptImageError("qcow2: " + ClaimText(later) + " overlaps " + ClaimText(earlier) +
                              " (ending at " + Hex(earlier.end) + ")" + kCheckAdvice);
@@ -378,6 +423,12 @@ class Qcow2Decoder final : public Decoder {
         break;
       case ClaimKind::kCompressed:
         return ActivateCompressed();
+      case ClaimKind::kSnapshotTable:
+        snapshots_.started = true;
+        break;
+      case ClaimKind::kSnapshotL1:
+        ++next_snapshot_l1_;
+        break;
       case ClaimKind::kNone:
         return InternalError("qcow2 decoder: activating nothing");
     }
@@ -468,9 +519,8 @@ class Qcow2Decoder final : public Decoder {
   Status ProcessL1Entry(uint64_t index, uint64_t entry) {
     const uint64_t guest_offset = geometry_.l1_index_to_guest_offset(index);
     if (index >= geometry_.size_to_l1(header_.virtual_size)) return Status::Ok();  // past the disk
-    const uint64_t guest_length =
-        std::min<uint64_t>(uint64_t{1} << geometry_.l1_entry_bits(),
-                           header_.virtual_size - guest_offset);
+    const uint64_t guest_length = std::min<uint64_t>(uint64_t{1} << geometry_.l1_entry_bits(),
+                                                     header_.virtual_size - guest_offset);
     auto bad = [&](const std::string& what, const char* advice = kCheckAdvice) {
       return CorruptImageError("qcow2: L1 entry " + std::to_string(index) + " (" + Hex(entry) +
                                ", guest offset " + Hex(guest_offset) + ") " + what + advice);
@@ -574,6 +624,107 @@ class Qcow2Decoder final : public Decoder {
     return Status::Ok();
   }
 
+  // --- Internal snapshots -----------------------------------------------------------
+
+  // Snapshot table entries: only their L1 tables' places matter here, so
+  // that those tables are skipped rather than spooled.
+  Status StepSnapshotTable(std::span<const uint8_t>& bytes) {
+    SnapshotTable& table = snapshots_;
+    while (!bytes.empty() && !table.done) {
+      if (table.skip > 0) {
+        uint64_t count = std::min<uint64_t>(table.skip, bytes.size());
+        Consume(bytes, count);
+        table.skip -= count;
+        if (table.skip == 0) CDI_RETURN_IF_ERROR(EndSnapshotEntry());
+        continue;
+      }
+      size_t take = std::min(bytes.size(), kSnapshotEntryFixedBytes - table.fixed_filled);
+      std::memcpy(table.fixed + table.fixed_filled, bytes.data(), take);
+      table.fixed_filled += take;
+      Consume(bytes, take);
+      if (table.fixed_filled < kSnapshotEntryFixedBytes) break;
+      table.fixed_filled = 0;
+      CDI_RETURN_IF_ERROR(ProcessSnapshotEntry());
+    }
+    if (!table.done) return Status::Ok();
+    last_claim_.end = position_;
+    active_ = ClaimKind::kNone;
+    std::sort(snapshot_l1s_.begin(), snapshot_l1s_.end(),
+              [](const Extent& a, const Extent& b) { return a.start < b.start; });
+    // Snapshots may share an L1 table's place only by being the same table.
+    snapshot_l1s_.erase(std::unique(snapshot_l1s_.begin(), snapshot_l1s_.end(),
+                                    [](const Extent& a, const Extent& b) {
+                                      return a.start == b.start && a.end == b.end;
+                                    }),
+                        snapshot_l1s_.end());
+    return Status::Ok();
+  }
+
+  Status ProcessSnapshotEntry() {
+    SnapshotTable& table = snapshots_;
+    const uint8_t* fixed = table.fixed;
+    const uint64_t l1_offset = LoadBE64(fixed + kSnapshotL1OffsetOffset);
+    const uint64_t l1_bytes = uint64_t{LoadBE32(fixed + kSnapshotL1SizeOffset)} * kTableEntryBytes;
+    const uint32_t extra = LoadBE32(fixed + kSnapshotExtraDataSizeOffset);
+    auto bad = [&](const std::string& what, const char* advice = kCheckAdvice) {
+      return CorruptImageError("qcow2: snapshot table entry " + std::to_string(table.entries_done) +
+                               " " + what + advice);
+    };
+    if (extra > kMaxSnapshotExtraData) {
+      return bad("has " + std::to_string(extra) + " bytes of extra data, more than qemu's 1024");
+    }
+    const uint64_t variable = uint64_t{extra} + LoadBE16(fixed + kSnapshotIdSizeOffset) +
+                              LoadBE16(fixed + kSnapshotNameSizeOffset);
+    // Entries are padded "to the next multiple of 8", but qemu does not
+    // write the last entry's padding when the table ends the file.
+    const bool last = table.entries_done + 1 == table.count;
+    table.skip = last ? variable
+                      : AlignUp(kSnapshotEntryFixedBytes + variable, 8) - kSnapshotEntryFixedBytes;
+    if (position_ + table.skip - table.start > kMaxSnapshotTableBytes) {
+      return bad("ends past qemu's 64 MiB limit for the snapshot table");
+    }
+    if (l1_bytes > 0) {
+      if (geometry_.offset_into_cluster(l1_offset) != 0 || l1_offset < cluster_size()) {
+        return bad("places its L1 table at " + Hex(l1_offset) +
+                   ", not at a cluster boundary past the header");
+      }
+      if (l1_bytes > kMaxL1Bytes || l1_offset >= kMaxHostOffset ||
+          (options_.container_size && l1_offset + l1_bytes > *options_.container_size)) {
+        return bad("has an L1 table at " + Hex(l1_offset) + " of " + std::to_string(l1_bytes) +
+                       " bytes, past the end of the image or over qemu's limits",
+                   kPastEndAdvice);
+      }
+      const Extent l1{l1_offset, l1_offset + l1_bytes};
+      if (l1.start >= position_) {
+        if (snapshot_l1s_.size() == snapshot_l1s_.capacity()) {
+          size_t capacity = std::max<size_t>(8, snapshot_l1s_.capacity() * 2);
+          if (!snapshot_l1s_reservation_.Resize(&budget_, capacity * sizeof(Extent))) {
+            return budget_.Exhausted("the list of snapshot L1 tables", capacity * sizeof(Extent));
+          }
+          snapshot_l1s_.reserve(capacity);
+        }
+        snapshot_l1s_.push_back(l1);
+      } else if (l1.end <= position_ && spool_->AvailableLength(l1.start, l1_bytes) == l1_bytes) {
+        spool_->Take(l1.start, l1_bytes);  // it passed earlier: no need to keep it
+      }
+    }
+    if (table.skip == 0) return EndSnapshotEntry();
+    return Status::Ok();
+  }
+
+  Status EndSnapshotEntry() {
+    if (++snapshots_.entries_done == snapshots_.count) snapshots_.done = true;
+    return Status::Ok();
+  }
+
+  // Bytes of a claimed range that carry nothing for the guest.
+  Status StepSkip(std::span<const uint8_t>& bytes) {
+    uint64_t count = std::min<uint64_t>(bytes.size(), last_claim_.end - position_);
+    Consume(bytes, count);
+    if (position_ == last_claim_.end) active_ = ClaimKind::kNone;
+    return Status::Ok();
+  }
+
   // --- L2 tables and refcount blocks ----------------------------------------------
 
   Status StepClusterTable(std::span<const uint8_t>& bytes) {
@@ -661,8 +812,7 @@ class Qcow2Decoder final : public Decoder {
       // allocated subcluster.
       auto check_host = [&](uint64_t host_end) -> Status {
         if (options_.container_size && host_end > *options_.container_size) {
-          return bad("points to host offset " + Hex(host_offset) +
-                         ", past the end of the image (" +
+          return bad("points to host offset " + Hex(host_offset) + ", past the end of the image (" +
                          std::to_string(*options_.container_size) + " bytes)",
                      kPastEndAdvice);
         }
@@ -819,7 +969,8 @@ class Qcow2Decoder final : public Decoder {
     if (spool_->AvailableLength(run.host_offset, run.length) < run.length) {
       return CorruptImageError("qcow2: " + ClaimText(run.claim()) +
                                " overlaps image metadata or data already mapped (a cluster "
-                               "referenced twice)" + kCheckAdvice);
+                               "referenced twice)" +
+                               kCheckAdvice);
     }
     for (uint64_t done = 0; done < run.length;) {
       uint64_t host = run.host_offset + done;
@@ -865,8 +1016,8 @@ class Qcow2Decoder final : public Decoder {
     const uint64_t left = data_.host_end() - position_;
     const uint64_t count = std::min<uint64_t>(bytes.size(), left);
     const uint64_t guest = data_.guest_offset + (position_ - data_.host_offset);
-    CDI_RETURN_IF_ERROR(
-        StreamData(guest, bytes.first(static_cast<size_t>(count)), data_.guest_offset + data_.length));
+    CDI_RETURN_IF_ERROR(StreamData(guest, bytes.first(static_cast<size_t>(count)),
+                                   data_.guest_offset + data_.length));
     Consume(bytes, count);
     if (count == left) active_ = ClaimKind::kNone;
     return Status::Ok();
@@ -1043,12 +1194,11 @@ class Qcow2Decoder final : public Decoder {
   // A job with its buffers, waiting for a running one to finish if need be.
   Result<std::unique_ptr<InflateJob>> AcquireJob() {
     if (!pool_) {
-      pool_ = std::make_unique<InflatePool>(header_.compression_type, geometry_.cluster_bits,
-                                            workers_);
+      pool_ =
+          std::make_unique<InflatePool>(header_.compression_type, geometry_.cluster_bits, workers_);
       if (!inflater_reservation_.Resize(
-                              &budget_, workers_ * ClusterInflater::MemoryBound(
-                                                       header_.compression_type,
-                                                       geometry_.cluster_bits))) {
+              &budget_, workers_ * ClusterInflater::MemoryBound(header_.compression_type,
+                                                                geometry_.cluster_bits))) {
         return budget_.Exhausted("decompression contexts", 0);
       }
     }
@@ -1077,12 +1227,11 @@ class Qcow2Decoder final : public Decoder {
   Status EmitJob(std::unique_ptr<InflateJob> job) {
     if (!job->status.ok()) {
       return CorruptImageError("qcow2: the compressed cluster for guest offset " +
-                               Hex(job->guest_offset) + " at host offset " +
-                               Hex(job->host_offset) + ": " + job->status.message() +
-                               kCheckAdvice);
+                               Hex(job->guest_offset) + " at host offset " + Hex(job->host_offset) +
+                               ": " + job->status.message() + kCheckAdvice);
     }
-    CDI_RETURN_IF_ERROR(EmitData(
-        job->guest_offset, std::span<const uint8_t>(job->output.data(), job->guest_length)));
+    CDI_RETURN_IF_ERROR(EmitData(job->guest_offset,
+                                 std::span<const uint8_t>(job->output.data(), job->guest_length)));
     free_jobs_.push_back(std::move(job));
     return Status::Ok();
   }
@@ -1124,17 +1273,15 @@ class Qcow2Decoder final : public Decoder {
     Claim next = PeekNext();
     if (next.kind != ClaimKind::kNone) return Truncated(next);
     if (options_.container_size && position_ < *options_.container_size) {
-      return CorruptImageError("qcow2 image is truncated: it ends after " +
-                               std::to_string(position_) + " of its " +
-                               std::to_string(*options_.container_size) +
-                               " bytes; fetch the complete image again");
+      return CorruptImageError(
+          "qcow2 image is truncated: it ends after " + std::to_string(position_) + " of its " +
+          std::to_string(*options_.container_size) + " bytes; fetch the complete image again");
     }
     if (pool_) CDI_RETURN_IF_ERROR(CollectDone(/*wait_all=*/true));
     CDI_RETURN_IF_ERROR(FlushZero());
     if (covered_bytes_ != header_.virtual_size) {
       return InternalError("qcow2 decoder covered " + std::to_string(covered_bytes_) +
-                           " bytes of a virtual size of " +
-                           std::to_string(header_.virtual_size));
+                           " bytes of a virtual size of " + std::to_string(header_.virtual_size));
     }
     finished_ = true;
     auto& details = description_.details;
@@ -1174,6 +1321,10 @@ class Qcow2Decoder final : public Decoder {
   std::vector<TableRef> pending_refblocks_;  // sorted once the refcount table is read
   size_t next_refblock_ = 0;
   Reservation pending_refblocks_reservation_;
+  SnapshotTable snapshots_;
+  std::vector<Extent> snapshot_l1s_;  // sorted once the snapshot table is read
+  size_t next_snapshot_l1_ = 0;
+  Reservation snapshot_l1s_reservation_;
   std::vector<Run> runs_;  // min-heap by host offset
   Reservation runs_reservation_;
   std::optional<Run> pending_run_;

@@ -18,25 +18,25 @@ namespace cdi::formats::qcow2 {
 inline constexpr uint32_t kMagic = 0x514649fb;  // bytes 0-3: "QFI\xfb"
 
 // Byte offsets of the header fields.
-inline constexpr size_t kMagicOffset = 0;                    // 0-3
-inline constexpr size_t kVersionOffset = 4;                  // 4-7: 2 or 3
-inline constexpr size_t kBackingFileOffsetOffset = 8;        // 8-15: 0 if none
-inline constexpr size_t kBackingFileSizeOffset = 16;         // 16-19
-inline constexpr size_t kClusterBitsOffset = 20;             // 20-23
-inline constexpr size_t kSizeOffset = 24;                    // 24-31: virtual size in bytes
-inline constexpr size_t kCryptMethodOffset = 32;             // 32-35
-inline constexpr size_t kL1SizeOffset = 36;                  // 36-39: entries in the active L1
-inline constexpr size_t kL1TableOffsetOffset = 40;           // 40-47
-inline constexpr size_t kRefcountTableOffsetOffset = 48;     // 48-55
-inline constexpr size_t kRefcountTableClustersOffset = 56;   // 56-59
-inline constexpr size_t kNbSnapshotsOffset = 60;             // 60-63
-inline constexpr size_t kSnapshotsOffsetOffset = 64;         // 64-71
-inline constexpr size_t kIncompatibleFeaturesOffset = 72;    // 72-79 (version 3)
-inline constexpr size_t kCompatibleFeaturesOffset = 80;      // 80-87 (version 3)
-inline constexpr size_t kAutoclearFeaturesOffset = 88;       // 88-95 (version 3)
-inline constexpr size_t kRefcountOrderOffset = 96;           // 96-99 (version 3)
-inline constexpr size_t kHeaderLengthOffset = 100;           // 100-103 (version 3)
-inline constexpr size_t kCompressionTypeOffset = 104;        // 104 ("Additional fields")
+inline constexpr size_t kMagicOffset = 0;                   // 0-3
+inline constexpr size_t kVersionOffset = 4;                 // 4-7: 2 or 3
+inline constexpr size_t kBackingFileOffsetOffset = 8;       // 8-15: 0 if none
+inline constexpr size_t kBackingFileSizeOffset = 16;        // 16-19
+inline constexpr size_t kClusterBitsOffset = 20;            // 20-23
+inline constexpr size_t kSizeOffset = 24;                   // 24-31: virtual size in bytes
+inline constexpr size_t kCryptMethodOffset = 32;            // 32-35
+inline constexpr size_t kL1SizeOffset = 36;                 // 36-39: entries in the active L1
+inline constexpr size_t kL1TableOffsetOffset = 40;          // 40-47
+inline constexpr size_t kRefcountTableOffsetOffset = 48;    // 48-55
+inline constexpr size_t kRefcountTableClustersOffset = 56;  // 56-59
+inline constexpr size_t kNbSnapshotsOffset = 60;            // 60-63
+inline constexpr size_t kSnapshotsOffsetOffset = 64;        // 64-71
+inline constexpr size_t kIncompatibleFeaturesOffset = 72;   // 72-79 (version 3)
+inline constexpr size_t kCompatibleFeaturesOffset = 80;     // 80-87 (version 3)
+inline constexpr size_t kAutoclearFeaturesOffset = 88;      // 88-95 (version 3)
+inline constexpr size_t kRefcountOrderOffset = 96;          // 96-99 (version 3)
+inline constexpr size_t kHeaderLengthOffset = 100;          // 100-103 (version 3)
+inline constexpr size_t kCompressionTypeOffset = 104;       // 104 ("Additional fields")
 
 // "For version 2, the header is exactly 72 bytes in length"; "For version 3 or
 // higher, the header length is at least 104 bytes".
@@ -138,6 +138,20 @@ inline constexpr uint32_t kSubclusterBitsPerCluster = 5;
 inline constexpr uint64_t kSubclusterAllocMask = 0xffffffffull;
 inline constexpr uint32_t kSubclusterZeroShift = 32;
 
+// --- "Snapshots" ------------------------------------------------------------------
+
+// Snapshot table entry: the fixed part, then extra data, the unique ID and
+// the name, padded "to the next multiple of 8".
+inline constexpr size_t kSnapshotL1OffsetOffset = 0;        // 0-7
+inline constexpr size_t kSnapshotL1SizeOffset = 8;          // 8-11: entries
+inline constexpr size_t kSnapshotIdSizeOffset = 12;         // 12-13
+inline constexpr size_t kSnapshotNameSizeOffset = 14;       // 14-15
+inline constexpr size_t kSnapshotExtraDataSizeOffset = 36;  // 36-39
+inline constexpr size_t kSnapshotEntryFixedBytes = 40;
+// qemu's limits: QCOW_MAX_SNAPSHOT_EXTRA_DATA and QCOW_MAX_SNAPSHOTS_SIZE.
+inline constexpr uint32_t kMaxSnapshotExtraData = 1024;
+inline constexpr uint64_t kMaxSnapshotTableBytes = 64ull << 20;
+
 // --- Helpers ---------------------------------------------------------------------
 
 inline uint32_t LoadBE32(const uint8_t* p) {
@@ -179,9 +193,7 @@ struct Geometry {
   }
 
   uint64_t offset_into_cluster(uint64_t offset) const { return offset & (cluster_size() - 1); }
-  uint64_t l1_index_to_guest_offset(uint64_t l1_index) const {
-    return l1_index << l1_entry_bits();
-  }
+  uint64_t l1_index_to_guest_offset(uint64_t l1_index) const { return l1_index << l1_entry_bits(); }
   // Number of L1 entries needed to map `virtual_size` bytes (qemu's size_to_l1).
   uint64_t size_to_l1(uint64_t virtual_size) const {
     uint32_t shift = l1_entry_bits();

@@ -9,7 +9,9 @@ namespace {
 
 constexpr char kCheckAdvice[] = "; the image is corrupt: check it with 'qemu-img check'";
 
-Status Corrupt(std::string what) { return CorruptImageError("qcow2 header: " + what + kCheckAdvice); }
+Status Corrupt(std::string what) {
+  return CorruptImageError("qcow2 header: " + what + kCheckAdvice);
+}
 
 // Asks for more bytes.
 HeaderParse Need(uint64_t bytes) {
@@ -256,9 +258,8 @@ Result<HeaderParse> ParseHeader(std::span<const uint8_t> prefix,
   const uint64_t l1_needed = h.geometry.size_to_l1(h.virtual_size);
   if (l1_needed > h.l1_size) {
     return Corrupt("the L1 table has " + std::to_string(h.l1_size) +
-                   " entries, too few for the virtual size of " +
-                   std::to_string(h.virtual_size) + " bytes (" + std::to_string(l1_needed) +
-                   " needed)");
+                   " entries, too few for the virtual size of " + std::to_string(h.virtual_size) +
+                   " bytes (" + std::to_string(l1_needed) + " needed)");
   }
   if (h.l1_size > 0) {
     CDI_RETURN_IF_ERROR(

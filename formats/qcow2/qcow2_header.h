@@ -40,9 +40,7 @@ struct Header {
     return uint64_t{refcount_table_clusters} << geometry.cluster_bits;
   }
   // Host clusters one refcount block describes: cluster_size * 8 / refcount_bits.
-  uint64_t refcount_block_entries() const {
-    return (cluster_size() * 8) >> refcount_order;
-  }
+  uint64_t refcount_block_entries() const { return (cluster_size() * 8) >> refcount_order; }
 };
 
 // The outcome of one parse attempt over the first bytes of an image.

@@ -78,8 +78,7 @@ class Spool::ScratchFile {
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         int error = n < 0 ? errno : ENOSPC;
-        return IoError("writing the qcow2 spool file in " + dir_ + " failed: " +
-                       ErrnoText(error) +
+        return IoError("writing the qcow2 spool file in " + dir_ + " failed: " + ErrnoText(error) +
                        "; give the scratch directory more space or raise the memory budget");
       }
       bytes = bytes.subspan(static_cast<size_t>(n));
@@ -183,8 +182,7 @@ Status Spool::AppendRun(uint64_t host_offset, std::span<const uint8_t> bytes, bo
   return Status::Ok();
 }
 
-Status Spool::AppendToMemory(uint64_t host_offset, std::span<const uint8_t> bytes,
-                             size_t* stored) {
+Status Spool::AppendToMemory(uint64_t host_offset, std::span<const uint8_t> bytes, size_t* stored) {
   *stored = 0;
   while (*stored < bytes.size()) {
     uint64_t here = host_offset + *stored;
@@ -422,9 +420,9 @@ uint64_t Spool::SpillMemory(uint64_t wanted) {
     Status status = EnsureScratchFile();
     if (status.ok()) {
       status = scratch_->Write(
-          scratch_end_, std::span<const uint8_t>(
-                            fragment.block->data.get() + fragment.storage_offset,
-                            static_cast<size_t>(fragment.end - start)));
+          scratch_end_,
+          std::span<const uint8_t>(fragment.block->data.get() + fragment.storage_offset,
+                                   static_cast<size_t>(fragment.end - start)));
     }
     if (!status.ok()) {
       deferred_error_ = status;

@@ -96,7 +96,7 @@ class Spool {
     uint64_t first_unit = 0;       // unit index of the fragment's first byte
     std::vector<bool> taken;       // per unit overlapping the fragment
     uint64_t live_units = 0;
-    Reservation reservation;       // index overhead and bitmap
+    Reservation reservation;  // index overhead and bitmap
   };
   using FragmentMap = std::map<uint64_t, Fragment>;
 

@@ -1,9 +1,8 @@
 // Decodes images made by qemu-img and qemu-io in many layouts and compares
 // the result with qemu-img's own conversion (and with libqcow, where it reads
 // the image correctly): same bytes, and every hole qemu leaves is a Zero.
-#include <libqcow.h>
-
 #include <gtest/gtest.h>
+#include <libqcow.h>
 
 #include <memory>
 #include <numeric>
@@ -114,42 +113,50 @@ std::string Source(const std::string& dir, const std::string& name, const std::s
 
 std::vector<CorpusCase> Cases() {
   std::vector<CorpusCase> cases;
-  cases.push_back({"v2_compat010", [](const std::string& d) {
-                     return Convert(d, "v2", "-o compat=0.10");
-                   }, true, true});
-  for (uint64_t size : {512 * 1, 4 * 1024, 8 * 1024, 16 * 1024, 32 * 1024, 64 * 1024,
-                        128 * 1024, 256 * 1024, 512 * 1024, 1024 * 1024, 2048 * 1024}) {
+  cases.push_back({"v2_compat010",
+                   [](const std::string& d) { return Convert(d, "v2", "-o compat=0.10"); }, true,
+                   true});
+  for (uint64_t size : {512 * 1, 4 * 1024, 8 * 1024, 16 * 1024, 32 * 1024, 64 * 1024, 128 * 1024,
+                        256 * 1024, 512 * 1024, 1024 * 1024, 2048 * 1024}) {
     std::string name = "v3_cluster_" + std::to_string(size);
-    cases.push_back({name, [name, size](const std::string& d) {
+    cases.push_back({name,
+                     [name, size](const std::string& d) {
                        return Convert(d, name, "-o cluster_size=" + std::to_string(size));
-                     }, true, size == 512 || size == 2048 * 1024});
+                     },
+                     true, size == 512 || size == 2048 * 1024});
   }
   cases.push_back({"v2_cluster_4096", [](const std::string& d) {
                      return Convert(d, "v2_4k", "-o compat=0.10,cluster_size=4096");
                    }});
   for (uint64_t size : {4 * 1024, 64 * 1024, 2048 * 1024}) {
     std::string name = "zlib_cluster_" + std::to_string(size);
-    cases.push_back({name, [name, size](const std::string& d) {
+    cases.push_back({name,
+                     [name, size](const std::string& d) {
                        return Convert(d, name, "-c -o cluster_size=" + std::to_string(size));
-                     }, true, size == 64 * 1024});
+                     },
+                     true, size == 64 * 1024});
     std::string zstd = "zstd_cluster_" + std::to_string(size);
-    cases.push_back({zstd, [zstd, size](const std::string& d) {
-                       return Convert(d, zstd,
-                                      "-c -o compression_type=zstd,cluster_size=" +
-                                          std::to_string(size));
-                     }, false, size == 64 * 1024});
+    cases.push_back({zstd,
+                     [zstd, size](const std::string& d) {
+                       return Convert(
+                           d, zstd,
+                           "-c -o compression_type=zstd,cluster_size=" + std::to_string(size));
+                     },
+                     false, size == 64 * 1024});
   }
-  cases.push_back({"v2_zlib", [](const std::string& d) {
-                     return Convert(d, "v2_zlib", "-c -o compat=0.10");
-                   }});
-  cases.push_back({"extended_l2_converted", [](const std::string& d) {
-                     return Convert(d, "extl2", "-o extended_l2=on");
-                   }, false});
-  cases.push_back({"extended_l2_compressed_zstd", [](const std::string& d) {
+  cases.push_back(
+      {"v2_zlib", [](const std::string& d) { return Convert(d, "v2_zlib", "-c -o compat=0.10"); }});
+  cases.push_back({"extended_l2_converted",
+                   [](const std::string& d) { return Convert(d, "extl2", "-o extended_l2=on"); },
+                   false});
+  cases.push_back({"extended_l2_compressed_zstd",
+                   [](const std::string& d) {
                      return Convert(d, "extl2c",
                                     "-c -o extended_l2=on,compression_type=zstd,cluster_size=128k");
-                   }, false});
-  cases.push_back({"extended_l2_subclusters", [](const std::string& d) {
+                   },
+                   false});
+  cases.push_back({"extended_l2_subclusters",
+                   [](const std::string& d) {
                      // 64 KiB clusters of 32 subclusters of 2 KiB: partial writes
                      // leave allocated, zero and unallocated subclusters side by side.
                      std::string image = Create(d, "extl2sub", "extended_l2=on");
@@ -161,20 +168,24 @@ std::vector<CorpusCase> Cases() {
                                     "write -s " + src + " " + N(3 * kMiB + 2 * kKiB) + " 2k",
                                     "write -s " + src + " " + N(kDiskSize - 2 * kKiB) + " 2k"});
                      return image;
-                   }, false, true});
-  cases.push_back({"preallocation_metadata", [](const std::string& d) {
+                   },
+                   false, true});
+  cases.push_back({"preallocation_metadata",
+                   [](const std::string& d) {
                      std::string image = Create(d, "prealloc", "preallocation=metadata");
                      std::string src = Source(d, "p.bin", RandomBytes(512 * kKiB, 12));
                      QemuIo(image, {"write -s " + src + " 1m 512k", "write -P 0x5a 10m 64k"});
                      return image;
-                   }, true, true});
+                   },
+                   true, true});
   cases.push_back({"preallocation_metadata_v2", [](const std::string& d) {
                      std::string image =
                          Create(d, "prealloc2", "compat=0.10,preallocation=metadata");
                      QemuIo(image, {"write -P 0x33 3m 200k"});
                      return image;
                    }});
-  cases.push_back({"random_order_writes", [](const std::string& d) {
+  cases.push_back({"random_order_writes",
+                   [](const std::string& d) {
                      // Clusters land in the file in write order, not guest order;
                      // L2 tables are allocated as the first write in their range comes.
                      std::string image = Create(d, "random", "cluster_size=4096");
@@ -186,16 +197,20 @@ std::vector<CorpusCase> Cases() {
                      }
                      QemuIo(image, commands);
                      return image;
-                   }, true, true});
-  cases.push_back({"discard_then_rewrite", [](const std::string& d) {
+                   },
+                   true, true});
+  cases.push_back({"discard_then_rewrite",
+                   [](const std::string& d) {
                      std::string image = Create(d, "discard", "");
                      std::string src = Source(d, "d.bin", RandomBytes(2 * kMiB, 13));
                      QemuIo(image, {"write -s " + src + " 0 2m", "write -P 0x44 4m 1m",
-                                    "discard 256k 512k", "discard 4m 1m",
-                                    "write -P 0x45 20m 640k", "write -P 0x46 300k 64k"});
+                                    "discard 256k 512k", "discard 4m 1m", "write -P 0x45 20m 640k",
+                                    "write -P 0x46 300k 64k"});
                      return image;
-                   }, /*libqcow: discarding sets the v3 zero flag*/ false, true});
-  cases.push_back({"internal_snapshot_then_writes", [](const std::string& d) {
+                   },
+                   /*libqcow: discarding sets the v3 zero flag*/ false, true});
+  cases.push_back({"internal_snapshot_then_writes",
+                   [](const std::string& d) {
                      std::string image = Create(d, "snap", "");
                      std::string src = Source(d, "s.bin", RandomBytes(3 * kMiB, 14));
                      QemuIo(image, {"write -s " + src + " 0 3m", "write -P 0x11 8m 1m"});
@@ -204,8 +219,10 @@ std::vector<CorpusCase> Cases() {
                                     "write -P 0x23 " + N(8 * kMiB + 64 * kKiB) + " 64k",
                                     "write -P 0x24 16m 1m", "discard 2m 128k"});
                      return image;
-                   }, /*libqcow: discarding sets the v3 zero flag*/ false, true});
-  cases.push_back({"resized_l1_moved", [](const std::string& d) {
+                   },
+                   /*libqcow: discarding sets the v3 zero flag*/ false, true});
+  cases.push_back({"resized_l1_moved",
+                   [](const std::string& d) {
                      // Growing the disk reallocates the L1 table at the end of
                      // the file: every data cluster passes before its mapping.
                      std::string image = Create(d, "resized", "cluster_size=4096", 8 * kMiB);
@@ -213,16 +230,20 @@ std::vector<CorpusCase> Cases() {
                      QemuIo(image, {"write -s " + src + " 64k 1m", "write -P 0x77 5m 300k"});
                      Sh("qemu-img resize -q -f qcow2 " + Q(image) + " 40M");
                      return image;
-                   }, true, true});
-  cases.push_back({"zero_clusters", [](const std::string& d) {
+                   },
+                   true, true});
+  cases.push_back({"zero_clusters",
+                   [](const std::string& d) {
                      std::string image = Create(d, "zero", "");
                      std::string src = Source(d, "z.bin", RandomBytes(2 * kMiB, 16));
                      QemuIo(image, {"write -s " + src + " 0 2m", "write -z 256k 128k",
                                     "write -z -u 1m 256k", "write -z 6m 1m",
                                     "write -P 0x99 " + N(6 * kMiB + 64 * kKiB) + " 4k"});
                      return image;
-                   }, false, true});
-  cases.push_back({"compressed_writes_shuffled", [](const std::string& d) {
+                   },
+                   false, true});
+  cases.push_back({"compressed_writes_shuffled",
+                   [](const std::string& d) {
                      std::string image = Create(d, "cwrites", "");
                      std::string src = Source(d, "c.bin", CompressibleBytes(64 * kKiB, 17));
                      std::vector<std::string> commands;
@@ -234,15 +255,19 @@ std::vector<CorpusCase> Cases() {
                      }
                      QemuIo(image, commands);
                      return image;
-                   }, true, true});
-  cases.push_back({"odd_virtual_size", [](const std::string& d) {
+                   },
+                   true, true});
+  cases.push_back({"odd_virtual_size",
+                   [](const std::string& d) {
                      uint64_t size = kDiskSize + 1536;
                      std::string image = Create(d, "odd", "", size);
                      QemuIo(image, {"write -P 0x12 " + std::to_string(size - 1024) + " 1024",
                                     "write -P 0x13 0 4k"});
                      return image;
-                   }, true, true});
-  cases.push_back({"lazy_refcounts_dirty", [](const std::string& d) {
+                   },
+                   true, true});
+  cases.push_back({"lazy_refcounts_dirty",
+                   [](const std::string& d) {
                      std::string image = Create(d, "lazy", "lazy_refcounts=on");
                      QemuIo(image, {"write -P 0x21 0 1m", "write -P 0x22 7m 64k"});
                      // Mark it dirty, as a crash with lazy refcounts leaves it.
@@ -250,16 +275,17 @@ std::vector<CorpusCase> Cases() {
                      PutBE(bytes, 72, 8, GetBE(bytes, 72, 8) | 1);
                      WriteFile(image, bytes);
                      return image;
-                   }, true});
-  cases.push_back({"vm_state_beyond_disk", [](const std::string& d) {
+                   },
+                   true});
+  cases.push_back({"vm_state_beyond_disk",
+                   [](const std::string& d) {
                      // VM state lives past the virtual disk in the active L1 table.
                      std::string image = Create(d, "vmstate", "cluster_size=4096");
                      QemuIo(image, {"write -P 0x31 0 64k", "write -b -P 0x32 0 256k"});
                      return image;
-                   }, true});
-  cases.push_back({"empty_disk", [](const std::string& d) {
-                     return Create(d, "empty", "");
-                   }});
+                   },
+                   true});
+  cases.push_back({"empty_disk", [](const std::string& d) { return Create(d, "empty", ""); }});
   return cases;
 }
 
@@ -371,8 +397,8 @@ TEST_P(CorpusTest, DecodesLikeQemuImg) {
   }
   RecordProperty("spooled_bytes", Detail(last_description_, "spooled bytes"));
   std::cout << "[ layout   ] " << c.name << ": spooling " << Detail(last_description_, "spooling")
-            << ", spooled bytes " << Detail(last_description_, "spooled bytes")
-            << ", image bytes " << FileSize(image) << "\n";
+            << ", spooled bytes " << Detail(last_description_, "spooled bytes") << ", image bytes "
+            << FileSize(image) << "\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(Qcow2, CorpusTest, ::testing::ValuesIn(Cases()),

@@ -37,8 +37,9 @@ class SpoolLayoutTest : public ::testing::Test {
     // passes before the table that maps it.
     resized_ = dir_->File("resized.qcow2");
     Sh("qemu-img create -q -f qcow2 -o cluster_size=4096 " + Q(resized_) + " 8M");
-    Sh("qemu-io -f qcow2 -c 'write -s " + dir_->File("random.bin") + " 0 1536k' -c 'write -P 0x5c " +
-       std::to_string(6 * kMiB) + " 64k' " + Q(resized_) + " >/dev/null");
+    Sh("qemu-io -f qcow2 -c 'write -s " + dir_->File("random.bin") +
+       " 0 1536k' -c 'write -P 0x5c " + std::to_string(6 * kMiB) + " 64k' " + Q(resized_) +
+       " >/dev/null");
     Sh("qemu-img resize -q -f qcow2 " + Q(resized_) + " 48M");
 
     // The same with compressed clusters.
@@ -149,8 +150,7 @@ TEST_F(SpoolLayoutTest, UnusableScratchDirectoryIsAClearError) {
   TempDir out;
   Decoded decoded = DecodeToFile(resized_, out.File("ours.raw"), kMiB, options);
   EXPECT_EQ(decoded.status.code(), ErrorCode::kIo);
-  EXPECT_NE(decoded.status.message().find("cannot create a scratch file in " +
-                                          options.scratch_dir),
+  EXPECT_NE(decoded.status.message().find("cannot create a scratch file in " + options.scratch_dir),
             std::string::npos)
       << decoded.status.ToString();
   EXPECT_NE(decoded.status.message().find("raise the memory budget"), std::string::npos);
