@@ -7,6 +7,7 @@
 #include "formats/detect.h"
 #include "formats/qcow2/qcow2_decoder.h"
 #include "formats/raw_decoder.h"
+#include "formats/tar/tar_reader.h"
 #include "formats/unwrapper.h"
 
 namespace cdi::formats {
@@ -38,6 +39,10 @@ class ImagePipeline::Impl {
  public:
   Impl(GuestWriter* writer, PipelineOptions options)
       : writer_(writer), options_(std::move(options)), root_(this, Layer::kOutermost) {}
+  Impl(tar::EntryWriter* archive_writer, PipelineOptions options)
+      : archive_writer_(archive_writer),
+        options_(std::move(options)),
+        root_(this, Layer::kOutermost) {}
 
   Status Feed(std::span<const uint8_t> bytes) {
     if (!status_.ok()) return status_;
@@ -57,6 +62,7 @@ class ImagePipeline::Impl {
   std::vector<std::string> format_chain() const {
     std::vector<std::string> names;
     for (Format format : chain_) names.emplace_back(FormatName(format));
+    if (tar_built_) names.emplace_back("tar");
     return names;
   }
 
@@ -116,9 +122,16 @@ class ImagePipeline::Impl {
   };
 
   // Detects `head` and builds the stage that consumes the layer: an unwrapper
-  // feeding a new detection stage, or a decoder feeding the writer.
+  // feeding a new detection stage, or a decoder feeding the writer (the tar
+  // reader, for archives).
   Result<ByteSink*> BuildStage(std::span<const uint8_t> head, Layer layer) {
     Format format = Detect(head);
+    if (archive_writer_ != nullptr && !IsWrapper(format)) {
+      // A tar header has no magic at offset 0; the tar reader checks it.
+      tar_built_ = true;
+      stages_.push_back(tar::MakeTarReader(archive_writer_));
+      return stages_.back().get();
+    }
     bool nested = std::find(chain_.begin(), chain_.end(), format) != chain_.end();
     chain_.push_back(format);
     if (IsWrapper(format)) {
@@ -170,7 +183,8 @@ class ImagePipeline::Impl {
     };
   }
 
-  GuestWriter* writer_;
+  GuestWriter* writer_ = nullptr;               // disk images
+  tar::EntryWriter* archive_writer_ = nullptr;  // archives
   PipelineOptions options_;
   // Every stage but the root, in the order built. Stages call only downstream
   // and never in their destructors, so the order they are destroyed in is free.
@@ -178,11 +192,15 @@ class ImagePipeline::Impl {
   DetectStage root_;
   std::vector<Format> chain_;   // outermost first
   Decoder* decoder_ = nullptr;  // in stages_, once built
+  bool tar_built_ = false;      // the chain ends in the tar reader
   Status status_;               // the first error, returned from then on
   bool finished_ = false;
 };
 
 ImagePipeline::ImagePipeline(GuestWriter* writer, PipelineOptions options)
+    : impl_(std::make_unique<Impl>(writer, std::move(options))) {}
+
+ImagePipeline::ImagePipeline(tar::EntryWriter* writer, PipelineOptions options)
     : impl_(std::make_unique<Impl>(writer, std::move(options))) {}
 
 ImagePipeline::~ImagePipeline() = default;

@@ -12,6 +12,11 @@
 // gets MakeQcow2Decoder(). DecoderOptions::container_size reaches the decoder
 // only when no wrapper is around the image.
 //
+// Archive content (the constructor taking a tar::EntryWriter): wrappers are
+// unwrapped the same way, and whatever is not a wrapper is read by the tar
+// reader (formats/tar/tar_reader.h), whatever its magic; the chain ends in
+// "tar" and no decoder is built. Its errors are the tar reader's.
+//
 // Errors (all returned from Feed()/Finish(); the first one is returned again by
 // every later call):
 //  - kUnsupported: vmdk, vdi, vhd or vhdx (named, with the qemu-img command to
@@ -44,6 +49,10 @@
 
 namespace cdi::formats {
 
+namespace tar {
+class EntryWriter;
+}  // namespace tar
+
 struct PipelineOptions {
   DecoderOptions decoder;
   // No unwrapper may produce more than this many bytes; passing it is a
@@ -58,15 +67,19 @@ struct PipelineOptions {
 
 class ImagePipeline : public ByteSink {
  public:
-  // `writer` must outlive the pipeline.
+  // A disk image, decoded into `writer`, which must outlive the pipeline.
   ImagePipeline(GuestWriter* writer, PipelineOptions options);
+  // A tar archive, whose entries go to `writer`, which must outlive the
+  // pipeline. options.decoder is not used.
+  ImagePipeline(tar::EntryWriter* writer, PipelineOptions options);
   ~ImagePipeline() override;
 
   Status Feed(std::span<const uint8_t> bytes) override;
   Status Finish() override;
 
   // Layers detected so far, outermost first, with lower-case names:
-  // {"gzip", "qcow2"}. A refused layer is listed too: {"gzip", "vmdk"}.
+  // {"gzip", "qcow2"}, {"zstd", "tar"}. A refused layer is listed too:
+  // {"gzip", "vmdk"}.
   std::vector<std::string> format_chain() const;
   // The decoder's description once it exists (nullopt before detection
   // decided, and when no decoder was built, as for a refused format).

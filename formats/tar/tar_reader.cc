@@ -1,0 +1,530 @@
+#include "formats/tar/tar_reader.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace cdi::formats::tar {
+namespace {
+
+// Header layout (POSIX.1-2001 ustar; GNU tar uses the same offsets and
+// reuses the prefix area for other fields, so prefix is read only when the
+// magic says ustar).
+struct Field {
+  size_t offset;
+  size_t length;
+};
+constexpr Field kName{0, 100};
+constexpr Field kMode{100, 8};
+constexpr Field kSize{124, 12};
+constexpr Field kMtime{136, 12};
+constexpr Field kChecksum{148, 8};
+constexpr size_t kTypeflagOffset = 156;
+constexpr Field kLinkname{157, 100};
+constexpr Field kMagic{257, 6};
+constexpr Field kPrefix{345, 155};
+
+using Block = std::array<uint8_t, kBlockSize>;
+
+std::string_view FieldBytes(const Block& block, Field field) {
+  return std::string_view(reinterpret_cast<const char*>(block.data()) + field.offset, field.length);
+}
+
+// A NUL-terminated string field (a full field has no terminator).
+std::string FieldString(const Block& block, Field field) {
+  std::string_view bytes = FieldBytes(block, field);
+  return std::string(bytes.substr(0, bytes.find('\0')));
+}
+
+bool IsZeroBlock(const Block& block) {
+  return std::all_of(block.begin(), block.end(), [](uint8_t b) { return b == 0; });
+}
+
+// A name as messages show it: quoted, control and non-ASCII bytes escaped,
+// long names shortened.
+std::string Quote(std::string_view name) {
+  constexpr size_t kShown = 200;
+  std::string text = "'";
+  for (size_t i = 0; i < name.size() && i < kShown; ++i) {
+    auto c = static_cast<unsigned char>(name[i]);
+    if (c < 0x20 || c >= 0x7f || c == '\'' || c == '\\') {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+      text += escaped;
+    } else {
+      text += static_cast<char>(c);
+    }
+  }
+  if (name.size() > kShown) text += "...";
+  return text + "'";
+}
+
+std::string AtOffset(uint64_t offset) { return " (archive offset " + std::to_string(offset) + ")"; }
+
+// Numbers: octal digits, optionally surrounded by spaces and ended by NUL or
+// space (every tar writes them so); or GNU base-256, flagged by the high bit
+// of the first byte, for values octal cannot hold.
+std::optional<uint64_t> ParseNumber(std::string_view field) {
+  if (field.empty()) return uint64_t{0};
+  auto first = static_cast<uint8_t>(field[0]);
+  if (first & 0x80) {
+    if (first & 0x40) return std::nullopt;  // negative
+    uint64_t value = first & 0x3f;
+    for (size_t i = 1; i < field.size(); ++i) {
+      if (value > (std::numeric_limits<uint64_t>::max() >> 8)) return std::nullopt;
+      value = (value << 8) | static_cast<uint8_t>(field[i]);
+    }
+    return value;
+  }
+  size_t pos = 0;
+  while (pos < field.size() && field[pos] == ' ') ++pos;
+  // An all-blank field reads as 0, as tar reads it.
+  uint64_t value = 0;
+  for (; pos < field.size() && field[pos] >= '0' && field[pos] <= '7'; ++pos) {
+    if (value > (std::numeric_limits<uint64_t>::max() >> 3)) return std::nullopt;
+    value = (value << 3) | static_cast<uint64_t>(field[pos] - '0');
+  }
+  for (; pos < field.size(); ++pos) {
+    if (field[pos] != ' ' && field[pos] != '\0') return std::nullopt;
+  }
+  return value;
+}
+
+// The header checksum: the sum of all header bytes with the checksum field
+// counted as spaces. Some old writers summed signed chars; tar accepts both.
+bool ChecksumMatches(const Block& block) {
+  std::optional<uint64_t> stored = ParseNumber(FieldBytes(block, kChecksum));
+  if (!stored) return false;
+  uint64_t unsigned_sum = 0;
+  int64_t signed_sum = 0;
+  for (size_t i = 0; i < kBlockSize; ++i) {
+    bool in_field = i >= kChecksum.offset && i < kChecksum.offset + kChecksum.length;
+    uint8_t byte = in_field ? ' ' : block[i];
+    unsigned_sum += byte;
+    signed_sum += static_cast<int8_t>(byte);
+  }
+  return *stored == unsigned_sum || static_cast<int64_t>(*stored) == signed_sum;
+}
+
+bool IsDecimal(std::string_view text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return c >= '0' && c <= '9';
+  });
+}
+
+std::optional<uint64_t> ParseDecimal(std::string_view text) {
+  if (!IsDecimal(text) || text.size() > 19) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : text) value = value * 10 + static_cast<uint64_t>(c - '0');
+  return value;
+}
+
+// pax mtime: "[-]seconds[.fraction]"; the fraction is dropped.
+std::optional<int64_t> ParsePaxTime(std::string_view text) {
+  bool negative = !text.empty() && text[0] == '-';
+  if (negative) text.remove_prefix(1);
+  std::string_view whole = text.substr(0, text.find('.'));
+  std::optional<uint64_t> seconds = ParseDecimal(whole);
+  if (!seconds || *seconds > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return std::nullopt;
+  }
+  return negative ? -static_cast<int64_t>(*seconds) : static_cast<int64_t>(*seconds);
+}
+
+// What a refused entry type is, for its message.
+std::string RefusedTypeName(char typeflag) {
+  switch (typeflag) {
+    case '1': return "a hard link";
+    case '2': return "a symbolic link";
+    case '3': return "a character device";
+    case '4': return "a block device";
+    case '6': return "a FIFO (named pipe)";
+    case 'S': return "a GNU sparse file";
+    case 'M': return "a GNU multi-volume continuation";
+    default: break;
+  }
+  auto code = static_cast<unsigned char>(typeflag);
+  if (code >= 0x20 && code < 0x7f) return "of unknown type '" + std::string(1, typeflag) + "'";
+  return "of unknown type " + std::to_string(code);
+}
+
+class TarReader final : public ByteSink {
+ public:
+  explicit TarReader(EntryWriter* writer) : writer_(writer) {}
+
+  Status Feed(std::span<const uint8_t> bytes) override {
+    while (!bytes.empty()) {
+      size_t used = 0;
+      switch (state_) {
+        case State::kHeader:
+          if (block_fill_ == 0) block_offset_ = offset_;
+          used = std::min(bytes.size(), kBlockSize - block_fill_);
+          std::copy_n(bytes.begin(), used, block_.begin() + static_cast<ptrdiff_t>(block_fill_));
+          block_fill_ += used;
+          if (block_fill_ == kBlockSize) {
+            block_fill_ = 0;
+            CDI_RETURN_IF_ERROR(OnHeader());
+          }
+          break;
+        case State::kFileData:
+          used = static_cast<size_t>(std::min<uint64_t>(remaining_, bytes.size()));
+          CDI_RETURN_IF_ERROR(writer_->Data(bytes.first(used)));
+          remaining_ -= used;
+          if (remaining_ == 0) {
+            CDI_RETURN_IF_ERROR(writer_->End());
+            AfterMember();
+          }
+          break;
+        case State::kSkipData:
+          used = static_cast<size_t>(std::min<uint64_t>(remaining_, bytes.size()));
+          remaining_ -= used;
+          if (remaining_ == 0) AfterMember();
+          break;
+        case State::kMetadata:
+          used = static_cast<size_t>(std::min<uint64_t>(remaining_, bytes.size()));
+          metadata_.append(reinterpret_cast<const char*>(bytes.data()), used);
+          remaining_ -= used;
+          if (remaining_ == 0) {
+            CDI_RETURN_IF_ERROR(OnMetadata());
+            AfterMember();
+          }
+          break;
+        case State::kPadding:
+          used = static_cast<size_t>(std::min<uint64_t>(padding_, bytes.size()));
+          padding_ -= used;
+          if (padding_ == 0) state_ = State::kHeader;
+          break;
+        case State::kEnd: {
+          auto nonzero = std::find_if(bytes.begin(), bytes.end(), [](uint8_t b) { return b != 0; });
+          if (nonzero != bytes.end()) {
+            return CorruptImageError(
+                "data follows the tar archive's end-of-archive marker" +
+                AtOffset(offset_ + static_cast<uint64_t>(nonzero - bytes.begin())) +
+                "; archives joined with cat are not read past the first one: make one archive "
+                "with all the files");
+          }
+          used = bytes.size();
+          break;
+        }
+      }
+      offset_ += used;
+      bytes = bytes.subspan(used);
+    }
+    return Status::Ok();
+  }
+
+  Status Finish() override {
+    if (state_ == State::kEnd) return Status::Ok();
+    if (offset_ == 0) return CorruptImageError("the archive is empty: it holds no tar header");
+    if (state_ == State::kHeader) {
+      if (block_fill_ == 0 && pending_.empty() && !gnu_long_name_) {
+        return CorruptImageError(
+            "the tar archive ends without its end-of-archive marker (zero blocks)" +
+            AtOffset(offset_) + ": it is truncated");
+      }
+      return CorruptImageError("the tar archive is truncated inside a header" + AtOffset(offset_));
+    }
+    return CorruptImageError("the tar archive is truncated" + AtOffset(offset_) +
+                             " inside entry " + Quote(entry_name_));
+  }
+
+ private:
+  enum class State { kHeader, kFileData, kSkipData, kMetadata, kPadding, kEnd };
+  enum class MetadataKind { kPax, kPaxGlobal, kGnuLongName, kGnuLongLink };
+
+  // Metadata that applies to the next real entry.
+  struct Pending {
+    std::optional<std::string> path;
+    std::optional<std::string> linkpath;
+    std::optional<uint64_t> size;
+    std::optional<int64_t> mtime;
+    bool empty() const { return !path && !linkpath && !size && !mtime; }
+  };
+
+  // After a member's data: skip the padding to the next block boundary.
+  void AfterMember() {
+    padding_ = (kBlockSize - member_size_ % kBlockSize) % kBlockSize;
+    state_ = padding_ > 0 ? State::kPadding : State::kHeader;
+  }
+
+  Status OnHeader() {
+    const uint64_t header_offset = block_offset_;
+    if (IsZeroBlock(block_)) {
+      if (!pending_.empty()) {
+        return CorruptImageError("the tar archive ends right after an extended header" +
+                                 AtOffset(header_offset) + ": it is damaged");
+      }
+      state_ = State::kEnd;
+      return Status::Ok();
+    }
+    if (!ChecksumMatches(block_)) {
+      if (header_offset == 0) {
+        return CorruptImageError(
+            "the content is not a tar archive (its first 512 bytes are not a valid tar header); "
+            "archive content must be a tar file, optionally compressed with gzip, xz or zstd");
+      }
+      return CorruptImageError("the tar header" + AtOffset(header_offset) +
+                               " has a wrong checksum: the archive is damaged");
+    }
+
+    const char typeflag = static_cast<char>(block_[kTypeflagOffset]);
+    std::optional<uint64_t> header_size = ParseNumber(FieldBytes(block_, kSize));
+    if (!header_size) {
+      return CorruptImageError("the tar header" + AtOffset(header_offset) +
+                               " has a malformed size field");
+    }
+    member_size_ = *header_size;
+    remaining_ = member_size_;
+    entry_name_ = HeaderName();
+
+    switch (typeflag) {
+      case 'x':
+        return StartMetadata(MetadataKind::kPax, header_offset);
+      case 'g':
+        return StartMetadata(MetadataKind::kPaxGlobal, header_offset);
+      case 'L':
+        return StartMetadata(MetadataKind::kGnuLongName, header_offset);
+      case 'K':
+        return StartMetadata(MetadataKind::kGnuLongLink, header_offset);
+      case 'V':  // a GNU volume label: no file
+        pending_ = {};
+        return SkipMember();
+      default:
+        break;
+    }
+
+    // A real entry: pending metadata applies to it, then is spent.
+    Pending pending = std::move(pending_);
+    pending_ = {};
+    std::string raw_name = pending.path ? *pending.path : entry_name_;
+    entry_name_ = raw_name;
+    if (pending.size) {
+      member_size_ = *pending.size;
+      remaining_ = member_size_;
+    }
+
+    EntryType type;
+    switch (typeflag) {
+      case '0':
+      case '\0':
+      case '7':  // contiguous file: a regular file to everyone but one 1980s system
+        // V7 tar marked directories only by a trailing slash.
+        type = !raw_name.empty() && raw_name.back() == '/' ? EntryType::kDirectory
+                                                           : EntryType::kFile;
+        break;
+      case '5':
+      case 'D':  // GNU dumpdir: a directory whose data lists its contents
+        type = EntryType::kDirectory;
+        break;
+      default: {
+        std::string message = "archive entry " + Quote(raw_name) + " is " +
+                              RefusedTypeName(typeflag);
+        if (typeflag == '1' || typeflag == '2') {
+          std::string target = pending.linkpath ? *pending.linkpath : FieldString(block_, kLinkname);
+          message += " (to " + Quote(target) + ")";
+        }
+        message +=
+            "; only regular files and directories are extracted from archives: refused";
+        return UnsupportedError(message);
+      }
+    }
+
+    Result<std::string> path = NormalizeEntryPath(raw_name);
+    if (!path.ok()) return path.status().Annotate("archive entry " + Quote(raw_name));
+
+    std::optional<uint64_t> mode = ParseNumber(FieldBytes(block_, kMode));
+    Entry entry;
+    entry.path = std::move(path).value();
+    entry.type = type;
+    entry.size = type == EntryType::kFile ? member_size_ : 0;
+    entry.mode = static_cast<uint32_t>(mode.value_or(type == EntryType::kFile ? 0644 : 0755) & 07777);
+    if (pending.mtime) {
+      entry.mtime = pending.mtime;
+    } else if (std::optional<uint64_t> mtime = ParseNumber(FieldBytes(block_, kMtime));
+               mtime && *mtime <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      entry.mtime = static_cast<int64_t>(*mtime);
+    }
+
+    if (entry.path.empty()) {
+      if (type == EntryType::kDirectory) return SkipMember();  // "./": the root itself
+      return InvalidArgumentError("archive entry " + Quote(raw_name) +
+                                  " is a file without a name: refused");
+    }
+    CDI_RETURN_IF_ERROR(writer_->Begin(entry));
+    if (type == EntryType::kDirectory || member_size_ == 0) {
+      CDI_RETURN_IF_ERROR(writer_->End());
+      return SkipMember();
+    }
+    state_ = State::kFileData;
+    return Status::Ok();
+  }
+
+  // The name from the header alone: a GNU long name if one came before,
+  // else the ustar prefix and name.
+  std::string HeaderName() {
+    if (gnu_long_name_) {
+      std::string name = std::move(*gnu_long_name_);
+      gnu_long_name_.reset();
+      return name;
+    }
+    std::string name = FieldString(block_, kName);
+    if (FieldBytes(block_, kMagic) == std::string_view("ustar\0", 6)) {
+      std::string prefix = FieldString(block_, kPrefix);
+      if (!prefix.empty()) name = prefix + "/" + name;
+    }
+    return name;
+  }
+
+  Status SkipMember() {
+    if (remaining_ == 0) {
+      AfterMember();
+    } else {
+      state_ = State::kSkipData;
+    }
+    return Status::Ok();
+  }
+
+  Status StartMetadata(MetadataKind kind, uint64_t header_offset) {
+    if (member_size_ > kMaxMetadataBytes) {
+      return CorruptImageError("the tar header" + AtOffset(header_offset) + " announces " +
+                               std::to_string(member_size_) +
+                               " bytes of extended header or long name, more than the " +
+                               std::to_string(kMaxMetadataBytes) + " accepted: refused");
+    }
+    metadata_kind_ = kind;
+    metadata_offset_ = header_offset;
+    metadata_.clear();
+    if (member_size_ == 0) return OnMetadata();
+    state_ = State::kMetadata;
+    return Status::Ok();
+  }
+
+  Status OnMetadata() {
+    std::string data = std::move(metadata_);
+    metadata_.clear();
+    switch (metadata_kind_) {
+      case MetadataKind::kGnuLongName:
+        gnu_long_name_ = data.substr(0, data.find('\0'));
+        return Status::Ok();
+      case MetadataKind::kGnuLongLink:
+        pending_.linkpath = data.substr(0, data.find('\0'));
+        return Status::Ok();
+      case MetadataKind::kPax:
+      case MetadataKind::kPaxGlobal:
+        return ParsePax(data, metadata_kind_ == MetadataKind::kPaxGlobal);
+    }
+    return Status::Ok();
+  }
+
+  // Records are "<length> <key>=<value>\n", the length counting the whole record.
+  Status ParsePax(std::string_view data, bool global) {
+    auto malformed = [&](std::string_view why) {
+      return CorruptImageError("the pax extended header" + AtOffset(metadata_offset_) +
+                               " is malformed: " + std::string(why));
+    };
+    while (!data.empty()) {
+      size_t space = data.find(' ');
+      if (space == std::string_view::npos) return malformed("a record has no length");
+      std::optional<uint64_t> length = ParseDecimal(data.substr(0, space));
+      if (!length || *length <= space + 1 || *length > data.size()) {
+        return malformed("a record's length is wrong");
+      }
+      std::string_view record = data.substr(space + 1, *length - space - 1);
+      data.remove_prefix(*length);
+      if (record.empty() || record.back() != '\n') return malformed("a record does not end a line");
+      record.remove_suffix(1);
+      size_t equals = record.find('=');
+      if (equals == std::string_view::npos) return malformed("a record has no '='");
+      std::string_view key = record.substr(0, equals);
+      std::string_view value = record.substr(equals + 1);
+      if (key.starts_with("GNU.sparse.")) {
+        return UnsupportedError("archive entry" + AtOffset(metadata_offset_) +
+                                " is a GNU sparse file (pax " + std::string(key) +
+                                "); only regular files and directories are extracted from "
+                                "archives: refused");
+      }
+      // Global records would apply to every later entry; none of those tar
+      // writers emit (git archive's comment) changes what is extracted.
+      if (global) continue;
+      if (key == "path") {
+        pending_.path = std::string(value);
+      } else if (key == "linkpath") {
+        pending_.linkpath = std::string(value);
+      } else if (key == "size") {
+        std::optional<uint64_t> size = ParseDecimal(value);
+        if (!size) return malformed("the size record is not a number");
+        pending_.size = size;
+      } else if (key == "mtime") {
+        pending_.mtime = ParsePaxTime(value);
+      }
+    }
+    return Status::Ok();
+  }
+
+  EntryWriter* writer_;
+  State state_ = State::kHeader;
+  Block block_{};
+  size_t block_fill_ = 0;
+  uint64_t offset_ = 0;        // archive bytes consumed
+  uint64_t block_offset_ = 0;  // where the header being filled starts
+  uint64_t member_size_ = 0;   // data bytes of the current member
+  uint64_t remaining_ = 0;     // of them, still to come
+  uint64_t padding_ = 0;       // padding bytes still to skip
+  std::string entry_name_;     // raw name of the current entry, for messages
+  MetadataKind metadata_kind_ = MetadataKind::kPax;
+  uint64_t metadata_offset_ = 0;
+  std::string metadata_;
+  Pending pending_;
+  std::optional<std::string> gnu_long_name_;
+};
+
+}  // namespace
+
+Result<std::string> NormalizeEntryPath(std::string_view path) {
+  if (path.find('\0') != std::string_view::npos) {
+    return InvalidArgumentError("its name holds a NUL byte: refused");
+  }
+  if (!path.empty() && path.front() == '/') {
+    return InvalidArgumentError(
+        "it has an absolute path; archive entries are extracted beneath the volume only: refused");
+  }
+  std::string normalized;
+  size_t depth = 0;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t slash = path.find('/', pos);
+    if (slash == std::string_view::npos) slash = path.size();
+    std::string_view component = path.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (component.empty() || component == ".") continue;
+    if (component == "..") {
+      return InvalidArgumentError(
+          "its path has a '..' component, which would leave the extraction directory: refused");
+    }
+    if (!normalized.empty()) normalized += '/';
+    normalized += component;
+    ++depth;
+  }
+  if (normalized.size() > kMaxPathBytes) {
+    return InvalidArgumentError("its path is " + std::to_string(normalized.size()) +
+                                " bytes long, more than the " + std::to_string(kMaxPathBytes) +
+                                " a path may have: refused");
+  }
+  if (depth > kMaxPathDepth) {
+    return InvalidArgumentError("its path is " + std::to_string(depth) +
+                                " directories deep, more than the " +
+                                std::to_string(kMaxPathDepth) + " accepted: refused");
+  }
+  return normalized;
+}
+
+std::unique_ptr<ByteSink> MakeTarReader(EntryWriter* writer) {
+  return std::make_unique<TarReader>(writer);
+}
+
+}  // namespace cdi::formats::tar
