@@ -85,8 +85,8 @@ std::string IpText(const ASN1_OCTET_STRING* ip) {
 
 std::string SubjectAltNamesText(const X509* cert) {
   std::string text;
-  auto* names = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (names != nullptr) {
     for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
       const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);

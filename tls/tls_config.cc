@@ -1,12 +1,11 @@
 #include "tls/tls_config.h"
 
 #include <dirent.h>
-#include <sys/stat.h>
-
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -39,8 +38,7 @@ int ContextIndex() {
   return index;
 }
 
-Status AddCertificates(std::string_view pem, std::string_view origin,
-                       std::vector<X509Ptr>& out) {
+Status AddCertificates(std::string_view pem, std::string_view origin, std::vector<X509Ptr>& out) {
   CDI_ASSIGN_OR_RETURN(std::vector<X509Ptr> certificates, ParseCertificates(pem, origin));
   for (auto& certificate : certificates) out.push_back(std::move(certificate));
   return Status::Ok();
@@ -212,8 +210,8 @@ Status CurlTls::Apply(CURL* handle) {
   curl_ssl_ctx_callback callback = &TlsCallbacks::SslContext;
   CDI_RETURN_IF_ERROR(
       SetOption(handle, CURLOPT_SSL_CTX_FUNCTION, callback, "CURLOPT_SSL_CTX_FUNCTION"));
-  CDI_RETURN_IF_ERROR(SetOption(handle, CURLOPT_SSL_CTX_DATA, static_cast<void*>(this),
-                                "CURLOPT_SSL_CTX_DATA"));
+  CDI_RETURN_IF_ERROR(
+      SetOption(handle, CURLOPT_SSL_CTX_DATA, static_cast<void*>(this), "CURLOPT_SSL_CTX_DATA"));
 
   if (m.has_client_cert) {
     CDI_RETURN_IF_ERROR(SetOption(handle, CURLOPT_SSLCERTTYPE, "PEM", "CURLOPT_SSLCERTTYPE"));
@@ -320,14 +318,12 @@ bool CurlTls::IsTlsFailure(CURLcode code) {
   }
 }
 
-Status CurlTls::TranslateFailure(CURLcode code, std::string_view curl_message,
-                                 std::string_view url, std::string_view host) const {
+Status CurlTls::TranslateFailure(CURLcode code, std::string_view curl_message, std::string_view url,
+                                 std::string_view host) const {
   const HandshakeFacts& f = facts_;
   const std::string url_text(url);
   const std::string detail(curl_message.empty() ? curl_easy_strerror(code) : curl_message);
-  auto contains = [&](std::string_view needle) {
-    return detail.find(needle) != std::string::npos;
-  };
+  auto contains = [&](std::string_view needle) { return detail.find(needle) != std::string::npos; };
   std::string what_cert = f.verify_depth == 0 ? "the server certificate " + Quote(f.failed_subject)
                                               : "the CA certificate " + Quote(f.failed_subject);
   const std::string prefix = "cannot verify the TLS certificate of " + url_text + ": ";

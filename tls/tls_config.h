@@ -27,12 +27,12 @@ namespace cdi::tls {
 struct HandshakeFacts {
   // First certificate that failed verification (X509_V_ERR_*), 0 when none did.
   int verify_error = 0;
-  int verify_depth = 0;             // 0: the server's own certificate
-  std::string failed_subject;       // of the certificate that failed
+  int verify_depth = 0;        // 0: the server's own certificate
+  std::string failed_subject;  // of the certificate that failed
   std::string failed_issuer;
   std::string failed_not_before;
   std::string failed_not_after;
-  std::string server_names;         // SANs of the server's certificate
+  std::string server_names;  // SANs of the server's certificate
   std::string server_subject;
   bool client_certificate_requested = false;  // and none was configured
 };

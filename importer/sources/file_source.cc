@@ -125,8 +125,8 @@ Result<std::unique_ptr<ByteSource>> OpenFileSource(const std::string& path,
     if (S_ISDIR(info.st_mode)) return ErrnoStatus(EISDIR, path);
     return InvalidArgumentError(path + ": not a regular file or a block device");
   }
-  return std::unique_ptr<ByteSource>(std::make_unique<FdSource>(
-      fd, FdOwnership::kOwned, FdKind::kSeekable, size, path, cancel));
+  return std::unique_ptr<ByteSource>(
+      std::make_unique<FdSource>(fd, FdOwnership::kOwned, FdKind::kSeekable, size, path, cancel));
 }
 
 Result<std::unique_ptr<ByteSource>> OpenStdinSource(const CancelToken* cancel) {

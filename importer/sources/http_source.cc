@@ -82,8 +82,7 @@ Result<HeaderList> BuildHeaderList(const std::vector<std::string>& headers) {
       }
     }
     if (header.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-      return InvalidArgumentError(position + " (" + std::string(name) +
-                                  ") contains a line break");
+      return InvalidArgumentError(position + " (" + std::string(name) + ") contains a line break");
     }
     curl_slist* appended = curl_slist_append(list.get(), header.c_str());
     if (appended == nullptr) return InternalError("out of memory building request headers");
@@ -111,30 +110,54 @@ std::string SanitizeCurlMessage(std::string_view message) {
 
 const char* StandardReason(int status) {
   switch (status) {
-    case 300: return "Multiple Choices";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 410: return "Gone";
-    case 416: return "Range Not Satisfiable";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
+    case 300:
+      return "Multiple Choices";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 406:
+      return "Not Acceptable";
+    case 407:
+      return "Proxy Authentication Required";
+    case 408:
+      return "Request Timeout";
+    case 410:
+      return "Gone";
+    case 416:
+      return "Range Not Satisfiable";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "";
   }
 }
 
@@ -299,17 +322,19 @@ class HttpSource final : public ByteSource {
           CURLOPT_LOW_SPEED_LIMIT,
           static_cast<long>(network_.stall_bytes_per_second),  // NOLINT(google-runtime-int)
           "CURLOPT_LOW_SPEED_LIMIT"));
-      CDI_RETURN_IF_ERROR(
-          SetOption(CURLOPT_LOW_SPEED_TIME,
-                    static_cast<long>(network_.stall_window.count()),  // NOLINT
-                    "CURLOPT_LOW_SPEED_TIME"));
+      CDI_RETURN_IF_ERROR(SetOption(CURLOPT_LOW_SPEED_TIME,
+                                    static_cast<long>(network_.stall_window.count()),  // NOLINT
+                                    "CURLOPT_LOW_SPEED_TIME"));
     }
     curl_write_callback header_callback = &HttpSource::OnHeader;
-    CDI_RETURN_IF_ERROR(SetOption(CURLOPT_HEADERFUNCTION, header_callback, "CURLOPT_HEADERFUNCTION"));
-    CDI_RETURN_IF_ERROR(SetOption(CURLOPT_HEADERDATA, static_cast<void*>(this), "CURLOPT_HEADERDATA"));
+    CDI_RETURN_IF_ERROR(
+        SetOption(CURLOPT_HEADERFUNCTION, header_callback, "CURLOPT_HEADERFUNCTION"));
+    CDI_RETURN_IF_ERROR(
+        SetOption(CURLOPT_HEADERDATA, static_cast<void*>(this), "CURLOPT_HEADERDATA"));
     curl_write_callback body_callback = &HttpSource::OnBody;
     CDI_RETURN_IF_ERROR(SetOption(CURLOPT_WRITEFUNCTION, body_callback, "CURLOPT_WRITEFUNCTION"));
-    CDI_RETURN_IF_ERROR(SetOption(CURLOPT_WRITEDATA, static_cast<void*>(this), "CURLOPT_WRITEDATA"));
+    CDI_RETURN_IF_ERROR(
+        SetOption(CURLOPT_WRITEDATA, static_cast<void*>(this), "CURLOPT_WRITEDATA"));
     curl_xferinfo_callback progress_callback = &HttpSource::OnProgress;
     CDI_RETURN_IF_ERROR(
         SetOption(CURLOPT_XFERINFOFUNCTION, progress_callback, "CURLOPT_XFERINFOFUNCTION"));
@@ -323,8 +348,8 @@ class HttpSource final : public ByteSource {
   // the origin of the URL as given.
   Status PrepareRequest(const HttpUrl& request) {
     CDI_RETURN_IF_ERROR(SetOption(CURLOPT_URL, request.request_url.c_str(), "CURLOPT_URL"));
-    SendCredentials send = SameOrigin(request.origin, url_.origin) ? SendCredentials::kYes
-                                                                   : SendCredentials::kNo;
+    SendCredentials send =
+        SameOrigin(request.origin, url_.origin) ? SendCredentials::kYes : SendCredentials::kNo;
     if (send == SendCredentials::kYes && !user_.empty()) {
       CDI_RETURN_IF_ERROR(SetOption(CURLOPT_USERNAME, user_.c_str(), "CURLOPT_USERNAME"));
       CDI_RETURN_IF_ERROR(SetOption(CURLOPT_PASSWORD, password_.c_str(), "CURLOPT_PASSWORD"));
@@ -419,8 +444,8 @@ class HttpSource final : public ByteSource {
   // the tls module.
   Status CurlFailure(CURLcode code, const HttpUrl& request) const {
     const std::string& url = request.redacted;
-    std::string detail = SanitizeCurlMessage(error_buffer_[0] != '\0' ? error_buffer_
-                                                                      : curl_easy_strerror(code));
+    std::string detail =
+        SanitizeCurlMessage(error_buffer_[0] != '\0' ? error_buffer_ : curl_easy_strerror(code));
     long os_errno = 0;  // NOLINT(google-runtime-int): curl's type
     curl_easy_getinfo(curl_.get(), CURLINFO_OS_ERRNO, &os_errno);
     std::string endpoint = request.origin.host + ":" + std::to_string(request.origin.port);
@@ -434,9 +459,8 @@ class HttpSource final : public ByteSource {
       case CURLE_WRITE_ERROR:
         // Only our callbacks stop a transfer: on cancellation, or because
         // the reader went away.
-        return CancelledError((published_ ? "cancelled while downloading "
-                                          : "cancelled while connecting to ") +
-                              url);
+        return CancelledError(
+            (published_ ? "cancelled while downloading " : "cancelled while connecting to ") + url);
       case CURLE_COULDNT_RESOLVE_HOST:
         return NetworkError("cannot resolve host name '" + request.origin.host + "' of " + url,
                             Retryable::kYes);
@@ -479,9 +503,9 @@ class HttpSource final : public ByteSource {
           return NetworkError("connection reset by " + endpoint + " " + received + " (" + url + ")",
                               Retryable::kYes);
         }
-        return NetworkError("connection to " + endpoint + " failed " + received + " (" + url +
-                                "): " + detail,
-                            Retryable::kYes);
+        return NetworkError(
+            "connection to " + endpoint + " failed " + received + " (" + url + "): " + detail,
+            Retryable::kYes);
       case CURLE_WEIRD_SERVER_REPLY:
       case CURLE_UNSUPPORTED_PROTOCOL:
       case CURLE_BAD_CONTENT_ENCODING:
@@ -580,8 +604,8 @@ class HttpSource final : public ByteSource {
       if (space == std::string_view::npos) return;
       std::string_view rest = line.substr(space + 1);
       int status = 0;
-      auto [end, error] = std::from_chars(rest.data(), rest.data() + std::min<size_t>(3, rest.size()),
-                                          status);
+      auto [end, error] =
+          std::from_chars(rest.data(), rest.data() + std::min<size_t>(3, rest.size()), status);
       if (error == std::errc()) response_.status = status;
       std::string_view reason = Trim(rest.substr(std::min<size_t>(end - rest.data(), rest.size())));
       // The reason phrase goes into messages: keep it short and printable.

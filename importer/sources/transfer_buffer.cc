@@ -52,8 +52,10 @@ std::optional<Result<size_t>> TransferBuffer::Take(std::span<uint8_t> out,
       return std::nullopt;
     }
     if (filled_ == 0) {
-      if (!end_status_.ok()) return Result<size_t>(end_status_);
-      return Result<size_t>(size_t{0});
+      // Built in place: moving a Result through std::optional trips a false
+      // -Wmaybe-uninitialized in GCC 12 under the sanitizers.
+      if (end_status_.ok()) return std::optional<Result<size_t>>(std::in_place, size_t{0});
+      return std::optional<Result<size_t>>(std::in_place, end_status_);
     }
     head = head_;
     available = std::min(filled_, capacity_ - head_);
@@ -66,7 +68,7 @@ std::optional<Result<size_t>> TransferBuffer::Take(std::span<uint8_t> out,
     filled_ -= n;
   }
   writable_.notify_one();
-  return Result<size_t>(n);
+  return std::optional<Result<size_t>>(std::in_place, n);
 }
 
 void TransferBuffer::Close() {

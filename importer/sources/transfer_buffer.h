@@ -58,7 +58,7 @@ class TransferBuffer {
   std::condition_variable writable_;  // room appeared, or Close()
   // Guarded by mutex_. The producer writes only the free region and the
   // consumer reads only the filled one, so copies run outside the lock.
-  size_t head_ = 0;   // next byte to take
+  size_t head_ = 0;  // next byte to take
   size_t filled_ = 0;
   bool finished_ = false;
   bool closed_ = false;

@@ -35,7 +35,9 @@ std::string LeafExtensions(const std::string& path, const std::string& usage,
   std::string text =
       "basicConstraints=critical,CA:FALSE\n"
       "keyUsage=critical,digitalSignature,keyEncipherment\n"
-      "extendedKeyUsage=" + usage + "\n"
+      "extendedKeyUsage=" +
+      usage +
+      "\n"
       "subjectKeyIdentifier=hash\n";
   if (!names.empty()) text += "subjectAltName=" + names + "\n";
   WriteFile(path, text);
@@ -66,10 +68,12 @@ CertKey MakeLeaf(const std::string& dir, const std::string& name, const std::str
   std::string base = dir + "/" + name;
   MakeRequest(base, subject);
   std::string extensions = LeafExtensions(base + ".ext", usage, names);
-  std::vector<std::string> args = {"x509", "-req", "-in", base + ".csr", "-days",
-                                   std::to_string(days), "-set_serial",
-                                   std::to_string(++next_serial), "-extfile", extensions,
-                                   "-out", base + ".pem"};
+  std::vector<std::string> args = {"x509",        "-req",
+                                   "-in",         base + ".csr",
+                                   "-days",       std::to_string(days),
+                                   "-set_serial", std::to_string(++next_serial),
+                                   "-extfile",    extensions,
+                                   "-out",        base + ".pem"};
   if (issuer != nullptr) {
     args.insert(args.end(), {"-CA", issuer->cert, "-CAkey", issuer->key});
   } else {
@@ -89,8 +93,8 @@ TestCertificates::TestCertificates() {
   // OpenSSL 3.0's x509 has no -not_after; a negative day count makes a
   // certificate whose validity ended the day before it began: expired.
   expired = MakeLeaf(d, "expired", "/CN=localhost", "serverAuth", kServerNames, &ca, -1);
-  wrong_host = MakeLeaf(d, "wrong-host", "/CN=wrong.example", "serverAuth", "DNS:wrong.example",
-                        &ca, 825);
+  wrong_host =
+      MakeLeaf(d, "wrong-host", "/CN=wrong.example", "serverAuth", "DNS:wrong.example", &ca, 825);
   self_signed =
       MakeLeaf(d, "self-signed", "/CN=localhost", "serverAuth", kServerNames, nullptr, 825);
   untrusted = MakeLeaf(d, "untrusted", "/CN=localhost", "serverAuth", kServerNames, &other_ca, 825);

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,7 +60,8 @@ class JsonReader {
                              std::string(text_));
   }
   void SkipSpace() {
-    while (pos_ < text_.size() && std::string_view(" \t\r\n").find(text_[pos_]) != std::string_view::npos) {
+    while (pos_ < text_.size() &&
+           std::string_view(" \t\r\n").find(text_[pos_]) != std::string_view::npos) {
       ++pos_;
     }
   }
@@ -118,7 +120,8 @@ class JsonReader {
       return value;
     }
     size_t start = pos_;
-    while (pos_ < text_.size() && std::string_view(",}] \t\r\n").find(text_[pos_]) == std::string_view::npos) {
+    while (pos_ < text_.size() &&
+           std::string_view(",}] \t\r\n").find(text_[pos_]) == std::string_view::npos) {
       ++pos_;
     }
     value.text = std::string(text_.substr(start, pos_ - start));
@@ -175,14 +178,30 @@ class JsonReader {
       if (pos_ >= text_.size()) Fail("unterminated escape");
       char e = text_[pos_++];
       switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           uint32_t code = Hex4();
           if (code >= 0xD800 && code < 0xDC00 && text_.substr(pos_, 2) == "\\u") {
@@ -257,6 +276,18 @@ bool WaitListening(uint16_t port, BackgroundProcess& process) {
   return false;
 }
 
+// Connections to the test servers must not go through a proxy the
+// environment may name (curl reads http_proxy and friends).
+void BypassProxiesForLoopback() {
+  for (const char* name : {"no_proxy", "NO_PROXY"}) {
+    const char* current = getenv(name);
+    std::string value = current != nullptr ? current : "";
+    if (value.find("127.0.0.1") != std::string::npos) continue;
+    value += std::string(value.empty() ? "" : ",") + "127.0.0.1,localhost";
+    setenv(name, value.c_str(), 1);
+  }
+}
+
 }  // namespace
 
 uint16_t UnusedPort() { return PickFreePort(); }
@@ -265,6 +296,7 @@ uint16_t UnusedPort() { return PickFreePort(); }
 // NginxServer
 
 NginxServer::NginxServer(NginxOptions options) : options_(std::move(options)) {
+  BypassProxiesForLoopback();
   const std::string& d = dir_.path();
   access_log_ = d + "/access.log";
   error_log_ = d + "/error.log";
@@ -326,8 +358,8 @@ NginxServer::NginxServer(NginxOptions options) : options_(std::move(options)) {
 NginxServer::~NginxServer() = default;
 
 std::string NginxServer::base_url() const {
-  return std::string(options_.tls.cert.empty() ? "http" : "https") + "://127.0.0.1:" +
-         std::to_string(port_);
+  return std::string(options_.tls.cert.empty() ? "http" : "https") +
+         "://127.0.0.1:" + std::to_string(port_);
 }
 
 std::string NginxServer::Url(std::string_view path) const { return base_url() + std::string(path); }
@@ -380,6 +412,7 @@ std::string RecordedRequest::Header(const std::string& name) const {
 }
 
 FaultServer::FaultServer(const std::string& root, const std::string& script_json) {
+  BypassProxiesForLoopback();
   const std::string& d = dir_.path();
   request_log_ = d + "/requests.jsonl";
   std::string script = d + "/script.json";

@@ -3,7 +3,9 @@
 // (test/server/fault_server.py). Each listens on a free port, writes all its
 // files into its own temporary directory, and stops in its destructor.
 //
-// Constructors throw std::runtime_error when the server cannot start.
+// Constructors throw std::runtime_error when the server cannot start. They
+// also add 127.0.0.1 and localhost to no_proxy, so that a proxy named in the
+// environment does not stand between a test and its server.
 // Thread-safety: construct and destroy on one thread; the const accessors may
 // be called from any thread.
 #ifndef CDI_TEST_SUPPORT_HTTP_SERVER_H_
@@ -39,10 +41,10 @@ struct NginxOptions {
 // One line of nginx's access log.
 struct AccessLogEntry {
   std::string method;
-  std::string uri;       // as requested, with the query
+  std::string uri;  // as requested, with the query
   int status = 0;
   uint64_t body_bytes = 0;
-  std::string range;     // the Range header, "" when none
+  std::string range;  // the Range header, "" when none
   std::string user_agent;
   std::string client_subject;  // client certificate's subject, "" when none
 };

@@ -57,7 +57,7 @@ struct Fetched {
   CURLcode code = CURLE_OK;
   long status = 0;  // NOLINT(google-runtime-int): curl's type
   std::string body;
-  Status failure;   // TranslateFailure of a TLS failure
+  Status failure;  // TranslateFailure of a TLS failure
 };
 
 // One GET with a curl handle configured by `tls`, as the HTTP source does.
@@ -325,7 +325,8 @@ TEST_F(TlsTest, UnknownIssuerIsNamed) {
             "cannot verify the TLS certificate of " + server.Url("/hello.txt") +
                 ": unknown issuer 'CN=cdi-test Other CA' of the server certificate "
                 "'CN=localhost'; add the issuing CA's certificate to the trusted CAs");
-  EXPECT_EQ(tls->handshake_facts().verify_error, 20);  // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+  EXPECT_EQ(tls->handshake_facts().verify_error,
+            20);  // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
 }
 
 TEST_F(TlsTest, ExpiredCertificateIsRefused) {
@@ -339,10 +340,9 @@ TEST_F(TlsTest, ExpiredCertificateIsRefused) {
       test::Sh("openssl x509 -noout -enddate -in " + certs_.expired.cert);  // notAfter=...\n
   not_after = not_after.substr(not_after.find('=') + 1);
   not_after.pop_back();
-  EXPECT_EQ(fetched.failure.message(), "cannot verify the TLS certificate of " +
-                                           server.Url("/hello.txt") +
-                                           ": the server certificate 'CN=localhost' expired on " +
-                                           not_after);
+  EXPECT_EQ(fetched.failure.message(),
+            "cannot verify the TLS certificate of " + server.Url("/hello.txt") +
+                ": the server certificate 'CN=localhost' expired on " + not_after);
 }
 
 TEST_F(TlsTest, WrongHostIsRefusedNamingWhatTheCertificateHolds) {
@@ -446,7 +446,8 @@ TEST_F(TlsTest, ClientCertificateRequiredIsExplained) {
   Status status =
       tls->TranslateFailure(CURLE_SSL_CLIENTCERT, "", "https://h.example/x", "h.example");
   EXPECT_EQ(status.code(), ErrorCode::kTls);
-  EXPECT_EQ(status.message(), "https://h.example/x requires a TLS client certificate; configure one");
+  EXPECT_EQ(status.message(),
+            "https://h.example/x requires a TLS client certificate; configure one");
 }
 
 TEST_F(TlsTest, PlainHttpServerIsExplained) {

@@ -1,8 +1,7 @@
 // Local sources through OpenSource: files, standard input, refused schemes.
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <thread>
 #include <vector>
@@ -120,10 +119,12 @@ TEST(OpenSourceTest, RefusesOtherSchemesByName) {
     const char* message;
   };
   for (const Case& c : {
-           Case{"ftp://host/disk.img", "ftp:// sources are not supported: only http and https "
-                                       "are (ftp://host/disk.img)"},
-           Case{"file:///var/disk.img", "file:// sources are not supported: only http and https "
-                                        "are (file:///var/disk.img)"},
+           Case{"ftp://host/disk.img",
+                "ftp:// sources are not supported: only http and https "
+                "are (ftp://host/disk.img)"},
+           Case{"file:///var/disk.img",
+                "file:// sources are not supported: only http and https "
+                "are (file:///var/disk.img)"},
            Case{"s3://user:secret@bucket/disk.img?sig=x",
                 "s3:// sources are not supported: only http and https are (s3://bucket/disk.img)"},
        }) {

@@ -2,11 +2,10 @@
 // mutual TLS) and the fault server (test/server/fault_server.py).
 #include "importer/sources/http_source.h"
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <sstream>
 #include <thread>
@@ -145,8 +144,8 @@ TEST_F(HttpSourceTest, EmptyBodyEndsAtOnce) {
 
 TEST_F(HttpSourceTest, NotFoundNamesTheStatusAndTheRedactedUrl) {
   NginxServer server({.root = root_.path()});
-  std::string url = "http://someone:pa55word@127.0.0.1:" + Port(server.port()) +
-                    "/missing.img?token=abc";
+  std::string url =
+      "http://someone:pa55word@127.0.0.1:" + Port(server.port()) + "/missing.img?token=abc";
   Status status = Fetch(Spec(url));
   EXPECT_EQ(status.code(), ErrorCode::kNetwork);
   EXPECT_FALSE(status.retryable());
@@ -187,8 +186,9 @@ TEST(HttpSourceErrorsTest, UnresolvableHostIsNamed) {
   Status status = Fetch(Spec("http://no-such-host.invalid/disk.img"));
   EXPECT_EQ(status.code(), ErrorCode::kNetwork);
   EXPECT_TRUE(status.retryable());
-  EXPECT_EQ(status.message(),
-            "cannot resolve host name 'no-such-host.invalid' of http://no-such-host.invalid/disk.img");
+  EXPECT_EQ(
+      status.message(),
+      "cannot resolve host name 'no-such-host.invalid' of http://no-such-host.invalid/disk.img");
 }
 
 TEST(HttpSourceErrorsTest, MalformedExtraHeadersAreRefusedWithoutTheirValue) {
@@ -336,8 +336,7 @@ TEST_F(HttpsSourceTest, PlainHttpServerOnAnHttpsUrlIsExplained) {
 }
 
 TEST_F(HttpsSourceTest, MutualTlsWithAClientCertificate) {
-  NginxServer server(
-      {.root = root_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
+  NginxServer server({.root = root_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
   SourceSpec spec = Spec(server.Url("/disk.img"));
   spec.tls.ca_files = {certs_.ca.cert};
   spec.tls.client_cert_file = certs_.client.cert;
@@ -365,8 +364,7 @@ TEST_F(HttpsSourceTest, MutualTlsWithAClientCertificate) {
 }
 
 TEST_F(HttpsSourceTest, MutualTlsWithoutAClientCertificateIsExplained) {
-  NginxServer server(
-      {.root = root_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
+  NginxServer server({.root = root_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
   SourceSpec spec = Spec(server.Url("/small.img"));
   spec.tls.ca_files = {certs_.ca.cert};
   Status status = Fetch(spec);
@@ -377,8 +375,7 @@ TEST_F(HttpsSourceTest, MutualTlsWithoutAClientCertificateIsExplained) {
 }
 
 TEST_F(HttpsSourceTest, MutualTlsWithACertificateFromAnotherCaIsRefused) {
-  NginxServer server(
-      {.root = root_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
+  NginxServer server({.root = root_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
   SourceSpec spec = Spec(server.Url("/small.img"));
   spec.tls.ca_files = {certs_.ca.cert};
   spec.tls.client_cert_file = certs_.other_client.cert;
@@ -389,8 +386,7 @@ TEST_F(HttpsSourceTest, MutualTlsWithACertificateFromAnotherCaIsRefused) {
 }
 
 TEST_F(HttpsSourceTest, ClientKeyNotMatchingItsCertificateIsRefusedBeforeConnecting) {
-  NginxServer server(
-      {.root = root_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
+  NginxServer server({.root = root_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
   SourceSpec spec = Spec(server.Url("/small.img"));
   spec.tls.ca_files = {certs_.ca.cert};
   spec.tls.client_cert_file = certs_.client.cert;
@@ -516,9 +512,10 @@ TEST_F(FaultTest, StallIsDetected) {
   Status status = Fetch(spec);
   EXPECT_EQ(status.code(), ErrorCode::kNetwork);
   EXPECT_TRUE(status.retryable());
-  EXPECT_EQ(status.message(), "stalled: less than 1000 bytes/s for 2 s, after 1000 of 100000 "
-                              "bytes from " +
-                                  server.Url("/stall.img"));
+  EXPECT_EQ(status.message(),
+            "stalled: less than 1000 bytes/s for 2 s, after 1000 of 100000 "
+            "bytes from " +
+                server.Url("/stall.img"));
 }
 
 TEST_F(FaultTest, StallBeforeTheHeadersIsDetected) {
@@ -791,8 +788,8 @@ TEST_F(FaultTest, AlreadyCancelledTokenStopsAtOnce) {
 // Secrets never appear in messages or log lines
 
 TEST_F(FaultTest, NoSecretInAnyMessageOrLogLine) {
-  const std::vector<std::string> secrets = {"pw-SECRET-5b1c", "hdr-SECRET-9d2e",
-                                            "url-user-4c4c", "url-pw-SECRET-8e8e",
+  const std::vector<std::string> secrets = {"pw-SECRET-5b1c",    "hdr-SECRET-9d2e",
+                                            "url-user-4c4c",     "url-pw-SECRET-8e8e",
                                             "query-SECRET-1a1a", "frag-SECRET-2b2b"};
   const test::TestCertificates& certs = test::SharedTestCertificates();
   FaultServer server(root_.path(), R"({
@@ -845,11 +842,11 @@ TEST_F(FaultTest, NoSecretInAnyMessageOrLogLine) {
   SourceSpec stall = secret_spec(primary, "/stall.img");
   stall.network.stall_window = std::chrono::seconds(1);
   attempt(stall);
-  attempt(secret_spec("http://127.0.0.1:" + Port(unused), "/x"));   // refused
-  attempt(secret_spec("http://no-such-host.invalid", "/x"));        // DNS
-  attempt(secret_spec("http://127.0.0.1:99999", "/x"));             // malformed
-  attempt(secret_spec("ftp://127.0.0.1", "/x"));                    // unsupported scheme
-  attempt(secret_spec(tls_server.base_url(), "/small.img"));        // unknown issuer
+  attempt(secret_spec("http://127.0.0.1:" + Port(unused), "/x"));  // refused
+  attempt(secret_spec("http://no-such-host.invalid", "/x"));       // DNS
+  attempt(secret_spec("http://127.0.0.1:99999", "/x"));            // malformed
+  attempt(secret_spec("ftp://127.0.0.1", "/x"));                   // unsupported scheme
+  attempt(secret_spec(tls_server.base_url(), "/small.img"));       // unknown issuer
   SourceSpec bad_header = secret_spec(primary, "/small.img");
   bad_header.auth.headers = {"X-Auth-Token: hdr-SECRET-9d2e\r\nX-More: 1"};
   attempt(bad_header);
@@ -876,9 +873,9 @@ TEST_F(FaultTest, NoSecretInAnyMessageOrLogLine) {
             std::string::npos)
       << seen;
   EXPECT_NE(log.text().find("GET " + primary + "/moved.img"), std::string::npos) << log.text();
-  EXPECT_NE(log.text().find("redirected to http://127.0.0.1:" + Port(server.other_port()) +
-                            "/small.img"),
-            std::string::npos)
+  EXPECT_NE(
+      log.text().find("redirected to http://127.0.0.1:" + Port(server.other_port()) + "/small.img"),
+      std::string::npos)
       << log.text();
   // The requests themselves carried the secrets where they belong.
   EXPECT_EQ(server.Requests().at(0).Header("x-auth-token"), "hdr-SECRET-9d2e");

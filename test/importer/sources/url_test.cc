@@ -104,8 +104,7 @@ TEST(ResolveRedirectTest, ResolvesRelativeAndAbsoluteTargets) {
   EXPECT_EQ(*ResolveRedirect("http://a.example/dir/file?x=1", "other"),
             "http://a.example/dir/other");
   EXPECT_EQ(*ResolveRedirect("http://a.example/dir/file", "/root"), "http://a.example/root");
-  EXPECT_EQ(*ResolveRedirect("https://a.example/dir/file", "//b.example/x"),
-            "https://b.example/x");
+  EXPECT_EQ(*ResolveRedirect("https://a.example/dir/file", "//b.example/x"), "https://b.example/x");
   EXPECT_EQ(*ResolveRedirect("http://a.example/", "  HTTPS://b.example:8443/y?z  "),
             "https://b.example:8443/y?z");
   EXPECT_EQ(*ResolveRedirect("http://a.example/", "/with space"), "http://a.example/with%20space");
@@ -119,9 +118,8 @@ TEST(ResolveRedirectTest, RefusesOtherSchemesByName) {
     EXPECT_EQ(resolved.status().code(), ErrorCode::kNetwork);
     EXPECT_FALSE(resolved.status().retryable());
     std::string scheme = UrlScheme(target);
-    EXPECT_EQ(resolved.status().message(),
-              "redirect from http://a.example/x to a " + scheme +
-                  ":// URL refused: only http and https are allowed");
+    EXPECT_EQ(resolved.status().message(), "redirect from http://a.example/x to a " + scheme +
+                                               ":// URL refused: only http and https are allowed");
   }
 }
 
