@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cdi/import.h"
+#include "cmd/apply/apply_command.h"
 #include "cmd/cli/exit_codes.h"
 #include "cmd/cli/progress_view.h"
 #include "cmd/cli/signals.h"
@@ -358,6 +359,10 @@ int RunImageCli(int argc, char** argv) {
   AddSourceFlags(info, &source_flags);
   AddCommonFlags(info, &common);
 
+  apply::ApplyOptions apply_options;
+  CLI::App* apply = apply::AddApplyCommand(&app, &apply_options);
+  AddCommonFlags(apply, &common);
+
   CLI::App* version = app.add_subcommand("version", "print the version");
 
   try {
@@ -376,6 +381,10 @@ int RunImageCli(int argc, char** argv) {
     return kExitOk;
   }
   if (info->parsed()) return RunInfo(info_source, info_json, source_flags);
+  if (apply->parsed()) {
+    apply_options.quiet = common.quiet;
+    return apply::RunApply(apply_options);
+  }
   return RunImport(import_flags, source_flags, common);
 }
 

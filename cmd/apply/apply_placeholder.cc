@@ -1,1 +1,0 @@
-// Placeholder until `cdi-image apply` lands.
