@@ -1,5 +1,6 @@
 // The small public functions of cdi/import.h: Inspect, quantities, logging, version.
 #include <spdlog/sinks/base_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <mutex>
@@ -48,6 +49,15 @@ class CallbackSink : public spdlog::sinks::base_sink<std::mutex> {
  private:
   std::function<void(LogLevel, std::string_view)> callback_;
 };
+
+// Standard output belongs to the application: until SetLogHandler says
+// otherwise, the library logs to standard error.
+const bool kLogsToStandardError = [] {
+  auto logger = spdlog::stderr_color_mt("cdi");
+  logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [cdi] [%l] %v");
+  spdlog::set_default_logger(std::move(logger));
+  return true;
+}();
 
 spdlog::level::level_enum ToSpdlog(LogLevel level) {
   switch (level) {

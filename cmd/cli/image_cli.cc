@@ -287,21 +287,24 @@ int RunInfo(const std::string& source, bool json, const SourceFlags& sf) {
     }
     std::printf("%s}}\n", line.c_str());
   } else {
-    std::printf("source:         %s\n", RedactUrl(source).c_str());
-    std::printf("format:         %s\n", Chain(info->format_chain).c_str());
-    if (info->virtual_size) {
-      std::printf("virtual size:   %s (%llu bytes)\n", HumanBytes(*info->virtual_size).c_str(),
-                  static_cast<unsigned long long>(*info->virtual_size));
-    } else {
-      std::printf("virtual size:   unknown until decompressed\n");
-    }
+    std::vector<std::pair<std::string, std::string>> rows;
+    rows.emplace_back("source", RedactUrl(source));
+    rows.emplace_back("format", Chain(info->format_chain));
+    rows.emplace_back("virtual size", info->virtual_size
+                                          ? HumanBytes(*info->virtual_size) + " (" +
+                                                std::to_string(*info->virtual_size) + " bytes)"
+                                          : std::string("unknown until decompressed"));
     if (info->container_size) {
-      std::printf("container size: %s (%llu bytes)\n", HumanBytes(*info->container_size).c_str(),
-                  static_cast<unsigned long long>(*info->container_size));
+      rows.emplace_back("container size", HumanBytes(*info->container_size) + " (" +
+                                              std::to_string(*info->container_size) + " bytes)");
     }
     for (const auto& [name, value] : info->details) {
-      std::string label = name + ":";
-      std::printf("%-15s %s\n", label.c_str(), value.c_str());
+      if (name != "virtual size") rows.emplace_back(name, value);
+    }
+    size_t width = 0;
+    for (const auto& row : rows) width = std::max(width, row.first.size() + 1);
+    for (const auto& [name, value] : rows) {
+      std::printf("%-*s %s\n", static_cast<int>(width), (name + ":").c_str(), value.c_str());
     }
   }
   std::fflush(stdout);

@@ -235,7 +235,7 @@ TEST_F(ImportRawTest, InfoReportsTheChainAndSizes) {
   EXPECT_TRUE(Contains(r.out, "\"virtual_size\":" + std::to_string(image_.size()))) << r.out;
   r = CdiImage({"info", server_->Url("/disk.raw.xz")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(Contains(r.out, "format:         xz > raw")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "format:         xz > raw\n")) << r.out;
   EXPECT_TRUE(Contains(r.out, "virtual size:   unknown until decompressed")) << r.out;
 }
 
