@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,10 +12,12 @@
 
 #include "cdi/import.h"
 #include "formats/pipeline.h"
+#include "formats/tar/tar_reader.h"
 #include "importer/checksum.h"
 #include "importer/progress.h"
 #include "importer/sources/source.h"
 #include "importer/target_sink.h"
+#include "pvc/directory_target.h"
 #include "pvc/target.h"
 
 namespace cdi {
@@ -72,7 +75,13 @@ Result<std::unique_ptr<pvc::Target>> OpenTarget(const TargetSpec& spec) {
     if (!pvc::IsBlockDevice(spec.path)) {
       return InvalidArgumentError(spec.path + " is not a block device");
     }
-    return pvc::OpenBlockTarget(spec.path);
+    // Preallocation on a device: zero ranges are written, not unmapped, so
+    // that thin storage allocates them.
+    pvc::BlockTargetOptions options;
+    if (spec.preallocation == Preallocation::kOn) {
+      options.first_zero_method = pvc::ZeroMethod::kWriteZeros;
+    }
+    return pvc::OpenBlockTarget(spec.path, options);
   }
   if (spec.filesystem_overhead < 0 || spec.filesystem_overhead >= 1) {
     return InvalidArgumentError("filesystem overhead must be at least 0 and below 1, got " +
@@ -87,6 +96,10 @@ Result<std::unique_ptr<pvc::Target>> OpenTarget(const TargetSpec& spec) {
 Status ValidateSpec(const ImportSpec& spec) {
   if (spec.source.url.empty()) return InvalidArgumentError("no source given");
   if (spec.targets.empty()) return InvalidArgumentError("no target given");
+  if (spec.content_type == ContentType::kArchive && spec.targets.size() != 1) {
+    return InvalidArgumentError("an archive is extracted into exactly one directory; " +
+                                std::to_string(spec.targets.size()) + " targets were given");
+  }
   for (size_t i = 0; i < spec.targets.size(); ++i) {
     for (size_t j = i + 1; j < spec.targets.size(); ++j) {
       if (spec.targets[i].path == spec.targets[j].path) {
@@ -107,16 +120,164 @@ std::string JoinChain(const std::vector<std::string>& chain) {
   return text.empty() ? "unknown" : text;
 }
 
+// The expected digest of the bytes as served and its running computation.
+struct Digest {
+  std::optional<importer::ExpectedChecksum> expected;
+  std::optional<importer::Checksum> checksum;
+
+  Status Verify() {
+    if (!checksum) return Status::Ok();
+    std::string computed = checksum->Finish();
+    CDI_RETURN_IF_ERROR(importer::VerifyChecksum(*expected, computed));
+    spdlog::info("Checksum verification passed: {}", computed);
+    return Status::Ok();
+  }
+  std::string Expected() const { return expected ? expected->algorithm + ":" + expected->hex : ""; }
+};
+
+formats::PipelineOptions PipelineOptionsFor(const ImportSpec& spec, uint64_t smallest_capacity,
+                                            std::optional<uint64_t> source_size) {
+  formats::PipelineOptions options;
+  options.decoder.container_size = source_size;
+  options.decoder.memory_budget = spec.memory_budget / 2;
+  options.decoder.scratch_dir = spec.scratch_dir;
+  options.max_unwrapped_bytes =
+      smallest_capacity > (UINT64_MAX - kUnwrapSlack) / 2 ? UINT64_MAX
+                                                           : 2 * smallest_capacity + kUnwrapSlack;
+  options.xz_memlimit = std::max<uint64_t>(spec.memory_budget, 128 * kMiB);
+  return options;
+}
+
+Result<std::unique_ptr<importer::ByteSource>> OpenAndDescribe(const ImportSpec& spec,
+                                                              const ImportHooks& hooks) {
+  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source,
+                       importer::OpenSource(spec.source, hooks.cancel));
+  const std::optional<uint64_t> source_size = source->size();
+  spdlog::info("Importing {}{} into {}", source->Describe(),
+               source_size ? " (" + std::to_string(*source_size) + " bytes)" : std::string(),
+               spec.targets.size() == 1 ? spec.targets[0].path
+                                        : std::to_string(spec.targets.size()) + " targets");
+  return source;
+}
+
+// The copy loop every content type shares: reads the source once, front to
+// back, digests the bytes as served and feeds them to the format pipeline.
+// Returns the bytes read.
+Result<uint64_t> Pump(importer::ByteSource& source, formats::ImagePipeline& pipeline,
+                      Digest& digest, const CancelToken* cancel,
+                      const std::function<void(uint64_t bytes_read)>& after_chunk) {
+  std::vector<uint8_t> buffer(kReadBufferSize);
+  uint64_t bytes_read = 0;
+  while (true) {
+    if (cancel != nullptr && cancel->cancelled()) return CancelledError("import cancelled");
+    CDI_ASSIGN_OR_RETURN(size_t n, source.Read(buffer));
+    if (n == 0) break;
+    std::span<const uint8_t> chunk(buffer.data(), n);
+    bytes_read += n;
+    if (digest.checksum) digest.checksum->Update(chunk);
+    CDI_RETURN_IF_ERROR(pipeline.Feed(chunk));
+    after_chunk(bytes_read);
+  }
+  CDI_RETURN_IF_ERROR(pipeline.Finish());
+  CDI_RETURN_IF_ERROR(digest.Verify());
+  return bytes_read;
+}
+
+// Turns archive entries into files and directories of the target.
+class ArchiveSink : public formats::tar::EntryWriter {
+ public:
+  explicit ArchiveSink(pvc::DirectoryTarget* directory) : directory_(directory) {}
+
+  Status Begin(const formats::tar::Entry& entry) override {
+    entry_ = entry;
+    Status status = entry.type == formats::tar::EntryType::kDirectory
+                        ? directory_->MakeDirectory(entry.path, entry.mode, entry.mtime)
+                        : directory_->BeginFile(entry.path, entry.size, entry.mode, entry.mtime);
+    return status.Annotate("archive entry '" + entry.path + "'");
+  }
+  Status Data(std::span<const uint8_t> data) override {
+    extracted_ += data.size();
+    return directory_->WriteFile(data).Annotate("archive entry '" + entry_.path + "'");
+  }
+  Status End() override {
+    if (entry_.type == formats::tar::EntryType::kDirectory) return Status::Ok();
+    return directory_->EndFile().Annotate("archive entry '" + entry_.path + "'");
+  }
+  uint64_t extracted() const { return extracted_; }
+
+ private:
+  pvc::DirectoryTarget* directory_;
+  formats::tar::Entry entry_;
+  uint64_t extracted_ = 0;
+};
+
+Result<ImportResult> ImportArchive(const ImportSpec& spec, const ImportHooks& hooks,
+                                   Clock::time_point start, Digest& digest) {
+  const TargetSpec& target = spec.targets.front();
+  if (target.kind == TargetKind::kBlockDevice || pvc::IsBlockDevice(target.path)) {
+    return InvalidArgumentError("archive content is extracted into a directory of a filesystem "
+                                "volume; " + target.path + " is a block device");
+  }
+  if (target.filesystem_overhead < 0 || target.filesystem_overhead >= 1) {
+    return InvalidArgumentError("filesystem overhead must be at least 0 and below 1, got " +
+                                std::to_string(target.filesystem_overhead));
+  }
+  // Local problems fail before any download; an uncommitted directory
+  // target removes what it created when it goes.
+  CDI_ASSIGN_OR_RETURN(std::unique_ptr<pvc::DirectoryTarget> directory,
+                       pvc::OpenDirectoryTarget(target.path,
+                                                {.requested_size = target.requested_size,
+                                                 .filesystem_overhead = target.filesystem_overhead}));
+  importer::ProgressReporter progress(hooks.on_progress, start);
+  progress.Report(Phase::kConnecting);
+  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source, OpenAndDescribe(spec, hooks));
+  ArchiveSink sink(directory.get());
+  formats::ImagePipeline pipeline(&sink,
+                                  PipelineOptionsFor(spec, directory->capacity(), source->size()));
+  auto update = [&](Phase phase, uint64_t bytes_read) {
+    progress.Report({.phase = phase,
+                     .source_bytes = bytes_read,
+                     .source_size = source->size(),
+                     .guest_bytes = sink.extracted()},
+                    phase != Phase::kTransferring);
+  };
+  update(Phase::kTransferring, 0);
+  CDI_ASSIGN_OR_RETURN(uint64_t bytes_read,
+                       Pump(*source, pipeline, digest, hooks.cancel,
+                            [&](uint64_t read) { update(Phase::kTransferring, read); }));
+  update(Phase::kFlushing, bytes_read);
+  if (hooks.cancel != nullptr && hooks.cancel->cancelled()) return CancelledError("import cancelled");
+  CDI_RETURN_IF_ERROR(directory->Commit());
+
+  const pvc::DirectoryStats stats = directory->stats();
+  ImportResult result;
+  result.format_chain = pipeline.format_chain();
+  result.virtual_size = stats.bytes_total;
+  result.target_size = stats.bytes_total;
+  result.bytes_read = bytes_read;
+  result.bytes_written = stats.bytes_written;
+  result.bytes_zero = stats.bytes_skipped;
+  result.checksum = digest.Expected();
+  result.elapsed = Clock::now() - start;
+  update(Phase::kDone, bytes_read);
+  spdlog::info("Extracted {} ({} files, {} directories, {} bytes) into {} in {:.2f} s",
+               JoinChain(result.format_chain), stats.files, stats.directories, stats.bytes_total,
+               target.path, std::chrono::duration<double>(result.elapsed).count());
+  return result;
+}
+
 }  // namespace
 
 Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
   const Clock::time_point start = Clock::now();
   CDI_RETURN_IF_ERROR(ValidateSpec(spec));
-  std::optional<importer::ExpectedChecksum> expected;
-  std::optional<importer::Checksum> checksum;
+  Digest digest;
   if (!spec.checksum.empty()) {
-    CDI_ASSIGN_OR_RETURN(expected, importer::ParseChecksum(spec.checksum));
-    checksum.emplace(expected->algorithm);
+    CDI_ASSIGN_OR_RETURN(digest.expected, importer::ParseChecksum(spec.checksum));
+    digest.checksum.emplace(digest.expected->algorithm);
+  }
+  if (spec.content_type == ContentType::kArchive) {
+    return ImportArchive(spec, hooks, start, digest);
   }
 
   // Local problems (a file in the way, a busy device) fail before any download.
@@ -134,28 +295,14 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
 
   importer::ProgressReporter progress(hooks.on_progress, start);
   progress.Report(Phase::kConnecting);
-  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source,
-                       importer::OpenSource(spec.source, hooks.cancel));
+  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source, OpenAndDescribe(spec, hooks));
   const std::optional<uint64_t> source_size = source->size();
-  spdlog::info("Importing {}{} into {}", source->Describe(),
-               source_size ? " (" + std::to_string(*source_size) + " bytes)" : std::string(),
-               spec.targets.size() == 1 ? spec.targets[0].path
-                                        : std::to_string(spec.targets.size()) + " targets");
 
   importer::TargetSink sink(sink_targets);
   uint64_t smallest_capacity = UINT64_MAX;
   for (auto& t : targets.targets()) smallest_capacity = std::min(smallest_capacity, t->capacity());
-  formats::PipelineOptions options;
-  options.decoder.container_size = source_size;
-  options.decoder.memory_budget = spec.memory_budget / 2;
-  options.decoder.scratch_dir = spec.scratch_dir;
-  options.max_unwrapped_bytes =
-      smallest_capacity > (UINT64_MAX - kUnwrapSlack) / 2 ? UINT64_MAX
-                                                           : 2 * smallest_capacity + kUnwrapSlack;
-  options.xz_memlimit = std::max<uint64_t>(spec.memory_budget, 128 * kMiB);
-  formats::ImagePipeline pipeline(&sink, options);
+  formats::ImagePipeline pipeline(&sink, PipelineOptionsFor(spec, smallest_capacity, source_size));
 
-  std::vector<uint8_t> buffer(kReadBufferSize);
   uint64_t bytes_read = 0;
   bool announced = false;
   auto update = [&](Phase phase, bool force) {
@@ -174,22 +321,10 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
     progress.Report(p, force);
   };
   update(Phase::kTransferring, true);
-  while (true) {
-    if (hooks.cancel != nullptr && hooks.cancel->cancelled()) return CancelledError("import cancelled");
-    CDI_ASSIGN_OR_RETURN(size_t n, source->Read(buffer));
-    if (n == 0) break;
-    std::span<const uint8_t> chunk(buffer.data(), n);
-    bytes_read += n;
-    if (checksum) checksum->Update(chunk);
-    CDI_RETURN_IF_ERROR(pipeline.Feed(chunk));
-    update(Phase::kTransferring, false);
-  }
-  CDI_RETURN_IF_ERROR(pipeline.Finish());
-  if (checksum) {
-    std::string computed = checksum->Finish();
-    CDI_RETURN_IF_ERROR(importer::VerifyChecksum(*expected, computed));
-    spdlog::info("Checksum verification passed: {}", computed);
-  }
+  CDI_ASSIGN_OR_RETURN(bytes_read, Pump(*source, pipeline, digest, hooks.cancel, [&](uint64_t read) {
+                         bytes_read = read;
+                         update(Phase::kTransferring, false);
+                       }));
   CDI_ASSIGN_OR_RETURN(uint64_t virtual_size, sink.Finalize());
   update(Phase::kFlushing, true);
   if (hooks.cancel != nullptr && hooks.cancel->cancelled()) return CancelledError("import cancelled");
@@ -205,13 +340,47 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
   result.preallocated = std::any_of(spec.targets.begin(), spec.targets.end(), [](const TargetSpec& t) {
     return t.preallocation == Preallocation::kOn;
   });
-  if (checksum) result.checksum = expected->algorithm + ":" + expected->hex;
+  result.checksum = digest.Expected();
   result.elapsed = Clock::now() - start;
   update(Phase::kDone, true);
   spdlog::info("Imported {} ({} bytes virtual) in {:.2f} s: {} bytes written, {} bytes left zero",
                JoinChain(result.format_chain), virtual_size,
                std::chrono::duration<double>(result.elapsed).count(), result.bytes_written,
                result.bytes_zero);
+  return result;
+}
+
+Result<ImportResult> CreateBlankImage(const TargetSpec& target_spec) {
+  const Clock::time_point start = Clock::now();
+  CDI_ASSIGN_OR_RETURN(std::unique_ptr<pvc::Target> target, OpenTarget(target_spec));
+  TargetSet targets;  // aborts the target unless committed
+  pvc::Target& t = *target;
+  targets.Add(std::move(target));
+  const uint64_t size = t.capacity();
+  if (size == 0) {
+    return TooSmallError("a blank disk image of size " +
+                         std::to_string(target_spec.requested_size.value_or(0)) + " at " +
+                         t.path() + " is larger than the reported available storage 0. A larger "
+                         "PVC is required");
+  }
+  if (target_spec.requested_size && *target_spec.requested_size > size &&
+      t.kind() == pvc::TargetKind::kFile) {
+    spdlog::info("Space adjusted for filesystem overhead and free space: {} bytes", size);
+  }
+  if (t.kind() == pvc::TargetKind::kFile) {
+    CDI_RETURN_IF_ERROR(t.SetSize(size));
+  } else {
+    CDI_RETURN_IF_ERROR(t.Zero(0, size));
+  }
+  CDI_RETURN_IF_ERROR(targets.CommitAll());
+  ImportResult result;
+  result.format_chain = {"raw"};
+  result.virtual_size = size;
+  result.target_size = size;
+  result.bytes_zero = size;
+  result.preallocated = target_spec.preallocation == Preallocation::kOn;
+  result.elapsed = Clock::now() - start;
+  spdlog::info("Created a blank disk image of {} bytes at {}", size, t.path());
   return result;
 }
 

@@ -106,6 +106,22 @@ struct TargetSpec {
 // ---------------------------------------------------------------------------
 // Spec, hooks, result
 
+// What the source holds (CDI's IMPORTER_CONTENTTYPE).
+enum class ContentType {
+  // A disk image ("kubevirt"): raw, qcow2, ..., optionally gzip, xz or zstd
+  // compressed; each target receives it converted to raw.
+  kDiskImage,
+  // A tar archive ("archive"), optionally gzip, xz or zstd compressed,
+  // extracted into a directory: the spec has exactly one target, whose path
+  // is an existing directory on a filesystem volume (kind kAuto or kFile; a
+  // block device is refused). Only regular files and directories are
+  // extracted; absolute paths, '..', links, devices and FIFOs are refused by
+  // name, and the files' total size is bounded by the target's usable size
+  // (computed as for a file). preallocation does not apply. On failure every
+  // file and directory the import created is removed.
+  kArchive,
+};
+
 struct ImportSpec {
   SourceSpec source;
   // One or more targets: each receives the same image, downloaded once.
@@ -119,6 +135,7 @@ struct ImportSpec {
   // Where data that arrives before its mapping may spill when memory_budget
   // is exceeded. Empty: $TMPDIR, else /tmp.
   std::string scratch_dir;
+  ContentType content_type = ContentType::kDiskImage;
 };
 
 // Cancels a running Import from any thread or from a signal handler.
@@ -172,7 +189,9 @@ struct ImportResult {
 
 // Runs one import. On failure no target is left looking complete: a file
 // target is removed, a block device's first and last MiB are zeroed if
-// anything was written.
+// anything was written. For ContentType::kArchive, format_chain ends in
+// "tar", virtual_size and target_size are the total size of the files
+// extracted, bytes_zero counts zero blocks left as holes.
 Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks = {});
 
 // What a source holds, read only as far as needed to say it.
@@ -199,6 +218,20 @@ void SetLogHandler(std::function<void(LogLevel, std::string_view)> sink,
 
 // The library's version, "MAJOR.MINOR.PATCH".
 std::string_view Version();
+
+// Creates a blank disk (CDI's IMPORTER_SOURCE=none) at `target`:
+//  - a file: a sparse raw file of the usable size, RoundDown(ceil(min(free
+//    space, requested_size) / (1 + filesystem_overhead)), 1 MiB) (all the
+//    free space when requested_size is unset), every byte allocated with
+//    Preallocation::kOn; an existing file is refused unless
+//    ExistingFile::kReplace;
+//  - a block device: every byte zeroed (offloaded where the device can; with
+//    Preallocation::kOn written as zeros, so that thin storage allocates it).
+// Durable (fsync) before it returns. The result's virtual_size and
+// target_size are the disk's size, format_chain is {"raw"}, bytes_zero the
+// whole disk. Errors: kTooSmall when the usable size is 0; otherwise as Import's
+// targets.
+Result<ImportResult> CreateBlankImage(const TargetSpec& target);
 
 }  // namespace cdi
 
