@@ -8,6 +8,7 @@
 
 #include "importer/sources/source.h"
 #include "test/support/files.h"
+#include "test/support/loop_device.h"
 #include "test/support/temp_dir.h"
 
 namespace cdi::importer {
@@ -58,6 +59,17 @@ TEST(FileSourceTest, ReadsAFileWithItsSize) {
   // At the end, reads keep returning 0.
   std::vector<uint8_t> buffer(10);
   EXPECT_EQ(*(*source)->Read(buffer), 0u);
+}
+
+TEST(FileSourceTest, ReadsABlockDeviceWithItsSize) {
+  CDI_SKIP_UNLESS_LOOP_DEVICES();
+  test::LoopDevice device({.size = 8 * kMiB, .fill = 0xab});
+  Result<std::unique_ptr<ByteSource>> source = Open(device.path());
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  EXPECT_EQ((*source)->size(), 8 * kMiB);
+  Result<std::string> read = ReadAll(**source, 1 << 20);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_TRUE(*read == std::string(8 * kMiB, '\xab'));
 }
 
 TEST(FileSourceTest, EmptyFileEndsAtOnce) {
