@@ -72,8 +72,12 @@ measure() {
     rm -rf "$work"; mkdir -p "$work"
     sync
     local out
-    out=$( { /usr/bin/time -f "%e %M" bash -c "$*" >/dev/null 2>"$work/.stderr"; } 2>&1 | tail -1)
-    if [ -s "$work/.stderr" ] && grep -q "error" "$work/.stderr"; then cat "$work/.stderr" >&2; fi
+    if ! /usr/bin/time -f "%e %M" -o "$dir/.time" bash -c "$*" >/dev/null 2>"$dir/.stderr"; then
+      echo "FAILED: $*" >&2
+      cat "$dir/.stderr" >&2
+      exit 1
+    fi
+    out=$(tail -1 "$dir/.time")
     times+=("${out%% *}")
     local m=${out##* }
     [ "$m" -gt "$peak" ] && peak=$m
