@@ -10,12 +10,12 @@
 namespace cdi::formats::qcow2 {
 namespace {
 
-// The largest zstd window accepted. A cluster is at most 2 MiB, so no honest
-// frame for one cluster needs a window larger than twice that; frames from
-// writers that do not pledge the size use their level's default, at most 1 MiB
-// for the levels qemu uses. The limit keeps a hostile frame header from
-// making the decoder allocate zstd's default maximum of 128 MiB.
-uint32_t ZstdWindowLogMax(uint32_t cluster_bits) { return std::max(cluster_bits + 1, 20u); }
+// The largest zstd window accepted: twice the cluster. qemu compresses each
+// cluster in one call with its size known, which makes a single-segment frame
+// whose window is the cluster itself; no frame for one cluster needs more.
+// The limit keeps a hostile frame header from making the decoder allocate
+// zstd's default maximum of 128 MiB.
+uint32_t ZstdWindowLogMax(uint32_t cluster_bits) { return cluster_bits + 1; }
 
 }  // namespace
 
@@ -39,17 +39,22 @@ ClusterInflater::~ClusterInflater() = default;
 
 uint64_t ClusterInflater::MemoryBound(CompressionType type, uint32_t cluster_bits) {
   if (type == CompressionType::kZlib) return 64 << 10;  // 32 KiB window plus state
-  return (uint64_t{1} << ZstdWindowLogMax(cluster_bits)) + (512 << 10);
+  // The window, plus a context (about 100 KiB) and block buffers (128 KiB each).
+  return (uint64_t{1} << ZstdWindowLogMax(cluster_bits)) + (384 << 10);
 }
 
-Status ClusterInflater::Inflate(std::span<const uint8_t> input, std::span<uint8_t> out) {
-  return type_ == CompressionType::kZlib ? InflateZlib(input, out) : InflateZstd(input, out);
+Status ClusterInflater::Inflate(std::span<const uint8_t> input, std::span<uint8_t> out,
+                                size_t* consumed) {
+  *consumed = input.size();
+  return type_ == CompressionType::kZlib ? InflateZlib(input, out, consumed)
+                                         : InflateZstd(input, out, consumed);
 }
 
 // zlib compression type: "raw deflate" (qcow2.txt "compression_type": zlib)
 // without zlib's header. qemu writes with a 4 KiB window; inflating with the
 // largest window reads that and any other raw deflate stream.
-Status ClusterInflater::InflateZlib(std::span<const uint8_t> input, std::span<uint8_t> out) {
+Status ClusterInflater::InflateZlib(std::span<const uint8_t> input, std::span<uint8_t> out,
+                                    size_t* consumed) {
   if (!zlib_) {
     zlib_ = std::make_unique<Zlib>();
     if (inflateInit2(&zlib_->stream, -MAX_WBITS) != Z_OK) {
@@ -68,6 +73,7 @@ Status ClusterInflater::InflateZlib(std::span<const uint8_t> input, std::span<ui
   stream.avail_out = static_cast<uInt>(out.size());
   int ret = inflate(&stream, Z_FINISH);
   if (ret == Z_STREAM_END) {
+    *consumed = input.size() - stream.avail_in;
     if (stream.avail_out != 0) {
       return CorruptImageError("compressed data inflates to " +
                                std::to_string(out.size() - stream.avail_out) +
@@ -90,6 +96,7 @@ Status ClusterInflater::InflateZlib(std::span<const uint8_t> input, std::span<ui
   stream.next_out = &extra;
   stream.avail_out = 1;
   ret = inflate(&stream, Z_FINISH);
+  *consumed = input.size() - stream.avail_in;
   if (stream.avail_out == 0) {
     return CorruptImageError("compressed data inflates to more than one cluster of " +
                              std::to_string(out.size()) + " bytes");
@@ -104,7 +111,8 @@ Status ClusterInflater::InflateZlib(std::span<const uint8_t> input, std::span<ui
 
 // zstd compression type: one zstd frame per cluster, read like qemu does, as
 // a stream that must yield exactly one cluster and end there.
-Status ClusterInflater::InflateZstd(std::span<const uint8_t> input, std::span<uint8_t> out) {
+Status ClusterInflater::InflateZstd(std::span<const uint8_t> input, std::span<uint8_t> out,
+                                    size_t* consumed) {
   if (!zstd_) {
     zstd_ = std::make_unique<ZstdContext>();
     zstd_->context = ZSTD_createDCtx();
@@ -151,6 +159,7 @@ Status ClusterInflater::InflateZstd(std::span<const uint8_t> input, std::span<ui
                                std::to_string(out.size()) + " bytes");
     }
   }
+  *consumed = in.pos;
   return Status::Ok();
 }
 
@@ -177,7 +186,8 @@ void InflatePool::Submit(std::unique_ptr<InflateJob> job) {
   ++in_flight_;
   if (inline_inflater_) {
     job->status = inline_inflater_->Inflate(
-        std::span<const uint8_t>(job->input.data(), job->input_size), job->output);
+        std::span<const uint8_t>(job->input.data(), job->input_size), job->output,
+        &job->consumed);
     done_.push_back(std::move(job));
     return;
   }
@@ -226,8 +236,8 @@ void InflatePool::WorkerLoop() {
     std::unique_ptr<InflateJob> job = std::move(pending_.front());
     pending_.pop_front();
     lock.unlock();
-    job->status =
-        inflater.Inflate(std::span<const uint8_t>(job->input.data(), job->input_size), job->output);
+    job->status = inflater.Inflate(std::span<const uint8_t>(job->input.data(), job->input_size),
+                                   job->output, &job->consumed);
     lock.lock();
     done_.push_back(std::move(job));
     done_ready_.notify_one();

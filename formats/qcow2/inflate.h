@@ -29,15 +29,16 @@ class ClusterInflater {
   // inflates to less, or to more, is corrupt (kCorruptImage; the message
   // names neither the cluster nor its offset: the caller adds them). Bytes
   // after the end of the compressed stream are ignored: the descriptor's
-  // range ends at a sector boundary, past the compressed data.
-  Status Inflate(std::span<const uint8_t> input, std::span<uint8_t> out);
+  // range ends at a sector boundary, past the compressed data. `*consumed`
+  // is set to the bytes of `input` the stream used.
+  Status Inflate(std::span<const uint8_t> input, std::span<uint8_t> out, size_t* consumed);
 
   // Upper bound of the memory one inflater holds, for budgeting.
   static uint64_t MemoryBound(CompressionType type, uint32_t cluster_bits);
 
  private:
-  Status InflateZlib(std::span<const uint8_t> input, std::span<uint8_t> out);
-  Status InflateZstd(std::span<const uint8_t> input, std::span<uint8_t> out);
+  Status InflateZlib(std::span<const uint8_t> input, std::span<uint8_t> out, size_t* consumed);
+  Status InflateZstd(std::span<const uint8_t> input, std::span<uint8_t> out, size_t* consumed);
 
   CompressionType type_;
   uint32_t cluster_bits_;
@@ -57,6 +58,10 @@ struct InflateJob {
   size_t input_size = 0;
   std::vector<uint8_t> output;  // one cluster
   Status status;
+  size_t consumed = 0;  // input bytes the compressed stream used
+  // Host offset up to which the input bytes after the stream must be kept
+  // (another cluster may start there); 0 when none.
+  uint64_t keep_until = 0;
 };
 
 // Inflates jobs on `threads` worker threads (0 or 1: inline, on the caller's

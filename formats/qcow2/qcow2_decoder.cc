@@ -153,7 +153,6 @@ struct SnapshotTable {
 // A compressed cluster whose bytes are being gathered.
 struct Collector {
   Run run;
-  bool spool_tail = false;  // also spool its last sector (another cluster may start there)
   std::unique_ptr<InflateJob> job;
 };
 
@@ -403,6 +402,9 @@ class Qcow2Decoder final : public Decoder {
 
   // Makes `next` (which starts at position_) the active claim.
   Status Activate(const Claim& next) {
+    if (next.kind == ClaimKind::kL1 || next.kind == ClaimKind::kL2) {
+      CDI_RETURN_IF_ERROR(SettleKeptBytes());
+    }
     switch (next.kind) {
       case ClaimKind::kL1:
         l1_.started = true;
@@ -1118,21 +1120,19 @@ class Qcow2Decoder final : public Decoder {
   Status ActivateCompressed() {
     Run run = PopRun();
     Claim claim = run.claim();
+    // Another compressed cluster may start only in this one's last sector
+    // ("Another compressed cluster may map to the tail of the final sector
+    // used by this compressed cluster").
     for (const Collector& other : collectors_) {
-      if (run.host_offset + kSectorSize < other.run.host_end()) {
+      if (run.host_offset == other.run.host_offset ||
+          run.host_offset + kSectorSize < other.run.host_end()) {
         return Overlap(claim, other.run.claim());
       }
     }
-    // The next claim may only start in this cluster's last sector, and only
-    // if it is compressed too ("Another compressed cluster may map to the
-    // tail of the final sector used by this compressed cluster").
     Claim after = PeekNext();
-    bool successor_in_tail = false;
-    if (after.kind != ClaimKind::kNone && after.start < claim.end) {
-      if (after.kind != ClaimKind::kCompressed || after.start + kSectorSize < claim.end) {
-        return Overlap(after, claim);
-      }
-      successor_in_tail = true;
+    if (after.kind != ClaimKind::kNone && after.start < claim.end &&
+        (after.kind != ClaimKind::kCompressed || after.start + kSectorSize < claim.end)) {
+      return Overlap(after, claim);
     }
     CDI_ASSIGN_OR_RETURN(std::unique_ptr<InflateJob> job, AcquireJob());
     job->guest_offset = run.guest_offset;
@@ -1141,9 +1141,6 @@ class Qcow2Decoder final : public Decoder {
     job->input_size = 0;
     Collector collector;
     collector.run = run;
-    // If no known cluster starts in the last sector, a cluster mapped by a
-    // table still to come may: keep that sector.
-    collector.spool_tail = ReferencesPossible() && !successor_in_tail;
     collector.job = std::move(job);
     collectors_.push_back(std::move(collector));
     last_claim_ = claim;
@@ -1160,16 +1157,7 @@ class Qcow2Decoder final : public Decoder {
       return ActivateCompressed();
     }
     uint64_t limit = next.kind != ClaimKind::kNone ? next.start : UINT64_MAX;
-    bool in_tail = false;
-    for (const Collector& c : collectors_) {
-      uint64_t tail = c.run.host_end() - std::min<uint64_t>(kSectorSize, c.run.length);
-      limit = std::min(limit, c.run.host_end());
-      if (position_ < tail) {
-        limit = std::min(limit, tail);
-      } else if (c.spool_tail) {
-        in_tail = true;
-      }
-    }
+    for (const Collector& c : collectors_) limit = std::min(limit, c.run.host_end());
     const uint64_t count = std::min<uint64_t>(bytes.size(), limit - position_);
     std::span<const uint8_t> piece = bytes.first(static_cast<size_t>(count));
     for (Collector& c : collectors_) {
@@ -1177,17 +1165,42 @@ class Qcow2Decoder final : public Decoder {
                   piece.size());
       c.job->input_size += piece.size();
     }
-    if (in_tail && ReferencesPossible()) CDI_RETURN_IF_ERROR(spool_->Append(position_, piece));
     Consume(bytes, count);
     for (size_t i = 0; i < collectors_.size();) {
       if (collectors_[i].run.host_end() == position_) {
-        pool_->Submit(std::move(collectors_[i].job));
+        Submit(collectors_[i]);
         collectors_.erase(collectors_.begin() + static_cast<std::ptrdiff_t>(i));
       } else {
         ++i;
       }
     }
     if (collectors_.empty()) active_ = ClaimKind::kNone;
+    return Status::Ok();
+  }
+
+  // Hands a gathered cluster to the pool. The descriptor's range runs to the
+  // end of a sector, past the compressed stream; the bytes after the stream
+  // may begin a cluster whose table is still to come. They are kept once the
+  // stream's length is known (EmitJob), up to where the next known cluster
+  // starts.
+  void Submit(Collector& collector) {
+    InflateJob& job = *collector.job;
+    job.keep_until = 0;
+    if (ReferencesPossible()) {
+      job.keep_until = collector.run.host_end();
+      for (const Collector& other : collectors_) {
+        if (other.run.host_offset > collector.run.host_offset) {
+          job.keep_until = std::min(job.keep_until, other.run.host_offset);
+        }
+      }
+      ++keeps_in_flight_;
+    }
+    pool_->Submit(std::move(collector.job));
+  }
+
+  // Tables may refer to kept bytes: they must be in the spool first.
+  Status SettleKeptBytes() {
+    if (keeps_in_flight_ > 0) return CollectDone(/*wait_all=*/true);
     return Status::Ok();
   }
 
@@ -1221,10 +1234,21 @@ class Qcow2Decoder final : public Decoder {
     }
     std::unique_ptr<InflateJob> job = std::move(free_jobs_.back());
     free_jobs_.pop_back();
+    job->keep_until = 0;
+    job->consumed = 0;
     return job;
   }
 
   Status EmitJob(std::unique_ptr<InflateJob> job) {
+    if (job->keep_until != 0) {
+      --keeps_in_flight_;
+      const uint64_t stream_end = job->host_offset + job->consumed;
+      if (job->status.ok() && stream_end < job->keep_until && ReferencesPossible()) {
+        CDI_RETURN_IF_ERROR(spool_->Insert(
+            stream_end, std::span<const uint8_t>(job->input.data() + job->consumed,
+                                                 job->keep_until - stream_end)));
+      }
+    }
     if (!job->status.ok()) {
       return CorruptImageError("qcow2: the compressed cluster for guest offset " +
                                Hex(job->guest_offset) + " at host offset " + Hex(job->host_offset) +
@@ -1262,7 +1286,7 @@ class Qcow2Decoder final : public Decoder {
     for (Collector& c : collectors_) {
       if (position_ + kSectorSize <= c.run.host_end()) return Truncated(c.run.claim());
     }
-    for (Collector& c : collectors_) pool_->Submit(std::move(c.job));
+    for (Collector& c : collectors_) pool_->Submit(std::move(c.job));  // nothing follows
     collectors_.clear();
     if (active_ == ClaimKind::kCompressed) active_ = ClaimKind::kNone;
     if (active_ != ClaimKind::kNone) {
@@ -1367,6 +1391,7 @@ class Qcow2Decoder final : public Decoder {
   uint64_t jobs_created_ = 0;
   Reservation job_reservation_;
   Reservation inflater_reservation_;
+  uint64_t keeps_in_flight_ = 0;  // jobs whose trailing bytes go to the spool
   std::vector<std::unique_ptr<InflateJob>> free_jobs_;
   std::unique_ptr<InflatePool> pool_;
 };

@@ -157,6 +157,41 @@ Status Spool::Append(uint64_t host_offset, std::span<const uint8_t> bytes) {
   return Status::Ok();
 }
 
+Status Spool::Insert(uint64_t host_offset, std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return Status::Ok();
+  if (host_offset >= last_end_) return Append(host_offset, bytes);
+  const uint64_t end = host_offset + bytes.size();
+  auto next = fragments_.lower_bound(host_offset);
+  if (end > last_end_ || Find(host_offset) != fragments_.end() ||
+      (next != fragments_.end() && next->first < end)) {
+    return CorruptImageError("qcow2: compressed data at host offset " +
+                             std::to_string(host_offset) +
+                             " overlaps other stored data; the image is corrupt: check it with "
+                             "'qemu-img check'");
+  }
+  stored_bytes_ += bytes.size();
+  // Stored on its own, in a block of its size or in the file.
+  if (options_.budget->TryReserveNoReclaim(bytes.size(), options_.keep_free)) {
+    auto block = std::make_shared<Block>();
+    block->size = bytes.size();
+    block->used = bytes.size();
+    block->reservation = Reservation(options_.budget, bytes.size());
+    block->data.reset(new uint8_t[bytes.size()]);
+    std::memcpy(block->data.get(), bytes.data(), bytes.size());
+    CDI_ASSIGN_OR_RETURN(Fragment * fragment, NewFragment(host_offset, Storage::kMemory));
+    fragment->block = std::move(block);
+    fragment->storage_offset = 0;
+    return Extend(*fragment, host_offset, end);
+  }
+  CDI_RETURN_IF_ERROR(EnsureScratchFile());
+  CDI_ASSIGN_OR_RETURN(Fragment * fragment, NewFragment(host_offset, Storage::kFile));
+  fragment->storage_offset = scratch_end_;
+  CDI_RETURN_IF_ERROR(scratch_->Write(scratch_end_, bytes));
+  scratch_end_ += bytes.size();
+  scratch_bytes_ += bytes.size();
+  return Extend(*fragment, host_offset, end);
+}
+
 Status Spool::AppendRun(uint64_t host_offset, std::span<const uint8_t> bytes, bool zero) {
   if (zero) {
     Fragment* fragment = nullptr;

@@ -47,6 +47,11 @@ class Spool {
   // Stores `bytes` found at `host_offset`. Offsets must not go backwards.
   Status Append(uint64_t host_offset, std::span<const uint8_t> bytes);
 
+  // Stores bytes that passed earlier without being stored (the tail of a
+  // compressed cluster's range, once its stream's length is known). They
+  // must not overlap stored bytes.
+  Status Insert(uint64_t host_offset, std::span<const uint8_t> bytes);
+
   // How many bytes from `host_offset` on (at most `max`) are stored
   // contiguously and not yet taken.
   uint64_t AvailableLength(uint64_t host_offset, uint64_t max) const;
