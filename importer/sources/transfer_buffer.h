@@ -37,8 +37,9 @@ class TransferBuffer {
   // Only the first call counts.
   void Finish(Status status);
 
-  // Consumer: copies up to out.size() bytes. Waits at most `wait` for bytes or
-  // the end. Returns nullopt when none arrived in that time; otherwise the
+  // Consumer: copies up to out.size() bytes. Waits at most `wait` for a
+  // quarter of the capacity (or out.size() bytes, if fewer) or the end, then
+  // takes what is there. Returns nullopt when nothing arrived; otherwise the
   // number of bytes copied (> 0 unless `out` is empty), 0 at the end of a
   // complete stream, or the producer's error once all bytes before it were
   // taken.
@@ -51,6 +52,7 @@ class TransferBuffer {
 
  private:
   const size_t capacity_;
+  const size_t batch_;  // how much one side makes available before waking the other
   const std::unique_ptr<uint8_t[]> ring_;
 
   std::mutex mutex_;
@@ -63,6 +65,10 @@ class TransferBuffer {
   bool finished_ = false;
   bool closed_ = false;
   Status end_status_;
+  bool consumer_waiting_ = false;
+  size_t bytes_wanted_ = 1;  // what wakes the waiting consumer
+  bool producer_waiting_ = false;
+  size_t room_wanted_ = 1;  // what wakes the waiting producer
 };
 
 }  // namespace cdi::importer

@@ -69,6 +69,18 @@ TEST(TransferBufferTest, TakeReturnsNothingWhileEmpty) {
   EXPECT_FALSE(buffer.Take(out, std::chrono::milliseconds(1)).has_value());
 }
 
+TEST(TransferBufferTest, FewerBytesThanABatchAreTakenWhenTheWaitEnds) {
+  // A slow stream must still flow: what is there is taken once the wait ends.
+  TransferBuffer buffer(4096);
+  ASSERT_TRUE(buffer.Put(Bytes("abcde")));
+  std::vector<uint8_t> out(1000);
+  std::optional<Result<size_t>> taken = buffer.Take(out, std::chrono::milliseconds(1));
+  ASSERT_TRUE(taken.has_value());
+  ASSERT_TRUE(taken->ok());
+  EXPECT_EQ(**taken, 5u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(out.data()), 5), "abcde");
+}
+
 TEST(TransferBufferTest, CloseReleasesAProducerWaitingForRoom) {
   TransferBuffer buffer(16);
   std::string data(100, 'x');
