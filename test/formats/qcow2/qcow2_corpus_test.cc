@@ -257,6 +257,26 @@ std::vector<CorpusCase> Cases() {
                      return image;
                    },
                    true, true});
+  cases.push_back({"compressed_512_byte_clusters_interleaved",
+                   [](const std::string& d) {
+                     // Several compressed clusters share each 512-byte sector, and
+                     // each newly touched L2 range gets its table after the
+                     // partly filled cluster its data goes into: clusters mapped
+                     // later sit between clusters mapped already.
+                     std::string image = Create(d, "c512", "cluster_size=512", 4 * kMiB);
+                     std::string src = Source(d, "c512.bin", CompressibleBytes(64 * kKiB, 23));
+                     std::vector<std::string> commands;
+                     int i = 0;
+                     for (uint64_t offset : Shuffled(4 * kMiB, 4 * kKiB, 24)) {
+                       ++i;
+                       commands.push_back(
+                           (i % 5 == 0 ? "write -P 0x3c " : "write -c -s " + src + " ") +
+                           std::to_string(offset + (i % 7) * 512) + " 512");
+                     }
+                     QemuIo(image, commands);
+                     return image;
+                   },
+                   true, true});
   cases.push_back({"odd_virtual_size",
                    [](const std::string& d) {
                      uint64_t size = kDiskSize + 1536;
