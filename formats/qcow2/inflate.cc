@@ -186,8 +186,7 @@ void InflatePool::Submit(std::unique_ptr<InflateJob> job) {
   ++in_flight_;
   if (inline_inflater_) {
     job->status = inline_inflater_->Inflate(
-        std::span<const uint8_t>(job->input.data(), job->input_size), job->output,
-        &job->consumed);
+        std::span<const uint8_t>(job->input.data(), job->input_size), job->output, &job->consumed);
     done_.push_back(std::move(job));
     return;
   }

@@ -208,7 +208,7 @@ class Qcow2Decoder final : public Decoder {
         CDI_RETURN_IF_ERROR(Step(bytes));
       }
     }
-    if (pool_) CDI_RETURN_IF_ERROR(CollectDone(/*wait_all=*/false));
+    if (pool_) CDI_RETURN_IF_ERROR(CollectDone(Wait::kNo));
     return Status::Ok();
   }
 
@@ -1200,7 +1200,7 @@ class Qcow2Decoder final : public Decoder {
 
   // Tables may refer to kept bytes: they must be in the spool first.
   Status SettleKeptBytes() {
-    if (keeps_in_flight_ > 0) return CollectDone(/*wait_all=*/true);
+    if (keeps_in_flight_ > 0) return CollectDone(Wait::kAll);
     return Status::Ok();
   }
 
@@ -1244,9 +1244,9 @@ class Qcow2Decoder final : public Decoder {
       --keeps_in_flight_;
       const uint64_t stream_end = job->host_offset + job->consumed;
       if (job->status.ok() && stream_end < job->keep_until && ReferencesPossible()) {
-        CDI_RETURN_IF_ERROR(spool_->Insert(
-            stream_end, std::span<const uint8_t>(job->input.data() + job->consumed,
-                                                 job->keep_until - stream_end)));
+        CDI_RETURN_IF_ERROR(
+            spool_->Insert(stream_end, std::span<const uint8_t>(job->input.data() + job->consumed,
+                                                                job->keep_until - stream_end)));
       }
     }
     if (!job->status.ok()) {
@@ -1260,9 +1260,13 @@ class Qcow2Decoder final : public Decoder {
     return Status::Ok();
   }
 
-  Status CollectDone(bool wait_all) {
+  // Writes what the workers have finished; with kAll, waits for all of it.
+  enum class Wait { kNo, kAll };
+  Status CollectDone(Wait wait) {
     while (auto job = pool_->TryTakeDone()) CDI_RETURN_IF_ERROR(EmitJob(std::move(job)));
-    while (wait_all && pool_->in_flight() > 0) CDI_RETURN_IF_ERROR(EmitJob(pool_->WaitDone()));
+    while (wait == Wait::kAll && pool_->in_flight() > 0) {
+      CDI_RETURN_IF_ERROR(EmitJob(pool_->WaitDone()));
+    }
     return Status::Ok();
   }
 
@@ -1301,7 +1305,7 @@ class Qcow2Decoder final : public Decoder {
           "qcow2 image is truncated: it ends after " + std::to_string(position_) + " of its " +
           std::to_string(*options_.container_size) + " bytes; fetch the complete image again");
     }
-    if (pool_) CDI_RETURN_IF_ERROR(CollectDone(/*wait_all=*/true));
+    if (pool_) CDI_RETURN_IF_ERROR(CollectDone(Wait::kAll));
     CDI_RETURN_IF_ERROR(FlushZero());
     if (covered_bytes_ != header_.virtual_size) {
       return InternalError("qcow2 decoder covered " + std::to_string(covered_bytes_) +
