@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -103,17 +104,23 @@ std::string Render(const TerminationMessage& message, const std::optional<std::s
 }  // namespace
 
 std::string ToJson(const TerminationMessage& message) {
-  std::optional<std::string> text = message.message;
-  std::string json = Render(message, text);
-  // Escaping can grow the text up to six times; cut by the excess until it fits.
-  while (json.size() > kMaxTerminationMessageBytes && text && !text->empty()) {
-    size_t excess = json.size() - kMaxTerminationMessageBytes;
-    size_t keep = text->size() > excess + 3 ? text->size() - excess - 3 : 0;
-    *text = std::string(CutAtCharacter(*text, keep)) + "...";
-    if (keep == 0) text = "...";
-    json = Render(message, text);
+  std::string json = Render(message, message.message);
+  if (json.size() <= kMaxTerminationMessageBytes || !message.message) return json;
+  // Escaping makes the JSON up to six times the text: find the longest
+  // prefix whose JSON, with "..." added, fits.
+  const std::string& text = *message.message;
+  size_t low = 0;
+  size_t high = std::min(text.size(), kMaxTerminationMessageBytes);
+  while (low < high) {
+    size_t middle = (low + high + 1) / 2;
+    std::string candidate = std::string(CutAtCharacter(text, middle)) + "...";
+    if (Render(message, candidate).size() <= kMaxTerminationMessageBytes) {
+      low = middle;
+    } else {
+      high = middle - 1;
+    }
   }
-  return json;
+  return Render(message, std::string(CutAtCharacter(text, low)) + "...");
 }
 
 std::string PlainTerminationText(std::string_view text) {
