@@ -75,9 +75,10 @@ CLI::App* AddApplyCommand(CLI::App* parent, ApplyOptions* o) {
       "import the DataVolumes that VirtualMachine, VirtualMachinePool and DataVolume manifests "
       "declare (with their DataSources, Secrets and ConfigMaps), each distinct image downloaded "
       "once");
-  apply->add_option("-f,--filename", o->files,
-                    "manifest file (multi-document YAML), directory of them, or - for standard "
-                    "input (repeatable)")
+  apply
+      ->add_option("-f,--filename", o->files,
+                   "manifest file (multi-document YAML), directory of them, or - for standard "
+                   "input (repeatable)")
       ->required();
   apply->add_option("--pvc-dir", o->pvc_dir,
                     "directory standing for the PVCs: a Filesystem DataVolume is imported into "
@@ -89,16 +90,19 @@ CLI::App* AddApplyCommand(CLI::App* parent, ApplyOptions* o) {
                     "import only this DataVolume, NAME or namespace/NAME; pool replicas are "
                     "<template name>-<index> (repeatable)");
   apply->add_flag("--dry-run", o->dry_run, "check everything and print the plan; write nothing");
-  apply->add_option("--secrets-dir", o->secrets_dir,
-                    "directory of mounted Secrets, DIR/<namespace>/<name>/<key>, for Secrets not "
-                    "given with -f")
+  apply
+      ->add_option("--secrets-dir", o->secrets_dir,
+                   "directory of mounted Secrets, DIR/<namespace>/<name>/<key>, for Secrets not "
+                   "given with -f")
       ->check(CLI::ExistingDirectory);
-  apply->add_option("-n,--namespace", o->default_namespace,
-                    "namespace of objects whose metadata has none")
+  apply
+      ->add_option("-n,--namespace", o->default_namespace,
+                   "namespace of objects whose metadata has none")
       ->capture_default_str();
-  apply->add_option("--filesystem-overhead", o->filesystem_overhead,
-                    "fraction of a Filesystem volume kept for the filesystem, as CDI applies it "
-                    "(Block volumes: 0)")
+  apply
+      ->add_option("--filesystem-overhead", o->filesystem_overhead,
+                   "fraction of a Filesystem volume kept for the filesystem, as CDI applies it "
+                   "(Block volumes: 0)")
       ->capture_default_str();
   apply->add_flag("--force", o->force, "replace disk.img files that already exist");
   apply->add_option("--max-parallel", o->max_parallel, "distinct images streaming at once")
@@ -107,9 +111,10 @@ CLI::App* AddApplyCommand(CLI::App* parent, ApplyOptions* o) {
   apply->add_option("--output", o->output, "the summary: a table, or one JSON object")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
-  apply->add_option("--progress", o->progress,
-                    "progress on standard error: bar (lines redrawn), plain lines, none; auto: bar "
-                    "on a terminal")
+  apply
+      ->add_option("--progress", o->progress,
+                   "progress on standard error: bar (lines redrawn), plain lines, none; auto: bar "
+                   "on a terminal")
       ->check(CLI::IsMember({"auto", "bar", "plain", "none"}))
       ->capture_default_str();
   apply->add_option("--memory", o->memory, "memory budget of each download (a quantity)")
@@ -119,8 +124,9 @@ CLI::App* AddApplyCommand(CLI::App* parent, ApplyOptions* o) {
   apply->add_option("--connect-timeout", o->connect_timeout, "seconds to wait for a connection")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  apply->add_option("--stall-timeout", o->stall_timeout,
-                    "seconds of a stalled transfer before it fails")
+  apply
+      ->add_option("--stall-timeout", o->stall_timeout,
+                   "seconds of a stalled transfer before it fails")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   return apply;
@@ -151,7 +157,8 @@ int RunApply(const ApplyOptions& flags) {
   }
   if (!resolution.problems.empty()) return ReportProblems(resolution.problems, plan, json, mode);
   if (plan.data_volumes.empty()) {
-    if (!flags.quiet) std::fprintf(stderr, "note: the manifests declare no DataVolumes to import\n");
+    if (!flags.quiet)
+      std::fprintf(stderr, "note: the manifests declare no DataVolumes to import\n");
     if (json) std::printf("%s\n", ReportJson(plan, {}, resolution.problems, mode, 0).c_str());
     return cli::kExitOk;
   }

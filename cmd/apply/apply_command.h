@@ -26,7 +26,7 @@ struct ApplyOptions {
   std::string filesystem_overhead = "0.06";
   bool force = false;
   int max_parallel = 2;
-  std::string output = "table";  // table | json
+  std::string output = "table";   // table | json
   std::string progress = "auto";  // auto | bar | plain | none
   std::string memory = "64Mi";
   std::string scratch_dir;

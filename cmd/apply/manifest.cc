@@ -79,10 +79,14 @@ const Node* Node::Find(std::string_view key) const {
 
 std::string_view Node::KindName() const {
   switch (kind) {
-    case Kind::kNull: return "empty";
-    case Kind::kScalar: return "a single value";
-    case Kind::kSequence: return "a list";
-    case Kind::kMap: return "a map";
+    case Kind::kNull:
+      return "empty";
+    case Kind::kScalar:
+      return "a single value";
+    case Kind::kSequence:
+      return "a list";
+    case Kind::kMap:
+      return "a map";
   }
   return "unknown";
 }

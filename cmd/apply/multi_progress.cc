@@ -26,9 +26,7 @@ size_t TerminalWidth(FILE* out) {
 }
 
 // The first line of a message, shortened for one row.
-std::string FirstLine(const std::string& message) {
-  return message.substr(0, message.find('\n'));
-}
+std::string FirstLine(const std::string& message) { return message.substr(0, message.find('\n')); }
 
 }  // namespace
 

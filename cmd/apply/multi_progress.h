@@ -55,7 +55,7 @@ class MultiProgressView {
   const Plan& plan_;
   size_t name_width_ = 0;
   std::vector<DownloadState> downloads_;
-  std::vector<std::string> bar_text_;   // per download: the latest bar line
+  std::vector<std::string> bar_text_;    // per download: the latest bar line
   std::vector<std::string> final_text_;  // per DataVolume: "done ..." or "failed ..."
   size_t lines_drawn_ = 0;
   std::chrono::steady_clock::time_point last_draw_{};

@@ -32,22 +32,22 @@ struct DataVolumePlan {
   ObjectRef declared_in;  // the VirtualMachine, VirtualMachinePool or DataVolume document
   std::string field;      // its path there ("spec.dataVolumeTemplates[0]"; "" for a DataVolume)
   int line = 0;
-  int replica = -1;       // index within a VirtualMachinePool, -1 otherwise
+  int replica = -1;  // index within a VirtualMachinePool, -1 otherwise
 
   VolumeMode volume_mode = VolumeMode::kFilesystem;
   SizeRule size_rule = SizeRule::kPvc;
-  std::string size_field;              // path of the storage request, for messages
-  std::optional<uint64_t> requested;   // bytes, as written
-  std::optional<uint64_t> pvc_size;    // the PVC CDI would create for it
-  double filesystem_overhead = 0;      // what CDI gives the importer (0 for Block)
+  std::string size_field;             // path of the storage request, for messages
+  std::optional<uint64_t> requested;  // bytes, as written
+  std::optional<uint64_t> pvc_size;   // the PVC CDI would create for it
+  double filesystem_overhead = 0;     // what CDI gives the importer (0 for Block)
   // What the importer may use of the volume, when known before the import:
   // from the sizes above for a file (if the filesystem has room), the device's
   // size for Block.
   std::optional<uint64_t> usable_size;
 
-  std::string target;                  // PVC_DIR/<ns>/<name>/disk.img, or the device
+  std::string target;  // PVC_DIR/<ns>/<name>/disk.img, or the device
   Preallocation preallocation = Preallocation::kOff;
-  size_t download = 0;                 // index into Plan::downloads
+  size_t download = 0;  // index into Plan::downloads
 
   // "namespace/name"
   std::string QualifiedName() const { return ns + "/" + name; }

@@ -44,9 +44,12 @@ const char* ModeName(VolumeMode mode) {
 
 const char* RuleName(SizeRule rule) {
   switch (rule) {
-    case SizeRule::kPvc: return "pvc";
-    case SizeRule::kStorage: return "storage";
-    case SizeRule::kStorageImage: return "storage-image";
+    case SizeRule::kPvc:
+      return "pvc";
+    case SizeRule::kStorage:
+      return "storage";
+    case SizeRule::kStorageImage:
+      return "storage-image";
   }
   return "unknown";
 }
@@ -91,21 +94,18 @@ std::string PlanText(const Plan& plan) {
     for (const std::string& line : download.security) text += "  tls: " + line + "\n";
     if (!download.checksum.empty()) text += "  checksum: " + download.checksum + "\n";
     text += "  into " + std::to_string(download.data_volumes.size()) +
-            (download.data_volumes.size() == 1 ? " DataVolume" : " DataVolumes") +
-            ", read once\n";
+            (download.data_volumes.size() == 1 ? " DataVolume" : " DataVolumes") + ", read once\n";
   }
   std::vector<std::vector<std::string>> rows = {
       {"DATAVOLUME", "DOWNLOAD", "MODE", "TARGET", "REQUESTED", "PVC", "USABLE", "DECLARED IN"}};
   for (const DataVolumePlan& dv : plan.data_volumes) {
-    rows.push_back({dv.QualifiedName(), "#" + std::to_string(dv.download + 1),
-                    ModeName(dv.volume_mode), dv.target,
-                    OptionalBytes(dv.requested) + " (" + RuleName(dv.size_rule) + ")",
-                    OptionalBytes(dv.pvc_size),
-                    dv.usable_size ? HumanBytes(*dv.usable_size)
-                                   : std::string(dv.size_rule == SizeRule::kStorageImage
-                                                     ? "image size"
-                                                     : "-"),
-                    Declared(dv)});
+    rows.push_back(
+        {dv.QualifiedName(), "#" + std::to_string(dv.download + 1), ModeName(dv.volume_mode),
+         dv.target, OptionalBytes(dv.requested) + " (" + RuleName(dv.size_rule) + ")",
+         OptionalBytes(dv.pvc_size),
+         dv.usable_size ? HumanBytes(*dv.usable_size)
+                        : std::string(dv.size_rule == SizeRule::kStorageImage ? "image size" : "-"),
+         Declared(dv)});
   }
   return text + "\n" + Table(rows);
 }
@@ -127,7 +127,8 @@ std::string SummaryTable(const Plan& plan, const std::vector<Outcome>& outcomes)
     }
     const std::string code(ErrorCodeName(outcome.status.code()));
     rows.push_back({dv.QualifiedName(), dv.target, "-", "-", "-",
-                    outcome.attempted ? cli::HumanDuration(seconds) : "-", "failed (" + code + ")"});
+                    outcome.attempted ? cli::HumanDuration(seconds) : "-",
+                    "failed (" + code + ")"});
     failures += dv.QualifiedName() + ": " + outcome.status.message() + "\n";
   }
   std::string text = Table(rows);
@@ -148,7 +149,8 @@ std::string ReportJson(const Plan& plan, const std::vector<Outcome>& outcomes,
     }
     json += "],\"checksum\":" + JsonString(download.checksum) + ",\"data_volumes\":[";
     for (size_t i = 0; i < download.data_volumes.size(); ++i) {
-      json += (i ? "," : "") + JsonString(plan.data_volumes[download.data_volumes[i]].QualifiedName());
+      json +=
+          (i ? "," : "") + JsonString(plan.data_volumes[download.data_volumes[i]].QualifiedName());
     }
     json += "]}";
   }

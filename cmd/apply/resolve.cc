@@ -8,9 +8,9 @@
 #include <set>
 #include <string_view>
 
+#include "cmd/apply/field_reader.h"
+#include "cmd/apply/http_source.h"
 #include "cmd/apply/secret_store.h"
-#include "cmd/cli/text.h"
-#include "importer/checksum.h"
 #include "pvc/capacity.h"
 
 namespace cdi::apply {
@@ -19,28 +19,7 @@ namespace {
 // KubeVirt refuses disks smaller than 1 MiB, and CDI's webhook refuses such
 // DataVolumes for consistency.
 constexpr uint64_t kMinimumRequest = kMiB;
-constexpr char kCaKey[] = "ca.crt";
-constexpr char kCertKey[] = "tls.crt";
-constexpr char kKeyKey[] = "tls.key";
-constexpr char kAccessKeyId[] = "accessKeyId";
-constexpr char kSecretKey[] = "secretKey";
 constexpr char kCdiGroup[] = "cdi.kubevirt.io";
-
-std::string Join(const std::string& path, std::string_view key) {
-  return path.empty() ? std::string(key) : path + "." + std::string(key);
-}
-
-std::string At(const std::string& path, size_t index) {
-  return path + "[" + std::to_string(index) + "]";
-}
-
-std::string Quote(std::string_view text) { return "\"" + std::string(text) + "\""; }
-
-std::string JoinList(const std::vector<std::string>& items) {
-  std::string text;
-  for (const std::string& item : items) text += (text.empty() ? "" : ", ") + item;
-  return text;
-}
 
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
@@ -48,17 +27,25 @@ bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '
 // characters of [a-z0-9.-], starting and ending alphanumeric); namespaces with
 // DNS-1123 labels (at most 63, no dots). Both become directory names, so this
 // also keeps "..", "/" and the empty name out of paths.
-bool IsDnsName(std::string_view name, size_t max_length, bool allow_dots) {
+enum class DnsName { kSubdomain, kLabel };
+bool IsDnsName(std::string_view name, DnsName form) {
+  const size_t max_length = form == DnsName::kSubdomain ? 253 : 63;
   if (name.empty() || name.size() > max_length) return false;
   if (!IsLowerAlnum(name.front()) || !IsLowerAlnum(name.back())) return false;
   return std::all_of(name.begin(), name.end(), [&](char c) {
-    return IsLowerAlnum(c) || c == '-' || (allow_dots && c == '.');
+    return IsLowerAlnum(c) || c == '-' || (form == DnsName::kSubdomain && c == '.');
   });
 }
 
+// Which of a DataVolume's two volume sections is used, and where its image
+// comes from: together they decide the sizing rules.
+enum class VolumeSection { kPvc, kStorage };
+enum class SourceKind { kSourceRef, kSource };
+
 std::string ApiGroup(std::string_view api_version) {
   const size_t slash = api_version.find('/');
-  return slash == std::string_view::npos ? std::string() : std::string(api_version.substr(0, slash));
+  return slash == std::string_view::npos ? std::string()
+                                         : std::string(api_version.substr(0, slash));
 }
 
 // Equal values, wherever they are written.
@@ -78,440 +65,6 @@ bool SameContent(const Node& a, const Node& b) {
   }
   return true;
 }
-
-// ---------------------------------------------------------------------------
-// Reading fields of one object, with a message per wrong field.
-
-class Reader {
- public:
-  Reader(ObjectRef object, Problems* problems) : object_(std::move(object)), problems_(problems) {}
-
-  const ObjectRef& object() const { return object_; }
-  Problems* problems() const { return problems_; }
-
-  void Error(int line, const std::string& field, std::string message) const {
-    problems_->Add(object_, line, field, std::move(message));
-  }
-
-  // The map at parent.key; nullptr when absent (or null) or of another kind
-  // (reported).
-  const Node* Map(const Node& parent, std::string_view key, const std::string& parent_path) const {
-    return OfKind(parent, key, parent_path, Node::Kind::kMap, "a map");
-  }
-  const Node* List(const Node& parent, std::string_view key,
-                   const std::string& parent_path) const {
-    return OfKind(parent, key, parent_path, Node::Kind::kSequence, "a list");
-  }
-
-  std::optional<std::string> String(const Node& parent, std::string_view key,
-                                    const std::string& parent_path) const {
-    const Node* node = OfKind(parent, key, parent_path, Node::Kind::kScalar, "text");
-    if (node == nullptr) return std::nullopt;
-    return node->scalar;
-  }
-
-  // A field that must be present and not empty.
-  std::optional<std::string> RequiredString(const Node& parent, std::string_view key,
-                                            const std::string& parent_path,
-                                            std::string_view what) const {
-    if (parent.Find(key) == nullptr) {
-      Error(parent.line, Join(parent_path, key), "is required: " + std::string(what));
-      return std::nullopt;
-    }
-    std::optional<std::string> value = String(parent, key, parent_path);
-    if (value && value->empty()) {
-      Error(parent.Find(key)->line, Join(parent_path, key),
-            "must not be empty: " + std::string(what));
-      return std::nullopt;
-    }
-    return value;
-  }
-
-  std::optional<bool> Bool(const Node& parent, std::string_view key,
-                           const std::string& parent_path) const {
-    const Node* node = parent.Find(key);
-    if (node == nullptr) return std::nullopt;
-    if (node->IsScalar() && node->style == Node::Style::kPlain &&
-        (node->scalar == "true" || node->scalar == "false")) {
-      return node->scalar == "true";
-    }
-    Error(node->line, Join(parent_path, key),
-          "must be true or false (unquoted), not " + Describe(*node));
-    return std::nullopt;
-  }
-
-  // A whole number, as Kubernetes reads an int32 field: unquoted digits.
-  std::optional<int64_t> Integer(const Node& parent, std::string_view key,
-                                 const std::string& parent_path) const {
-    const Node* node = parent.Find(key);
-    if (node == nullptr) return std::nullopt;
-    const bool digits = node->IsScalar() && !node->scalar.empty() && node->scalar.size() <= 10 &&
-                        std::all_of(node->scalar.begin(), node->scalar.end(),
-                                    [](char c) { return c >= '0' && c <= '9'; });
-    if (!digits || node->style != Node::Style::kPlain || std::stoll(node->scalar) > INT32_MAX) {
-      Error(node->line, Join(parent_path, key),
-            "must be a whole number from 0 (unquoted), not " + Describe(*node));
-      return std::nullopt;
-    }
-    return std::stoll(node->scalar);
-  }
-
-  // Reports fields of `map` that are not in `known`: a misspelt certConfig
-  // would otherwise be ignored and the download fail later for no clear
-  // reason (kubectl's strict validation refuses unknown fields too).
-  void OnlyKnownFields(const Node& map, const std::string& path,
-                       std::initializer_list<std::string_view> known) const {
-    for (const auto& [key, value] : map.fields) {
-      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
-      std::string list;
-      for (std::string_view name : known) list += (list.empty() ? "" : ", ") + std::string(name);
-      Error(value.line, Join(path, key), "unknown field (known here: " + list + ")");
-    }
-  }
-
- private:
-  static std::string Describe(const Node& node) {
-    if (node.IsScalar()) {
-      return (node.style == Node::Style::kQuoted ? "the quoted text " : "") + Quote(node.scalar);
-    }
-    return std::string(node.KindName());
-  }
-
-  const Node* OfKind(const Node& parent, std::string_view key, const std::string& parent_path,
-                     Node::Kind kind, std::string_view kind_name) const {
-    const Node* node = parent.Find(key);
-    if (node == nullptr) return nullptr;
-    if (node->kind != kind) {
-      Error(node->line, Join(parent_path, key),
-            "must be " + std::string(kind_name) + ", not " + Describe(*node));
-      return nullptr;
-    }
-    return node;
-  }
-
-  ObjectRef object_;
-  Problems* problems_;
-};
-
-// ---------------------------------------------------------------------------
-// Sources
-
-// A resolved source: what to download and how, plus how to describe it.
-struct Source {
-  SourceSpec spec;
-  std::string checksum;
-  std::string origin;
-  std::vector<std::string> security;
-
-  // Equal keys share a download. Holds secrets: never printed.
-  std::string Key() const {
-    const char kSep = '\x1f';
-    std::string key = spec.url + kSep + checksum + kSep +
-                      (spec.tls.verify == TlsVerify::kOff ? "insecure" : "verify");
-    for (const auto& pem : spec.tls.ca_pem) key += kSep + std::string("ca=") + pem;
-    key += kSep + spec.tls.client_cert_pem + kSep + spec.tls.client_key_pem;
-    key += kSep + spec.auth.user + kSep + spec.auth.password;
-    for (const auto& header : spec.auth.headers) key += kSep + std::string("h=") + header;
-    return key;
-  }
-};
-
-bool LooksLikePemCertificate(std::string_view text) {
-  return text.find("-----BEGIN CERTIFICATE-----") != std::string_view::npos;
-}
-
-bool IsHeaderLine(std::string_view header) {
-  const size_t colon = header.find(':');
-  if (colon == std::string_view::npos || colon == 0) return false;
-  return std::none_of(header.begin(), header.begin() + static_cast<long>(colon),
-                      [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
-}
-
-class SourceResolver {
- public:
-  explicit SourceResolver(SecretStore* store) : store_(store) {}
-
-  // spec.source.http of a DataSource or DataVolume at `path`, whose Secrets
-  // and ConfigMaps live in `ns`. nullopt when something is wrong (reported).
-  std::optional<Source> Http(const Reader& reader, const Node& http, const std::string& path,
-                             const std::string& ns) {
-    const size_t problems_before = reader.problems()->size();
-    reader.OnlyKnownFields(http, path,
-                           {"url", "secretRef", "certConfigMap", "extraHeaders",
-                            "secretExtraHeaders", "checksum", "insecureSkipVerify", "certConfig"});
-    Source source;
-    source.origin = reader.object().ToString();
-    if (std::optional<std::string> url =
-            reader.RequiredString(http, "url", path, "the http(s) URL of the disk image")) {
-      const std::string url_path = Join(path, "url");
-      if (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0) {
-        reader.Error(http.Find("url")->line, url_path,
-                     "invalid source URL scheme: " + RedactUrl(*url) +
-                         " (only http:// and https:// URLs can be imported)");
-      } else if (url->find_first_of(" \t\r\n") != std::string::npos) {
-        reader.Error(http.Find("url")->line, url_path,
-                     "invalid source URL: " + RedactUrl(*url) + " (it contains white space)");
-      }
-      source.spec.url = *url;
-    }
-    if (std::optional<bool> insecure = reader.Bool(http, "insecureSkipVerify", path);
-        insecure && *insecure) {
-      source.spec.tls.verify = TlsVerify::kOff;
-      source.security.push_back("server certificate NOT verified (insecureSkipVerify)");
-    }
-    if (const Node* cert_config = reader.Map(http, "certConfig", path)) {
-      CertConfig(reader, *cert_config, Join(path, "certConfig"), ns, &source);
-    }
-    if (std::optional<std::string> name = reader.String(http, "certConfigMap", path)) {
-      CertConfigMap(reader, http.Find("certConfigMap")->line, Join(path, "certConfigMap"), ns,
-                    *name, &source);
-    }
-    if (std::optional<std::string> name = reader.String(http, "secretRef", path)) {
-      BasicAuth(reader, http.Find("secretRef")->line, Join(path, "secretRef"), ns, *name, &source);
-    }
-    if (const Node* headers = reader.List(http, "extraHeaders", path)) {
-      for (size_t i = 0; i < headers->items.size(); ++i) {
-        const Node& header = headers->items[i];
-        const std::string header_path = At(Join(path, "extraHeaders"), i);
-        if (!header.IsScalar() || !IsHeaderLine(header.scalar)) {
-          reader.Error(header.line, header_path,
-                       "must be a header line \"Name: value\", not " +
-                           (header.IsScalar() ? Quote(header.scalar)
-                                              : std::string(header.KindName())));
-          continue;
-        }
-        source.spec.auth.headers.push_back(header.scalar);
-      }
-    }
-    if (const Node* secrets = reader.List(http, "secretExtraHeaders", path)) {
-      for (size_t i = 0; i < secrets->items.size(); ++i) {
-        const Node& name = secrets->items[i];
-        const std::string item_path = At(Join(path, "secretExtraHeaders"), i);
-        if (!name.IsScalar() || name.scalar.empty()) {
-          reader.Error(name.line, item_path, "must be the name of a Secret");
-          continue;
-        }
-        SecretHeaders(reader, name.line, item_path, ns, name.scalar, &source);
-      }
-    }
-    if (std::optional<std::string> checksum = reader.String(http, "checksum", path)) {
-      Result<importer::ExpectedChecksum> parsed = importer::ParseChecksum(*checksum);
-      if (!parsed.ok()) {
-        reader.Error(http.Find("checksum")->line, Join(path, "checksum"),
-                     parsed.status().message());
-      } else {
-        source.checksum = parsed->algorithm + ":" + parsed->hex;
-      }
-    }
-    if (source.spec.tls.ca_pem.empty() && source.spec.url.rfind("https://", 0) == 0 &&
-        source.spec.tls.verify == TlsVerify::kOn) {
-      source.security.insert(source.security.begin(), "server verified with the system CAs");
-    }
-    if (reader.problems()->size() != problems_before) return std::nullopt;
-    return source;
-  }
-
- private:
-  // The Secret or ConfigMap `name` in `ns`; reports and returns nullptr when
-  // it is not to be found.
-  const KeyValues* Lookup(const Reader& reader, int line, const std::string& field,
-                          StoreKind kind, const std::string& ns, const std::string& name) {
-    std::string error;
-    const KeyValues* found = store_->Find(kind, ns, name, &error);
-    const char* kind_name = kind == StoreKind::kSecret ? "Secret" : "ConfigMap";
-    if (!error.empty()) {
-      reader.Error(line, field, std::string(kind_name) + " " + ns + "/" + name + ": " + error);
-      return nullptr;
-    }
-    if (found == nullptr) {
-      std::string message = std::string(kind_name) + " " + ns + "/" + name +
-                            " is not in the manifests given with -f";
-      if (kind == StoreKind::kSecret) {
-        message += store_->secrets_dir().empty()
-                       ? " (give its manifest with -f, or pass --secrets-dir DIR holding "
-                         "DIR/" + ns + "/" + name + "/<key> files)"
-                       : " nor in --secrets-dir (no directory " + store_->secrets_dir() + "/" +
-                             ns + "/" + name + ")";
-      } else {
-        message += " (give its manifest with -f)";
-      }
-      reader.Error(line, field, message);
-    }
-    return found;
-  }
-
-  // One key of a Secret; reports and returns nullopt when missing or empty.
-  std::optional<std::string> Key(const Reader& reader, int line, const std::string& field,
-                                 const KeyValues& values, const std::string& key) {
-    auto it = values.data.find(key);
-    if (it == values.data.end() || it->second.empty()) {
-      std::vector<std::string> keys;
-      for (const auto& entry : values.data) keys.push_back(entry.first);
-      reader.Error(line, field,
-                   values.origin + (it == values.data.end() ? " has no key " : " has an empty key ") +
-                       Quote(key) + " (its keys: " + (keys.empty() ? "none" : JoinList(keys)) +
-                       ")");
-      return std::nullopt;
-    }
-    return it->second;
-  }
-
-  // A Secret named by {name: ...} at parent.key (certConfig.secretRef,
-  // certConfig.cert.secretRef).
-  std::optional<std::string> SecretRefKey(const Reader& reader, const Node& parent,
-                                          std::string_view key, const std::string& parent_path,
-                                          const std::string& ns, const std::string& data_key,
-                                          std::string* secret_name) {
-    const Node* ref = reader.Map(parent, key, parent_path);
-    if (ref == nullptr) {
-      if (parent.Find(key) == nullptr) {
-        reader.Error(parent.line, Join(parent_path, key),
-                     "is required: {name: <Secret name>}, the Secret holding " + data_key);
-      }
-      return std::nullopt;
-    }
-    const std::string ref_path = Join(parent_path, key);
-    reader.OnlyKnownFields(*ref, ref_path, {"name", "namespace"});
-    std::optional<std::string> name =
-        reader.RequiredString(*ref, "name", ref_path, "the name of a Secret");
-    if (!name) return std::nullopt;
-    std::string secret_ns = ns;
-    if (std::optional<std::string> other = reader.String(*ref, "namespace", ref_path)) {
-      secret_ns = *other;
-    }
-    *secret_name = secret_ns + "/" + *name;
-    const int line = ref->Find("name")->line;
-    const KeyValues* values =
-        Lookup(reader, line, Join(ref_path, "name"), StoreKind::kSecret, secret_ns, *name);
-    if (values == nullptr) return std::nullopt;
-    return Key(reader, line, Join(ref_path, "name"), *values, data_key);
-  }
-
-  void CertConfig(const Reader& reader, const Node& config, const std::string& path,
-                  const std::string& ns, Source* source) {
-    reader.OnlyKnownFields(config, path, {"caBundle", "secretRef", "cert", "key"});
-    if (std::optional<std::string> bundle = reader.String(config, "caBundle", path)) {
-      const int line = config.Find("caBundle")->line;
-      const std::string field = Join(path, "caBundle");
-      std::string pem;
-      if (LooksLikePemCertificate(*bundle)) {
-        reader.Error(line, field,
-                     "holds PEM text, but caBundle is the base64 of a PEM bundle: encode it, "
-                     "e.g. with 'base64 -w0 ca.pem'");
-      } else if (!cli::DecodeBase64(*bundle, &pem)) {
-        reader.Error(line, field, "is not valid base64 (expected the base64 of a PEM CA bundle)");
-      } else if (!LooksLikePemCertificate(pem)) {
-        reader.Error(line, field,
-                     "does not decode to a PEM certificate (no \"-----BEGIN CERTIFICATE-----\")");
-      } else {
-        source->spec.tls.ca_pem.push_back(std::move(pem));
-        source->security.push_back("CA from certConfig.caBundle");
-      }
-    }
-    if (config.Find("secretRef") != nullptr) {
-      std::string secret;
-      if (std::optional<std::string> pem =
-              SecretRefKey(reader, config, "secretRef", path, ns, kCaKey, &secret)) {
-        if (!LooksLikePemCertificate(*pem)) {
-          reader.Error(config.Find("secretRef")->line, Join(path, "secretRef.name"),
-                       "Secret " + secret + " key " + kCaKey +
-                           " does not hold a PEM certificate (no \"-----BEGIN CERTIFICATE-----\")");
-        } else {
-          source->spec.tls.ca_pem.push_back(std::move(*pem));
-          source->security.push_back("CA from Secret " + secret + " (" + kCaKey + ")");
-        }
-      }
-    }
-    const Node* cert = reader.Map(config, "cert", path);
-    const Node* key = reader.Map(config, "key", path);
-    if ((cert == nullptr) != (key == nullptr)) {
-      const bool has_cert = cert != nullptr;
-      reader.Error((has_cert ? cert : key)->line, Join(path, has_cert ? "key" : "cert"),
-                   std::string("is required with ") + Join(path, has_cert ? "cert" : "key") +
-                       ": a client certificate needs its private key and the other way round");
-      return;
-    }
-    if (cert == nullptr) return;
-    reader.OnlyKnownFields(*cert, Join(path, "cert"), {"secretRef"});
-    reader.OnlyKnownFields(*key, Join(path, "key"), {"secretRef"});
-    std::string cert_secret;
-    std::string key_secret;
-    std::optional<std::string> cert_pem =
-        SecretRefKey(reader, *cert, "secretRef", Join(path, "cert"), ns, kCertKey, &cert_secret);
-    std::optional<std::string> key_pem =
-        SecretRefKey(reader, *key, "secretRef", Join(path, "key"), ns, kKeyKey, &key_secret);
-    if (!cert_pem || !key_pem) return;
-    source->spec.tls.client_cert_pem = std::move(*cert_pem);
-    source->spec.tls.client_key_pem = std::move(*key_pem);
-    source->security.push_back("client certificate from Secret " + cert_secret + " (" + kCertKey +
-                               "), key from Secret " + key_secret + " (" + kKeyKey + ")");
-  }
-
-  // CDI's certConfigMap: every key of the ConfigMap is a PEM CA bundle, as
-  // CDI mounts it at /certs and reads every file there.
-  void CertConfigMap(const Reader& reader, int line, const std::string& field,
-                     const std::string& ns, const std::string& name, Source* source) {
-    const KeyValues* values = Lookup(reader, line, field, StoreKind::kConfigMap, ns, name);
-    if (values == nullptr) return;
-    size_t added = 0;
-    for (const auto& [key, pem] : values->data) {
-      if (key.empty() || key[0] == '.') continue;
-      if (!LooksLikePemCertificate(pem)) {
-        reader.Error(line, field,
-                     values->origin + " key " + Quote(key) +
-                         " does not hold a PEM certificate (no \"-----BEGIN CERTIFICATE-----\")");
-        continue;
-      }
-      source->spec.tls.ca_pem.push_back(pem);
-      ++added;
-    }
-    if (added == 0 && values->data.empty()) {
-      reader.Error(line, field, values->origin + " has no data: expected PEM CA certificates");
-    }
-    if (added > 0) source->security.push_back("CA from ConfigMap " + ns + "/" + name);
-  }
-
-  // CDI's secretRef: basic-auth user and password from keys accessKeyId and secretKey.
-  void BasicAuth(const Reader& reader, int line, const std::string& field, const std::string& ns,
-                 const std::string& name, Source* source) {
-    const KeyValues* values = Lookup(reader, line, field, StoreKind::kSecret, ns, name);
-    if (values == nullptr) return;
-    std::optional<std::string> user = Key(reader, line, field, *values, kAccessKeyId);
-    std::optional<std::string> password = Key(reader, line, field, *values, kSecretKey);
-    if (!user || !password) return;
-    source->spec.auth.user = std::move(*user);
-    source->spec.auth.password = std::move(*password);
-    source->security.push_back("basic auth from Secret " + ns + "/" + name);
-  }
-
-  // CDI's secretExtraHeaders: every key of the Secret is one header line.
-  void SecretHeaders(const Reader& reader, int line, const std::string& field,
-                     const std::string& ns, const std::string& name, Source* source) {
-    const KeyValues* values = Lookup(reader, line, field, StoreKind::kSecret, ns, name);
-    if (values == nullptr) return;
-    size_t added = 0;
-    for (const auto& [key, value] : values->data) {
-      if (key.empty() || key[0] == '.') continue;
-      std::string header = value;
-      while (!header.empty() && (header.back() == '\n' || header.back() == '\r')) header.pop_back();
-      if (!IsHeaderLine(header)) {
-        // The value is a secret: name the key only.
-        reader.Error(line, field,
-                     values->origin + " key " + Quote(key) +
-                         " is not a header line \"Name: value\"");
-        continue;
-      }
-      source->spec.auth.headers.push_back(std::move(header));
-      ++added;
-    }
-    if (values->data.empty()) {
-      reader.Error(line, field, values->origin + " has no data: expected header lines");
-    }
-    if (added > 0) source->security.push_back("headers from Secret " + ns + "/" + name);
-  }
-
-  SecretStore* store_;
-};
 
 // ---------------------------------------------------------------------------
 // Documents
@@ -560,8 +113,8 @@ struct Object {
 struct Draft {
   DataVolumePlan plan;
   std::optional<std::string> source_key;  // set when its source resolved
-  bool block_explicit = false;             // volumeMode: Block written
-  bool filesystem_explicit = false;        // volumeMode: Filesystem written, or pvc without one
+  bool block_explicit = false;            // volumeMode: Block written
+  bool filesystem_explicit = false;       // volumeMode: Filesystem written, or pvc without one
   std::string volume_mode_field;
   Problems problems;
 };
@@ -578,16 +131,23 @@ struct Template {
 class Resolver {
  public:
   Resolver(const std::vector<Document>& documents, const ResolveOptions& options)
-      : documents_(documents), options_(options), store_(options.secrets_dir), sources_(&store_) {}
+      : documents_(documents), options_(options), store_(options.secrets_dir) {}
 
   Resolution Run() {
     IndexDocuments();
     for (const Object& object : objects_) {
       switch (object.kind) {
-        case Kind::kVirtualMachine: VirtualMachine(object); break;
-        case Kind::kVirtualMachinePool: Pool(object); break;
-        case Kind::kDataVolume: DataVolumeDocument(object); break;
-        default: break;
+        case Kind::kVirtualMachine:
+          VirtualMachine(object);
+          break;
+        case Kind::kVirtualMachinePool:
+          Pool(object);
+          break;
+        case Kind::kDataVolume:
+          DataVolumeDocument(object);
+          break;
+        default:
+          break;
       }
     }
     CheckDuplicateDataVolumes();
@@ -633,7 +193,7 @@ class Resolver {
         ref.ns = metadata_node->Find("namespace")->scalar;
       }
       if (ref.kind.empty()) ref.kind = "(no kind)";
-      Reader reader(ref, &problems());
+      FieldReader reader(ref, &problems());
       std::optional<std::string> kind = reader.String(root, "kind", "");
       std::optional<std::string> api_version = reader.String(root, "apiVersion", "");
       const Node* metadata = reader.Map(root, "metadata", "");
@@ -667,7 +227,7 @@ class Resolver {
       } else if (std::find(info->groups.begin(), info->groups.end(), ApiGroup(*api_version)) ==
                  info->groups.end()) {
         reader.Error(root.Find("apiVersion")->line, "apiVersion",
-                     Quote(*api_version) + " is not an API version of " + *kind + " (expected " +
+                     Quoted(*api_version) + " is not an API version of " + *kind + " (expected " +
                          std::string(info->expected) + ")");
         valid = false;
       }
@@ -677,16 +237,16 @@ class Resolver {
         }
         continue;
       }
-      if (!IsDnsName(*name, 253, /*allow_dots=*/true)) {
+      if (!IsDnsName(*name, DnsName::kSubdomain)) {
         reader.Error(metadata->Find("name")->line, "metadata.name",
-                     Quote(*name) +
+                     Quoted(*name) +
                          " is not a valid name: lower-case letters, digits, '-' and '.', "
                          "starting and ending with a letter or digit, at most 253 characters");
         valid = false;
       }
-      if (ns && !IsDnsName(*ns, 63, /*allow_dots=*/false)) {
+      if (ns && !IsDnsName(*ns, DnsName::kLabel)) {
         reader.Error(metadata->Find("namespace")->line, "metadata.namespace",
-                     Quote(*ns) +
+                     Quoted(*ns) +
                          " is not a valid namespace: lower-case letters, digits and '-', "
                          "starting and ending with a letter or digit, at most 63 characters");
         valid = false;
@@ -729,7 +289,7 @@ class Resolver {
   // its problems are reported with each DataVolume that uses it (so that
   // --only reports them exactly when they matter).
   struct ResolvedDataSource {
-    std::optional<Source> source;
+    std::optional<ResolvedSource> source;
     Problems problems;
   };
   const ResolvedDataSource& DataSource(const Object& object) {
@@ -738,7 +298,7 @@ class Resolver {
       return it->second;
     }
     ResolvedDataSource& resolved = resolved_data_sources_[key];
-    Reader reader(object.ref, &resolved.problems);
+    FieldReader reader(object.ref, &resolved.problems);
     const Node& root = object.document->root;
     const Node* spec = reader.Map(root, "spec", "");
     const Node* source = spec ? reader.Map(*spec, "source", "spec") : nullptr;
@@ -763,7 +323,7 @@ class Resolver {
       }
       return resolved;
     }
-    resolved.source = sources_.Http(reader, *http, "spec.source.http", object.ref.ns);
+    resolved.source = ReadHttpSource(reader, *http, "spec.source.http", object.ref.ns, &store_);
     return resolved;
   }
 
@@ -772,7 +332,7 @@ class Resolver {
   Template ReadSpec(const ObjectRef& object, const Node& spec, const std::string& path,
                     const std::string& ns, Problems* problems) {
     Template result;
-    Reader reader(object, problems);
+    FieldReader reader(object, problems);
     const size_t problems_before = problems->size();
     DataVolumePlan plan;
     plan.declared_in = object;
@@ -785,48 +345,47 @@ class Resolver {
                    "storage: sized by CDI with the filesystem overhead added)");
     } else if (pvc == nullptr && storage == nullptr) {
       if (spec.Find("pvc") == nullptr && spec.Find("storage") == nullptr) {
-        reader.Error(spec.line, Join(path, "pvc"),
+        reader.Error(spec.line, JoinPath(path, "pvc"),
                      "is required (or storage): the volume the image is imported into, with "
                      "resources.requests.storage");
       }
     }
     const Node* volume = pvc != nullptr ? pvc : storage;
-    const std::string volume_path = Join(path, pvc != nullptr ? "pvc" : "storage");
+    const std::string volume_path = JoinPath(path, pvc != nullptr ? "pvc" : "storage");
 
     // Source: exactly one of sourceRef and source.
     const Node* source_ref = reader.Map(spec, "sourceRef", path);
     const Node* source = reader.Map(spec, "source", path);
     if (source_ref != nullptr && source != nullptr) {
-      reader.Error(spec.line, path,
-                   "has both source and sourceRef: give one");
+      reader.Error(spec.line, path, "has both source and sourceRef: give one");
     } else if (spec.Find("sourceRef") == nullptr && spec.Find("source") == nullptr) {
-      reader.Error(spec.line, Join(path, "sourceRef"),
+      reader.Error(spec.line, JoinPath(path, "sourceRef"),
                    "is required (or source.http): where the image comes from");
     }
-    std::optional<Source> resolved;
+    std::optional<ResolvedSource> resolved;
     if (source_ref != nullptr && source == nullptr) {
-      resolved = FromSourceRef(reader, *source_ref, Join(path, "sourceRef"), ns, problems);
+      resolved = FromSourceRef(reader, *source_ref, JoinPath(path, "sourceRef"), ns, problems);
     } else if (source != nullptr && source_ref == nullptr) {
       for (const auto& [kind, value] : source->fields) {
         if (kind == "http") continue;
-        reader.Error(value.line, Join(Join(path, "source"), kind),
+        reader.Error(value.line, JoinPath(JoinPath(path, "source"), kind),
                      "cdi-image apply imports only http sources (source.http)");
       }
-      if (const Node* http = reader.Map(*source, "http", Join(path, "source"))) {
-        resolved = sources_.Http(reader, *http, Join(path, "source.http"), ns);
+      if (const Node* http = reader.Map(*source, "http", JoinPath(path, "source"))) {
+        resolved = ReadHttpSource(reader, *http, JoinPath(path, "source.http"), ns, &store_);
       } else if (source->fields.empty()) {
-        reader.Error(source->line, Join(path, "source.http"), "is required: the image's URL");
+        reader.Error(source->line, JoinPath(path, "source.http"), "is required: the image's URL");
       }
     }
 
     if (std::optional<std::string> content = reader.String(spec, "contentType", path)) {
       if (*content == "archive") {
-        reader.Error(spec.Find("contentType")->line, Join(path, "contentType"),
+        reader.Error(spec.Find("contentType")->line, JoinPath(path, "contentType"),
                      "archive content (a tar extracted into the volume) is not supported by "
                      "cdi-image apply; only disk images (kubevirt)");
       } else if (!content->empty() && *content != "kubevirt") {
-        reader.Error(spec.Find("contentType")->line, Join(path, "contentType"),
-                     "must be \"kubevirt\" or \"archive\", not " + Quote(*content));
+        reader.Error(spec.Find("contentType")->line, JoinPath(path, "contentType"),
+                     "must be \"kubevirt\" or \"archive\", not " + Quoted(*content));
       }
     }
     if (std::optional<bool> preallocate = reader.Bool(spec, "preallocation", path)) {
@@ -834,7 +393,9 @@ class Resolver {
     }
 
     if (volume != nullptr) {
-      ReadVolume(reader, *volume, volume_path, pvc != nullptr, source_ref != nullptr, &plan,
+      ReadVolume(reader, *volume, volume_path,
+                 pvc != nullptr ? VolumeSection::kPvc : VolumeSection::kStorage,
+                 source_ref != nullptr ? SourceKind::kSourceRef : SourceKind::kSource, &plan,
                  &result);
     }
     if (problems->size() != problems_before) return result;
@@ -848,9 +409,11 @@ class Resolver {
   }
 
   // volumeMode and resources.requests.storage of spec.pvc or spec.storage.
-  void ReadVolume(const Reader& reader, const Node& volume, const std::string& path, bool is_pvc,
-                  bool has_source_ref, DataVolumePlan* plan, Template* result) {
-    result->volume_mode_field = Join(path, "volumeMode");
+  void ReadVolume(const FieldReader& reader, const Node& volume, const std::string& path,
+                  VolumeSection section, SourceKind source_kind, DataVolumePlan* plan,
+                  Template* result) {
+    const bool is_pvc = section == VolumeSection::kPvc;
+    result->volume_mode_field = JoinPath(path, "volumeMode");
     if (std::optional<std::string> mode = reader.String(volume, "volumeMode", path)) {
       if (*mode == "Block") {
         result->block_explicit = true;
@@ -859,8 +422,8 @@ class Resolver {
       } else if (*mode == "FromStorageProfile" && !is_pvc) {
         // CDI picks the mode from the StorageProfile: here, --block decides.
       } else {
-        reader.Error(volume.Find("volumeMode")->line, Join(path, "volumeMode"),
-                     "must be \"Filesystem\" or \"Block\", not " + Quote(*mode));
+        reader.Error(volume.Find("volumeMode")->line, JoinPath(path, "volumeMode"),
+                     "must be \"Filesystem\" or \"Block\", not " + Quoted(*mode));
       }
     } else if (is_pvc && volume.Find("volumeMode") == nullptr) {
       // Kubernetes makes a claim without volumeMode a Filesystem claim; only
@@ -870,22 +433,24 @@ class Resolver {
     plan->volume_mode = result->block_explicit ? VolumeMode::kBlock : VolumeMode::kFilesystem;
     plan->size_rule = is_pvc ? SizeRule::kPvc : SizeRule::kStorage;
 
-    plan->size_field = Join(path, "resources.requests.storage");
+    plan->size_field = JoinPath(path, "resources.requests.storage");
     const Node* resources = reader.Map(volume, "resources", path);
     const Node* requests =
-        resources ? reader.Map(*resources, "requests", Join(path, "resources")) : nullptr;
-    const bool misshapen = (volume.Find("resources") != nullptr && resources == nullptr) ||
-                           (resources != nullptr && resources->Find("requests") != nullptr &&
-                            requests == nullptr);
+        resources ? reader.Map(*resources, "requests", JoinPath(path, "resources")) : nullptr;
+    const bool misshapen =
+        (volume.Find("resources") != nullptr && resources == nullptr) ||
+        (resources != nullptr && resources->Find("requests") != nullptr && requests == nullptr);
     if (misshapen) return;  // already reported: a field of the wrong kind
     const Node* storage = requests ? requests->Find("storage") : nullptr;
     if (storage == nullptr) {
-      if (!is_pvc && has_source_ref) {
+      if (!is_pvc && source_kind == SourceKind::kSourceRef) {
         // CDI allows this with sourceRef: the size comes from the source.
         plan->size_rule = SizeRule::kStorageImage;
         return;
       }
-      reader.Error(requests ? requests->line : resources ? resources->line : volume.line,
+      reader.Error(requests    ? requests->line
+                   : resources ? resources->line
+                               : volume.line,
                    plan->size_field,
                    std::string("is required: the size of the ") + (is_pvc ? "PVC" : "volume") +
                        ", e.g. 10Gi");
@@ -907,31 +472,32 @@ class Resolver {
     }
     if (*bytes < kMinimumRequest) {
       reader.Error(storage->line, plan->size_field,
-                   Quote(storage->scalar) + " is " + std::to_string(*bytes) +
+                   Quoted(storage->scalar) + " is " + std::to_string(*bytes) +
                        " bytes: it must be at least 1Mi (KubeVirt refuses smaller disks)");
       return;
     }
     plan->requested = *bytes;
   }
 
-  std::optional<Source> FromSourceRef(const Reader& reader, const Node& ref,
-                                      const std::string& path, const std::string& ns,
-                                      Problems* problems) {
+  std::optional<ResolvedSource> FromSourceRef(const FieldReader& reader, const Node& ref,
+                                              const std::string& path, const std::string& ns,
+                                              Problems* problems) {
     reader.OnlyKnownFields(ref, path, {"kind", "name", "namespace", "apiGroup"});
     std::optional<std::string> kind =
         reader.RequiredString(ref, "kind", path, "the kind of object referred to (DataSource)");
     std::optional<std::string> name =
         reader.RequiredString(ref, "name", path, "the name of the DataSource");
     if (kind && *kind != "DataSource") {
-      reader.Error(ref.Find("kind")->line, Join(path, "kind"),
-                   "unsupported sourceRef kind " + Quote(*kind) +
+      reader.Error(ref.Find("kind")->line, JoinPath(path, "kind"),
+                   "unsupported sourceRef kind " + Quoted(*kind) +
                        ", currently only DataSource is supported");
       return std::nullopt;
     }
     if (std::optional<std::string> group = reader.String(ref, "apiGroup", path);
         group && *group != kCdiGroup) {
-      reader.Error(ref.Find("apiGroup")->line, Join(path, "apiGroup"),
-                   "must be " + std::string(kCdiGroup) + " for a DataSource, not " + Quote(*group));
+      reader.Error(
+          ref.Find("apiGroup")->line, JoinPath(path, "apiGroup"),
+          "must be " + std::string(kCdiGroup) + " for a DataSource, not " + Quoted(*group));
       return std::nullopt;
     }
     if (!kind || !name) return std::nullopt;
@@ -941,7 +507,7 @@ class Resolver {
     }
     auto it = data_sources_.find(source_ns + "/" + *name);
     if (it == data_sources_.end()) {
-      reader.Error(ref.Find("name")->line, Join(path, "name"),
+      reader.Error(ref.Find("name")->line, JoinPath(path, "name"),
                    "DataSource " + source_ns + "/" + *name +
                        " is not in the manifests given with -f (give its manifest too)");
       return std::nullopt;
@@ -953,9 +519,9 @@ class Resolver {
 
   // Files the DataVolumes of one template: one, or with pool_replicas > 0
   // one per replica, named "<name>-<i>".
-  void AddDrafts(const ObjectRef& object, const std::string& field, int line,
-                 const std::string& ns, const std::string& name, const Template& read,
-                 const Problems& problems, int pool_replicas) {
+  void AddDrafts(const ObjectRef& object, const std::string& field, int line, const std::string& ns,
+                 const std::string& name, const Template& read, const Problems& problems,
+                 int pool_replicas) {
     const int replicas = pool_replicas;
     for (int i = 0; i < std::max(1, replicas); ++i) {
       Draft draft;
@@ -975,9 +541,9 @@ class Resolver {
         // Nothing readable and nothing said: cannot happen, but never import it.
         draft.problems.Add(object, line, field, "could not be read");
       }
-      if (replicas > 0 && !IsDnsName(draft.plan.name, 253, /*allow_dots=*/true)) {
-        draft.problems.Add(object, line, Join(field, "metadata.name"),
-                           "the replica's DataVolume name " + Quote(draft.plan.name) +
+      if (replicas > 0 && !IsDnsName(draft.plan.name, DnsName::kSubdomain)) {
+        draft.problems.Add(object, line, JoinPath(field, "metadata.name"),
+                           "the replica's DataVolume name " + Quoted(draft.plan.name) +
                                " is longer than 253 characters");
       }
       drafts_.push_back(std::move(draft));
@@ -988,15 +554,15 @@ class Resolver {
   // (pool_replicas 0) or a pool's VM template.
   void Templates(const Object& object, const Node& owner_spec, const std::string& spec_path,
                  int pool_replicas) {
-    Reader reader(object.ref, &problems());
+    FieldReader reader(object.ref, &problems());
     const Node* templates = reader.List(owner_spec, "dataVolumeTemplates", spec_path);
     if (templates == nullptr) return;
-    const std::string list_path = Join(spec_path, "dataVolumeTemplates");
+    const std::string list_path = JoinPath(spec_path, "dataVolumeTemplates");
     for (size_t i = 0; i < templates->items.size(); ++i) {
       const Node& item = templates->items[i];
-      const std::string path = At(list_path, i);
+      const std::string path = IndexPath(list_path, i);
       Problems local;
-      Reader item_reader(object.ref, &local);
+      FieldReader item_reader(object.ref, &local);
       if (!item.IsMap()) {
         problems().Add(object.ref, item.line, path,
                        "must be a map with metadata and spec, not " + std::string(item.KindName()));
@@ -1005,28 +571,28 @@ class Resolver {
       const Node* metadata = item_reader.Map(item, "metadata", path);
       std::optional<std::string> name;
       if (metadata != nullptr) {
-        name = item_reader.RequiredString(*metadata, "name", Join(path, "metadata"),
+        name = item_reader.RequiredString(*metadata, "name", JoinPath(path, "metadata"),
                                           "the DataVolume's name");
         if (std::optional<std::string> ns =
-                item_reader.String(*metadata, "namespace", Join(path, "metadata"));
+                item_reader.String(*metadata, "namespace", JoinPath(path, "metadata"));
             ns && *ns != object.ref.ns) {
-          item_reader.Error(metadata->Find("namespace")->line, Join(path, "metadata.namespace"),
-                            "is " + Quote(*ns) + ", but the DataVolume is made in the " +
-                                object.ref.kind + "'s namespace " + Quote(object.ref.ns));
+          item_reader.Error(metadata->Find("namespace")->line, JoinPath(path, "metadata.namespace"),
+                            "is " + Quoted(*ns) + ", but the DataVolume is made in the " +
+                                object.ref.kind + "'s namespace " + Quoted(object.ref.ns));
         }
-        if (name && !IsDnsName(*name, 253, /*allow_dots=*/true)) {
-          item_reader.Error(metadata->Find("name")->line, Join(path, "metadata.name"),
-                            Quote(*name) +
+        if (name && !IsDnsName(*name, DnsName::kSubdomain)) {
+          item_reader.Error(metadata->Find("name")->line, JoinPath(path, "metadata.name"),
+                            Quoted(*name) +
                                 " is not a valid name: lower-case letters, digits, '-' and '.', "
                                 "starting and ending with a letter or digit");
           name.reset();
         }
       } else if (item.Find("metadata") == nullptr) {
-        item_reader.Error(item.line, Join(path, "metadata.name"), "is required");
+        item_reader.Error(item.line, JoinPath(path, "metadata.name"), "is required");
       }
       const Node* spec = item_reader.Map(item, "spec", path);
       if (spec == nullptr && item.Find("spec") == nullptr) {
-        item_reader.Error(item.line, Join(path, "spec"), "is required");
+        item_reader.Error(item.line, JoinPath(path, "spec"), "is required");
       }
       if (!name) {
         // Without a name there is no DataVolume to select or report: the
@@ -1036,21 +602,21 @@ class Resolver {
       }
       Template read;
       if (spec != nullptr) {
-        read = ReadSpec(object.ref, *spec, Join(path, "spec"), object.ref.ns, &local);
+        read = ReadSpec(object.ref, *spec, JoinPath(path, "spec"), object.ref.ns, &local);
       }
       AddDrafts(object.ref, path, item.line, object.ref.ns, *name, read, local, pool_replicas);
     }
   }
 
   void VirtualMachine(const Object& object) {
-    Reader reader(object.ref, &problems());
+    FieldReader reader(object.ref, &problems());
     const Node* spec = reader.Map(object.document->root, "spec", "");
     if (spec == nullptr) return;
     Templates(object, *spec, "spec", 0);
   }
 
   void Pool(const Object& object) {
-    Reader reader(object.ref, &problems());
+    FieldReader reader(object.ref, &problems());
     const Node& root = object.document->root;
     const Node* spec = reader.Map(root, "spec", "");
     if (spec == nullptr) {
@@ -1078,19 +644,19 @@ class Resolver {
                                        " has replicas: 0, so no DataVolumes");
       return;
     }
-    const Node* vm_spec =
-        reader.Map(*vm_template, "spec", "spec.virtualMachineTemplate");
+    const Node* vm_spec = reader.Map(*vm_template, "spec", "spec.virtualMachineTemplate");
     if (vm_spec == nullptr) return;
     Templates(object, *vm_spec, "spec.virtualMachineTemplate.spec", static_cast<int>(replicas));
   }
 
   // spec.selector must select the pool's own VMs: matchLabels and
   // matchExpressions against spec.virtualMachineTemplate.metadata.labels.
-  void CheckSelector(const Reader& reader, const Node& spec, const Node& vm_template) {
+  void CheckSelector(const FieldReader& reader, const Node& spec, const Node& vm_template) {
     const std::string labels_path = "spec.virtualMachineTemplate.metadata.labels";
     std::map<std::string, std::string> labels;
     if (const Node* metadata = reader.Map(vm_template, "metadata", "spec.virtualMachineTemplate")) {
-      if (const Node* map = reader.Map(*metadata, "labels", "spec.virtualMachineTemplate.metadata")) {
+      if (const Node* map =
+              reader.Map(*metadata, "labels", "spec.virtualMachineTemplate.metadata")) {
         for (const auto& [key, value] : map->fields) {
           if (value.IsScalar()) labels[key] = value.scalar;
         }
@@ -1116,7 +682,7 @@ class Resolver {
     }
     auto label_text = [&](const std::string& key) {
       auto it = labels.find(key);
-      return it == labels.end() ? "the template has no label " + Quote(key)
+      return it == labels.end() ? "the template has no label " + Quoted(key)
                                 : "the template's label is " + key + "=" + it->second;
     };
     if (match_labels != nullptr) {
@@ -1133,7 +699,7 @@ class Resolver {
     if (expressions == nullptr) return;
     for (size_t i = 0; i < expressions->items.size(); ++i) {
       const Node& expression = expressions->items[i];
-      const std::string path = At("spec.selector.matchExpressions", i);
+      const std::string path = IndexPath("spec.selector.matchExpressions", i);
       if (!expression.IsMap()) {
         reader.Error(expression.line, path, "must be a map with key, operator and values");
         continue;
@@ -1161,8 +727,8 @@ class Resolver {
       } else if (*op == "DoesNotExist") {
         matches = !has;
       } else {
-        reader.Error(expression.Find("operator")->line, Join(path, "operator"),
-                     "must be In, NotIn, Exists or DoesNotExist, not " + Quote(*op));
+        reader.Error(expression.Find("operator")->line, JoinPath(path, "operator"),
+                     "must be In, NotIn, Exists or DoesNotExist, not " + Quoted(*op));
         continue;
       }
       if (!matches) {
@@ -1176,10 +742,11 @@ class Resolver {
 
   void DataVolumeDocument(const Object& object) {
     Problems local;
-    Reader reader(object.ref, &local);
+    FieldReader reader(object.ref, &local);
     const Node& root = object.document->root;
     const Node* spec = reader.Map(root, "spec", "");
-    if (spec == nullptr && root.Find("spec") == nullptr) reader.Error(root.line, "spec", "is required");
+    if (spec == nullptr && root.Find("spec") == nullptr)
+      reader.Error(root.line, "spec", "is required");
     Template read;
     if (spec != nullptr) read = ReadSpec(object.ref, *spec, "spec", object.ref.ns, &local);
     AddDrafts(object.ref, "", root.line, object.ref.ns, object.ref.name, read, local, 0);
@@ -1192,12 +759,11 @@ class Resolver {
       auto [it, inserted] = seen.emplace(name, &draft);
       if (inserted) continue;
       const DataVolumePlan& first = it->second->plan;
-      problems().Add(draft.plan.declared_in, draft.plan.line,
-                     Join(draft.plan.field, "metadata.name"),
-                     "DataVolume " + name + " is declared twice (its PVC would be shared): first by " +
-                         first.declared_in.ToString() +
-                         (first.field.empty() ? "" : " " + first.field) + " at " +
-                         first.declared_in.file + ":" + std::to_string(first.line));
+      problems().Add(
+          draft.plan.declared_in, draft.plan.line, JoinPath(draft.plan.field, "metadata.name"),
+          "DataVolume " + name + " is declared twice (its PVC would be shared): first by " +
+              first.declared_in.ToString() + (first.field.empty() ? "" : " " + first.field) +
+              " at " + first.declared_in.file + ":" + std::to_string(first.line));
     }
   }
 
@@ -1223,7 +789,7 @@ class Resolver {
       std::vector<size_t> found = Matching(name);
       if (found.empty()) {
         problems().Add(Problem{.message = "--only " + name + ": no DataVolume is named " +
-                                          Quote(name) + " (the manifests declare: " + AllNames() +
+                                          Quoted(name) + " (the manifests declare: " + AllNames() +
                                           ")"});
       }
       for (size_t i : found) selected[i] = true;
@@ -1232,30 +798,30 @@ class Resolver {
   }
 
   void ApplyBlockDevices(const std::vector<bool>& selected) {
-    std::map<size_t, std::string> assigned;  // draft -> device
+    std::map<size_t, std::string> assigned;      // draft -> device
     std::map<std::string, std::string> devices;  // device -> flag that named it
     for (const auto& [name, device] : options_.block_devices) {
       const std::string flag = "--block " + name + "=" + device;
       std::vector<size_t> found = Matching(name);
       if (found.empty()) {
-        problems().Add(Problem{.message = flag + ": no DataVolume is named " + Quote(name) +
+        problems().Add(Problem{.message = flag + ": no DataVolume is named " + Quoted(name) +
                                           " (the manifests declare: " + AllNames() + ")"});
         continue;
       }
       if (found.size() > 1) {
-        problems().Add(Problem{.message = flag + ": " + Quote(name) +
+        problems().Add(Problem{.message = flag + ": " + Quoted(name) +
                                           " names DataVolumes in several namespaces; write "
                                           "namespace/name"});
         continue;
       }
       if (device.empty() || device[0] != '/') {
         problems().Add(Problem{.message = flag + ": the device must be an absolute path such "
-                                              "as /dev/sdb"});
+                                                 "as /dev/sdb"});
         continue;
       }
       if (auto it = devices.find(device); it != devices.end()) {
-        problems().Add(Problem{.message = flag + ": " + device + " is already given by " +
-                                          it->second});
+        problems().Add(
+            Problem{.message = flag + ": " + device + " is already given by " + it->second});
         continue;
       }
       if (assigned.count(found[0]) != 0) {
@@ -1282,9 +848,9 @@ class Resolver {
         draft.plan.volume_mode = VolumeMode::kBlock;
         draft.plan.target = it->second;
       } else if (draft.plan.volume_mode == VolumeMode::kBlock && selected[i]) {
-        draft.problems.Add(draft.plan.declared_in, draft.plan.line, draft.volume_mode_field,
-                           "volumeMode: Block needs a device: pass --block " + draft.plan.name +
-                               "=/dev/...");
+        draft.problems.Add(
+            draft.plan.declared_in, draft.plan.line, draft.volume_mode_field,
+            "volumeMode: Block needs a device: pass --block " + draft.plan.name + "=/dev/...");
       }
     }
   }
@@ -1308,8 +874,8 @@ class Resolver {
         case SizeRule::kStorage:
           // CDI inflates a Filesystem request so that it stays usable after
           // the overhead; a Block request is taken as is.
-          dv.pvc_size = block ? *dv.requested
-                              : pvc::RequiredSpace(dv.filesystem_overhead, *dv.requested);
+          dv.pvc_size =
+              block ? *dv.requested : pvc::RequiredSpace(dv.filesystem_overhead, *dv.requested);
           break;
         case SizeRule::kStorageImage:
           break;
@@ -1321,7 +887,7 @@ class Resolver {
       }
       auto [it, inserted] = download_index.emplace(*draft.source_key, plan.downloads.size());
       if (inserted) {
-        const Source& source = sources_by_key_.at(*draft.source_key);
+        const ResolvedSource& source = sources_by_key_.at(*draft.source_key);
         DownloadPlan download;
         download.source = source.spec;
         download.checksum = source.checksum;
@@ -1343,12 +909,11 @@ class Resolver {
   const std::vector<Document>& documents_;
   const ResolveOptions& options_;
   SecretStore store_;
-  SourceResolver sources_;
   Resolution resolution_;
   std::vector<Object> objects_;
   std::map<std::string, const Object*> data_sources_;
   std::map<std::string, ResolvedDataSource> resolved_data_sources_;
-  std::map<std::string, Source> sources_by_key_;
+  std::map<std::string, ResolvedSource> sources_by_key_;
   std::vector<Draft> drafts_;
 };
 

@@ -62,7 +62,8 @@ std::vector<std::pair<size_t, std::string>> TooSmallTargets(const Plan& plan,
   std::vector<std::pair<size_t, std::string>> too_small;
   if (std::optional<uint64_t> virtual_size = VirtualSizeIn(failure.message())) {
     for (const auto& [i, capacity] : capacities) {
-      if (capacity < *virtual_size) too_small.emplace_back(i, TooSmallMessage(*virtual_size, capacity));
+      if (capacity < *virtual_size)
+        too_small.emplace_back(i, TooSmallMessage(*virtual_size, capacity));
     }
   } else {
     // The image's size shows only at its end (raw inside gzip, xz, zstd): the
@@ -133,9 +134,10 @@ void RunDownload(const Plan& plan, size_t d, const RunOptions& options, const Ru
       (*outcomes)[i].elapsed = elapsed;
       remaining.erase(std::find(remaining.begin(), remaining.end(), i));
     }
-    spdlog::warn("{}: the image does not fit {} of the DataVolumes sharing it; downloading it "
-                 "again for the other {}",
-                 download.display_url, too_small.size(), remaining.size());
+    spdlog::warn(
+        "{}: the image does not fit {} of the DataVolumes sharing it; downloading it "
+        "again for the other {}",
+        download.display_url, too_small.size(), remaining.size());
     again = true;
   }
   if (hooks.on_download_done) hooks.on_download_done(d, *outcomes);
@@ -153,8 +155,8 @@ std::vector<Outcome> RunPlan(const Plan& plan, const RunOptions& options, const 
       RunDownload(plan, d, options, hooks, &outcomes);
     }
   };
-  const size_t threads =
-      std::min<size_t>(plan.downloads.size(), static_cast<size_t>(std::max(1, options.max_parallel)));
+  const size_t threads = std::min<size_t>(plan.downloads.size(),
+                                          static_cast<size_t>(std::max(1, options.max_parallel)));
   if (threads <= 1) {
     worker();
   } else {

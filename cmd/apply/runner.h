@@ -27,8 +27,8 @@ struct RunOptions {
 
 // What became of one DataVolume.
 struct Outcome {
-  bool attempted = false;  // false: never started (cancelled before its turn)
-  Status status;           // ok when imported
+  bool attempted = false;              // false: never started (cancelled before its turn)
+  Status status;                       // ok when imported
   std::optional<ImportResult> result;  // set when imported
   uint64_t target_size = 0;            // final size of its file or device
   std::chrono::nanoseconds elapsed{0};

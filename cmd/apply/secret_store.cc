@@ -23,8 +23,8 @@ void ReadData(const Node& root, const char* field, Encoding encoding, const Obje
   const Node* map = root.Find(field);
   if (map == nullptr) return;
   if (!map->IsMap()) {
-    problems->Add(object, map->line, field, "must be a map of keys to values, not " +
-                                                std::string(map->KindName()));
+    problems->Add(object, map->line, field,
+                  "must be a map of keys to values, not " + std::string(map->KindName()));
     return;
   }
   for (const auto& [key, value] : map->fields) {

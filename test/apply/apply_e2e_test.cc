@@ -78,8 +78,9 @@ class ApplyE2eTest : public ::testing::Test {
   // to the image), so that the access log tells its requests apart.
   static std::string Publish(const std::string& name, const std::string& ext = "qcow2") {
     const std::string path = "/" + name + "." + ext;
-    std::filesystem::create_hard_link(site_->www.File(ext == "raw.xz" ? "disk.raw.xz" : "disk." + ext),
-                                      site_->www.File(path.substr(1)));
+    std::filesystem::create_hard_link(
+        site_->www.File(ext == "raw.xz" ? "disk.raw.xz" : "disk." + ext),
+        site_->www.File(path.substr(1)));
     return path;
   }
 
@@ -190,7 +191,8 @@ TEST_F(ApplyE2eTest, ServerCertificateFromAnotherCaIsATlsError) {
   EXPECT_EQ(r.exit_code, 6) << r.err << r.out;
   EXPECT_TRUE(Contains(r.out, "failed (tls)")) << r.out;
   EXPECT_TRUE(Contains(r.out, "default/my-http-data-volume: cannot verify the TLS certificate of " +
-                                  site_->mtls->Url(path) + ": unknown issuer 'CN=cdi-test Root "
+                                  site_->mtls->Url(path) +
+                                  ": unknown issuer 'CN=cdi-test Root "
                                   "CA' of the server certificate 'CN=localhost'"))
       << r.out;
   EXPECT_FALSE(FileExists(work_.File(kVmDisk)));
@@ -202,8 +204,8 @@ TEST_F(ApplyE2eTest, ClientCertificateFromAnotherCaIsRefusedByTheServer) {
                        Write("secrets.yaml", TlsSecrets(certs_.other_client, certs_.ca.cert))});
   // nginx answers a client certificate it does not trust with 400.
   EXPECT_EQ(r.exit_code, 5) << r.err << r.out;
-  EXPECT_TRUE(Contains(r.out, "default/my-http-data-volume: HTTP 400 Bad Request from " +
-                                  site_->mtls->Url(path)))
+  EXPECT_TRUE(Contains(
+      r.out, "default/my-http-data-volume: HTTP 400 Bad Request from " + site_->mtls->Url(path)))
       << r.out;
   EXPECT_FALSE(FileExists(work_.File(kVmDisk)));
 }
@@ -224,8 +226,8 @@ TEST_F(ApplyE2eTest, PoolOfThreeDownloadsTheImageOnceAndWritesThreeIdenticalDisk
   // One progress line per DataVolume, redrawn in place, each ending done.
   EXPECT_TRUE(Contains(r.err, "\033[3A")) << r.err;
   for (int i = 0; i < 3; ++i) {
-    EXPECT_TRUE(Contains(r.err, "default/my-pool-vm-data-volume-" + std::to_string(i) +
-                                    "  done: qcow2, 4.0 MiB"))
+    EXPECT_TRUE(Contains(
+        r.err, "default/my-pool-vm-data-volume-" + std::to_string(i) + "  done: qcow2, 4.0 MiB"))
         << r.err;
   }
 }
@@ -240,8 +242,10 @@ TEST_F(ApplyE2eTest, VirtualMachineAndPoolNamingTheSameDataSourceShareOneDownloa
   EXPECT_EQ(Served(*site_->mtls, path), 1u);
   ExpectImported(work_.File(kVmDisk));
   ExpectImported(Pvcs() + "/default/my-pool-vm-data-volume-2/disk.img");
-  EXPECT_TRUE(Contains(r.err, "DataSource default/my-http-datasource is also defined, "
-                              "identically, at " + work_.File("vm.yaml") + ":50; using it once"))
+  EXPECT_TRUE(Contains(r.err,
+                       "DataSource default/my-http-datasource is also defined, "
+                       "identically, at " +
+                           work_.File("vm.yaml") + ":50; using it once"))
       << r.err;
 }
 
@@ -270,8 +274,9 @@ TEST_F(ApplyE2eTest, DryRunPrintsThePlanAndWritesNothing) {
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_TRUE(Contains(r.out, "3 DataVolumes from 1 download")) << r.out;
   EXPECT_TRUE(Contains(r.out, "download #1: " + site_->mtls->Url(path))) << r.out;
-  EXPECT_TRUE(Contains(r.out, "tls: client certificate from Secret default/my-http-cert-secret "
-                              "(tls.crt), key from Secret default/my-http-key-secret (tls.key)"))
+  EXPECT_TRUE(Contains(r.out,
+                       "tls: client certificate from Secret default/my-http-cert-secret "
+                       "(tls.crt), key from Secret default/my-http-key-secret (tls.key)"))
       << r.out;
   EXPECT_TRUE(Contains(r.out, Pvcs() + "/default/my-pool-vm-data-volume-2/disk.img")) << r.out;
   EXPECT_TRUE(Contains(r.out, "10.0 GiB (pvc)  10.0 GiB  9.4 GiB")) << r.out;
@@ -290,18 +295,20 @@ TEST_F(ApplyE2eTest, OnlyImportsTheNamedDataVolume) {
 
   r = Apply({work_.File("pool.yaml")}, {"--only", "my-pool-vm-data-volume-7"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(Contains(r.err, "error: --only my-pool-vm-data-volume-7: no DataVolume is named "
-                              "\"my-pool-vm-data-volume-7\" (the manifests declare: "
-                              "default/my-pool-vm-data-volume-0, default/my-pool-vm-data-volume-1, "
-                              "default/my-pool-vm-data-volume-2)"))
+  EXPECT_TRUE(Contains(r.err,
+                       "error: --only my-pool-vm-data-volume-7: no DataVolume is named "
+                       "\"my-pool-vm-data-volume-7\" (the manifests declare: "
+                       "default/my-pool-vm-data-volume-0, default/my-pool-vm-data-volume-1, "
+                       "default/my-pool-vm-data-volume-2)"))
       << r.err;
 }
 
 std::string BlockDataVolume(const std::string& url, const std::string& size) {
   return "apiVersion: cdi.kubevirt.io/v1beta1\nkind: DataVolume\nmetadata:\n  name: "
          "block-disk\nspec:\n  source:\n    http:\n      url: " +
-         url + "\n  pvc:\n    volumeMode: Block\n    accessModes: [ReadWriteOnce]\n    "
-               "resources:\n      requests:\n        storage: " +
+         url +
+         "\n  pvc:\n    volumeMode: Block\n    accessModes: [ReadWriteOnce]\n    "
+         "resources:\n      requests:\n        storage: " +
          size + "\n";
 }
 
@@ -323,13 +330,15 @@ TEST_F(ApplyE2eTest, BlockVolumeIsImportedOntoTheDeviceGiven) {
   EXPECT_TRUE(Contains(r.err, "error: " + work_.File("big.yaml") +
                                   ":1: DataVolume default/block-disk: "
                                   "spec.pvc.resources.requests.storage: DataVolume block-disk: the "
-                                  "device " + device.path() +
+                                  "device " +
+                                  device.path() +
                                   " holds 16777216 bytes, less than the 67108864 bytes requested"))
       << r.err;
   r = Apply({manifest});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(Contains(r.err, "spec.pvc.volumeMode: volumeMode: Block needs a device: pass --block "
-                              "block-disk=/dev/..."))
+  EXPECT_TRUE(Contains(r.err,
+                       "spec.pvc.volumeMode: volumeMode: Block needs a device: pass --block "
+                       "block-disk=/dev/..."))
       << r.err;
   r = Apply({manifest}, {"--block", "nope=" + device.path()});
   EXPECT_EQ(r.exit_code, 2);
@@ -354,11 +363,15 @@ TEST_F(ApplyE2eTest, JsonOutputForMachines) {
        "for i, v in enumerate(d['data_volumes']):\n"
        "  assert v['name'] == 'my-pool-vm-data-volume-%d' % i and v['replica'] == i, v\n"
        "  assert v['result'] == 'ok' and v['format_chain'] == ['qcow2'], v\n"
-       "  assert v['virtual_size'] == " + std::to_string(kImageSize) + ", v\n"
-       "  assert v['requested_bytes'] == 10737418240 and v['pvc_bytes'] == 10737418240, v\n"
-       "  assert v['usable_bytes'] == " + std::to_string(kUsableOf10GiPvc) + ", v\n"
-       "  assert v['target'].endswith('/default/my-pool-vm-data-volume-%d/disk.img' % i), v\n"
-       "print('ok')\n"},
+       "  assert v['virtual_size'] == " +
+           std::to_string(kImageSize) +
+           ", v\n"
+           "  assert v['requested_bytes'] == 10737418240 and v['pvc_bytes'] == 10737418240, v\n"
+           "  assert v['usable_bytes'] == " +
+           std::to_string(kUsableOf10GiPvc) +
+           ", v\n"
+           "  assert v['target'].endswith('/default/my-pool-vm-data-volume-%d/disk.img' % i), v\n"
+           "print('ok')\n"},
       {.stdin_data = r.out});
   EXPECT_EQ(check.exit_code, 0) << check.err << r.out;
   EXPECT_EQ(check.out, "ok\n");
@@ -394,10 +407,11 @@ TEST_F(ApplyE2eTest, ProblemsInTheManifestsStopEverythingBeforeAnyDownload) {
                                   "default/missing-datasource is not in the manifests given with "
                                   "-f (give its manifest too)\n"))
       << r.err;
-  EXPECT_TRUE(Contains(r.err, "error: " + vm_file +
-                                  ":47: VirtualMachine default/my-vm-with-http-data-volume: "
-                                  "spec.dataVolumeTemplates[0].spec.pvc.resources.requests.storage: "
-                                  "invalid quantity \"10GB\": "))
+  EXPECT_TRUE(
+      Contains(r.err, "error: " + vm_file +
+                          ":47: VirtualMachine default/my-vm-with-http-data-volume: "
+                          "spec.dataVolumeTemplates[0].spec.pvc.resources.requests.storage: "
+                          "invalid quantity \"10GB\": "))
       << r.err;
   EXPECT_TRUE(Contains(r.err, "error: 3 problems; nothing was imported\n")) << r.err;
   EXPECT_EQ(r.out, "");
@@ -406,19 +420,21 @@ TEST_F(ApplyE2eTest, ProblemsInTheManifestsStopEverythingBeforeAnyDownload) {
 
   r = Apply({Write("broken.yaml", "kind: VirtualMachine\nspec: [\n")});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(Contains(r.err, "error: " + work_.File("broken.yaml") + ":3: not valid YAML: ")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "error: " + work_.File("broken.yaml") + ":3: not valid YAML: "))
+      << r.err;
 }
 
 TEST_F(ApplyE2eTest, ImageLargerThanTheRequestFailsWithCdisMessage) {
   const std::string path = Publish("small");
-  std::string vm = ReplaceAll(ManifestFor(kVmManifest, site_->http->Url(path)), "storage: 10Gi",
-                              "storage: 3Mi");
+  std::string vm =
+      ReplaceAll(ManifestFor(kVmManifest, site_->http->Url(path)), "storage: 10Gi", "storage: 3Mi");
   RunResult r = Apply({Write("vm.yaml", vm)});
   EXPECT_EQ(r.exit_code, 7) << r.err << r.out;
   // 3Mi less 6% is 2 MiB once rounded down to whole MiB.
-  EXPECT_TRUE(Contains(r.out, "default/my-http-data-volume: virtual image size 4194304 is larger "
-                              "than the reported available storage 2097152. A larger PVC is "
-                              "required\n"))
+  EXPECT_TRUE(Contains(r.out,
+                       "default/my-http-data-volume: virtual image size 4194304 is larger "
+                       "than the reported available storage 2097152. A larger PVC is "
+                       "required\n"))
       << r.out;
   EXPECT_TRUE(Contains(r.out, "failed (too-small)")) << r.out;
   EXPECT_EQ(ListDir(Pvcs() + "/default/my-http-data-volume"), std::vector<std::string>{});
@@ -427,25 +443,26 @@ TEST_F(ApplyE2eTest, ImageLargerThanTheRequestFailsWithCdisMessage) {
 TEST_F(ApplyE2eTest, OneDataVolumeTooSmallDoesNotFailTheOthersSharingItsDownload) {
   const std::string path = Publish("mixed");
   const std::string url = site_->http->Url(path);
-  RunResult r = Apply({Write("vm.yaml", ReplaceAll(ManifestFor(kVmManifest, url), "storage: 10Gi",
-                                                   "storage: 3Mi")),
-                       Write("pool.yaml", ManifestFor(kPoolManifest, url))},
-                      {"--output", "json"});
+  RunResult r = Apply(
+      {Write("vm.yaml", ReplaceAll(ManifestFor(kVmManifest, url), "storage: 10Gi", "storage: 3Mi")),
+       Write("pool.yaml", ManifestFor(kPoolManifest, url))},
+      {"--output", "json"});
   EXPECT_EQ(r.exit_code, 7) << r.err << r.out;
   EXPECT_FALSE(FileExists(work_.File(kVmDisk)));
   for (int i = 0; i < 3; ++i) {
     ExpectImported(Pvcs() + "/default/my-pool-vm-data-volume-" + std::to_string(i) + "/disk.img");
   }
-  RunResult check = test::Run({"python3", "-c",
-                         "import json, sys\n"
-                         "d = {v['name']: v for v in json.load(sys.stdin)['data_volumes']}\n"
-                         "vm = d['my-http-data-volume']\n"
-                         "assert vm['result'] == 'failed' and vm['error']['code'] == 'too-small', vm\n"
-                         "assert vm['error']['exit_code'] == 7, vm\n"
-                         "assert 'available storage 2097152' in vm['error']['message'], vm\n"
-                         "assert d['my-pool-vm-data-volume-0']['downloaded_again'], d\n"
-                         "print('ok')\n"},
-                        {.stdin_data = r.out});
+  RunResult check =
+      test::Run({"python3", "-c",
+                 "import json, sys\n"
+                 "d = {v['name']: v for v in json.load(sys.stdin)['data_volumes']}\n"
+                 "vm = d['my-http-data-volume']\n"
+                 "assert vm['result'] == 'failed' and vm['error']['code'] == 'too-small', vm\n"
+                 "assert vm['error']['exit_code'] == 7, vm\n"
+                 "assert 'available storage 2097152' in vm['error']['message'], vm\n"
+                 "assert d['my-pool-vm-data-volume-0']['downloaded_again'], d\n"
+                 "print('ok')\n"},
+                {.stdin_data = r.out});
   EXPECT_EQ(check.out, "ok\n") << check.err << r.out;
   // Once for all four, then again for the three that fit.
   EXPECT_EQ(Served(*site_->http, path), 2u);
@@ -453,12 +470,12 @@ TEST_F(ApplyE2eTest, OneDataVolumeTooSmallDoesNotFailTheOthersSharingItsDownload
 
 TEST_F(ApplyE2eTest, ExitCodeIsTheFirstFailuresAndEveryResultIsReported) {
   const std::string path = Publish("first");
-  std::string missing =
-      ReplaceAll(BlockDataVolume(site_->http->Url("/missing.qcow2"), "64Mi"), "    volumeMode: Block\n", "");
+  std::string missing = ReplaceAll(BlockDataVolume(site_->http->Url("/missing.qcow2"), "64Mi"),
+                                   "    volumeMode: Block\n", "");
   missing = ReplaceAll(missing, "name: block-disk", "name: a-missing");
-  std::string small = ReplaceAll(ReplaceAll(BlockDataVolume(site_->http->Url(path), "3Mi"),
-                                            "    volumeMode: Block\n", ""),
-                                 "name: block-disk", "name: b-small");
+  std::string small = ReplaceAll(
+      ReplaceAll(BlockDataVolume(site_->http->Url(path), "3Mi"), "    volumeMode: Block\n", ""),
+      "name: block-disk", "name: b-small");
   RunResult r = Apply({Write("a.yaml", missing), Write("b.yaml", small)});
   EXPECT_EQ(r.exit_code, 5) << r.err << r.out;
   EXPECT_TRUE(Contains(r.out, "default/a-missing: HTTP 404")) << r.out;
@@ -492,8 +509,9 @@ TEST_F(ApplyE2eTest, CdiDataVolumeWithCertConfigMapAndChecksum) {
   auto manifest = [&](const std::string& checksum) {
     return "apiVersion: cdi.kubevirt.io/v1beta1\nkind: DataVolume\nmetadata:\n  name: cdi-disk\n"
            "  namespace: team\nspec:\n  source:\n    http:\n      url: " +
-           site_->tls->Url(path) + "\n      certConfigMap: registry-ca\n      checksum: sha256:" +
-           checksum + "\n  storage:\n    resources:\n      requests:\n        storage: 64Mi\n"
+           site_->tls->Url(path) +
+           "\n      certConfigMap: registry-ca\n      checksum: sha256:" + checksum +
+           "\n  storage:\n    resources:\n      requests:\n        storage: 64Mi\n"
            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: registry-ca\n  namespace: "
            "team\ndata:\n  ca.pem: |\n" +
            ReplaceAll("    " + ReadFile(certs_.ca.cert), "\n", "\n    ") + "\n";

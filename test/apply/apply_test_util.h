@@ -21,7 +21,8 @@ inline bool Contains(const std::string& text, const std::string& part) {
 }
 
 inline std::string ReplaceAll(std::string text, const std::string& from, const std::string& to) {
-  for (size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size())) {
+  for (size_t pos = text.find(from); pos != std::string::npos;
+       pos = text.find(from, pos + to.size())) {
     text.replace(pos, from.size(), to);
   }
   return text;
@@ -51,9 +52,8 @@ inline std::string UncommentCertConfig(const std::string& manifest, const std::s
     std::string line = manifest.substr(start, end - start);
     start = end + 1;
     const size_t hash = line.find('#');
-    const bool commented = hash != std::string::npos &&
-                           line.find_first_not_of(' ') == hash && hash + 1 < line.size() &&
-                           line[hash + 1] == ' ';
+    const bool commented = hash != std::string::npos && line.find_first_not_of(' ') == hash &&
+                           hash + 1 < line.size() && line[hash + 1] == ' ';
     if (commented && Contains(line, "# certConfig:")) in_block = true;
     if (in_block && commented) {
       line.erase(hash, 2);  // "# " goes, the indentation stays
@@ -73,21 +73,25 @@ inline std::string Base64(const std::string& bytes) {
   size_t i = 0;
   for (; i + 2 < bytes.size(); i += 3) {
     const uint32_t n = (static_cast<uint8_t>(bytes[i]) << 16) |
-                       (static_cast<uint8_t>(bytes[i + 1]) << 8) | static_cast<uint8_t>(bytes[i + 2]);
-    out += {kAlphabet[n >> 18], kAlphabet[(n >> 12) & 63], kAlphabet[(n >> 6) & 63], kAlphabet[n & 63]};
+                       (static_cast<uint8_t>(bytes[i + 1]) << 8) |
+                       static_cast<uint8_t>(bytes[i + 2]);
+    out += {kAlphabet[n >> 18], kAlphabet[(n >> 12) & 63], kAlphabet[(n >> 6) & 63],
+            kAlphabet[n & 63]};
   }
   if (i + 1 == bytes.size()) {
     const uint32_t n = static_cast<uint8_t>(bytes[i]) << 16;
     out += {kAlphabet[n >> 18], kAlphabet[(n >> 12) & 63], '=', '='};
   } else if (i + 2 == bytes.size()) {
-    const uint32_t n = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8);
+    const uint32_t n =
+        (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8);
     out += {kAlphabet[n >> 18], kAlphabet[(n >> 12) & 63], kAlphabet[(n >> 6) & 63], '='};
   }
   return out;
 }
 
 // Runs build/bin/cdi-image apply with `args`.
-inline RunResult CdiImageApply(const std::vector<std::string>& args, const RunOptions& options = {}) {
+inline RunResult CdiImageApply(const std::vector<std::string>& args,
+                               const RunOptions& options = {}) {
   std::vector<std::string> argv = {BinDir() + "/cdi-image", "apply"};
   argv.insert(argv.end(), args.begin(), args.end());
   return Run(argv, options);

@@ -80,10 +80,12 @@ kind: VirtualMachinePool
 metadata:
   name: pool
 spec:
-  replicas: )" + replicas + R"(
+  replicas: )" +
+         replicas + R"(
   selector:
     matchLabels:
-      app: )" + selector_value + R"(
+      app: )" +
+         selector_value + R"(
   virtualMachineTemplate:
     metadata:
       labels:
@@ -150,8 +152,9 @@ TEST(ResolveTest, BothDocumentationManifestsShareTheirIdenticalDataSourceAndOneD
   EXPECT_EQ(r.plan.data_volumes.size(), 4u);
   EXPECT_EQ(r.plan.downloads.size(), 1u);
   ASSERT_EQ(r.plan.notes.size(), 1u);
-  EXPECT_TRUE(Contains(r.plan.notes[0], "DataSource default/my-http-datasource is also defined, "
-                                        "identically, at m.yaml:50; using it once"))
+  EXPECT_TRUE(Contains(r.plan.notes[0],
+                       "DataSource default/my-http-datasource is also defined, "
+                       "identically, at m.yaml:50; using it once"))
       << r.plan.notes[0];
 }
 
@@ -202,16 +205,17 @@ TEST(ResolveTest, BlockVolumesHaveNoOverheadAndNoInflation) {
 TEST(ResolveTest, StorageWithoutVolumeModeGoesToTheDeviceGiven) {
   ResolveOptions options = Options();
   options.block_devices = {{"default/disk", "/dev/sdz"}};
-  Resolution r = ResolveText(ReplaceAll(VmAndDataSource(), "      pvc:\n", "      storage:\n"),
-                             options);
+  Resolution r =
+      ResolveText(ReplaceAll(VmAndDataSource(), "      pvc:\n", "      storage:\n"), options);
   ASSERT_TRUE(r.problems.empty()) << ProblemsText(r);
   EXPECT_EQ(r.plan.data_volumes[0].volume_mode, VolumeMode::kBlock);
 }
 
 TEST(ResolveTest, StorageWithoutSizeIsSizedToTheImage) {
-  Resolution r = ResolveText(ReplaceAll(ReplaceAll(VmAndDataSource(), "      pvc:\n", "      storage:\n"),
-                                        "        resources:\n          requests:\n            storage: 10Gi\n",
-                                        "        accessModes: [ReadWriteOnce]\n"));
+  Resolution r =
+      ResolveText(ReplaceAll(ReplaceAll(VmAndDataSource(), "      pvc:\n", "      storage:\n"),
+                             "        resources:\n          requests:\n            storage: 10Gi\n",
+                             "        accessModes: [ReadWriteOnce]\n"));
   ASSERT_TRUE(r.problems.empty()) << ProblemsText(r);
   const DataVolumePlan& dv = r.plan.data_volumes[0];
   EXPECT_EQ(dv.size_rule, SizeRule::kStorageImage);
@@ -234,15 +238,18 @@ TEST(ResolveTest, TargetSpecCarriesThePvcSizeAndTheOverhead) {
 // Names, namespaces, selection, sharing
 
 TEST(ResolveTest, NamespacesAreHonouredAndDefaultToTheOption) {
-  std::string yaml = ReplaceAll(VmAndDataSource(), "  name: vm\n", "  name: vm\n  namespace: prod\n");
+  std::string yaml =
+      ReplaceAll(VmAndDataSource(), "  name: vm\n", "  name: vm\n  namespace: prod\n");
   Resolution r = ResolveText(yaml);
   // The DataSource is in "default", the VM in "prod": a sourceRef without a
   // namespace looks in the DataVolume's own namespace.
-  EXPECT_TRUE(Contains(ProblemsText(r), "m.yaml:13: VirtualMachine prod/vm: "
-                                        "spec.dataVolumeTemplates[0].spec.sourceRef.name: "
-                                        "DataSource prod/ds is not in the manifests given with -f"))
+  EXPECT_TRUE(Contains(ProblemsText(r),
+                       "m.yaml:13: VirtualMachine prod/vm: "
+                       "spec.dataVolumeTemplates[0].spec.sourceRef.name: "
+                       "DataSource prod/ds is not in the manifests given with -f"))
       << ProblemsText(r);
-  r = ResolveText(ReplaceAll(yaml, "        name: ds\n", "        name: ds\n        namespace: default\n"));
+  r = ResolveText(
+      ReplaceAll(yaml, "        name: ds\n", "        name: ds\n        namespace: default\n"));
   ASSERT_TRUE(r.problems.empty()) << ProblemsText(r);
   EXPECT_EQ(r.plan.data_volumes[0].target, "/pvcs/prod/disk/disk.img");
 
@@ -254,8 +261,9 @@ TEST(ResolveTest, NamespacesAreHonouredAndDefaultToTheOption) {
 }
 
 TEST(ResolveTest, OnlySelectsDataVolumesAndIgnoresTheProblemsOfOthers) {
-  std::string yaml = Pool("3") + "---\n" +
-                     ReplaceAll(ReplaceAll(kVm, "storage: 10Gi", "storage: 10Gx"), "name: ds", "name: ds");
+  std::string yaml =
+      Pool("3") + "---\n" +
+      ReplaceAll(ReplaceAll(kVm, "storage: 10Gi", "storage: 10Gx"), "name: ds", "name: ds");
   ResolveOptions options = Options();
   options.only = {"pooled-1", "default/pooled-2"};
   Resolution r = ResolveText(yaml, options);
@@ -270,14 +278,12 @@ TEST(ResolveTest, OnlySelectsDataVolumesAndIgnoresTheProblemsOfOthers) {
 }
 
 TEST(ResolveTest, DifferentSourcesAreDifferentDownloads) {
-  std::string yaml = VmAndDataSource() + "---\n" +
-                     ReplaceAll(ReplaceAll(kVm, "name: vm", "name: vm2"), "name: disk", "name: disk2") +
-                     "---\n" +
-                     ReplaceAll(ReplaceAll(ReplaceAll(kVm, "name: vm", "name: vm3"), "name: disk",
-                                           "name: disk3"),
-                                "name: ds", "name: ds3") +
-                     ReplaceAll(ReplaceAll(kDataSource, "name: ds", "name: ds3"), "disk.qcow2",
-                                "other.qcow2");
+  std::string yaml =
+      VmAndDataSource() + "---\n" +
+      ReplaceAll(ReplaceAll(kVm, "name: vm", "name: vm2"), "name: disk", "name: disk2") + "---\n" +
+      ReplaceAll(ReplaceAll(ReplaceAll(kVm, "name: vm", "name: vm3"), "name: disk", "name: disk3"),
+                 "name: ds", "name: ds3") +
+      ReplaceAll(ReplaceAll(kDataSource, "name: ds", "name: ds3"), "disk.qcow2", "other.qcow2");
   Resolution r = ResolveText(yaml);
   ASSERT_TRUE(r.problems.empty()) << ProblemsText(r);
   ASSERT_EQ(r.plan.downloads.size(), 2u);
@@ -382,13 +388,14 @@ std::string Secret(const std::string& name, const std::string& data) {
 }
 
 TEST(ResolveTest, CertConfigFromCaBundleAndSecrets) {
-  std::string yaml = WithCertConfig("        caBundle: " + test::Base64(kCaPem) +
-                                    "\n        secretRef:\n          name: cert\n"
-                                    "        cert:\n          secretRef:\n            name: cert\n"
-                                    "        key:\n          secretRef:\n            name: key\n") +
-                     Secret("cert", "data:\n  ca.crt: " + test::Base64("second\n" + std::string(kCaPem)) +
-                                        "\n  tls.crt: " + test::Base64("CLIENT CERT") + "\n") +
-                     Secret("key", "stringData:\n  tls.key: CLIENT KEY\n");
+  std::string yaml =
+      WithCertConfig("        caBundle: " + test::Base64(kCaPem) +
+                     "\n        secretRef:\n          name: cert\n"
+                     "        cert:\n          secretRef:\n            name: cert\n"
+                     "        key:\n          secretRef:\n            name: key\n") +
+      Secret("cert", "data:\n  ca.crt: " + test::Base64("second\n" + std::string(kCaPem)) +
+                         "\n  tls.crt: " + test::Base64("CLIENT CERT") + "\n") +
+      Secret("key", "stringData:\n  tls.key: CLIENT KEY\n");
   Resolution r = ResolveText(yaml);
   ASSERT_TRUE(r.problems.empty()) << ProblemsText(r);
   const DownloadPlan& download = r.plan.downloads[0];
@@ -413,8 +420,9 @@ TEST(ResolveTest, SecretsComeFromTheSecretsDirectoryWhenNotGivenWithF) {
   test::WriteFile(secrets.File("default/key/tls.key"), "MOUNTED KEY");
   ResolveOptions options = Options();
   options.secrets_dir = secrets.path();
-  std::string yaml = WithCertConfig("        cert:\n          secretRef:\n            name: cert\n"
-                                    "        key:\n          secretRef:\n            name: key\n");
+  std::string yaml = WithCertConfig(
+      "        cert:\n          secretRef:\n            name: cert\n"
+      "        key:\n          secretRef:\n            name: key\n");
   Resolution r = ResolveText(yaml, options);
   ASSERT_TRUE(r.problems.empty()) << ProblemsText(r);
   EXPECT_EQ(r.plan.downloads[0].source.tls.client_cert_pem, "MOUNTED CERT");
@@ -431,7 +439,8 @@ TEST(ResolveTest, SecretsComeFromTheSecretsDirectoryWhenNotGivenWithF) {
   EXPECT_EQ(ProblemsText(r),
             "m.yaml:32: DataSource default/ds: spec.source.http.certConfig.key.secretRef.name: "
             "Secret default/key is not in the manifests given with -f nor in --secrets-dir (no "
-            "directory " + secrets.path() + "/default/key)");
+            "directory " +
+                secrets.path() + "/default/key)");
 }
 
 TEST(ResolveTest, CdiHttpSourceFieldsOfADataVolume) {
@@ -449,7 +458,8 @@ spec:
       extraHeaders:
       - "X-Plain: 1"
       secretExtraHeaders: [hidden]
-      checksum: "SHA256:)" + std::string(64, 'A') + R"("
+      checksum: "SHA256:)" +
+                     std::string(64, 'A') + R"("
   pvc:
     volumeMode: Filesystem
     resources:
@@ -519,8 +529,7 @@ TEST(ResolveProblemTest, MissingDataSource) {
 }
 
 TEST(ResolveProblemTest, MissingSecretAndMissingKey) {
-  ExpectProblem({"missing Secret",
-                 WithCertConfig("        secretRef:\n          name: cas\n"),
+  ExpectProblem({"missing Secret", WithCertConfig("        secretRef:\n          name: cas\n"),
                  "m.yaml:28: DataSource default/ds: spec.source.http.certConfig.secretRef.name: "
                  "Secret default/cas is not in the manifests given with -f (give its manifest "
                  "with -f, or pass --secrets-dir DIR holding DIR/default/cas/<key> files)"});
@@ -529,11 +538,12 @@ TEST(ResolveProblemTest, MissingSecretAndMissingKey) {
                      Secret("cas", "stringData:\n  tls.crt: x\n  other: y\n"),
                  "m.yaml:28: DataSource default/ds: spec.source.http.certConfig.secretRef.name: "
                  "Secret default/cas (m.yaml) has no key \"ca.crt\" (its keys: other, tls.crt)"});
-  ExpectProblem({"basic auth key",
-                 ReplaceAll(VmAndDataSource(), "disk.qcow2\n", "disk.qcow2\n      secretRef: auth\n") +
-                     Secret("auth", "stringData:\n  accessKeyId: alice\n"),
-                 "m.yaml:26: DataSource default/ds: spec.source.http.secretRef: Secret "
-                 "default/auth (m.yaml) has no key \"secretKey\" (its keys: accessKeyId)"});
+  ExpectProblem(
+      {"basic auth key",
+       ReplaceAll(VmAndDataSource(), "disk.qcow2\n", "disk.qcow2\n      secretRef: auth\n") +
+           Secret("auth", "stringData:\n  accessKeyId: alice\n"),
+       "m.yaml:26: DataSource default/ds: spec.source.http.secretRef: Secret "
+       "default/auth (m.yaml) has no key \"secretKey\" (its keys: accessKeyId)"});
 }
 
 TEST(ResolveProblemTest, SelectorThatDoesNotMatchTheTemplate) {
@@ -584,12 +594,13 @@ TEST(ResolveProblemTest, UrlProblems) {
                  "m.yaml:25: DataSource default/ds: spec.source.http.url: invalid source URL "
                  "scheme: ftp://images.example/disk.qcow2 (only http:// and https:// URLs can be "
                  "imported)"});
-  ExpectProblem({"no http",
-                 ReplaceAll(VmAndDataSource(), "    http:\n      url: https://images.example/disk.qcow2\n",
-                            "    pvc:\n      name: golden\n      namespace: images\n"),
-                 "m.yaml:24: DataSource default/ds: spec.source.pvc: cdi-image apply imports only "
-                 "spec.source.http (a DataSource pointing at a PVC, a snapshot or another "
-                 "DataSource is a clone inside a cluster)"});
+  ExpectProblem(
+      {"no http",
+       ReplaceAll(VmAndDataSource(), "    http:\n      url: https://images.example/disk.qcow2\n",
+                  "    pvc:\n      name: golden\n      namespace: images\n"),
+       "m.yaml:24: DataSource default/ds: spec.source.pvc: cdi-image apply imports only "
+       "spec.source.http (a DataSource pointing at a PVC, a snapshot or another "
+       "DataSource is a clone inside a cluster)"});
 }
 
 TEST(ResolveProblemTest, DuplicateNames) {
@@ -597,15 +608,17 @@ TEST(ResolveProblemTest, DuplicateNames) {
                  VmAndDataSource() + ReplaceAll(kDataSource, "disk.qcow2", "other.qcow2"),
                  "m.yaml:27: DataSource default/ds: is defined twice, differently: also at "
                  "m.yaml:18"});
-  ExpectProblem({"duplicate DataVolume",
-                 VmAndDataSource() + "---\n" + ReplaceAll(kVm, "name: vm", "name: vm2"),
-                 "m.yaml:33: VirtualMachine default/vm2: spec.dataVolumeTemplates[0].metadata.name: "
-                 "DataVolume default/disk is declared twice (its PVC would be shared): first by "
-                 "VirtualMachine default/vm spec.dataVolumeTemplates[0] at m.yaml:7"});
-  ExpectProblem({"pool replica clashes with a DataVolume",
-                 Pool("2") + "---\n" + ReplaceAll(ReplaceAll(kVm, "name: disk", "name: pooled-1"),
-                                                  "name: vm", "name: vm"),
-                 "DataVolume default/pooled-1 is declared twice", /*partial=*/true});
+  ExpectProblem(
+      {"duplicate DataVolume",
+       VmAndDataSource() + "---\n" + ReplaceAll(kVm, "name: vm", "name: vm2"),
+       "m.yaml:33: VirtualMachine default/vm2: spec.dataVolumeTemplates[0].metadata.name: "
+       "DataVolume default/disk is declared twice (its PVC would be shared): first by "
+       "VirtualMachine default/vm spec.dataVolumeTemplates[0] at m.yaml:7"});
+  ExpectProblem(
+      {"pool replica clashes with a DataVolume",
+       Pool("2") + "---\n" +
+           ReplaceAll(ReplaceAll(kVm, "name: disk", "name: pooled-1"), "name: vm", "name: vm"),
+       "DataVolume default/pooled-1 is declared twice", /*partial=*/true});
 }
 
 TEST(ResolveProblemTest, ShapeOfTheDataVolume) {
@@ -622,17 +635,19 @@ TEST(ResolveProblemTest, ShapeOfTheDataVolume) {
                             "      source:\n        http: {url: https://x/y}\n      sourceRef:\n"),
                  "m.yaml:9: VirtualMachine default/vm: spec.dataVolumeTemplates[0].spec: has both "
                  "source and sourceRef: give one"});
-  ExpectProblem({"archive",
-                 ReplaceAll(VmAndDataSource(), "      pvc:\n", "      contentType: archive\n      pvc:\n"),
-                 "m.yaml:13: VirtualMachine default/vm: spec.dataVolumeTemplates[0].spec.contentType: "
-                 "archive content (a tar extracted into the volume) is not supported by cdi-image "
-                 "apply; only disk images (kubevirt)"});
-  ExpectProblem({"sourceRef kind",
-                 ReplaceAll(VmAndDataSource(), "kind: DataSource\n        name: ds",
-                            "kind: PersistentVolumeClaim\n        name: ds"),
-                 "m.yaml:11: VirtualMachine default/vm: spec.dataVolumeTemplates[0].spec.sourceRef.kind: "
-                 "unsupported sourceRef kind \"PersistentVolumeClaim\", currently only DataSource is "
-                 "supported"});
+  ExpectProblem(
+      {"archive",
+       ReplaceAll(VmAndDataSource(), "      pvc:\n", "      contentType: archive\n      pvc:\n"),
+       "m.yaml:13: VirtualMachine default/vm: spec.dataVolumeTemplates[0].spec.contentType: "
+       "archive content (a tar extracted into the volume) is not supported by cdi-image "
+       "apply; only disk images (kubevirt)"});
+  ExpectProblem(
+      {"sourceRef kind",
+       ReplaceAll(VmAndDataSource(), "kind: DataSource\n        name: ds",
+                  "kind: PersistentVolumeClaim\n        name: ds"),
+       "m.yaml:11: VirtualMachine default/vm: spec.dataVolumeTemplates[0].spec.sourceRef.kind: "
+       "unsupported sourceRef kind \"PersistentVolumeClaim\", currently only DataSource is "
+       "supported"});
   ExpectProblem({"no name",
                  ReplaceAll(VmAndDataSource(), "  - metadata:\n      name: disk\n",
                             "  - metadata:\n      labels: {a: b}\n"),
@@ -647,9 +662,11 @@ TEST(ResolveProblemTest, ShapeOfTheDataVolume) {
 TEST(ResolveProblemTest, DocumentsWithoutKindNameOrRightApiVersion) {
   ExpectProblem({"no kind", "apiVersion: v1\nmetadata: {name: x}\n",
                  "m.yaml:1: (no kind) default/x: kind: is required"});
-  ExpectProblem({"no name", std::string(kDataSource).substr(4) + "---\nkind: Secret\napiVersion: v1\n",
+  ExpectProblem({"no name",
+                 std::string(kDataSource).substr(4) + "---\nkind: Secret\napiVersion: v1\n",
                  "m.yaml:10: Secret default/(unnamed): metadata.name: is required"});
-  ExpectProblem({"api version", ReplaceAll(VmAndDataSource(), "cdi.kubevirt.io/v1beta1", "kubevirt.io/v1"),
+  ExpectProblem({"api version",
+                 ReplaceAll(VmAndDataSource(), "cdi.kubevirt.io/v1beta1", "kubevirt.io/v1"),
                  "m.yaml:18: DataSource default/ds: apiVersion: \"kubevirt.io/v1\" is not an API "
                  "version of DataSource (expected cdi.kubevirt.io/v1beta1)",
                  /*partial=*/true});
@@ -677,12 +694,12 @@ TEST(ResolveProblemTest, CertConfigProblems) {
   ExpectProblem({"misspelt field", WithCertConfig("        cabundle: abc\n"),
                  "m.yaml:27: DataSource default/ds: spec.source.http.certConfig.cabundle: unknown "
                  "field (known here: caBundle, secretRef, cert, key)"});
-  ExpectProblem({"bad Secret data",
-                 WithCertConfig("        secretRef: {name: s}\n") +
-                     Secret("s", "data:\n  ca.crt: \"!!\"\n"),
-                 "m.yaml:34: Secret default/s: data.ca.crt: is not valid base64 (values under "
-                 "data are base64; put plain text under stringData instead)",
-                 /*partial=*/true});
+  ExpectProblem(
+      {"bad Secret data",
+       WithCertConfig("        secretRef: {name: s}\n") + Secret("s", "data:\n  ca.crt: \"!!\"\n"),
+       "m.yaml:34: Secret default/s: data.ca.crt: is not valid base64 (values under "
+       "data are base64; put plain text under stringData instead)",
+       /*partial=*/true});
 }
 
 TEST(ResolveProblemTest, BlockDevicesAndSelections) {
@@ -699,11 +716,12 @@ TEST(ResolveProblemTest, BlockDevicesAndSelections) {
                  "DataVolume is a Filesystem volume (volumeMode is Filesystem, or unset under "
                  "pvc); set volumeMode: Block to import it onto a device"},
                 options);
-  ExpectProblem({"Block without --block",
-                 ReplaceAll(VmAndDataSource(), "      pvc:\n", "      pvc:\n        volumeMode: Block\n"),
-                 "m.yaml:7: VirtualMachine default/vm: "
-                 "spec.dataVolumeTemplates[0].spec.pvc.volumeMode: volumeMode: Block needs a "
-                 "device: pass --block disk=/dev/..."});
+  ExpectProblem(
+      {"Block without --block",
+       ReplaceAll(VmAndDataSource(), "      pvc:\n", "      pvc:\n        volumeMode: Block\n"),
+       "m.yaml:7: VirtualMachine default/vm: "
+       "spec.dataVolumeTemplates[0].spec.pvc.volumeMode: volumeMode: Block needs a "
+       "device: pass --block disk=/dev/..."});
   options = Options();
   options.only = {"nope"};
   ExpectProblem({"--only unknown name", VmAndDataSource(),
@@ -751,14 +769,14 @@ TEST(CheckTargetsTest, DeviceThatIsNotABlockDeviceIsRefused) {
   test::WriteFile(dir.File("file"), "x");
   ResolveOptions options = Options();
   options.block_devices = {{"disk", dir.File("file")}};
-  Resolution r = ResolveText(ReplaceAll(VmAndDataSource(), "      pvc:\n", "      storage:\n"),
-                             options);
+  Resolution r =
+      ResolveText(ReplaceAll(VmAndDataSource(), "      pvc:\n", "      storage:\n"), options);
   ASSERT_TRUE(r.problems.empty()) << ProblemsText(r);
   Problems problems;
   CheckTargets(ExistingFile::kRefuse, &r.plan, &problems);
   EXPECT_EQ(problems.ToStatus().message(),
-            "m.yaml:7: VirtualMachine default/vm: DataVolume disk: --block disk=" + dir.File("file") +
-                ": " + dir.File("file") + " is not a block device");
+            "m.yaml:7: VirtualMachine default/vm: DataVolume disk: --block disk=" +
+                dir.File("file") + ": " + dir.File("file") + " is not a block device");
 }
 
 }  // namespace
