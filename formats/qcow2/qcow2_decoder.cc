@@ -156,6 +156,22 @@ struct Collector {
   std::unique_ptr<InflateJob> job;
 };
 
+// How the decoder reads a file it sees once, in order.
+//
+// Every structure the header and the tables point to is a claim on a host
+// range: the L1 table, the refcount table and its blocks, the snapshot table
+// and the snapshots' L1 tables, each L2 table the L1 table names, and each
+// data or compressed cluster an L2 table maps. Claims wait in host order
+// (sorted lists for tables, a min-heap for data); when the input reaches a
+// claim's start it becomes the active claim and its bytes are parsed, written
+// to the guest, gathered for inflation, or skipped. A claim that starts
+// inside another one is an overlap: the image is corrupt.
+//
+// Bytes no claim covers are a gap. While a table still to come may map them
+// (the L1 table is not read yet, or some L2 table is not), gaps go to the
+// spool, except clusters the refcounts mark free; once nothing can refer to
+// them, gaps are dropped and the spool is emptied. A table that maps bytes
+// already passed takes them from the spool.
 class Qcow2Decoder final : public Decoder {
  public:
   Qcow2Decoder(GuestWriter* writer, const DecoderOptions& options)
