@@ -142,19 +142,19 @@ std::vector<CorpusCase> Cases() {
                            d, zstd,
                            "-c -o compression_type=zstd,cluster_size=" + std::to_string(size));
                      },
-                     false, size == 64 * 1024});
+                     /*libqcow: refuses zstd*/ false, size == 64 * 1024});
   }
   cases.push_back(
       {"v2_zlib", [](const std::string& d) { return Convert(d, "v2_zlib", "-c -o compat=0.10"); }});
   cases.push_back({"extended_l2_converted",
                    [](const std::string& d) { return Convert(d, "extl2", "-o extended_l2=on"); },
-                   false});
+                   /*libqcow: refuses extended L2*/ false});
   cases.push_back({"extended_l2_compressed_zstd",
                    [](const std::string& d) {
                      return Convert(d, "extl2c",
                                     "-c -o extended_l2=on,compression_type=zstd,cluster_size=128k");
                    },
-                   false});
+                   /*libqcow: refuses extended L2 and zstd*/ false});
   cases.push_back({"extended_l2_subclusters",
                    [](const std::string& d) {
                      // 64 KiB clusters of 32 subclusters of 2 KiB: partial writes
@@ -169,7 +169,7 @@ std::vector<CorpusCase> Cases() {
                                     "write -s " + src + " " + N(kDiskSize - 2 * kKiB) + " 2k"});
                      return image;
                    },
-                   false, true});
+                   /*libqcow: refuses extended L2*/ false, true});
   cases.push_back({"preallocation_metadata",
                    [](const std::string& d) {
                      std::string image = Create(d, "prealloc", "preallocation=metadata");
@@ -241,7 +241,7 @@ std::vector<CorpusCase> Cases() {
                                     "write -P 0x99 " + N(6 * kMiB + 64 * kKiB) + " 4k"});
                      return image;
                    },
-                   false, true});
+                   /*libqcow: reads zero-flagged clusters from file offset 0*/ false, true});
   cases.push_back({"compressed_writes_shuffled",
                    [](const std::string& d) {
                      std::string image = Create(d, "cwrites", "");
