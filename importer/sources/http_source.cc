@@ -537,7 +537,9 @@ class HttpSource final : public ByteSource {
     } else if (status == 401) {
       message += ": the server wants credentials; check the user and password";
     } else if (status == 400 && tls_->handshake_facts().client_certificate_requested) {
-      message += ": the server asked for a TLS client certificate and none is configured";
+      // A TLS configuration problem, whatever status carried it: say so with the TLS code.
+      return TlsError(message + ": the server asked for a TLS client certificate and none is "
+                                "configured; give one (--client-cert and --client-key)");
     }
     return NetworkError(std::move(message), RetryableStatus(status));
   }

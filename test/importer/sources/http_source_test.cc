@@ -368,10 +368,10 @@ TEST_F(HttpsSourceTest, MutualTlsWithoutAClientCertificateIsExplained) {
   SourceSpec spec = Spec(server.Url("/small.img"));
   spec.tls.ca_files = {certs_.ca.cert};
   Status status = Fetch(spec);
-  EXPECT_EQ(status.code(), ErrorCode::kNetwork);
+  EXPECT_EQ(status.code(), ErrorCode::kTls);
   EXPECT_EQ(status.message(), "HTTP 400 Bad Request from " + server.Url("/small.img") +
                                   ": the server asked for a TLS client certificate and none is "
-                                  "configured");
+                                  "configured; give one (--client-cert and --client-key)");
 }
 
 TEST_F(HttpsSourceTest, MutualTlsWithACertificateFromAnotherCaIsRefused) {
