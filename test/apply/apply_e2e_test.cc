@@ -2,10 +2,14 @@
 // nginx on 127.0.0.1 over TLS with a generated CA and a client certificate,
 // with qemu-img as the oracle for what lands in the PVC files and devices.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <thread>
 
 #include "test/apply/apply_test_util.h"
 #include "test/support/certs.h"
@@ -547,6 +551,43 @@ TEST_F(ApplyE2eTest, DistinctImagesStreamInParallel) {
   EXPECT_EQ(Served(*site_->http, qcow2), 1u);
   EXPECT_EQ(Served(*site_->http, xz), 1u);
   EXPECT_TRUE(Contains(r.out, "xz > raw")) << r.out;
+}
+
+TEST_F(ApplyE2eTest, InterruptCancelsEveryImportAndLeavesNoDisk) {
+  FaultServer server(site_->www.path(), R"({"/slow.raw": {"file": "disk.raw",
+                                             "trickle": {"bytes": 4096, "interval": 0.05}}})");
+  const std::string manifest =
+      Write("pool.yaml", ManifestFor(kPoolManifest, server.Url("/slow.raw")));
+  const std::string log = work_.File("apply.log");
+  BackgroundProcess apply({BinDir() + "/cdi-image", "apply", "-f", manifest, "--pvc-dir", Pvcs(),
+                           "--progress", "plain"},
+                          log);
+  // Wait until the three disks are being written (their partial files
+  // exist), then interrupt.
+  auto writing = [&] {
+    for (int i = 0; i < 3; ++i) {
+      const std::string dir = Pvcs() + "/default/my-pool-vm-data-volume-" + std::to_string(i);
+      if (!FileExists(dir) || ListDir(dir).empty()) return false;
+    }
+    return true;
+  };
+  for (int i = 0; i < 500 && !writing(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(writing()) << ReadFile(log);
+  apply.Signal(SIGINT);
+  const int code = apply.Wait(std::chrono::seconds(20));
+  const std::string output = ReadFile(log);
+  EXPECT_EQ(code, 130) << output;
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "my-pool-vm-data-volume-" + std::to_string(i);
+    // Its row of the summary says so.
+    const size_t row = output.find("\ndefault/" + name + "  ");
+    ASSERT_NE(row, std::string::npos) << output;
+    const std::string line = output.substr(row + 1, output.find('\n', row + 1) - row - 1);
+    EXPECT_TRUE(Contains(line, "failed (cancelled)")) << line;
+    EXPECT_EQ(ListDir(Pvcs() + "/default/" + name), std::vector<std::string>{}) << name;
+  }
 }
 
 }  // namespace
