@@ -14,20 +14,38 @@
 namespace cdi {
 namespace {
 
-// A GuestWriter that keeps the image's description and stops the stream there.
-class DescribeOnly : public formats::GuestWriter {
+// A GuestWriter that keeps the image's description and then either stops the
+// stream (InspectDepth::kHeader) or takes in and drops the whole image.
+class Inspector : public formats::GuestWriter {
  public:
+  explicit Inspector(InspectDepth depth) : depth_(depth) {}
   Status Begin(const formats::ImageDescription& image) override {
     image_ = image;
-    return Status(ErrorCode::kCancelled, "described");
+    return depth_ == InspectDepth::kHeader ? Stop() : Status::Ok();
   }
-  Status Write(uint64_t, std::span<const uint8_t>) override { return Stop(); }
-  Status Zero(uint64_t, uint64_t) override { return Stop(); }
+  Status Write(uint64_t guest_offset, std::span<const uint8_t> data) override {
+    return Cover(guest_offset, data.size());
+  }
+  Status Zero(uint64_t guest_offset, uint64_t length) override { return Cover(guest_offset, length); }
+
   const std::optional<formats::ImageDescription>& image() const { return image_; }
+  uint64_t covered_end() const { return covered_end_; }
+  static bool IsStop(const Status& status) {
+    return status.code() == ErrorCode::kCancelled && status.message() == kStopMessage;
+  }
 
  private:
-  static Status Stop() { return Status(ErrorCode::kCancelled, "described"); }
+  static constexpr const char* kStopMessage = "inspected";
+  static Status Stop() { return Status(ErrorCode::kCancelled, kStopMessage); }
+  Status Cover(uint64_t guest_offset, uint64_t length) {
+    if (depth_ == InspectDepth::kHeader) return Stop();
+    covered_end_ = std::max(covered_end_, guest_offset + length);
+    return Status::Ok();
+  }
+
+  InspectDepth depth_;
   std::optional<formats::ImageDescription> image_;
+  uint64_t covered_end_ = 0;
 };
 
 // Forwards spdlog records to a user callback.
@@ -71,30 +89,36 @@ spdlog::level::level_enum ToSpdlog(LogLevel level) {
 
 }  // namespace
 
-Result<ImageInfo> Inspect(const SourceSpec& source_spec, const ImportHooks& hooks) {
+Result<ImageInfo> Inspect(const SourceSpec& source_spec, const ImportHooks& hooks,
+                          InspectDepth depth) {
   CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source,
                        importer::OpenSource(source_spec, hooks.cancel));
-  DescribeOnly writer;
+  Inspector inspector(depth);
   formats::PipelineOptions options;
   options.decoder.container_size = source->size();
-  formats::ImagePipeline pipeline(&writer, options);
-  std::vector<uint8_t> buffer(256 * 1024);
+  formats::ImagePipeline pipeline(&inspector, options);
+  std::vector<uint8_t> buffer(1 << 20);
   Status status;
-  while (!writer.image()) {
+  bool ended = false;
+  while (status.ok() && !ended) {
     if (hooks.cancel != nullptr && hooks.cancel->cancelled()) return CancelledError("cancelled");
     CDI_ASSIGN_OR_RETURN(size_t n, source->Read(buffer));
-    status = n == 0 ? pipeline.Finish() : pipeline.Feed(std::span<const uint8_t>(buffer.data(), n));
-    if (!status.ok() || n == 0) break;
+    ended = n == 0;
+    status = ended ? pipeline.Finish() : pipeline.Feed(std::span<const uint8_t>(buffer.data(), n));
   }
-  if (!writer.image()) {
-    if (!status.ok()) return status;
+  if (!status.ok() && !Inspector::IsStop(status)) return status;
+  if (!inspector.image()) {
     return CorruptImageError("the source ended before its image could be identified");
   }
   ImageInfo info;
   info.format_chain = pipeline.format_chain();
-  info.virtual_size = writer.image()->virtual_size;
+  info.virtual_size = inspector.image()->virtual_size;
   info.container_size = source->size();
-  info.details = writer.image()->details;
+  info.details = inspector.image()->details;
+  if (depth == InspectDepth::kFull) {
+    if (!info.virtual_size) info.virtual_size = inspector.covered_end();
+    if (auto described = pipeline.Describe()) info.details = described->details;
+  }
   return info;
 }
 

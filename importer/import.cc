@@ -326,6 +326,13 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
                          update(Phase::kTransferring, false);
                        }));
   CDI_ASSIGN_OR_RETURN(uint64_t virtual_size, sink.Finalize());
+  if (auto described = pipeline.Describe(); described && !described->details.empty()) {
+    std::string facts;
+    for (const auto& [name, value] : described->details) {
+      facts += (facts.empty() ? "" : ", ") + name + " " + value;
+    }
+    spdlog::info("{} image: {}", described->format, facts);
+  }
   update(Phase::kFlushing, true);
   if (hooks.cancel != nullptr && hooks.cancel->cancelled()) return CancelledError("import cancelled");
   CDI_RETURN_IF_ERROR(targets.CommitAll());

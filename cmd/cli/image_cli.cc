@@ -264,14 +264,14 @@ int RunImport(const ImportFlags& f, const SourceFlags& sf, const CommonFlags& cf
   return kExitOk;
 }
 
-int RunInfo(const std::string& source, bool json, const SourceFlags& sf) {
+int RunInfo(const std::string& source, bool json, InspectDepth depth, const SourceFlags& sf) {
   auto spec = BuildSource(source, sf);
   if (!spec.ok()) return ReportError(spec.status(), json);
   static CancelToken cancel;
   CancelOnSignals(&cancel);
   ImportHooks hooks;
   hooks.cancel = &cancel;
-  Result<ImageInfo> info = Inspect(*spec, hooks);
+  Result<ImageInfo> info = Inspect(*spec, hooks, depth);
   if (!info.ok()) return ReportError(info.status(), json);
   if (json) {
     std::string line = "{\"source\":" + JsonString(RedactUrl(source)) +
@@ -359,6 +359,10 @@ int RunImageCli(int argc, char** argv) {
   info->add_option("SOURCE", info_source, "http(s) URL, local file, or - for standard input")
       ->required();
   info->add_flag("--json", info_json, "print one JSON object");
+  bool info_full = false;
+  info->add_flag("--full", info_full,
+                 "read the whole image (gives a compressed raw image's size, and whether a qcow2 "
+                 "layout needs spooling)");
   AddSourceFlags(info, &source_flags);
   AddCommonFlags(info, &common);
 
@@ -383,7 +387,10 @@ int RunImageCli(int argc, char** argv) {
     std::printf("cdi-image %s\n", std::string(Version()).c_str());
     return kExitOk;
   }
-  if (info->parsed()) return RunInfo(info_source, info_json, source_flags);
+  if (info->parsed()) {
+    return RunInfo(info_source, info_json, info_full ? InspectDepth::kFull : InspectDepth::kHeader,
+                   source_flags);
+  }
   if (apply->parsed()) {
     apply_options.quiet = common.quiet;
     return apply::RunApply(apply_options);
