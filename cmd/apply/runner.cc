@@ -4,8 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <filesystem>
-#include <regex>
+#include <string_view>
 #include <thread>
 
 #include "cmd/apply/targets.h"
@@ -37,14 +38,20 @@ std::string TooSmallMessage(uint64_t virtual_size, uint64_t capacity) {
 // The virtual size named in the library's too-small message, when it says it
 // (an image whose header declares its size).
 std::optional<uint64_t> VirtualSizeIn(const std::string& message) {
-  static const std::regex kPattern("virtual image size ([0-9]+) is larger than");
-  std::smatch match;
-  if (!std::regex_search(message, match, kPattern)) return std::nullopt;
-  try {
-    return std::stoull(match[1].str());
-  } catch (const std::exception&) {
+  static constexpr std::string_view kBefore = "virtual image size ";
+  static constexpr std::string_view kAfter = " is larger than";
+  const size_t start = message.find(kBefore);
+  if (start == std::string::npos) return std::nullopt;
+  const size_t digits = start + kBefore.size();
+  const size_t end = message.find_first_not_of("0123456789", digits);
+  if (end == digits || end == std::string::npos ||
+      message.compare(end, kAfter.size(), kAfter) != 0) {
     return std::nullopt;
   }
+  uint64_t value = 0;
+  const auto [ptr, error] = std::from_chars(message.data() + digits, message.data() + end, value);
+  if (error != std::errc() || ptr != message.data() + end) return std::nullopt;
+  return value;
 }
 
 // After a shared import failed with kTooSmall: which of `remaining` are too

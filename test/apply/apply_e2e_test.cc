@@ -472,6 +472,27 @@ TEST_F(ApplyE2eTest, OneDataVolumeTooSmallDoesNotFailTheOthersSharingItsDownload
   EXPECT_EQ(Served(*site_->http, path), 2u);
 }
 
+TEST_F(ApplyE2eTest, CompressedRawTooLargeForOneDataVolumeSharingItsDownload) {
+  // A raw image inside xz shows its size only at its end: the import stops
+  // when the data passes the smallest disk, which is the one that failed.
+  const std::string path = Publish("mixed-xz", "raw.xz");
+  const std::string url = site_->http->Url(path);
+  RunResult r = Apply(
+      {Write("vm.yaml", ReplaceAll(ManifestFor(kVmManifest, url), "storage: 10Gi", "storage: 3Mi")),
+       Write("pool.yaml", ManifestFor(kPoolManifest, url))});
+  EXPECT_EQ(r.exit_code, 7) << r.err << r.out;
+  EXPECT_TRUE(Contains(r.out,
+                       "default/my-http-data-volume: the image is larger than the reported "
+                       "available storage 2097152 (its data continues past that offset). "
+                       "A larger PVC is required\n"))
+      << r.out;
+  EXPECT_FALSE(FileExists(work_.File(kVmDisk)));
+  for (int i = 0; i < 3; ++i) {
+    ExpectImported(Pvcs() + "/default/my-pool-vm-data-volume-" + std::to_string(i) + "/disk.img");
+  }
+  EXPECT_EQ(Served(*site_->http, path), 2u);
+}
+
 TEST_F(ApplyE2eTest, ExitCodeIsTheFirstFailuresAndEveryResultIsReported) {
   const std::string path = Publish("first");
   std::string missing = ReplaceAll(BlockDataVolume(site_->http->Url("/missing.qcow2"), "64Mi"),
