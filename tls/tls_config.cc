@@ -52,9 +52,9 @@ Status AddCaFile(const std::string& path, std::string_view what, std::vector<X50
 // Every regular file whose name does not start with '.', in name order, as
 // CDI reads IMPORTER_CERT_DIR: Kubernetes mounts secret keys as symlinks into
 // a "..data" directory, so links are followed and dot entries skipped.
-Status AddCaDirectory(const std::string& dir, std::vector<X509Ptr>& out) {
+Status AddCaDirectory(const std::string& dir, std::string_view what, std::vector<X509Ptr>& out) {
   DIR* stream = opendir(dir.c_str());
-  if (stream == nullptr) return FileError(errno, "CA directory", dir);
+  if (stream == nullptr) return FileError(errno, std::string(what) + " directory", dir);
   std::vector<std::string> names;
   while (dirent* entry = readdir(stream)) {
     if (entry->d_name[0] != '.') names.emplace_back(entry->d_name);
@@ -67,9 +67,9 @@ Status AddCaDirectory(const std::string& dir, std::vector<X509Ptr>& out) {
     struct stat info {};
     if (stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) continue;
     ++files;
-    CDI_RETURN_IF_ERROR(AddCaFile(path, "CA file", out));
+    CDI_RETURN_IF_ERROR(AddCaFile(path, std::string(what) + " file", out));
   }
-  if (files == 0) spdlog::warn("CA directory {} holds no certificate files", dir);
+  if (files == 0) spdlog::warn("{} directory {} holds no certificate files", what, dir);
   return Status::Ok();
 }
 
@@ -118,7 +118,15 @@ Result<std::unique_ptr<CurlTls>> CurlTls::Create(const TlsSettings& settings) {
         settings.ca_pem[i], "CA certificate text #" + std::to_string(i + 1), material->extra_cas));
   }
   for (const auto& dir : settings.ca_dirs) {
-    CDI_RETURN_IF_ERROR(AddCaDirectory(dir, material->extra_cas));
+    CDI_RETURN_IF_ERROR(AddCaDirectory(dir, "CA", material->extra_cas));
+  }
+  // One pool: a TLS callback cannot tell the proxy's handshake from the
+  // server's, and CDI trusts its proxy CAs for servers too.
+  for (const auto& path : settings.proxy_ca_files) {
+    CDI_RETURN_IF_ERROR(AddCaFile(path, "proxy CA file", material->extra_cas));
+  }
+  for (const auto& dir : settings.proxy_ca_dirs) {
+    CDI_RETURN_IF_ERROR(AddCaDirectory(dir, "proxy CA", material->extra_cas));
   }
 
   // Client certificate: check everything here, before any connection, so that
@@ -204,6 +212,15 @@ Status CurlTls::Apply(CURL* handle) {
     spdlog::warn(
         "TLS certificate verification is off: the identity of HTTPS servers is not checked");
   }
+  // An https:// proxy sees every request: it is verified whatever `verify`
+  // says, against the same CAs (SslContext runs for its handshake too).
+  CDI_RETURN_IF_ERROR(SetOption(handle, CURLOPT_PROXY_SSLVERSION,
+                                static_cast<long>(CURL_SSLVERSION_TLSv1_2),  // NOLINT
+                                "CURLOPT_PROXY_SSLVERSION"));
+  CDI_RETURN_IF_ERROR(
+      SetOption(handle, CURLOPT_PROXY_SSL_VERIFYPEER, 1L, "CURLOPT_PROXY_SSL_VERIFYPEER"));
+  CDI_RETURN_IF_ERROR(
+      SetOption(handle, CURLOPT_PROXY_SSL_VERIFYHOST, 2L, "CURLOPT_PROXY_SSL_VERIFYHOST"));
   // A cached CA store would be shared between connections and would keep the
   // certificates our callback adds; build a fresh one for every connection.
   CDI_RETURN_IF_ERROR(SetOption(handle, CURLOPT_CA_CACHE_TIMEOUT, 0L, "CURLOPT_CA_CACHE_TIMEOUT"));
@@ -319,12 +336,18 @@ bool CurlTls::IsTlsFailure(CURLcode code) {
 }
 
 Status CurlTls::TranslateFailure(CURLcode code, std::string_view curl_message, std::string_view url,
-                                 std::string_view host) const {
+                                 std::string_view host, TlsPeer peer) const {
   const HandshakeFacts& f = facts_;
   const std::string url_text(url);
   const std::string detail(curl_message.empty() ? curl_easy_strerror(code) : curl_message);
   auto contains = [&](std::string_view needle) { return detail.find(needle) != std::string::npos; };
-  std::string what_cert = f.verify_depth == 0 ? "the server certificate " + Quote(f.failed_subject)
+  const bool proxy = peer == TlsPeer::kProxy;
+  // Whose certificate, and which CAs to add: a proxy's CAs are the proxy CA
+  // bundle (the pod's /proxycerts/), a server's the CA bundle.
+  const std::string own = proxy ? "the proxy's certificate " : "the server certificate ";
+  const std::string trusted = proxy ? "the trusted proxy CAs" : "the trusted CAs";
+  const std::string peer_name = proxy ? "the proxy" : "the server";
+  std::string what_cert = f.verify_depth == 0 ? own + Quote(f.failed_subject)
                                               : "the CA certificate " + Quote(f.failed_subject);
   const std::string prefix = "cannot verify the TLS certificate of " + url_text + ": ";
 
@@ -334,13 +357,13 @@ Status CurlTls::TranslateFailure(CURLcode code, std::string_view curl_message, s
       case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
       case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
         return TlsError(prefix + "unknown issuer " + Quote(f.failed_issuer) + " of " + what_cert +
-                        "; add the issuing CA's certificate to the trusted CAs");
+                        "; add the issuing CA's certificate to " + trusted);
       case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-        return TlsError(prefix + "the server certificate " + Quote(f.failed_subject) +
-                        " is self-signed and not trusted; add it to the trusted CAs");
+        return TlsError(prefix + own + Quote(f.failed_subject) +
+                        " is self-signed and not trusted; add it to " + trusted);
       case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
         return TlsError(prefix + "the chain ends in the untrusted root CA " +
-                        Quote(f.failed_subject) + "; add that CA's certificate to the trusted CAs");
+                        Quote(f.failed_subject) + "; add that CA's certificate to " + trusted);
       case X509_V_ERR_CERT_HAS_EXPIRED:
         return TlsError(prefix + what_cert + " expired on " + f.failed_not_after);
       case X509_V_ERR_CERT_NOT_YET_VALID:
@@ -362,8 +385,8 @@ Status CurlTls::TranslateFailure(CURLcode code, std::string_view curl_message, s
       // is what failed.
       if (!f.server_names.empty()) {
         return TlsError(prefix + "host name mismatch: the certificate is for " + f.server_names +
-                        ", not for " + Quote(host) +
-                        "; use a URL with a name the certificate holds");
+                        ", not for " + Quote(host) + "; use a" + (proxy ? " proxy" : "") +
+                        " URL with a name the certificate holds");
       }
       return TlsError(prefix + detail);
     case CURLE_SSL_CLIENTCERT:
@@ -378,18 +401,19 @@ Status CurlTls::TranslateFailure(CURLcode code, std::string_view curl_message, s
   }
   std::string message = "TLS handshake with " + url_text + " failed: ";
   if (contains("wrong version number") || contains("packet length too long")) {
-    return TlsError(message + "the server did not answer with TLS (is it plain HTTP? try http://)");
+    return TlsError(message + peer_name +
+                    " did not answer with TLS (is it plain HTTP? try http://)");
   }
-  if (contains("certificate required") || f.client_certificate_requested) {
+  if (!proxy && (contains("certificate required") || f.client_certificate_requested)) {
     return TlsError(message + "the server requires a client certificate and none is configured");
   }
-  if (material_->has_client_cert &&
+  if (!proxy && material_->has_client_cert &&
       (contains("unknown ca") || contains("bad certificate") || contains("certificate unknown") ||
        contains("certificate expired") || contains("unsupported certificate"))) {
     return TlsError(message + "the server refused our client certificate (" + detail + ")");
   }
   if (contains("protocol version") || contains("unsupported protocol")) {
-    return TlsError(message + "the server does not offer TLS 1.2 or later (" + detail + ")");
+    return TlsError(message + peer_name + " does not offer TLS 1.2 or later (" + detail + ")");
   }
   return TlsError(message + detail);
 }

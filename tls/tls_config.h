@@ -37,6 +37,9 @@ struct HandshakeFacts {
   bool client_certificate_requested = false;  // and none was configured
 };
 
+// Whose certificate a TLS failure is about.
+enum class TlsPeer { kServer, kProxy };
+
 // TLS setup of one curl easy handle.
 //
 // Create() loads and checks all TLS material before any connection: CA
@@ -60,10 +63,13 @@ class CurlTls {
 
   // Sets TLS 1.2 as the minimum version, peer and host name verification
   // (unless TlsVerify::kOff, which logs a warning), adds the extra CAs to the
-  // system store for every connection, and sets the client certificate.
+  // system store for every connection, and sets the client certificate. An
+  // https:// proxy's connection gets the same minimum version and the same
+  // CAs, and is always verified.
   Status Apply(CURL* handle);
 
-  // Number of extra CA certificates loaded from ca_files, ca_pem and ca_dirs.
+  // Number of extra CA certificates loaded from ca_files, ca_pem, ca_dirs,
+  // proxy_ca_files and proxy_ca_dirs.
   size_t extra_ca_count() const;
 
   // Forgets what the previous handshake revealed; call before each transfer.
@@ -77,9 +83,11 @@ class CurlTls {
   // unknown issuer (naming it), expired or not yet valid certificate, host
   // name mismatch (naming the names the certificate holds), client certificate
   // required or refused, handshake failure. `curl_message` is curl's error
-  // buffer; `url` must already be redacted; `host` is the host connected to.
+  // buffer; `url` must already be redacted (for a proxy: "the proxy URL");
+  // `host` is the host connected to; `peer` says whose certificate it is, so
+  // that the advice names the right CAs.
   Status TranslateFailure(CURLcode code, std::string_view curl_message, std::string_view url,
-                          std::string_view host) const;
+                          std::string_view host, TlsPeer peer = TlsPeer::kServer) const;
 
  private:
   struct Material;

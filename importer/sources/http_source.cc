@@ -1,18 +1,22 @@
 #include "importer/sources/http_source.h"
 
 #include <curl/curl.h>
+#include <netdb.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 
+#include "importer/sources/proxy.h"
+#include "importer/sources/retry_policy.h"
 #include "importer/sources/transfer_buffer.h"
 #include "importer/sources/url.h"
 #include "tls/tls_config.h"
@@ -20,22 +24,36 @@
 namespace cdi::importer {
 namespace {
 
-// How often waiting threads look at the cancel token.
+using Clock = std::chrono::steady_clock;
+
+// How often waiting threads look at the cancel token and the stop flag.
 constexpr auto kPollInterval = std::chrono::milliseconds(100);
 // curl's receive buffer: its largest size, so that a fast link costs few
 // callbacks.
 constexpr long kCurlReceiveBuffer = 512 * 1024;  // NOLINT(google-runtime-int): curl's type
+// A write into the transfer buffer that waits this long means the reader is
+// the bottleneck: the wait is not the network's fault.
+constexpr auto kBackPressure = std::chrono::milliseconds(50);
+// How long a second look at a host name curl could not resolve may take.
+constexpr auto kNameCheckTimeout = std::chrono::seconds(10);
 
 struct CurlDeleter {
   void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
 };
 using CurlHandle = std::unique_ptr<CURL, CurlDeleter>;
 
+struct MultiDeleter {
+  void operator()(CURLM* handle) const { curl_multi_cleanup(handle); }
+};
+using MultiHandle = std::unique_ptr<CURLM, MultiDeleter>;
+
 struct HeaderListDeleter {
   void operator()(curl_slist* list) const { curl_slist_free_all(list); }
 };
 using HeaderList = std::unique_ptr<curl_slist, HeaderListDeleter>;
 
+// curl_global_init is not safe to call twice concurrently: once per process,
+// whatever the number of imports running in parallel threads.
 void InitCurlOnce() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -64,10 +82,9 @@ bool IsTokenChar(char c) {
   return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
-// Checks the extra headers and builds curl's list. Messages name the header
-// by position and name, never by value.
-Result<HeaderList> BuildHeaderList(const std::vector<std::string>& headers) {
-  HeaderList list;
+// Checks the extra headers. Messages name the header by position and name,
+// never by value.
+Status CheckHeaders(const std::vector<std::string>& headers) {
   for (size_t i = 0; i < headers.size(); ++i) {
     const std::string& header = headers[i];
     std::string position = "extra header #" + std::to_string(i + 1);
@@ -84,12 +101,16 @@ Result<HeaderList> BuildHeaderList(const std::vector<std::string>& headers) {
     if (header.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
       return InvalidArgumentError(position + " (" + std::string(name) + ") contains a line break");
     }
-    curl_slist* appended = curl_slist_append(list.get(), header.c_str());
-    if (appended == nullptr) return InternalError("out of memory building request headers");
-    list.release();
-    list.reset(appended);
   }
-  return list;
+  return Status::Ok();
+}
+
+Status AppendHeader(HeaderList& list, const std::string& header) {
+  curl_slist* appended = curl_slist_append(list.get(), header.c_str());
+  if (appended == nullptr) return InternalError("out of memory building request headers");
+  list.release();
+  list.reset(appended);
+  return Status::Ok();
 }
 
 // Redacts every URL inside a message from curl, which may quote one.
@@ -179,6 +200,125 @@ Retryable RetryableStatus(int status) {
   }
 }
 
+std::string StatusLine(int status, const std::string& reason) {
+  std::string text = "HTTP " + std::to_string(status);
+  std::string shown = reason.empty() ? StandardReason(status) : reason;
+  if (!shown.empty()) text += " " + shown;
+  return text;
+}
+
+std::optional<uint64_t> ParseUnsigned(std::string_view text) {
+  uint64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+// "bytes FIRST-LAST/COMPLETE" or "bytes FIRST-LAST/*" (RFC 9110 section 14.4).
+struct ContentRange {
+  uint64_t first = 0;
+  uint64_t last = 0;
+  std::optional<uint64_t> complete;
+};
+
+std::optional<ContentRange> ParseContentRange(std::string_view value) {
+  value = Trim(value);
+  if (!value.starts_with("bytes ")) return std::nullopt;
+  value.remove_prefix(6);
+  size_t dash = value.find('-');
+  size_t slash = value.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || dash > slash) {
+    return std::nullopt;
+  }
+  std::optional<uint64_t> first = ParseUnsigned(Trim(value.substr(0, dash)));
+  std::optional<uint64_t> last = ParseUnsigned(Trim(value.substr(dash + 1, slash - dash - 1)));
+  std::string_view complete_text = Trim(value.substr(slash + 1));
+  if (!first || !last || *last < *first) return std::nullopt;
+  ContentRange range{*first, *last, std::nullopt};
+  if (complete_text != "*") {
+    range.complete = ParseUnsigned(complete_text);
+    if (!range.complete || *range.complete <= *last) return std::nullopt;
+  }
+  return range;
+}
+
+bool IsWeakEtag(std::string_view etag) { return etag.starts_with("W/"); }
+
+// Whether a host name that curl could not resolve may resolve later: a name
+// that does not exist will not; a resolver that did not answer may. The
+// second look runs on a thread of its own, so that a slow resolver cannot
+// hold back cancellation: when `stopping` says so, it is left to finish alone.
+enum class NameCheck { kDoesNotExist, kMayResolveLater };
+
+NameCheck CheckHostName(const std::string& host, const std::function<bool()>& stopping) {
+  struct Shared {
+    std::mutex mutex;
+    std::condition_variable done_cv;
+    bool done = false;
+    int result = 0;
+  };
+  auto shared = std::make_shared<Shared>();
+  std::thread([shared, host] {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    int result = getaddrinfo(host.c_str(), nullptr, &hints, &found);
+    if (found != nullptr) freeaddrinfo(found);
+    std::lock_guard lock(shared->mutex);
+    shared->result = result;
+    shared->done = true;
+    shared->done_cv.notify_all();
+  }).detach();
+  const auto deadline = Clock::now() + kNameCheckTimeout;
+  std::unique_lock lock(shared->mutex);
+  while (!shared->done) {
+    if (stopping() || Clock::now() >= deadline) return NameCheck::kMayResolveLater;
+    shared->done_cv.wait_for(lock, kPollInterval);
+  }
+  // The one conversion of getaddrinfo's codes: only "no such name" (and "no
+  // address for it") is an answer; everything else is a resolver's trouble.
+  if (shared->result == EAI_NONAME || shared->result == EAI_NODATA) {
+    return NameCheck::kDoesNotExist;
+  }
+  return NameCheck::kMayResolveLater;
+}
+
+// Watches the rate of one request: a stall is fewer than `min_rate` bytes/s
+// over the last `window`. Samples are kept every 100 ms, so the window slides.
+class StallWatch {
+ public:
+  StallWatch(uint64_t min_rate, std::chrono::seconds window)
+      : min_rate_(min_rate), window_(window) {}
+
+  void Restart(Clock::time_point now, uint64_t bytes) {
+    samples_.clear();
+    samples_.push_back({now, bytes});
+  }
+
+  bool Stalled(Clock::time_point now, uint64_t bytes) {
+    if (min_rate_ == 0 || window_.count() <= 0) return false;
+    if (samples_.empty() || now - samples_.back().time >= kPollInterval) {
+      samples_.push_back({now, bytes});
+    }
+    // Keep the newest sample at least a window old: where the window starts.
+    while (samples_.size() >= 2 && now - samples_[1].time >= window_) samples_.pop_front();
+    const Sample& start = samples_.front();
+    if (now - start.time < window_) return false;
+    return bytes - start.bytes < min_rate_ * static_cast<uint64_t>(window_.count());
+  }
+
+ private:
+  struct Sample {
+    Clock::time_point time;
+    uint64_t bytes;
+  };
+  const uint64_t min_rate_;
+  const std::chrono::seconds window_;
+  std::deque<Sample> samples_;
+};
+
 // One response's status and the headers the source acts on, as they arrive.
 struct ResponseHeaders {
   int status = 0;
@@ -187,8 +327,17 @@ struct ResponseHeaders {
   std::string content_length;
   std::string content_encoding;
   std::string transfer_encoding;
-  // Validators and capabilities, kept so that a dropped transfer can later be
-  // resumed with "Range: bytes=N-" and If-Range.
+  std::string content_range;
+  std::string retry_after;
+  std::string etag;
+  std::string last_modified;
+  std::string accept_ranges;
+};
+
+// What the first response said about the image: how long it is and how to
+// recognise it again when resuming.
+struct ImageIdentity {
+  std::optional<uint64_t> length;
   std::string etag;
   std::string last_modified;
   std::string accept_ranges;
@@ -197,22 +346,37 @@ struct ResponseHeaders {
 enum class HopOutcome {
   kPending,   // headers of the final response not complete yet
   kRedirect,  // a 3xx with Location: the transfer was stopped after its headers
-  kRefused,   // a status that is not success: stopped after its headers
-  kBody,      // a 2xx: its body streams into the buffer
+  kRefused,   // a status that is not wanted: stopped after its headers
+  kBody,      // its body streams into the buffer
+};
+
+// What a request asks for.
+enum class RequestKind {
+  kWhole,         // the whole image: nothing received yet
+  kRange,         // "Range: bytes=N-": resume after N bytes
+  kWholeAndSkip,  // the whole image again, dropping the N bytes already received
 };
 
 enum class SendCredentials { kNo, kYes };
 
+std::string SecondsText(std::chrono::milliseconds duration) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f s", std::chrono::duration<double>(duration).count());
+  return text;
+}
+
 class HttpSource final : public ByteSource {
  public:
-  HttpSource(const SourceSpec& spec, HttpUrl url, HeaderList extra_headers,
-             std::unique_ptr<tls::CurlTls> tls, const CancelToken* cancel)
+  HttpSource(const SourceSpec& spec, HttpUrl url, std::unique_ptr<tls::CurlTls> tls,
+             ProxyConfig proxies, const CancelToken* cancel)
       : network_(spec.network),
         url_(std::move(url)),
-        extra_headers_(std::move(extra_headers)),
+        extra_headers_(spec.auth.headers),
         tls_(std::move(tls)),
+        proxies_(std::move(proxies)),
         cancel_(cancel),
-        buffer_(kHttpBufferBytes) {
+        buffer_(kHttpBufferBytes),
+        stall_(network_.stall_bytes_per_second, network_.stall_window) {
     // Credentials in HttpAuth win over user info in the URL.
     if (!spec.auth.user.empty()) {
       user_ = spec.auth.user;
@@ -231,7 +395,8 @@ class HttpSource final : public ByteSource {
   HttpSource(const HttpSource&) = delete;
   HttpSource& operator=(const HttpSource&) = delete;
 
-  // Starts the transfer and waits for the final response's headers.
+  // Starts the transfer and waits for the first response's headers (through
+  // retries of transient failures).
   Status Start() {
     CDI_RETURN_IF_ERROR(ConfigureHandle());
     worker_ = std::thread([this] { Run(); });
@@ -265,10 +430,17 @@ class HttpSource final : public ByteSource {
 
  private:
   bool Cancelled() const { return cancel_ != nullptr && cancel_->cancelled(); }
+  bool Stopping() const { return stop_.load(std::memory_order_relaxed) || Cancelled(); }
 
+  // Any thread: stops the transfer, a back-off wait and the writer.
   void Stop() {
     stop_.store(true, std::memory_order_relaxed);
     buffer_.Close();
+    { std::lock_guard lock(wake_mutex_); }
+    wake_cv_.notify_all();
+    // The one libcurl call that is safe from another thread: it interrupts
+    // the transfer thread's wait for the network.
+    if (multi_) curl_multi_wakeup(multi_.get());
   }
 
   template <typename T>
@@ -284,14 +456,15 @@ class HttpSource final : public ByteSource {
   // Options that hold for every request of the transfer.
   Status ConfigureHandle() {
     curl_.reset(curl_easy_init());
-    if (!curl_) return InternalError("cannot create a libcurl handle");
+    multi_.reset(curl_multi_init());
+    if (!curl_ || !multi_) return InternalError("cannot create a libcurl handle");
     error_buffer_[0] = '\0';
     CDI_RETURN_IF_ERROR(SetOption(CURLOPT_ERRORBUFFER, error_buffer_, "CURLOPT_ERRORBUFFER"));
     // Only http and https, also for anything curl might follow on its own.
     CDI_RETURN_IF_ERROR(SetOption(CURLOPT_PROTOCOLS_STR, "http,https", "CURLOPT_PROTOCOLS_STR"));
     CDI_RETURN_IF_ERROR(
         SetOption(CURLOPT_REDIR_PROTOCOLS_STR, "http,https", "CURLOPT_REDIR_PROTOCOLS_STR"));
-    // Redirects are followed by Transfer(), which checks each target and
+    // Redirects are followed by Attempt(), which checks each target and
     // decides where credentials go.
     CDI_RETURN_IF_ERROR(SetOption(CURLOPT_FOLLOWLOCATION, 0L, "CURLOPT_FOLLOWLOCATION"));
     CDI_RETURN_IF_ERROR(SetOption(CURLOPT_HTTPGET, 1L, "CURLOPT_HTTPGET"));
@@ -308,6 +481,14 @@ class HttpSource final : public ByteSource {
     // A proxy's CONNECT response is not the server's response.
     CDI_RETURN_IF_ERROR(
         SetOption(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L, "CURLOPT_SUPPRESS_CONNECT_HEADERS"));
+    // The server's headers (secrets among them) go to the server only, never
+    // into a proxy's CONNECT request.
+    CDI_RETURN_IF_ERROR(SetOption(CURLOPT_HEADEROPT,
+                                  static_cast<long>(CURLHEADER_SEPARATE),  // NOLINT
+                                  "CURLOPT_HEADEROPT"));
+    // Proxies are chosen per request by PrepareRequest, never by curl from
+    // the environment.
+    CDI_RETURN_IF_ERROR(SetOption(CURLOPT_NOPROXY, "", "CURLOPT_NOPROXY"));
     CDI_RETURN_IF_ERROR(SetOption(CURLOPT_BUFFERSIZE, kCurlReceiveBuffer, "CURLOPT_BUFFERSIZE"));
     if (network_.connect_timeout.count() > 0) {
       CDI_RETURN_IF_ERROR(SetOption(
@@ -316,15 +497,6 @@ class HttpSource final : public ByteSource {
               std::chrono::duration_cast<std::chrono::milliseconds>(network_.connect_timeout)
                   .count()),
           "CURLOPT_CONNECTTIMEOUT_MS"));
-    }
-    if (network_.stall_bytes_per_second > 0 && network_.stall_window.count() > 0) {
-      CDI_RETURN_IF_ERROR(SetOption(
-          CURLOPT_LOW_SPEED_LIMIT,
-          static_cast<long>(network_.stall_bytes_per_second),  // NOLINT(google-runtime-int)
-          "CURLOPT_LOW_SPEED_LIMIT"));
-      CDI_RETURN_IF_ERROR(SetOption(CURLOPT_LOW_SPEED_TIME,
-                                    static_cast<long>(network_.stall_window.count()),  // NOLINT
-                                    "CURLOPT_LOW_SPEED_TIME"));
     }
     curl_write_callback header_callback = &HttpSource::OnHeader;
     CDI_RETURN_IF_ERROR(
@@ -335,19 +507,25 @@ class HttpSource final : public ByteSource {
     CDI_RETURN_IF_ERROR(SetOption(CURLOPT_WRITEFUNCTION, body_callback, "CURLOPT_WRITEFUNCTION"));
     CDI_RETURN_IF_ERROR(
         SetOption(CURLOPT_WRITEDATA, static_cast<void*>(this), "CURLOPT_WRITEDATA"));
-    curl_xferinfo_callback progress_callback = &HttpSource::OnProgress;
-    CDI_RETURN_IF_ERROR(
-        SetOption(CURLOPT_XFERINFOFUNCTION, progress_callback, "CURLOPT_XFERINFOFUNCTION"));
-    CDI_RETURN_IF_ERROR(
-        SetOption(CURLOPT_XFERINFODATA, static_cast<void*>(this), "CURLOPT_XFERINFODATA"));
-    CDI_RETURN_IF_ERROR(SetOption(CURLOPT_NOPROGRESS, 0L, "CURLOPT_NOPROGRESS"));
     return tls_->Apply(curl_.get());
   }
 
-  // Options for one request: its URL, and credentials only when it goes to
-  // the origin of the URL as given.
+  // Options for one request: its URL and proxy, the range it asks for, and
+  // credentials only when it goes to the origin of the URL as given.
   Status PrepareRequest(const HttpUrl& request) {
     CDI_RETURN_IF_ERROR(SetOption(CURLOPT_URL, request.request_url.c_str(), "CURLOPT_URL"));
+    proxy_ = ProxyFor(proxies_, request.origin);
+    // "" is curl's "no proxy", which also keeps it from the environment.
+    CDI_RETURN_IF_ERROR(
+        SetOption(CURLOPT_PROXY, proxy_ ? proxy_->url.c_str() : "", "CURLOPT_PROXY"));
+    const bool proxy_credentials = proxy_ && !proxy_->user.empty();
+    CDI_RETURN_IF_ERROR(SetOption(CURLOPT_PROXYUSERNAME,
+                                  proxy_credentials ? proxy_->user.c_str() : nullptr,
+                                  "CURLOPT_PROXYUSERNAME"));
+    CDI_RETURN_IF_ERROR(SetOption(CURLOPT_PROXYPASSWORD,
+                                  proxy_credentials ? proxy_->password.c_str() : nullptr,
+                                  "CURLOPT_PROXYPASSWORD"));
+
     SendCredentials send =
         SameOrigin(request.origin, url_.origin) ? SendCredentials::kYes : SendCredentials::kNo;
     if (send == SendCredentials::kYes && !user_.empty()) {
@@ -362,13 +540,32 @@ class HttpSource final : public ByteSource {
       CDI_RETURN_IF_ERROR(
           SetOption(CURLOPT_PASSWORD, static_cast<const char*>(nullptr), "CURLOPT_PASSWORD"));
     }
-    curl_slist* headers = send == SendCredentials::kYes ? extra_headers_.get() : nullptr;
-    return SetOption(CURLOPT_HTTPHEADER, headers, "CURLOPT_HTTPHEADER");
+    request_headers_.reset();
+    if (send == SendCredentials::kYes) {
+      for (const std::string& header : extra_headers_) {
+        CDI_RETURN_IF_ERROR(AppendHeader(request_headers_, header));
+      }
+    }
+    range_text_.clear();
+    if (kind_ == RequestKind::kRange) {
+      range_text_ = std::to_string(bytes_received_) + "-";
+      // A strong validator only (RFC 9110 section 13.1.5): the server sends
+      // the rest of this very image, or all of a changed one.
+      std::string validator = !identity_.etag.empty() && !IsWeakEtag(identity_.etag)
+                                  ? identity_.etag
+                                  : identity_.last_modified;
+      if (!validator.empty()) {
+        CDI_RETURN_IF_ERROR(AppendHeader(request_headers_, "If-Range: " + validator));
+      }
+    }
+    CDI_RETURN_IF_ERROR(SetOption(
+        CURLOPT_RANGE, range_text_.empty() ? nullptr : range_text_.c_str(), "CURLOPT_RANGE"));
+    return SetOption(CURLOPT_HTTPHEADER, request_headers_.get(), "CURLOPT_HTTPHEADER");
   }
 
   // The transfer thread.
   void Run() {
-    Status status = Transfer();
+    Status status = Download();
     if (published_) {
       buffer_.Finish(std::move(status));
       return;
@@ -382,9 +579,76 @@ class HttpSource final : public ByteSource {
     opened_cv_.notify_all();
   }
 
-  // Runs the request and every redirect. Ok when the whole body arrived.
-  Status Transfer() {
-    HttpUrl request = url_;
+  // Attempts until the whole body arrived, a failure is permanent, or the
+  // retry budget is spent.
+  Status Download() {
+    RetryBudget budget(network_);
+    while (true) {
+      const uint64_t position = bytes_received_;
+      Status status = Attempt();
+      if (status.ok()) {
+        if (budget.total_retries() > 0) {
+          spdlog::info("Downloaded {} bytes from {} in {} requests ({} retries{})", bytes_received_,
+                       url_.redacted, requests_, budget.total_retries(),
+                       bytes_discarded_ > 0
+                           ? ", " + std::to_string(bytes_discarded_) + " bytes downloaded twice"
+                           : std::string());
+        } else {
+          spdlog::debug("{}: {} bytes received", url_.redacted, bytes_received_);
+        }
+        return status;
+      }
+      if (status.code() == ErrorCode::kCancelled) return status;
+      if (Stopping()) return CancelledError("cancelled while downloading " + url_.redacted);
+      if (!status.retryable()) return status;
+      if (bytes_received_ > position) budget.Recovered();
+      Result<RetryBudget::Wait> wait = budget.Next(status, retry_after_, Clock::now());
+      if (!wait.ok()) return wait.status();
+      spdlog::warn("{}; retry {} of {} in {}{}{}", status.message(), wait->retry,
+                   network_.max_retries, SecondsText(wait->delay),
+                   wait->from_retry_after ? " (as Retry-After asks)" : "",
+                   bytes_received_ > 0 ? ", resuming at byte " + std::to_string(bytes_received_)
+                                       : std::string());
+      if (!SleepFor(wait->delay)) {
+        return CancelledError("cancelled while waiting to retry " + url_.redacted);
+      }
+    }
+  }
+
+  // Waits, waking at once when stopped or cancelled. False when it was.
+  bool SleepFor(std::chrono::milliseconds delay) {
+    const auto deadline = Clock::now() + delay;
+    std::unique_lock lock(wake_mutex_);
+    while (!Stopping()) {
+      auto now = Clock::now();
+      if (now >= deadline) return true;
+      wake_cv_.wait_for(lock, std::min<Clock::duration>(deadline - now, kPollInterval));
+    }
+    return false;
+  }
+
+  // One request and its redirects: the whole image, or the rest of it. Ok
+  // when the body arrived to its end.
+  Status Attempt() {
+    retry_after_.reset();
+    if (bytes_received_ == 0) {
+      kind_ = RequestKind::kWhole;
+    } else if (AsciiLower(identity_.accept_ranges) == "none") {
+      kind_ = RequestKind::kWholeAndSkip;
+    } else {
+      kind_ = RequestKind::kRange;
+    }
+    if (kind_ == RequestKind::kRange && identity_.etag.empty() && identity_.last_modified.empty() &&
+        !warned_no_validator_) {
+      warned_no_validator_ = true;
+      spdlog::warn(
+          "{} has no ETag or Last-Modified: resuming without a way to tell whether the image "
+          "changed meanwhile (only its length is compared; a checksum would tell)",
+          url_.redacted);
+    }
+    // The rest comes from where the first bytes came from (the end of the
+    // redirects); the start, from the URL as given.
+    HttpUrl request = kind_ != RequestKind::kWhole && effective_url_ ? *effective_url_ : url_;
     int redirects = 0;
     while (true) {
       CDI_RETURN_IF_ERROR(PrepareRequest(request));
@@ -392,9 +656,14 @@ class HttpSource final : public ByteSource {
       outcome_ = HopOutcome::kPending;
       request_ = &request;
       error_buffer_[0] = '\0';
+      skip_remaining_ = 0;
+      stalled_ = false;
       tls_->ResetHandshakeFacts();
-      spdlog::debug("GET {}", request.redacted);
-      CURLcode code = curl_easy_perform(curl_.get());
+      ++requests_;
+      spdlog::debug("GET {}{}{}", request.redacted,
+                    range_text_.empty() ? "" : " (bytes " + range_text_ + ")",
+                    proxy_ ? " through the proxy " + proxy_->redacted : "");
+      CURLcode code = Perform();
 
       if (outcome_ == HopOutcome::kRedirect) {
         if (redirects >= network_.max_redirects) {
@@ -416,15 +685,63 @@ class HttpSource final : public ByteSource {
       }
       if (outcome_ == HopOutcome::kRefused) return refusal_;
       if (code != CURLE_OK) return CurlFailure(code, request);
-      if (!published_) {
+      if (outcome_ != HopOutcome::kBody) {
         return NetworkError("no response from " + request.redacted, Retryable::kYes);
       }
       if (expected_length_.has_value() && bytes_received_ < *expected_length_) {
         return ShortBody(request);
       }
-      spdlog::debug("{}: {} bytes received", request.redacted, bytes_received_);
       return Status::Ok();
     }
+  }
+
+  // Runs the prepared request to its end, waking every 100 ms to look for
+  // cancellation and stalls.
+  CURLcode Perform() {
+    stall_.Restart(Clock::now(), wire_bytes_);
+    if (curl_multi_add_handle(multi_.get(), curl_.get()) != CURLM_OK) return CURLE_FAILED_INIT;
+    CURLcode result = CURLE_OK;
+    while (true) {
+      int running = 0;
+      CURLMcode multi_code = curl_multi_perform(multi_.get(), &running);
+      if (multi_code != CURLM_OK) {
+        result = CURLE_FAILED_INIT;
+        break;
+      }
+      bool done = false;
+      int left = 0;
+      while (CURLMsg* message = curl_multi_info_read(multi_.get(), &left)) {
+        if (message->msg == CURLMSG_DONE) {
+          result = message->data.result;
+          done = true;
+        }
+      }
+      if (done) break;
+      if (Stopping()) {
+        result = CURLE_ABORTED_BY_CALLBACK;
+        break;
+      }
+      if (stall_.Stalled(Clock::now(), wire_bytes_)) {
+        stalled_ = true;
+        result = CURLE_OPERATION_TIMEDOUT;
+        break;
+      }
+      curl_multi_poll(multi_.get(), nullptr, 0, static_cast<int>(kPollInterval.count()), nullptr);
+    }
+    curl_multi_remove_handle(multi_.get(), curl_.get());
+    return result;
+  }
+
+  std::string Received() const {
+    if (expected_length_.has_value()) {
+      return "after " + std::to_string(bytes_received_) + " of " +
+             std::to_string(*expected_length_) + " bytes";
+    }
+    return "after " + std::to_string(bytes_received_) + " bytes";
+  }
+
+  std::string ThroughProxy() const {
+    return proxy_ ? " (through the proxy " + proxy_->redacted + ")" : "";
   }
 
   Status ShortBody(const HttpUrl& request) const {
@@ -440,6 +757,21 @@ class HttpSource final : public ByteSource {
                         Retryable::kYes);
   }
 
+  // Curl's code for an HTTP status of a proxy's answer to CONNECT, 0 when
+  // there was none.
+  long ConnectCode() const {  // NOLINT(google-runtime-int): curl's type
+    long code = 0;            // NOLINT(google-runtime-int)
+    curl_easy_getinfo(curl_.get(), CURLINFO_HTTP_CONNECTCODE, &code);
+    return code;
+  }
+
+  // True when a TLS failure is the proxy's: an https:// proxy whose own
+  // handshake failed before it could open a tunnel to the server.
+  bool TlsFailureIsTheProxys(const HttpUrl& request) const {
+    if (!proxy_ || proxy_->origin.scheme != "https") return false;
+    return request.origin.scheme != "https" || ConnectCode() == 0;
+  }
+
   // The one conversion of CURLcode into Status; TLS failures are explained by
   // the tls module.
   Status CurlFailure(CURLcode code, const HttpUrl& request) const {
@@ -449,21 +781,76 @@ class HttpSource final : public ByteSource {
     long os_errno = 0;  // NOLINT(google-runtime-int): curl's type
     curl_easy_getinfo(curl_.get(), CURLINFO_OS_ERRNO, &os_errno);
     std::string endpoint = request.origin.host + ":" + std::to_string(request.origin.port);
-    std::string received = "after " + std::to_string(bytes_received_) + " bytes";
-    if (expected_length_.has_value()) {
-      received = "after " + std::to_string(bytes_received_) + " of " +
-                 std::to_string(*expected_length_) + " bytes";
+    std::string received = Received();
+    if (code == CURLE_ABORTED_BY_CALLBACK || code == CURLE_WRITE_ERROR) {
+      // Only this source stops a transfer: on cancellation, or because the
+      // reader went away.
+      return CancelledError(
+          (published_ ? "cancelled while downloading " : "cancelled while connecting to ") + url);
+    }
+    if (code == CURLE_FAILED_INIT)
+      return InternalError("libcurl failed to run the transfer of " + url);
+    if (stalled_) {
+      return NetworkError("stalled: less than " + std::to_string(network_.stall_bytes_per_second) +
+                              " bytes/s for " + std::to_string(network_.stall_window.count()) +
+                              " s, " + received + " from " + url + ThroughProxy(),
+                          Retryable::kYes);
+    }
+    if (proxy_) {
+      if (long connect = ConnectCode(); connect >= 300) {  // NOLINT(google-runtime-int)
+        std::string message = "the proxy " + proxy_->redacted + " refused to open a tunnel to " +
+                              endpoint + " for " + url + ": " +
+                              StatusLine(static_cast<int>(connect), "");
+        if (connect == 407) {
+          message +=
+              "; give the proxy's credentials in its URL (http://user:password@host:port, "
+              "in " +
+              proxy_->setting + ")";
+        }
+        return NetworkError(std::move(message), RetryableStatus(static_cast<int>(connect)));
+      }
+      std::string proxy_endpoint = proxy_->origin.host + ":" + std::to_string(proxy_->origin.port);
+      switch (code) {
+        case CURLE_COULDNT_RESOLVE_PROXY: {
+          NameCheck check = CheckHostName(proxy_->origin.host, [this] { return Stopping(); });
+          return NetworkError("cannot resolve the host name '" + proxy_->origin.host +
+                                  "' of the proxy " + proxy_->redacted + " (from " +
+                                  proxy_->setting + ") for " + url +
+                                  (check == NameCheck::kDoesNotExist ? ": no such host" : ""),
+                              check == NameCheck::kDoesNotExist ? Retryable::kNo : Retryable::kYes);
+        }
+        case CURLE_COULDNT_CONNECT:
+          return NetworkError("cannot connect to the proxy " + proxy_->redacted + " (from " +
+                                  proxy_->setting + "): " +
+                                  (os_errno == ECONNREFUSED ? std::string("connection refused")
+                                   : os_errno == ENETUNREACH || os_errno == EHOSTUNREACH
+                                       ? "no route to " + proxy_endpoint
+                                       : detail) +
+                                  " (for " + url + "); check the proxy settings",
+                              Retryable::kYes);
+        case CURLE_OPERATION_TIMEDOUT:
+          if (!published_ && bytes_received_ == 0 && response_.status == 0) {
+            return NetworkError(
+                "connecting to the proxy " + proxy_->redacted + " timed out after " +
+                    std::to_string(network_.connect_timeout.count()) + " s (for " + url + ")",
+                Retryable::kYes);
+          }
+          break;
+        default:
+          break;
+      }
     }
     switch (code) {
-      case CURLE_ABORTED_BY_CALLBACK:
-      case CURLE_WRITE_ERROR:
-        // Only our callbacks stop a transfer: on cancellation, or because
-        // the reader went away.
-        return CancelledError(
-            (published_ ? "cancelled while downloading " : "cancelled while connecting to ") + url);
-      case CURLE_COULDNT_RESOLVE_HOST:
-        return NetworkError("cannot resolve host name '" + request.origin.host + "' of " + url,
+      case CURLE_COULDNT_RESOLVE_HOST: {
+        NameCheck check = CheckHostName(request.origin.host, [this] { return Stopping(); });
+        if (check == NameCheck::kDoesNotExist) {
+          return NetworkError("cannot resolve host name '" + request.origin.host + "' of " + url +
+                              ": no such host");
+        }
+        return NetworkError("cannot resolve host name '" + request.origin.host + "' of " + url +
+                                ": the name server did not answer",
                             Retryable::kYes);
+      }
       case CURLE_COULDNT_RESOLVE_PROXY:
         return NetworkError("cannot resolve the proxy host for " + url + ": " + detail,
                             Retryable::kYes);
@@ -478,13 +865,6 @@ class HttpSource final : public ByteSource {
         return NetworkError("cannot connect to " + endpoint + " (" + url + "): " + detail,
                             Retryable::kYes);
       case CURLE_OPERATION_TIMEDOUT:
-        if (detail.find("too slow") != std::string::npos) {
-          return NetworkError("stalled: less than " +
-                                  std::to_string(network_.stall_bytes_per_second) +
-                                  " bytes/s for " + std::to_string(network_.stall_window.count()) +
-                                  " s, " + received + " from " + url,
-                              Retryable::kYes);
-        }
         return NetworkError("connecting to " + endpoint + " timed out after " +
                                 std::to_string(network_.connect_timeout.count()) + " s (" + url +
                                 ")",
@@ -492,56 +872,118 @@ class HttpSource final : public ByteSource {
       case CURLE_PARTIAL_FILE:
         return ShortBody(request);
       case CURLE_GOT_NOTHING:
-        return NetworkError("the server closed the connection without answering (" + url + ")",
-                            Retryable::kYes);
+        return NetworkError(
+            "the server closed the connection without answering (" + url + ")" + ThroughProxy(),
+            Retryable::kYes);
       case CURLE_RECV_ERROR:
       case CURLE_SEND_ERROR:
         if (tls_->handshake_facts().client_certificate_requested) {
           return tls_->TranslateFailure(CURLE_SSL_CLIENTCERT, detail, url, request.origin.host);
         }
         if (os_errno == ECONNRESET || os_errno == EPIPE) {
-          return NetworkError("connection reset by " + endpoint + " " + received + " (" + url + ")",
+          return NetworkError("connection reset by " + endpoint + " " + received + " (" + url +
+                                  ")" + ThroughProxy(),
                               Retryable::kYes);
         }
-        return NetworkError(
-            "connection to " + endpoint + " failed " + received + " (" + url + "): " + detail,
-            Retryable::kYes);
+        return NetworkError("connection to " + endpoint + " failed " + received + " (" + url +
+                                "): " + detail + ThroughProxy(),
+                            Retryable::kYes);
       case CURLE_WEIRD_SERVER_REPLY:
       case CURLE_UNSUPPORTED_PROTOCOL:
       case CURLE_BAD_CONTENT_ENCODING:
-        return NetworkError("invalid HTTP response from " + url + ": " + detail);
+        return NetworkError("invalid HTTP response from " + url + ": " + detail + ThroughProxy());
       case CURLE_OUT_OF_MEMORY:
         return InternalError("out of memory downloading " + url);
       default:
         break;
     }
     if (tls::CurlTls::IsTlsFailure(code)) {
+      if (TlsFailureIsTheProxys(request)) {
+        return tls_->TranslateFailure(code, detail, "the proxy " + proxy_->redacted,
+                                      proxy_->origin.host, tls::TlsPeer::kProxy);
+      }
       return tls_->TranslateFailure(code, detail, url, request.origin.host);
     }
     return NetworkError("downloading " + url + " failed: " + detail + " (curl error " +
-                            std::to_string(static_cast<int>(code)) + ")",
+                            std::to_string(static_cast<int>(code)) + ")" + ThroughProxy(),
                         Retryable::kYes);
   }
 
-  // A status that is not success, as users read it: "HTTP 404 Not Found from URL".
-  Status RefusedStatus(const HttpUrl& request) const {
+  // A status that is not wanted, as users read it: "HTTP 404 Not Found from URL".
+  Status RefusedStatus(const HttpUrl& request) {
     int status = response_.status;
-    std::string reason = response_.reason.empty() ? StandardReason(status) : response_.reason;
-    std::string message = "HTTP " + std::to_string(status);
-    if (!reason.empty()) message += " " + reason;
-    message += " from " + request.redacted;
+    std::string message = StatusLine(status, response_.reason) + " from " + request.redacted;
     if (status == 206) {
       message += ": partial content for a request of the whole file";
     } else if (status >= 300 && status < 400) {
       message += ": a redirect without a Location";
     } else if (status == 401) {
       message += ": the server wants credentials; check the user and password";
+    } else if (status == 407 && proxy_) {
+      message += ": the proxy " + proxy_->redacted +
+                 " wants credentials; give them in its URL (http://user:password@host:port, in " +
+                 proxy_->setting + ")";
     } else if (status == 400 && tls_->handshake_facts().client_certificate_requested) {
       // A TLS configuration problem, whatever status carried it: say so with the TLS code.
-      return TlsError(message + ": the server asked for a TLS client certificate and none is "
-                                "configured; give one (--client-cert and --client-key)");
+      return TlsError(message +
+                      ": the server asked for a TLS client certificate and none is "
+                      "configured; give one (--client-cert and --client-key)");
     }
-    return NetworkError(std::move(message), RetryableStatus(status));
+    if (status != 407) message += ThroughProxy();
+    Retryable retryable = RetryableStatus(status);
+    if (retryable == Retryable::kYes && !response_.retry_after.empty()) {
+      retry_after_ = ParseRetryAfter(response_.retry_after, std::time(nullptr));
+    }
+    return NetworkError(std::move(message), retryable);
+  }
+
+  bool Refuse(Status status) {
+    refusal_ = std::move(status);
+    outcome_ = HopOutcome::kRefused;
+    return false;
+  }
+
+  // The length the response's headers declare for its body; nullopt when
+  // none (chunked, or ended by closing). Refuses a malformed Content-Length.
+  Result<std::optional<uint64_t>> DeclaredLength() const {
+    // RFC 9112 section 6.3: a Transfer-Encoding overrides Content-Length.
+    if (!response_.transfer_encoding.empty() || response_.content_length.empty()) {
+      return std::optional<uint64_t>();
+    }
+    std::optional<uint64_t> length = ParseUnsigned(response_.content_length);
+    if (!length) return NetworkError("invalid Content-Length from " + request_->redacted);
+    return length;
+  }
+
+  std::string Changed(const std::string& what) const {
+    return "the image at " + url_.redacted + " changed while it was being downloaded (" + what +
+           ") after " + std::to_string(bytes_received_) + " bytes; import it again";
+  }
+
+  // Whether a complete response (200) describes the image whose first bytes
+  // arrived already: "" when it provably does, otherwise why not (or, when
+  // nothing tells, `*unknown` is set).
+  std::string CompareWithImage(std::optional<uint64_t> length, bool* unknown) const {
+    *unknown = false;
+    if (identity_.length && length && *identity_.length != *length) {
+      return Changed("its length was " + std::to_string(*identity_.length) + " bytes, now " +
+                     std::to_string(*length));
+    }
+    if (!identity_.etag.empty() && !response_.etag.empty()) {
+      if (identity_.etag != response_.etag) {
+        return Changed("its ETag was " + identity_.etag + ", now " + response_.etag);
+      }
+      if (!IsWeakEtag(identity_.etag)) return "";
+    }
+    if (!identity_.last_modified.empty() && !response_.last_modified.empty()) {
+      if (identity_.last_modified != response_.last_modified) {
+        return Changed("it was last modified " + identity_.last_modified + ", now " +
+                       response_.last_modified);
+      }
+      return "";
+    }
+    *unknown = true;
+    return "";
   }
 
   // At the end of a response's headers: decide what happens to its body.
@@ -556,46 +998,146 @@ class HttpSource final : public ByteSource {
       outcome_ = HopOutcome::kRedirect;
       return false;
     }
-    if (status < 200 || status >= 300 || status == 206) {
-      refusal_ = RefusedStatus(*request_);
-      outcome_ = HopOutcome::kRefused;
-      return false;
+    switch (kind_) {
+      case RequestKind::kWhole:
+        if (status < 200 || status >= 300 || status == 206) return Refuse(RefusedStatus(*request_));
+        return published_ ? AcceptWholeAgain() : Publish();
+      case RequestKind::kRange:
+        if (status == 206) return AcceptRest();
+        if (status == 200) return AcceptWholeAndSkip();
+        if (status == 416) {
+          return Refuse(NetworkError(
+              "cannot resume " + Received() + " from " + request_->redacted + ": the server " +
+              "answered HTTP 416 Range Not Satisfiable, so the image on the server is shorter "
+              "than it was; import it again"));
+        }
+        return Refuse(RefusedStatus(*request_));
+      case RequestKind::kWholeAndSkip:
+        if (status < 200 || status >= 300 || status == 206) return Refuse(RefusedStatus(*request_));
+        return AcceptWholeAndSkip();
     }
-    return Publish();
+    return Refuse(InternalError("unknown request kind"));
   }
 
-  // Makes the final response's facts visible to Start() and lets it return.
+  // The first response: makes its facts visible to Start() and lets it return.
   bool Publish() {
-    std::optional<uint64_t> length;
-    // RFC 9112 section 6.3: a Transfer-Encoding overrides Content-Length.
-    if (response_.transfer_encoding.empty() && !response_.content_length.empty()) {
-      uint64_t value = 0;
-      const std::string& text = response_.content_length;
-      auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-      if (error != std::errc() || end != text.data() + text.size()) {
-        refusal_ = NetworkError("invalid Content-Length from " + request_->redacted);
-        outcome_ = HopOutcome::kRefused;
-        return false;
-      }
-      length = value;
-    }
-    expected_length_ = length;
+    Result<std::optional<uint64_t>> length = DeclaredLength();
+    if (!length.ok()) return Refuse(length.status());
+    expected_length_ = *length;
+    identity_ = {*length, response_.etag, response_.last_modified, response_.accept_ranges};
+    effective_url_ = *request_;
     std::string encoding = AsciiLower(response_.content_encoding);
-    bool identity = encoding.empty() || encoding == "identity";
+    bool identity_encoding = encoding.empty() || encoding == "identity";
     outcome_ = HopOutcome::kBody;
     published_ = true;
     spdlog::debug("HTTP {} from {}, {} bytes{}", response_.status, request_->redacted,
-                  length.has_value() ? std::to_string(*length) : std::string("unknown"),
-                  identity ? "" : ", Content-Encoding " + encoding);
+                  length->has_value() ? std::to_string(**length) : std::string("unknown"),
+                  identity_encoding ? "" : ", Content-Encoding " + encoding);
     {
       std::lock_guard lock(open_mutex_);
       // A compressed Content-Encoding: the length counts encoded bytes, which
       // says nothing about the image.
-      size_ = identity ? length : std::nullopt;
+      size_ = identity_encoding ? *length : std::nullopt;
       open_status_ = Status::Ok();
       opened_ = true;
     }
     opened_cv_.notify_all();
+    return true;
+  }
+
+  // A complete response after an earlier one failed before its first byte:
+  // nothing to splice, but its length was already published.
+  bool AcceptWholeAgain() {
+    Result<std::optional<uint64_t>> length = DeclaredLength();
+    if (!length.ok()) return Refuse(length.status());
+    if (*length != identity_.length) {
+      return Refuse(NetworkError(Changed(
+          "its length was " +
+          (identity_.length ? std::to_string(*identity_.length) + " bytes" : "unknown") + ", now " +
+          (length->has_value() ? std::to_string(**length) + " bytes" : "unknown"))));
+    }
+    identity_ = {*length, response_.etag, response_.last_modified, response_.accept_ranges};
+    effective_url_ = *request_;
+    outcome_ = HopOutcome::kBody;
+    return true;
+  }
+
+  // The answer to "Range: bytes=N-": exactly the rest of the same image.
+  bool AcceptRest() {
+    const std::string asked = "bytes " + std::to_string(bytes_received_) + "-";
+    std::optional<ContentRange> range = ParseContentRange(response_.content_range);
+    if (!range) {
+      return Refuse(NetworkError(
+          "the server answered the request for " + asked + " of " + request_->redacted + " with " +
+          (response_.content_range.empty()
+               ? std::string("no Content-Range")
+               : "an invalid Content-Range '" + response_.content_range.substr(0, 80) + "'") +
+          "; cannot resume"));
+    }
+    std::optional<uint64_t> total = identity_.length;
+    bool wrong = range->first != bytes_received_ ||
+                 (total && range->complete && *range->complete != *total) ||
+                 (total && range->last + 1 != *total) ||
+                 (!total && range->complete && range->last + 1 != *range->complete);
+    if (wrong) {
+      if (total && range->complete && *range->complete != *total) {
+        return Refuse(NetworkError(Changed("its length was " + std::to_string(*total) +
+                                           " bytes, now " + std::to_string(*range->complete))));
+      }
+      return Refuse(NetworkError("the server answered the request for " + asked + " of " +
+                                 request_->redacted + " with Content-Range '" +
+                                 response_.content_range.substr(0, 80) +
+                                 "', not the rest of the image; cannot resume"));
+    }
+    Result<std::optional<uint64_t>> length = DeclaredLength();
+    if (!length.ok()) return Refuse(length.status());
+    if (length->has_value() && **length != range->last - range->first + 1) {
+      return Refuse(NetworkError("the server's Content-Length " + std::to_string(**length) +
+                                 " does not match its Content-Range '" +
+                                 response_.content_range.substr(0, 80) + "' from " +
+                                 request_->redacted + "; cannot resume"));
+    }
+    // If-Range made the server decide; a server that ignores If-Range still
+    // names the image it sends.
+    if (!identity_.etag.empty() && !response_.etag.empty() && identity_.etag != response_.etag) {
+      return Refuse(
+          NetworkError(Changed("its ETag was " + identity_.etag + ", now " + response_.etag)));
+    }
+    if (!identity_.last_modified.empty() && !response_.last_modified.empty() &&
+        identity_.last_modified != response_.last_modified) {
+      return Refuse(NetworkError(Changed("it was last modified " + identity_.last_modified +
+                                         ", now " + response_.last_modified)));
+    }
+    if (!expected_length_ && range->complete) expected_length_ = range->complete;
+    effective_url_ = *request_;
+    outcome_ = HopOutcome::kBody;
+    spdlog::debug("HTTP 206 from {}: resuming at byte {}", request_->redacted, bytes_received_);
+    return true;
+  }
+
+  // A complete response (200) where the rest was asked for, or where the
+  // server does not serve ranges: the bytes already received are dropped
+  // from it, but only when it is provably the same image.
+  bool AcceptWholeAndSkip() {
+    Result<std::optional<uint64_t>> length = DeclaredLength();
+    if (!length.ok()) return Refuse(length.status());
+    bool unknown = false;
+    std::string changed = CompareWithImage(*length, &unknown);
+    if (!changed.empty()) return Refuse(NetworkError(changed));
+    if (unknown) {
+      return Refuse(NetworkError(
+          "cannot resume " + Received() + " from " + request_->redacted +
+          ": the server sends the whole image again (HTTP " + std::to_string(response_.status) +
+          ", it does not serve ranges) and gives no ETag or Last-Modified to show that it is the "
+          "same image; import it again"));
+    }
+    spdlog::warn(
+        "{} does not serve ranges: downloading the image from its start again and skipping the "
+        "{} bytes already received",
+        request_->redacted, bytes_received_);
+    skip_remaining_ = bytes_received_;
+    effective_url_ = *request_;
+    outcome_ = HopOutcome::kBody;
     return true;
   }
 
@@ -619,7 +1161,11 @@ class HttpSource final : public ByteSource {
     size_t colon = line.find(':');
     if (colon == std::string_view::npos) return;
     std::string name = AsciiLower(Trim(line.substr(0, colon)));
-    std::string value(Trim(line.substr(colon + 1)));
+    // Values go into messages: keep them printable.
+    std::string value;
+    for (char c : Trim(line.substr(colon + 1))) {
+      if (c >= 0x20 && c < 0x7f) value += c;
+    }
     if (name == "location") {
       response_.location = value;
     } else if (name == "content-length") {
@@ -628,10 +1174,14 @@ class HttpSource final : public ByteSource {
       response_.content_encoding = value;
     } else if (name == "transfer-encoding") {
       response_.transfer_encoding = value;
+    } else if (name == "content-range") {
+      response_.content_range = value;
+    } else if (name == "retry-after") {
+      response_.retry_after = value;
     } else if (name == "etag") {
-      response_.etag = value;
+      response_.etag = value.substr(0, 200);
     } else if (name == "last-modified") {
-      response_.last_modified = value;
+      response_.last_modified = value.substr(0, 100);
     } else if (name == "accept-ranges") {
       response_.accept_ranges = value;
     }
@@ -652,17 +1202,22 @@ class HttpSource final : public ByteSource {
     auto* self = static_cast<HttpSource*>(self_pointer);
     size_t length = size * count;
     if (self->outcome_ != HopOutcome::kBody) return length;
+    self->wire_bytes_ += length;
+    std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(data), length);
+    if (self->skip_remaining_ > 0) {
+      size_t skipped = static_cast<size_t>(std::min<uint64_t>(self->skip_remaining_, length));
+      self->skip_remaining_ -= skipped;
+      self->bytes_discarded_ += skipped;
+      bytes = bytes.subspan(skipped);
+      if (bytes.empty()) return length;
+    }
     // Waits while the buffer is full: the reader sets the pace.
-    if (!self->buffer_.Put(std::span(reinterpret_cast<const uint8_t*>(data), length))) return 0;
-    self->bytes_received_ += length;
+    auto before = Clock::now();
+    if (!self->buffer_.Put(bytes)) return 0;
+    auto after = Clock::now();
+    if (after - before >= kBackPressure) self->stall_.Restart(after, self->wire_bytes_);
+    self->bytes_received_ += bytes.size();
     return length;
-  }
-
-  static int OnProgress(void* self_pointer, curl_off_t /*download_total*/,
-                        curl_off_t /*downloaded*/, curl_off_t /*upload_total*/,
-                        curl_off_t /*uploaded*/) {
-    auto* self = static_cast<HttpSource*>(self_pointer);
-    return self->stop_.load(std::memory_order_relaxed) || self->Cancelled() ? 1 : 0;
   }
 
   // Fixed at construction.
@@ -670,12 +1225,15 @@ class HttpSource final : public ByteSource {
   const HttpUrl url_;
   std::string user_;
   std::string password_;
-  HeaderList extra_headers_;
+  const std::vector<std::string> extra_headers_;
   std::unique_ptr<tls::CurlTls> tls_;
+  const ProxyConfig proxies_;
   const CancelToken* const cancel_;
 
   TransferBuffer buffer_;
   std::atomic<bool> stop_{false};
+  std::mutex wake_mutex_;  // with wake_cv_: interrupts a back-off wait
+  std::condition_variable wake_cv_;
 
   // Start() waits for these; the transfer thread sets them once.
   std::mutex open_mutex_;
@@ -684,16 +1242,34 @@ class HttpSource final : public ByteSource {
   Status open_status_;            // guarded by open_mutex_
   std::optional<uint64_t> size_;  // written before opened_, read after Start()
 
-  // Used by the transfer thread only (and by curl's callbacks on it).
+  // Created before the transfer thread starts and destroyed after it ends;
+  // used by the transfer thread only, except curl_multi_wakeup in Stop().
   CurlHandle curl_;
+  MultiHandle multi_;
+
+  // Used by the transfer thread only (and by curl's callbacks on it).
   char error_buffer_[CURL_ERROR_SIZE] = {};
   const HttpUrl* request_ = nullptr;  // the request being made
+  std::optional<Proxy> proxy_;        // the proxy it goes through
+  HeaderList request_headers_;
+  std::string range_text_;
+  RequestKind kind_ = RequestKind::kWhole;
   ResponseHeaders response_;
   HopOutcome outcome_ = HopOutcome::kPending;
   Status refusal_;
+  std::optional<std::chrono::seconds> retry_after_;
   bool published_ = false;
-  uint64_t bytes_received_ = 0;
+  ImageIdentity identity_;
+  std::optional<HttpUrl> effective_url_;  // where the body came from
+  uint64_t bytes_received_ = 0;           // into the buffer: the position in the image
+  uint64_t wire_bytes_ = 0;               // body bytes that arrived, skipped ones too
+  uint64_t bytes_discarded_ = 0;          // arrived again after a restart, and dropped
+  uint64_t skip_remaining_ = 0;
   std::optional<uint64_t> expected_length_;
+  StallWatch stall_;
+  bool stalled_ = false;
+  bool warned_no_validator_ = false;
+  int requests_ = 0;
 
   std::thread worker_;  // last: started after everything above exists
 };
@@ -704,10 +1280,14 @@ Result<std::unique_ptr<ByteSource>> OpenHttpSource(const SourceSpec& spec,
                                                    const CancelToken* cancel) {
   InitCurlOnce();
   CDI_ASSIGN_OR_RETURN(HttpUrl url, ParseHttpUrl(spec.url));
-  CDI_ASSIGN_OR_RETURN(HeaderList headers, BuildHeaderList(spec.auth.headers));
+  CDI_RETURN_IF_ERROR(CheckHeaders(spec.auth.headers));
+  CDI_ASSIGN_OR_RETURN(ProxyConfig proxies, ResolveProxyConfig(spec.network.proxy));
+  if (spec.network.max_retries < 0) {
+    return InvalidArgumentError("the number of retries must not be negative");
+  }
   CDI_ASSIGN_OR_RETURN(std::unique_ptr<tls::CurlTls> tls, tls::CurlTls::Create(spec.tls));
-  auto source = std::make_unique<HttpSource>(spec, std::move(url), std::move(headers),
-                                             std::move(tls), cancel);
+  auto source = std::make_unique<HttpSource>(spec, std::move(url), std::move(tls),
+                                             std::move(proxies), cancel);
   CDI_RETURN_IF_ERROR(source->Start());
   return std::unique_ptr<ByteSource>(std::move(source));
 }

@@ -415,14 +415,15 @@ FaultServer::FaultServer(const std::string& root, const std::string& script_json
   BypassProxiesForLoopback();
   const std::string& d = dir_.path();
   request_log_ = d + "/requests.jsonl";
+  sent_log_ = d + "/sent.jsonl";
   std::string script = d + "/script.json";
   std::string ports_file = d + "/ports.json";
   JsonReader(script_json).Parse();  // a typo in a test's script fails here, clearly
   WriteFile(script, script_json);
   process_ = std::make_unique<BackgroundProcess>(
       std::vector<std::string>{"python3", SourceDir() + "/test/server/fault_server.py", "--root",
-                               root, "--script", script, "--log", request_log_, "--ports-file",
-                               ports_file},
+                               root, "--script", script, "--log", request_log_, "--sent-log",
+                               sent_log_, "--ports-file", ports_file},
       d + "/server.out");
   auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
   while (!FileExists(ports_file)) {
@@ -465,6 +466,57 @@ std::vector<RecordedRequest> FaultServer::Requests() const {
     requests.push_back(std::move(request));
   }
   return requests;
+}
+
+std::vector<RecordedRequest> FaultServer::RequestsFor(std::string_view path) const {
+  std::vector<RecordedRequest> matching;
+  for (auto& request : Requests()) {
+    if (request.path == path) matching.push_back(std::move(request));
+  }
+  return matching;
+}
+
+std::vector<SentResponse> FaultServer::Responses() const {
+  std::vector<SentResponse> responses;
+  for (const auto& line : Lines(sent_log_)) {
+    Json json = JsonReader(line).Parse();
+    SentResponse response;
+    response.origin = json.String("origin");
+    response.method = json.String("method");
+    response.path = json.String("path");
+    response.status = std::stoi(json.String("status"));
+    response.first = std::stoull(json.String("first"));
+    response.bytes = std::stoull(json.String("bytes"));
+    response.ending = json.String("ending");
+    responses.push_back(std::move(response));
+  }
+  return responses;
+}
+
+std::vector<SentResponse> FaultServer::WaitForResponses(size_t count) const {
+  auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
+  while (true) {
+    std::vector<SentResponse> responses = Responses();
+    if (responses.size() >= count || std::chrono::steady_clock::now() >= deadline) {
+      return responses;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+uint64_t FaultServer::BytesSent(std::string_view path, size_t responses) const {
+  auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
+  while (true) {
+    uint64_t bytes = 0;
+    size_t ended = 0;
+    for (const SentResponse& response : Responses()) {
+      if (response.path != path) continue;
+      bytes += response.bytes;
+      ++ended;
+    }
+    if (ended >= responses || std::chrono::steady_clock::now() >= deadline) return bytes;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 }  // namespace cdi::test

@@ -106,6 +106,18 @@ struct RecordedRequest {
   std::string Header(const std::string& name) const;
 };
 
+// One response as the fault server recorded it, once it ended.
+struct SentResponse {
+  std::string origin;
+  std::string method;
+  std::string path;
+  int status = 0;
+  uint64_t first = 0;  // offset of its first body byte (a range's start)
+  uint64_t bytes = 0;  // body bytes written to the socket
+  // complete, close, reset, stall, or client (the client went away first)
+  std::string ending;
+};
+
 //   FaultServer server(dir.path(), R"({"/short": {"file": "disk.img", "close_after": 1000},
 //                                      "/moved": {"redirect": "other:/disk.img"}})");
 //   spec.url = server.Url("/moved");
@@ -132,10 +144,22 @@ class FaultServer {
   // request is recorded before it is answered.
   std::vector<RecordedRequest> Requests() const;
   const std::string& request_log_path() const { return request_log_; }
+  // Requests received so far for `path`, in arrival order.
+  std::vector<RecordedRequest> RequestsFor(std::string_view path) const;
+
+  // Every response that has ended, in the order they ended. A response is
+  // recorded after its last byte is written, which may be a moment after the
+  // client has it: WaitForResponses waits (30 s at most) until `count` are.
+  std::vector<SentResponse> Responses() const;
+  std::vector<SentResponse> WaitForResponses(size_t count) const;
+  // Body bytes sent for `path` over all its responses, once `responses` of
+  // them have ended.
+  uint64_t BytesSent(std::string_view path, size_t responses) const;
 
  private:
   TempDir dir_;
   std::string request_log_;
+  std::string sent_log_;
   uint16_t port_ = 0;
   uint16_t other_port_ = 0;
   std::unique_ptr<BackgroundProcess> process_;

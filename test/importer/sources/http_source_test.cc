@@ -65,9 +65,12 @@ Result<std::unique_ptr<ByteSource>> Open(const SourceSpec& spec,
   return OpenSource(spec, cancel);
 }
 
+// Retries are off here: these tests look at one failure and its message.
+// Retries and resumes are tested in http_resume_test.cc.
 SourceSpec Spec(const std::string& url) {
   SourceSpec spec;
   spec.url = url;
+  spec.network.max_retries = 0;
   return spec;
 }
 
@@ -181,14 +184,17 @@ TEST(HttpSourceErrorsTest, ConnectionRefusedNamesTheEndpoint) {
   EXPECT_EQ(status.message(), "connection refused by 127.0.0.1:" + Port(port) + " (" + url + ")");
 }
 
-TEST(HttpSourceErrorsTest, UnresolvableHostIsNamed) {
-  // RFC 6761: .invalid never resolves.
-  Status status = Fetch(Spec("http://no-such-host.invalid/disk.img"));
+TEST(HttpSourceErrorsTest, UnresolvableHostIsNamedAndNotRetried) {
+  // RFC 6761: .invalid never resolves. A name that does not exist will not
+  // exist a moment later either: the failure is permanent, even with retries on.
+  SourceSpec spec = Spec("http://no-such-host.invalid/disk.img");
+  spec.network.max_retries = 5;
+  Status status = Fetch(spec);
   EXPECT_EQ(status.code(), ErrorCode::kNetwork);
-  EXPECT_TRUE(status.retryable());
-  EXPECT_EQ(
-      status.message(),
-      "cannot resolve host name 'no-such-host.invalid' of http://no-such-host.invalid/disk.img");
+  EXPECT_FALSE(status.retryable());
+  EXPECT_EQ(status.message(),
+            "cannot resolve host name 'no-such-host.invalid' of "
+            "http://no-such-host.invalid/disk.img: no such host");
 }
 
 TEST(HttpSourceErrorsTest, MalformedExtraHeadersAreRefusedWithoutTheirValue) {
@@ -812,6 +818,9 @@ TEST_F(FaultTest, NoSecretInAnyMessageOrLogLine) {
     spec.url = base.substr(0, at) + "url-user-4c4c:url-pw-SECRET-8e8e@" + base.substr(at) + path +
                "?sig=query-SECRET-1a1a#frag-SECRET-2b2b";
     spec.auth.headers = {"X-Auth-Token: hdr-SECRET-9d2e"};
+    // One quick retry, so that retry warnings are checked too.
+    spec.network.max_retries = 1;
+    spec.network.retry_initial_delay = std::chrono::milliseconds(10);
     return spec;
   };
   std::string primary = "http://127.0.0.1:" + Port(server.port());
@@ -865,14 +874,19 @@ TEST_F(FaultTest, NoSecretInAnyMessageOrLogLine) {
   // The capture saw what it should have: messages and debug lines with redacted URLs.
   EXPECT_NE(seen.find("HTTP 404 Not Found from " + primary + "/missing.img\n"), std::string::npos)
       << seen;
-  EXPECT_NE(seen.find("[network] connection closed early: received 10 of 100000 bytes from " +
-                      primary + "/short.img"),
+  EXPECT_NE(seen.find("[network] giving up after 1 retry in "), std::string::npos) << seen;
+  EXPECT_NE(seen.find("connection closed early: received 10 of 100000 bytes from " + primary +
+                      "/short.img\n"),
             std::string::npos)
       << seen;
   EXPECT_NE(seen.find("[tls] cannot verify the TLS certificate of " + tls_server.base_url()),
             std::string::npos)
       << seen;
   EXPECT_NE(log.text().find("GET " + primary + "/moved.img"), std::string::npos) << log.text();
+  EXPECT_NE(log.text().find("[warning] HTTP 500 Internal Server Error from " + primary +
+                            "/500; retry 1 of 1 in "),
+            std::string::npos)
+      << log.text();
   EXPECT_NE(
       log.text().find("redirected to http://127.0.0.1:" + Port(server.other_port()) + "/small.img"),
       std::string::npos)
