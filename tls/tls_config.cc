@@ -271,10 +271,9 @@ CURLcode TlsCallbacks::SslContext(CURL* /*handle*/, void* ssl_ctx, void* self_po
     X509_STORE_add_cert(store, certificate.get());
   }
   SSL_CTX_set_ex_data(context, ContextIndex(), self);
-  if (self->material_->verify == TlsVerify::kOn) {
-    // Keep curl's verification mode; only observe what fails, to explain it.
-    SSL_CTX_set_verify(context, SSL_CTX_get_verify_mode(context), &TlsCallbacks::Verify);
-  }
+  // Keep curl's verification mode; only observe what fails, to explain it.
+  // Also with TlsVerify::kOff: an https:// proxy is verified all the same.
+  SSL_CTX_set_verify(context, SSL_CTX_get_verify_mode(context), &TlsCallbacks::Verify);
   if (!self->material_->has_client_cert) {
     SSL_CTX_set_client_cert_cb(context, &TlsCallbacks::ClientCert);
   }
@@ -287,6 +286,9 @@ int TlsCallbacks::Verify(int preverify_ok, X509_STORE_CTX* store_ctx) {
       X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
   CurlTls* self = FromSsl(ssl);
   if (self == nullptr) return preverify_ok;
+  // A connection that does not verify (the server, with TlsVerify::kOff)
+  // has nothing to explain.
+  if (ssl != nullptr && SSL_get_verify_mode(ssl) == SSL_VERIFY_NONE) return 1;
   HandshakeFacts& facts = self->facts_;
   int depth = X509_STORE_CTX_get_error_depth(store_ctx);
   X509* certificate = X509_STORE_CTX_get_current_cert(store_ctx);

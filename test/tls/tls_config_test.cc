@@ -199,6 +199,42 @@ TEST_F(TlsTest, EmptyCaDirectoryIsAWarning) {
       << log.text();
 }
 
+TEST_F(TlsTest, ProxyCasJoinThePoolAndAreNamedAsProxyCas) {
+  test::TempDir dir;
+  test::WriteFile(dir.File("proxy-ca.crt"), test::ReadFile(certs_.other_ca.cert));
+  TlsSettings settings;
+  settings.ca_files = {certs_.ca.cert};
+  settings.proxy_ca_files = {certs_.ca.cert};
+  settings.proxy_ca_dirs = {dir.path()};
+  std::unique_ptr<CurlTls> tls = Make(settings);
+  ASSERT_NE(tls, nullptr);
+  EXPECT_EQ(tls->extra_ca_count(), 3u);
+
+  TlsSettings missing;
+  missing.proxy_ca_dirs = {"/nonexistent/proxycerts"};
+  Status status = CreateError(missing);
+  EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "proxy CA directory /nonexistent/proxycerts does not exist");
+
+  test::WriteFile(dir.File("zz-bad.crt"), "garbage");
+  TlsSettings bad;
+  bad.proxy_ca_dirs = {dir.path()};
+  status = CreateError(bad);
+  EXPECT_EQ(status.code(), ErrorCode::kTls);
+  EXPECT_TRUE(status.message().starts_with("proxy CA file " + dir.File("zz-bad.crt") + " holds"))
+      << status.message();
+
+  test::TempDir empty;
+  LogCapture log;
+  TlsSettings nothing;
+  nothing.proxy_ca_dirs = {empty.path()};
+  ASSERT_NE(Make(nothing), nullptr);
+  EXPECT_NE(log.text().find("[warning] proxy CA directory " + empty.path() +
+                            " holds no certificate files"),
+            std::string::npos)
+      << log.text();
+}
+
 TEST_F(TlsTest, ClientKeyMustMatchItsCertificate) {
   TlsSettings settings;
   settings.client_cert_file = certs_.client.cert;
