@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -35,6 +36,13 @@ struct SourceFlags {
   int connect_timeout = 30;
   int stall_timeout = 60;
   std::string stall_speed = "1Ki";
+  int retries = 5;
+  double retry_budget = 300;
+  double retry_delay = 1;
+  std::optional<std::string> proxy;
+  std::optional<std::string> no_proxy;
+  std::vector<std::string> proxy_ca_bundles;
+  std::vector<std::string> proxy_ca_dirs;
 };
 
 struct CommonFlags {
@@ -75,6 +83,31 @@ void AddSourceFlags(CLI::App* app, SourceFlags* f) {
       ->check(CLI::PositiveNumber)->capture_default_str()->group("Network");
   app->add_option("--stall-speed", f->stall_speed, "minimum transfer rate, a quantity of bytes/s")
       ->capture_default_str()->group("Network");
+  app->add_option("--retries", f->retries,
+                  "retries of a transient failure (reset, stall, 5xx...) in a row; a retry that "
+                  "gets data resets the count; 0: none")
+      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Network");
+  app->add_option("--retry-budget", f->retry_budget,
+                  "seconds an outage may last, from its first failure, before giving up")
+      ->check(CLI::PositiveNumber)->capture_default_str()->group("Network");
+  app->add_option("--retry-delay", f->retry_delay,
+                  "seconds before the first retry, doubled for each next one (with jitter, at "
+                  "most 30 s)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Network");
+  app->add_option("--proxy", f->proxy,
+                  "proxy for http and https URLs, http://[user:password@]host:port or https://...; "
+                  "\"\" for none (default: http_proxy, https_proxy and their upper-case forms)")
+      ->group("Network");
+  app->add_option("--no-proxy", f->no_proxy,
+                  "hosts, domains, IP addresses and CIDR ranges reached without the proxy, "
+                  "comma-separated (default: no_proxy, NO_PROXY)")
+      ->group("Network");
+  app->add_option("--proxy-ca-bundle", f->proxy_ca_bundles,
+                  "PEM file of CA certificates of an https:// proxy (repeatable)")
+      ->check(CLI::ExistingFile)->group("Network");
+  app->add_option("--proxy-ca-dir", f->proxy_ca_dirs,
+                  "directory whose every non-dot file is a PEM CA bundle of the proxy (repeatable)")
+      ->check(CLI::ExistingDirectory)->group("Network");
 }
 
 void AddCommonFlags(CLI::App* app, CommonFlags* f) {
@@ -130,6 +163,19 @@ Result<SourceSpec> BuildSource(const std::string& url, const SourceFlags& f) {
   spec.network.connect_timeout = std::chrono::seconds(f.connect_timeout);
   spec.network.stall_window = std::chrono::seconds(f.stall_timeout);
   CDI_ASSIGN_OR_RETURN(spec.network.stall_bytes_per_second, ParseQuantity(f.stall_speed));
+  spec.network.max_retries = f.retries;
+  auto milliseconds = [](double seconds) {
+    return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000 + 0.5));
+  };
+  spec.network.retry_budget = milliseconds(f.retry_budget);
+  spec.network.retry_initial_delay = milliseconds(f.retry_delay);
+  if (f.proxy) {
+    spec.network.proxy.http_proxy = f.proxy;
+    spec.network.proxy.https_proxy = f.proxy;
+  }
+  spec.network.proxy.no_proxy = f.no_proxy;
+  spec.tls.proxy_ca_files = f.proxy_ca_bundles;
+  spec.tls.proxy_ca_dirs = f.proxy_ca_dirs;
   return spec;
 }
 
