@@ -6,10 +6,10 @@
 #include <signal.h>
 
 #include <chrono>
-#include <regex>
 #include <set>
 
 #include "test/e2e/e2e_util.h"
+#include "test/pod/controller_scrape.h"
 #include "test/pod/pod_harness.h"
 #include "test/support/certs.h"
 #include "test/support/http_server.h"
@@ -170,13 +170,8 @@ std::string ScrapeProgress(uint16_t port) {
   RunResult r = Run({"curl", "-sk", "--max-time", "5",
                      "https://127.0.0.1:" + std::to_string(port) + "/metrics"});
   if (r.exit_code != 0) return "";
-  static const std::regex kControllerRegex(std::string("kubevirt_cdi_import_progress_total\\{"
-                                                       "ownerUID=\"") +
-                                           kOwnerUid + "\"\\} (\\d{1,3}\\.?\\d*)");
-  std::smatch match;
-  if (!std::regex_search(r.out, match, kControllerRegex)) return "";
   EXPECT_NE(r.out.find("# TYPE kubevirt_cdi_import_progress_total counter"), std::string::npos);
-  return match[1];
+  return ControllerProgress(r.out, kOwnerUid);
 }
 
 TEST_F(PodFaultTest, ProgressMetricRisesWhileASlowImportRuns) {

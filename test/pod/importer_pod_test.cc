@@ -7,7 +7,6 @@
 #include <sys/statvfs.h>
 
 #include <chrono>
-#include <regex>
 #include <thread>
 
 #include "test/e2e/e2e_util.h"

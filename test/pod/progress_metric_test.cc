@@ -5,10 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <regex>
 #include <string>
 
 #include "cmd/pod/metrics_server.h"
+#include "test/pod/controller_scrape.h"
 #include "test/support/files.h"
 #include "test/support/process.h"
 #include "test/support/temp_dir.h"
@@ -19,16 +19,8 @@ namespace {
 using pod::FormatPercent;
 using pod::ProgressMetric;
 
-// The controller's expression (pkg/controller/common/util.go), for one owner.
-std::regex ControllerRegex(const std::string& owner_uid) {
-  return std::regex("kubevirt_cdi_import_progress_total\\{ownerUID=\"" + owner_uid +
-                    "\"\\} (\\d{1,3}\\.?\\d*)");
-}
-
 std::string Scrape(const std::string& body, const std::string& owner_uid) {
-  std::smatch match;
-  if (!std::regex_search(body, match, ControllerRegex(owner_uid))) return "";
-  return match[1];
+  return ControllerProgress(body, owner_uid);
 }
 
 TEST(ProgressMetric, ValuesAreFixedPointDecimals) {
