@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Resilience figures, served by the fault server (test/server/fault_server.py)
+# on 127.0.0.1:
+#   - a 1 GiB image whose connection drops 3 times (a close, a reset, a
+#     stall): bytes the server sent divided by the image size (target: at most
+#     1.1), the time against a clean run, and whether the result is
+#     byte-identical;
+#   - the time to fail on permanent errors (404, 403, an unknown host name, a
+#     corrupt image), with the default retry settings (target: under 5 s);
+#   - the time from SIGTERM to exit while the import waits on a stalled
+#     connection and on a back-off (target: under 2 s).
+#
+#   bench/resilience.sh            (CDI_IMAGE=path/to/cdi-image to pick a build)
+#
+# The image is made once and kept in out/bench/resilience (BENCH_DIR to move it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dir=${BENCH_DIR:-out/bench/resilience}
+cdi_image=${CDI_IMAGE:-build/bin/cdi-image}
+[ -x "$cdi_image" ] || scripts/build.sh
+mkdir -p "$dir/www" "$dir/work"
+image=$dir/www/disk.raw
+size=$((1 << 30))
+
+if [ ! -f "$image" ]; then
+  echo "making $image (1 GiB, random) ..."
+  head -c "$size" /dev/urandom > "$image.tmp"
+  mv "$image.tmp" "$image"
+fi
+# The corrupt image: a qcow2 cut short.
+if [ ! -f "$dir/www/bad.qcow2" ]; then
+  head -c 64M "$image" > "$dir/small.raw"
+  qemu-img convert -f raw -O qcow2 "$dir/small.raw" "$dir/www/bad.qcow2"
+  truncate -s 8M "$dir/www/bad.qcow2"
+  rm -f "$dir/small.raw"
+fi
+expected=$(sha256sum "$image" | cut -d' ' -f1)
+
+mib=$((1 << 20))
+cat > "$dir/script.json" <<EOF
+{"/drops.raw": {"file": "disk.raw", "close_after": $((256 * mib)), "times": 1,
+   "then": {"file": "disk.raw", "reset_after": $((512 * mib)), "times": 1,
+     "then": {"file": "disk.raw", "stall_after": $((768 * mib)), "times": 1}}},
+ "/stall.raw": {"file": "disk.raw", "stall_after": $((64 * mib))},
+ "/busy.raw": {"status": 503, "headers": {"Retry-After": "120"}},
+ "/gone.raw": {"status": 404},
+ "/forbidden.raw": {"status": 403}}
+EOF
+rm -f "$dir/ports.json" "$dir/sent.jsonl"
+python3 test/server/fault_server.py --root "$dir/www" --script "$dir/script.json" \
+  --log "$dir/requests.jsonl" --sent-log "$dir/sent.jsonl" --ports-file "$dir/ports.json" \
+  > "$dir/server.out" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do [ -f "$dir/ports.json" ] && break; sleep 0.05; done
+port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["port"])' "$dir/ports.json")
+base="http://127.0.0.1:$port"
+export no_proxy=127.0.0.1
+
+now() { date +%s.%N; }
+elapsed() { python3 -c "print(f'{$2 - $1:.2f}')"; }
+
+# sent PATH: body bytes the server sent for PATH, over all its responses.
+sent() {
+  python3 - "$dir/sent.jsonl" "$1" <<'PY'
+import json, sys
+total = 0
+for line in open(sys.argv[1]):
+    entry = json.loads(line)
+    if entry["path"] == sys.argv[2]:
+        total += entry["bytes"]
+print(total)
+PY
+}
+
+# import NAME URL [FLAGS...]: imports into a fresh file; prints the wall time.
+import_once() {
+  local url=$1; shift
+  rm -rf "$dir/work"; mkdir -p "$dir/work"
+  local start end code=0
+  start=$(now)
+  "$cdi_image" import "$url" "$dir/work/disk.img" --progress none "$@" 2> "$dir/import.err" || code=$?
+  end=$(now)
+  echo "$(elapsed "$start" "$end") $code"
+}
+
+echo "::: clean 1 GiB import"
+read -r clean_time clean_code < <(import_once "$base/disk.raw")
+[ "$clean_code" -eq 0 ] || { cat "$dir/import.err"; exit 1; }
+
+echo "::: 1 GiB import with 3 drops (close at 256 MiB, reset at 512 MiB, stall at 768 MiB)"
+read -r drops_time drops_code < <(import_once "$base/drops.raw" --stall-timeout 2 --retry-delay 0.2 -v)
+[ "$drops_code" -eq 0 ] || { cat "$dir/import.err"; exit 1; }
+identical=no
+[ "$(sha256sum "$dir/work/disk.img" | cut -d' ' -f1)" = "$expected" ] && identical=yes
+sleep 0.5  # the last response is logged once it has ended
+drops_sent=$(sent /drops.raw)
+ratio=$(python3 -c "print(f'{$drops_sent / $size:.4f}')")
+requests=$(grep -c '"/drops.raw"' "$dir/requests.jsonl")
+grep -E "warning|Downloaded" "$dir/import.err" | sed 's/^/    /'
+
+echo "::: time to fail on permanent errors (default retries: 5, first back-off 1 s)"
+declare -A fail_time fail_code
+for case in gone forbidden dns corrupt; do
+  case $case in
+    gone) url=$base/gone.raw ;;
+    forbidden) url=$base/forbidden.raw ;;
+    dns) url=http://no-such-host.invalid/disk.raw ;;
+    corrupt) url=$base/bad.qcow2 ;;
+  esac
+  read -r fail_time[$case] fail_code[$case] < <(import_once "$url")
+  echo "    $case: exit ${fail_code[$case]} after ${fail_time[$case]} s: $(tail -1 "$dir/import.err")"
+done
+
+echo "::: time from SIGTERM to exit"
+declare -A cancel_time cancel_code
+for case in stall backoff; do
+  rm -rf "$dir/work"; mkdir -p "$dir/work"
+  url=$base/stall.raw
+  [ "$case" = backoff ] && url=$base/busy.raw
+  "$cdi_image" import "$url" "$dir/work/disk.img" --progress none --stall-timeout 300 \
+    2> "$dir/cancel.err" &
+  pid=$!
+  sleep 2  # under way: stalled after 64 MiB, or waiting out Retry-After: 120
+  start=$(now)
+  kill -TERM $pid
+  code=0
+  wait $pid || code=$?
+  end=$(now)
+  cancel_time[$case]=$(elapsed "$start" "$end")
+  cancel_code[$case]=$code
+  left=$(ls -A "$dir/work" | wc -l)
+  echo "    $case: exit $code after ${cancel_time[$case]} s, $left files left: $(tail -1 "$dir/cancel.err")"
+done
+
+echo
+echo "figure                                         value        target"
+printf "%-46s %-12s %s\n" "bytes sent / image size, 3 drops" "$ratio" "<= 1.1"
+printf "%-46s %-12s %s\n" "requests, 3 drops" "$requests" "4"
+printf "%-46s %-12s %s\n" "byte-identical after 3 drops" "$identical" "yes"
+printf "%-46s %-12s %s\n" "time, clean import (s)" "$clean_time" ""
+printf "%-46s %-12s %s\n" "time, 3 drops incl. a 2 s stall window (s)" "$drops_time" ""
+for case in gone forbidden dns corrupt; do
+  printf "%-46s %-12s %s\n" "time to fail, $case (s)" "${fail_time[$case]}" "< 5"
+done
+for case in stall backoff; do
+  printf "%-46s %-12s %s\n" "SIGTERM to exit, $case (s)" "${cancel_time[$case]}" "< 2"
+done
