@@ -167,10 +167,10 @@ BackgroundProcess::~BackgroundProcess() {
 }
 
 void BackgroundProcess::Signal(int signal) {
-  if (pid_ > 0 && exit_code_ == -1) {
-    kill(-pid_, signal);
-    kill(pid_, signal);
-  }
+  // Once: the child leads its own process group, so the group signal reaches
+  // it (and its children). Sending it to the pid as well would deliver it
+  // twice, and a second SIGINT/SIGTERM means "exit now" to our programs.
+  if (pid_ > 0 && exit_code_ == -1 && kill(-pid_, signal) != 0) kill(pid_, signal);
 }
 
 int BackgroundProcess::Wait(std::chrono::milliseconds timeout) {
