@@ -215,8 +215,9 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const ImportHooks& ho
                                    Clock::time_point start, Digest& digest) {
   const TargetSpec& target = spec.targets.front();
   if (target.kind == TargetKind::kBlockDevice || pvc::IsBlockDevice(target.path)) {
-    return InvalidArgumentError("archive content is extracted into a directory of a filesystem "
-                                "volume; " + target.path + " is a block device");
+    return InvalidArgumentError(target.path +
+                                " is a block device; archive content is extracted into a "
+                                "directory of a filesystem volume");
   }
   if (target.filesystem_overhead < 0 || target.filesystem_overhead >= 1) {
     return InvalidArgumentError("filesystem overhead must be at least 0 and below 1, got " +
@@ -224,10 +225,10 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const ImportHooks& ho
   }
   // Local problems fail before any download; an uncommitted directory
   // target removes what it created when it goes.
-  CDI_ASSIGN_OR_RETURN(std::unique_ptr<pvc::DirectoryTarget> directory,
-                       pvc::OpenDirectoryTarget(target.path,
-                                                {.requested_size = target.requested_size,
-                                                 .filesystem_overhead = target.filesystem_overhead}));
+  CDI_ASSIGN_OR_RETURN(
+      std::unique_ptr<pvc::DirectoryTarget> directory,
+      pvc::OpenDirectoryTarget(target.path, {.requested_size = target.requested_size,
+                                             .filesystem_overhead = target.filesystem_overhead}));
   importer::ProgressReporter progress(hooks.on_progress, start);
   progress.Report(Phase::kConnecting);
   CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source, OpenAndDescribe(spec, hooks));
@@ -246,7 +247,9 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const ImportHooks& ho
                        Pump(*source, pipeline, digest, hooks.cancel,
                             [&](uint64_t read) { update(Phase::kTransferring, read); }));
   update(Phase::kFlushing, bytes_read);
-  if (hooks.cancel != nullptr && hooks.cancel->cancelled()) return CancelledError("import cancelled");
+  if (hooks.cancel != nullptr && hooks.cancel->cancelled()) {
+    return CancelledError("import cancelled");
+  }
   CDI_RETURN_IF_ERROR(directory->Commit());
 
   const pvc::DirectoryStats stats = directory->stats();
@@ -321,7 +324,8 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
     progress.Report(p, force);
   };
   update(Phase::kTransferring, true);
-  CDI_ASSIGN_OR_RETURN(bytes_read, Pump(*source, pipeline, digest, hooks.cancel, [&](uint64_t read) {
+  CDI_ASSIGN_OR_RETURN(bytes_read,
+                       Pump(*source, pipeline, digest, hooks.cancel, [&](uint64_t read) {
                          bytes_read = read;
                          update(Phase::kTransferring, false);
                        }));
@@ -365,9 +369,8 @@ Result<ImportResult> CreateBlankImage(const TargetSpec& target_spec) {
   targets.Add(std::move(target));
   const uint64_t size = t.capacity();
   if (size == 0) {
-    return TooSmallError("a blank disk image of size " +
-                         std::to_string(target_spec.requested_size.value_or(0)) + " at " +
-                         t.path() + " is larger than the reported available storage 0. A larger "
+    return TooSmallError("no room for a blank disk image at " + t.path() +
+                         ": any size is larger than the reported available storage 0. A larger "
                          "PVC is required");
   }
   if (target_spec.requested_size && *target_spec.requested_size > size &&

@@ -185,7 +185,8 @@ class DirectoryTargetImpl final : public DirectoryTarget {
                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd.valid()) return PosixError(errno, "creating " + shown);
     NoteCreated(components, components.size());
-    if (fchmod(fd.get(), mode & 0777) != 0) return PosixError(errno, "setting the mode of " + shown);
+    if (fchmod(fd.get(), mode & 0777) != 0)
+      return PosixError(errno, "setting the mode of " + shown);
 
     stats_.bytes_total = total + size;
     file_fd_ = std::move(fd);
@@ -212,8 +213,8 @@ class DirectoryTargetImpl final : public DirectoryTarget {
       bool run_zero = false;
       for (bool first = true; pos < data.size(); first = false) {
         uint64_t offset = file_offset_ + pos;
-        size_t block = static_cast<size_t>(std::min<uint64_t>(
-            kSparseBlockSize - offset % kSparseBlockSize, data.size() - pos));
+        size_t block = static_cast<size_t>(
+            std::min<uint64_t>(kSparseBlockSize - offset % kSparseBlockSize, data.size() - pos));
         bool zero = IsAllZero(data.data() + pos, block);
         if (!first && zero != run_zero) break;
         run_zero = zero;
@@ -225,8 +226,8 @@ class DirectoryTargetImpl final : public DirectoryTarget {
         stats_.bytes_skipped += length;
         continue;
       }
-      CDI_RETURN_IF_ERROR(WriteFully(file_fd_.get(), offset, data.subspan(run_start, length),
-                                     file_path_));
+      CDI_RETURN_IF_ERROR(
+          WriteFully(file_fd_.get(), offset, data.subspan(run_start, length), file_path_));
       CDI_RETURN_IF_ERROR(writeback_->Wrote(offset, length));
       stats_.bytes_written += length;
     }
@@ -270,10 +271,12 @@ class DirectoryTargetImpl final : public DirectoryTarget {
       UniqueFd fd(openat(parent.get(), components.back().c_str(),
                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!fd.valid()) return PosixError(errno, "opening " + Shown(*it));
-      if (fchmod(fd.get(), dir.mode) != 0) return PosixError(errno, "setting the mode of " + Shown(*it));
+      if (fchmod(fd.get(), dir.mode) != 0)
+        return PosixError(errno, "setting the mode of " + Shown(*it));
       if (dir.mtime) {
         timespec times[2] = {ToTimespec(*dir.mtime), ToTimespec(*dir.mtime)};
-        if (futimens(fd.get(), times) != 0) return PosixError(errno, "setting the time of " + Shown(*it));
+        if (futimens(fd.get(), times) != 0)
+          return PosixError(errno, "setting the time of " + Shown(*it));
       }
     }
     // One syncfs flushes every file written, instead of one fsync per file.
@@ -349,7 +352,8 @@ class DirectoryTargetImpl final : public DirectoryTarget {
       ++stats_.directories;
       return Status::Ok();
     }
-    if (errno != EEXIST) return PosixError(errno, "creating the directory " + Shown(Join(components, count)));
+    if (errno != EEXIST)
+      return PosixError(errno, "creating the directory " + Shown(Join(components, count)));
     struct stat st {};
     if (fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       return PosixError(errno, "checking " + Shown(Join(components, count)));
@@ -414,13 +418,14 @@ class DirectoryTargetImpl final : public DirectoryTarget {
 
 }  // namespace
 
-Result<std::unique_ptr<DirectoryTarget>> OpenDirectoryTarget(const std::string& root,
-                                                             const DirectoryTargetOptions& options) {
+Result<std::unique_ptr<DirectoryTarget>> OpenDirectoryTarget(
+    const std::string& root, const DirectoryTargetOptions& options) {
   if (root.empty()) return InvalidArgumentError("no directory was given to extract into");
   UniqueFd fd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) return PosixError(errno, "opening the directory " + root + " to extract into");
   CDI_ASSIGN_OR_RETURN(uint64_t available, AvailableSpace(root));
-  uint64_t bound = options.requested_size ? std::min(available, *options.requested_size) : available;
+  uint64_t bound =
+      options.requested_size ? std::min(available, *options.requested_size) : available;
   uint64_t capacity = UsableSpace(options.filesystem_overhead, bound);
   spdlog::debug("{}: {} bytes free, {} requested, overhead {}: usable size {} bytes", root,
                 available,

@@ -157,16 +157,18 @@ int Drive(SSL* ssl, int fd, int wake_fd, Clock::time_point deadline, Operation o
     int result = operation();
     if (result > 0) return result;
     int error = SSL_get_error(ssl, result);
-    short events = error == SSL_ERROR_WANT_READ ? POLLIN : error == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+    short events = error == SSL_ERROR_WANT_READ    ? POLLIN
+                   : error == SSL_ERROR_WANT_WRITE ? POLLOUT
+                                                   : 0;
     if (events == 0 || !WaitFor(fd, events, wake_fd, deadline)) return -1;
   }
 }
 
 std::string Response(std::string_view status, std::string_view content_type,
                      const std::string& body, bool with_body) {
-  std::string response = "HTTP/1.1 " + std::string(status) + "\r\nContent-Type: " +
-                         std::string(content_type) + "\r\nContent-Length: " +
-                         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  std::string response =
+      "HTTP/1.1 " + std::string(status) + "\r\nContent-Type: " + std::string(content_type) +
+      "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
   if (with_body) response += body;
   return response;
 }
@@ -175,8 +177,8 @@ std::string Response(std::string_view status, std::string_view content_type,
 
 Result<ListenAddress> ParseListenAddress(std::string_view address) {
   auto bad = [&](std::string_view why) {
-    return InvalidArgumentError("invalid metrics address '" + std::string(address) + "': " +
-                                std::string(why) +
+    return InvalidArgumentError("invalid metrics address '" + std::string(address) +
+                                "': " + std::string(why) +
                                 "; expected host:port, :port or [v6 address]:port, e.g. :8443 or "
                                 "127.0.0.1:8443");
   };
@@ -244,10 +246,10 @@ struct MetricsServer::State {
     std::string line = request.substr(0, request.find("\r\n"));
     size_t first_space = line.find(' ');
     std::string method = line.substr(0, first_space);
-    std::string target = first_space == std::string::npos
-                             ? ""
-                             : line.substr(first_space + 1, line.find(' ', first_space + 1) -
-                                                                first_space - 1);
+    std::string target =
+        first_space == std::string::npos
+            ? ""
+            : line.substr(first_space + 1, line.find(' ', first_space + 1) - first_space - 1);
     std::string path = target.substr(0, target.find('?'));
     std::string response;
     const bool with_body = method != "HEAD";
@@ -257,12 +259,14 @@ struct MetricsServer::State {
     } else if (path != "/metrics") {
       response = Response("404 Not Found", "text/plain; charset=utf-8", "not found\n", with_body);
     } else {
-      response = Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(), with_body);
+      response =
+          Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(), with_body);
     }
     size_t sent = 0;
     while (sent < response.size()) {
       int n = Drive(ssl.get(), fd, wake, deadline, [&] {
-        return SSL_write(ssl.get(), response.data() + sent, static_cast<int>(response.size() - sent));
+        return SSL_write(ssl.get(), response.data() + sent,
+                         static_cast<int>(response.size() - sent));
       });
       if (n <= 0) break;
       sent += static_cast<size_t>(n);
@@ -295,9 +299,9 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(std::string_view add
   sockaddr_storage bound{};
   socklen_t length = sizeof bound;
   if (getsockname(state->listen_fd.get(), reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
-    state->port = ntohs(bound.ss_family == AF_INET6
-                            ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    state->port =
+        ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                          : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   }
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {

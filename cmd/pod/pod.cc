@@ -37,8 +37,8 @@ Outcome PlainFailure(const std::string& text, int exit_code = cli::kExitInternal
 
 void ConfigureLogging(int verbosity) {
   // klog's layout, which CDI's pods log in: "I0102 15:04:05.000000  pid name] message".
-  auto logger = std::make_shared<spdlog::logger>(
-      "cdi-importer", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>("cdi-importer",
+                                                 std::make_shared<spdlog::sinks::stderr_sink_mt>());
   logger->set_pattern("%L%m%d %H:%M:%S.%f %7P cdi-importer] %v");
   logger->set_level(verbosity >= 3 ? spdlog::level::debug : spdlog::level::info);
   logger->flush_on(spdlog::level::info);
@@ -79,7 +79,8 @@ Outcome RunHttp(const PodConfig& config, const PodPaths& paths, VolumeMode mode,
   if (archive && mode == VolumeMode::kBlock) {
     return PlainFailure(
         "Unable to process data: archive content (IMPORTER_CONTENTTYPE=archive) is extracted "
-        "into a filesystem volume, and this pod has a block volume (" + paths.block_device + ")");
+        "into a filesystem volume, and this pod has a block volume (" +
+        paths.block_device + ")");
   }
   ImportSpec spec = MakeImportSpec(config, paths, mode);
   const TargetSpec& target = spec.targets.front();
@@ -109,9 +110,10 @@ Outcome RunHttp(const PodConfig& config, const PodPaths& paths, VolumeMode mode,
 
   const Status& status = result.status();
   if (status.code() == ErrorCode::kCancelled) {
-    return PlainFailure("Unable to process data: the import was cancelled by a signal; what it "
-                        "had written was removed",
-                        cli::kExitCancelled);
+    return PlainFailure(
+        "Unable to process data: the import was cancelled by a signal; what it "
+        "had written was removed",
+        cli::kExitCancelled);
   }
   if (phase == Phase::kConnecting) {
     return PlainFailure("Unable to connect to http data source: " + status.message());
@@ -132,20 +134,20 @@ Outcome RunHttp(const PodConfig& config, const PodPaths& paths, VolumeMode mode,
 }
 
 void LogConfiguration(const PodConfig& config, const PodPaths& paths, VolumeMode mode) {
-  spdlog::info("Source {}, content {}, {} volume{}, requested size {}, filesystem overhead {}, "
-               "preallocation {}",
-               config.source == SourceKind::kBlank ? "none (blank disk)" : RedactUrl(config.endpoint),
-               ContentTypeName(config.content_type),
-               mode == VolumeMode::kBlock ? "block" : "filesystem",
-               mode == VolumeMode::kBlock ? " " + paths.block_device : " " + paths.data_dir,
-               config.image_size ? std::to_string(*config.image_size) : "unset",
-               config.filesystem_overhead,
-               config.preallocation == Preallocation::kOn ? "on" : "off");
+  spdlog::info(
+      "Source {}, content {}, {} volume{}, requested size {}, filesystem overhead {}, "
+      "preallocation {}",
+      config.source == SourceKind::kBlank ? "none (blank disk)" : RedactUrl(config.endpoint),
+      ContentTypeName(config.content_type), mode == VolumeMode::kBlock ? "block" : "filesystem",
+      mode == VolumeMode::kBlock ? " " + paths.block_device : " " + paths.data_dir,
+      config.image_size ? std::to_string(*config.image_size) : "unset", config.filesystem_overhead,
+      config.preallocation == Preallocation::kOn ? "on" : "off");
   if (config.cache_mode == "TRYNONE") {
     // Writes already bypass most of the page cache: every 32 MiB is pushed
     // to disk and dropped from the cache (pvc/writeback.h).
-    spdlog::info("CACHE_MODE=TRYNONE: writes are flushed and dropped from the page cache as "
-                 "they go");
+    spdlog::info(
+        "CACHE_MODE=TRYNONE: writes are flushed and dropped from the page cache as "
+        "they go");
   }
   if (!config.extra_headers.empty()) {
     spdlog::info("Sending {} extra header(s)", config.extra_headers.size());
@@ -157,11 +159,12 @@ void LogConfiguration(const PodConfig& config, const PodPaths& paths, VolumeMode
 int RunImporterPod(int argc, char** argv) {
   PodPaths paths;
   int verbosity = 1;
-  CLI::App app{"cdi-importer " + std::string(Version()) +
-               ": the importer pod's entrypoint for KubeVirt CDI. Reads CDI's importer environment "
-               "(IMPORTER_SOURCE, IMPORTER_ENDPOINT, ...), imports into the PVC mounted at the data "
-               "directory or the block device, serves the progress metric and writes the "
-               "termination message."};
+  CLI::App app{
+      "cdi-importer " + std::string(Version()) +
+      ": the importer pod's entrypoint for KubeVirt CDI. Reads CDI's importer environment "
+      "(IMPORTER_SOURCE, IMPORTER_ENDPOINT, ...), imports into the PVC mounted at the data "
+      "directory or the block device, serves the progress metric and writes the "
+      "termination message."};
   app.add_option("--data-dir", paths.data_dir, "filesystem volume mount")->capture_default_str();
   app.add_option("--block-device", paths.block_device,
                  "block volume device; when it exists the volume is a block volume")
@@ -180,7 +183,8 @@ int RunImporterPod(int argc, char** argv) {
   app.add_option("--extra-headers-dir", paths.extra_headers_dir,
                  "directory of secret extra headers (<i>/<key> files)")
       ->capture_default_str();
-  app.add_option("--v", verbosity, "log verbosity, klog style (-v=3: debug)")->capture_default_str();
+  app.add_option("--v", verbosity, "log verbosity, klog style (-v=3: debug)")
+      ->capture_default_str();
 
   std::vector<std::string> arguments =
       NormalizeVerbosityArguments(std::vector<std::string>(argv + 1, argv + argc));
@@ -200,9 +204,8 @@ int RunImporterPod(int argc, char** argv) {
   // The metric is served from the start, as CDI's importer does.
   ProgressMetric metric(env.GetOr("OWNER_UID"));
   std::unique_ptr<MetricsServer> metrics;
-  if (auto server = MetricsServer::Start(paths.metrics_address, [&metric] {
-        return metric.Exposition();
-      });
+  if (auto server =
+          MetricsServer::Start(paths.metrics_address, [&metric] { return metric.Exposition(); });
       server.ok()) {
     metrics = std::move(server).value();
     spdlog::info("Serving the progress metric on https://{}/metrics (port {})",
@@ -222,9 +225,8 @@ int RunImporterPod(int argc, char** argv) {
   } else {
     const VolumeMode mode = DetectVolumeMode(paths);
     LogConfiguration(*config, paths, mode);
-    outcome = config->source == SourceKind::kBlank
-                  ? RunBlank(*config, paths, mode, metric)
-                  : RunHttp(*config, paths, mode, metric, cancel);
+    outcome = config->source == SourceKind::kBlank ? RunBlank(*config, paths, mode, metric)
+                                                   : RunHttp(*config, paths, mode, metric, cancel);
   }
 
   Status written = WriteTerminationLog(paths.termination_log, outcome.termination);

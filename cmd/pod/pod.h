@@ -4,8 +4,9 @@
 // secret headers; pod_config.h), serves the progress metric over HTTPS
 // (metrics_server.h), runs the import or creates the blank disk, writes the
 // termination message (termination_message.h) and exits:
-//   0  success: {"scratchSpaceRequired":false,"preallocationApplied":<bool>,"message":"Import Complete"}
-//   0  checksum mismatch: {"message":"Unable to process data: ... checksum mismatch: ..."},
+//   0  success: {"scratchSpaceRequired":false,"preallocationApplied":<bool>,"message":"Import
+//   Complete"} 0  checksum mismatch: {"message":"Unable to process data: ... checksum mismatch:
+//   ..."},
 //      what was written removed (so that the pod does not restart in a loop)
 //   1  any other failure: "Unable to process data: ..." or
 //      "Unable to connect to http data source: ..." as plain text

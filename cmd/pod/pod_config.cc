@@ -43,10 +43,12 @@ std::string Trim(std::string_view text) {
 std::optional<std::string> HeaderLine(std::string_view raw, std::string_view origin) {
   std::string line = Trim(raw);
   // Go's net/http writes line breaks inside a value as spaces.
-  std::replace_if(line.begin(), line.end(), [](char c) { return c == '\r' || c == '\n'; }, ' ');
+  std::replace_if(
+      line.begin(), line.end(), [](char c) { return c == '\r' || c == '\n'; }, ' ');
   size_t colon = line.find(':');
   if (colon == std::string::npos || Trim(line.substr(0, colon)).empty()) {
-    spdlog::warn("ignoring the extra header from {}: it is not of the form \"Name: value\"", origin);
+    spdlog::warn("ignoring the extra header from {}: it is not of the form \"Name: value\"",
+                 origin);
     return std::nullopt;
   }
   return line;
@@ -165,11 +167,12 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
     config.source = SourceKind::kBlank;
   } else if (std::find(std::begin(kOtherSources), std::end(kOtherSources), source) !=
              std::end(kOtherSources)) {
-    return UnsupportedError("Unable to connect to " + source + " data source: IMPORTER_SOURCE=" +
-                            source +
+    return UnsupportedError("Unable to connect to " + source +
+                            " data source: IMPORTER_SOURCE=" + source +
                             " is not supported by this importer, which imports from http and "
                             "https URLs and creates blank disks (none); use CDI's own importer "
-                            "image for " + source + " sources");
+                            "image for " +
+                            source + " sources");
   } else {
     return Refusal("Unknown data source: " + source);
   }
@@ -185,7 +188,8 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
 
   if (std::string size = env.GetOr("IMPORTER_IMAGE_SIZE"); !size.empty()) {
     Result<uint64_t> bytes = pvc::ParseQuantity(size);
-    if (!bytes.ok()) return Refusal("Unable to process data: IMPORTER_IMAGE_SIZE: " + bytes.status().message());
+    if (!bytes.ok())
+      return Refusal("Unable to process data: IMPORTER_IMAGE_SIZE: " + bytes.status().message());
     config.image_size = *bytes;
   }
   // Unset is 0, as in CDI's importer (the controller passes its configured
@@ -249,8 +253,9 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
     config.user = std::move(user);
     config.password = std::move(password);
   } else if (!user.empty() || !password.empty()) {
-    spdlog::warn("only one of IMPORTER_ACCESS_KEY_ID and IMPORTER_SECRET_KEY is set; no basic "
-                 "authentication is sent");
+    spdlog::warn(
+        "only one of IMPORTER_ACCESS_KEY_ID and IMPORTER_SECRET_KEY is set; no basic "
+        "authentication is sent");
   }
 
   for (const auto& [name, value] : env.WithPrefix(kExtraHeaderPrefix)) {
@@ -312,9 +317,8 @@ TargetSpec MakeBlankTarget(const PodConfig& config, const PodPaths& paths, Volum
 
 std::vector<std::string> NormalizeVerbosityArguments(const std::vector<std::string>& arguments) {
   auto is_number = [](std::string_view text) {
-    return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
-      return c >= '0' && c <= '9';
-    });
+    return !text.empty() &&
+           std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
   };
   std::vector<std::string> out;
   for (size_t i = 0; i < arguments.size(); ++i) {

@@ -10,7 +10,8 @@
 //   Unable to connect to <src> data source: ... not supported   (s3, gcs, registry, imageio, vddk)
 //   the PREALLOCATION environment variable is with a wrong value "<v>"; should be "true" or "false"
 //   Unable to connect to http data source: invalid checksum: ...
-//   Unable to process data: IMPORTER_IMAGE_SIZE ... / FILESYSTEM_OVERHEAD ... / Unknown content type: <t>
+//   Unable to process data: IMPORTER_IMAGE_SIZE ... / FILESYSTEM_OVERHEAD ... / Unknown content
+//   type: <t>
 #ifndef CDI_CMD_POD_POD_CONFIG_H_
 #define CDI_CMD_POD_POD_CONFIG_H_
 
@@ -29,12 +30,12 @@ namespace cdi::pod {
 // Paths of the pod's contract: CDI's defaults, overridable by flags for runs
 // outside a pod (tests, debugging).
 struct PodPaths {
-  std::string data_dir = "/data";                       // filesystem volume mount
-  std::string block_device = "/dev/cdi-block-volume";   // block volume device
-  std::string scratch_dir = "/scratch";                 // scratch volume, when mounted
+  std::string data_dir = "/data";                      // filesystem volume mount
+  std::string block_device = "/dev/cdi-block-volume";  // block volume device
+  std::string scratch_dir = "/scratch";                // scratch volume, when mounted
   std::string termination_log = "/dev/termination-log";
-  std::string proxy_cert_dir = "/proxycerts";           // cluster-wide proxy CA bundle
-  std::string extra_headers_dir = "/extraheaders";      // secret extra headers, <i>/<key>
+  std::string proxy_cert_dir = "/proxycerts";       // cluster-wide proxy CA bundle
+  std::string extra_headers_dir = "/extraheaders";  // secret extra headers, <i>/<key>
   std::string metrics_address = ":8443";
 };
 
@@ -68,19 +69,19 @@ VolumeMode DetectVolumeMode(const PodPaths& paths);
 struct PodConfig {
   SourceKind source = SourceKind::kHttp;
   ContentType content_type = ContentType::kDiskImage;
-  std::string endpoint;                       // IMPORTER_ENDPOINT
-  std::optional<uint64_t> image_size;         // IMPORTER_IMAGE_SIZE, bytes
-  double filesystem_overhead = 0.0;           // FILESYSTEM_OVERHEAD
+  std::string endpoint;                // IMPORTER_ENDPOINT
+  std::optional<uint64_t> image_size;  // IMPORTER_IMAGE_SIZE, bytes
+  double filesystem_overhead = 0.0;    // FILESYSTEM_OVERHEAD
   Preallocation preallocation = Preallocation::kOff;
-  TlsVerify tls_verify = TlsVerify::kOn;      // INSECURE_TLS
-  std::string cert_dir;                       // IMPORTER_CERT_DIR
-  std::string user;                           // IMPORTER_ACCESS_KEY_ID
-  std::string password;                       // IMPORTER_SECRET_KEY
+  TlsVerify tls_verify = TlsVerify::kOn;  // INSECURE_TLS
+  std::string cert_dir;                   // IMPORTER_CERT_DIR
+  std::string user;                       // IMPORTER_ACCESS_KEY_ID
+  std::string password;                   // IMPORTER_SECRET_KEY
   // "Name: value" lines: IMPORTER_EXTRA_HEADER_<n>, then the secret files.
   std::vector<std::string> extra_headers;
-  std::string checksum;                       // IMPORTER_CHECKSUM, validated
-  std::string owner_uid;                      // OWNER_UID
-  std::string cache_mode;                     // CACHE_MODE
+  std::string checksum;    // IMPORTER_CHECKSUM, validated
+  std::string owner_uid;   // OWNER_UID
+  std::string cache_mode;  // CACHE_MODE
 };
 
 // Reads the environment (and the secret header files under

@@ -30,8 +30,8 @@ std::string EscapeLabelValue(std::string_view value) {
 std::string FormatPercent(double percent) {
   if (!std::isfinite(percent) || percent <= 0) return "0";
   char buffer[64];
-  auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, percent,
-                                    std::chars_format::fixed);
+  auto [end, error] =
+      std::to_chars(buffer, buffer + sizeof buffer, percent, std::chars_format::fixed);
   if (error != std::errc()) return "0";
   return std::string(buffer, end);
 }
@@ -49,9 +49,9 @@ void ProgressMetric::Update(std::optional<double> fraction) {
 
 std::string ProgressMetric::Exposition() const {
   std::string name(kProgressMetricName);
-  return "# HELP " + name + " The import progress in percentage\n# TYPE " + name +
-         " counter\n" + name + "{ownerUID=\"" + EscapeLabelValue(owner_uid_) + "\"} " +
-         FormatPercent(percent()) + "\n";
+  return "# HELP " + name + " The import progress in percentage\n# TYPE " + name + " counter\n" +
+         name + "{ownerUID=\"" + EscapeLabelValue(owner_uid_) + "\"} " + FormatPercent(percent()) +
+         "\n";
 }
 
 }  // namespace cdi::pod

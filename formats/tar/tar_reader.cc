@@ -112,9 +112,8 @@ bool ChecksumMatches(const Block& block) {
 }
 
 bool IsDecimal(std::string_view text) {
-  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
-    return c >= '0' && c <= '9';
-  });
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 std::optional<uint64_t> ParseDecimal(std::string_view text) {
@@ -139,14 +138,22 @@ std::optional<int64_t> ParsePaxTime(std::string_view text) {
 // What a refused entry type is, for its message.
 std::string RefusedTypeName(char typeflag) {
   switch (typeflag) {
-    case '1': return "a hard link";
-    case '2': return "a symbolic link";
-    case '3': return "a character device";
-    case '4': return "a block device";
-    case '6': return "a FIFO (named pipe)";
-    case 'S': return "a GNU sparse file";
-    case 'M': return "a GNU multi-volume continuation";
-    default: break;
+    case '1':
+      return "a hard link";
+    case '2':
+      return "a symbolic link";
+    case '3':
+      return "a character device";
+    case '4':
+      return "a block device";
+    case '6':
+      return "a FIFO (named pipe)";
+    case 'S':
+      return "a GNU sparse file";
+    case 'M':
+      return "a GNU multi-volume continuation";
+    default:
+      break;
   }
   auto code = static_cast<unsigned char>(typeflag);
   if (code >= 0x20 && code < 0x7f) return "of unknown type '" + std::string(1, typeflag) + "'";
@@ -229,8 +236,8 @@ class TarReader final : public ByteSink {
       }
       return CorruptImageError("the tar archive is truncated inside a header" + AtOffset(offset_));
     }
-    return CorruptImageError("the tar archive is truncated" + AtOffset(offset_) +
-                             " inside entry " + Quote(entry_name_));
+    return CorruptImageError("the tar archive is truncated" + AtOffset(offset_) + " inside entry " +
+                             Quote(entry_name_));
   }
 
  private:
@@ -314,22 +321,22 @@ class TarReader final : public ByteSink {
       case '\0':
       case '7':  // contiguous file: a regular file to everyone but one 1980s system
         // V7 tar marked directories only by a trailing slash.
-        type = !raw_name.empty() && raw_name.back() == '/' ? EntryType::kDirectory
-                                                           : EntryType::kFile;
+        type =
+            !raw_name.empty() && raw_name.back() == '/' ? EntryType::kDirectory : EntryType::kFile;
         break;
       case '5':
       case 'D':  // GNU dumpdir: a directory whose data lists its contents
         type = EntryType::kDirectory;
         break;
       default: {
-        std::string message = "archive entry " + Quote(raw_name) + " is " +
-                              RefusedTypeName(typeflag);
+        std::string message =
+            "archive entry " + Quote(raw_name) + " is " + RefusedTypeName(typeflag);
         if (typeflag == '1' || typeflag == '2') {
-          std::string target = pending.linkpath ? *pending.linkpath : FieldString(block_, kLinkname);
+          std::string target =
+              pending.linkpath ? *pending.linkpath : FieldString(block_, kLinkname);
           message += " (to " + Quote(target) + ")";
         }
-        message +=
-            "; only regular files and directories are extracted from archives: refused";
+        message += "; only regular files and directories are extracted from archives: refused";
         return UnsupportedError(message);
       }
     }
@@ -342,7 +349,8 @@ class TarReader final : public ByteSink {
     entry.path = std::move(path).value();
     entry.type = type;
     entry.size = type == EntryType::kFile ? member_size_ : 0;
-    entry.mode = static_cast<uint32_t>(mode.value_or(type == EntryType::kFile ? 0644 : 0755) & 07777);
+    entry.mode =
+        static_cast<uint32_t>(mode.value_or(type == EntryType::kFile ? 0644 : 0755) & 07777);
     if (pending.mtime) {
       entry.mtime = pending.mtime;
     } else if (std::optional<uint64_t> mtime = ParseNumber(FieldBytes(block_, kMtime));

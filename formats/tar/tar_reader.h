@@ -55,16 +55,16 @@ namespace cdi::formats::tar {
 inline constexpr size_t kBlockSize = 512;
 // Limits on what one entry's metadata may hold.
 inline constexpr size_t kMaxMetadataBytes = 1 << 20;  // a pax header or GNU long name
-inline constexpr size_t kMaxPathBytes = 4095;          // PATH_MAX without its NUL
-inline constexpr size_t kMaxPathDepth = 256;           // components of one path
+inline constexpr size_t kMaxPathBytes = 4095;         // PATH_MAX without its NUL
+inline constexpr size_t kMaxPathDepth = 256;          // components of one path
 
 enum class EntryType { kFile, kDirectory };
 
 struct Entry {
   std::string path;  // normalised, see above; never empty
   EntryType type = EntryType::kFile;
-  uint64_t size = 0;     // kFile: the bytes of data Data() will deliver; kDirectory: 0
-  uint32_t mode = 0644;  // permission bits as archived (07777)
+  uint64_t size = 0;             // kFile: the bytes of data Data() will deliver; kDirectory: 0
+  uint32_t mode = 0644;          // permission bits as archived (07777)
   std::optional<int64_t> mtime;  // seconds since the epoch, when the header holds a valid one
 };
 

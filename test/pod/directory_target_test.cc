@@ -98,10 +98,11 @@ TEST_F(DirectoryTargetTest, TotalIsBoundedBeforeAnythingIsWritten) {
   ASSERT_TRUE(WriteWholeFile(*target, "a", std::string(2 << 20, 'a')).ok());
   Status status = target->BeginFile("b", (1 << 20) + 1, 0644, std::nullopt);
   EXPECT_EQ(status.code(), ErrorCode::kTooSmall);
-  EXPECT_TRUE(Contains(status.message(), "writing " + root_.File("b") + " (1048577 bytes) would "
-                                         "bring the files written to 3145729 bytes, which is "
-                                         "larger than the reported available storage 3145728. "
-                                         "A larger PVC is required"))
+  EXPECT_TRUE(Contains(status.message(), "writing " + root_.File("b") +
+                                             " (1048577 bytes) would "
+                                             "bring the files written to 3145729 bytes, which is "
+                                             "larger than the reported available storage 3145728. "
+                                             "A larger PVC is required"))
       << status.message();
   EXPECT_FALSE(FileExists(root_.File("b")));
   // A file written twice counts once.
@@ -126,8 +127,9 @@ TEST_F(DirectoryTargetTest, NeverFollowsALinkOutOfTheRoot) {
   for (const char* path : {"escape/owned", "escape/deeper/owned", "plain/owned"}) {
     Status status = target->BeginFile(path, 1, 0644, std::nullopt);
     EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument) << path;
-    EXPECT_TRUE(Contains(status.message(), "is not a directory (a file or a symbolic link is in "
-                                           "the way)"))
+    EXPECT_TRUE(Contains(status.message(),
+                         "is not a directory (a file or a symbolic link is in "
+                         "the way)"))
         << status.message();
   }
   Status status = target->BeginFile("escape", 1, 0644, std::nullopt);
@@ -136,7 +138,8 @@ TEST_F(DirectoryTargetTest, NeverFollowsALinkOutOfTheRoot) {
                                              "symbolic link)"))
       << status.message();
   status = target->MakeDirectory("escape", 0755, std::nullopt);
-  EXPECT_TRUE(Contains(status.message(), "already exists and is not a directory")) << status.message();
+  EXPECT_TRUE(Contains(status.message(), "already exists and is not a directory"))
+      << status.message();
   EXPECT_EQ(ListDir(outside.path()), std::vector<std::string>{});
 }
 
@@ -176,10 +179,10 @@ TEST_F(DirectoryTargetTest, CommitSaysItFlushedTheVolume) {
   ASSERT_TRUE(WriteWholeFile(*target, "f", "data").ok());
   ASSERT_TRUE(target->Commit().ok());
   SetLogHandler([](LogLevel, std::string_view) {}, LogLevel::kError);
-  EXPECT_NE(std::find(lines.begin(), lines.end(),
-                      "Successfully completed fsync(" + root_.path() +
-                          ") syscall, committed to disk"),
-            lines.end());
+  EXPECT_NE(
+      std::find(lines.begin(), lines.end(),
+                "Successfully completed fsync(" + root_.path() + ") syscall, committed to disk"),
+      lines.end());
   // Committed: nothing more is accepted, and abort changes nothing.
   EXPECT_EQ(target->BeginFile("g", 1, 0644, std::nullopt).code(), ErrorCode::kInternal);
   target->Abort();
@@ -191,8 +194,8 @@ TEST_F(DirectoryTargetTest, MisuseIsAnInternalError) {
   EXPECT_EQ(target->WriteFile(Bytes("x")).code(), ErrorCode::kInternal);
   ASSERT_TRUE(target->BeginFile("f", 2, 0644, std::nullopt).ok());
   EXPECT_EQ(target->WriteFile(Bytes("abc")).code(), ErrorCode::kInternal);  // past its size
-  EXPECT_EQ(target->EndFile().code(), ErrorCode::kInternal);                 // short
-  EXPECT_EQ(target->Commit().code(), ErrorCode::kInternal);                  // file still open
+  EXPECT_EQ(target->EndFile().code(), ErrorCode::kInternal);                // short
+  EXPECT_EQ(target->Commit().code(), ErrorCode::kInternal);                 // file still open
 }
 
 TEST(OpenDirectoryTarget, RootMustBeADirectory) {

@@ -36,7 +36,8 @@ class PodTlsTest : public ::testing::Test {
   void SetUp() override {
     image_ = MakeRawImage(16, 4, 41);  // 1 MiB
     WriteFile(www_.File("disk.raw"), image_);
-    server_ = std::make_unique<NginxServer>(NginxOptions{.root = www_.path(), .tls = certs_.server});
+    server_ =
+        std::make_unique<NginxServer>(NginxOptions{.root = www_.path(), .tls = certs_.server});
   }
   // A directory as a ConfigMap mount: the key a link into "..data".
   std::string CertDir(const std::string& key) {
@@ -68,7 +69,8 @@ TEST_F(PodTlsTest, CaCertificatesUnderAnyKeyName) {
 TEST_F(PodTlsTest, WithoutTheCaTheServerIsNotTrusted) {
   PodResult r = pod_.Run(HttpImport(server_->Url("/disk.raw")));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(r.termination.starts_with("Unable to connect to http data source: ")) << r.termination;
+  EXPECT_TRUE(r.termination.starts_with("Unable to connect to http data source: "))
+      << r.termination;
   EXPECT_TRUE(Contains(r.termination, TestCertificates::kCaName)) << r.termination;
   EXPECT_EQ(ListDir(pod_.data_dir()), std::vector<std::string>{});
 }
@@ -92,7 +94,8 @@ TEST_F(PodTlsTest, AnUnreadableCertDirIsAConnectionError) {
   PodResult r = pod_.Run(
       HttpImport(server_->Url("/disk.raw"), {{"IMPORTER_CERT_DIR", pod_.work("no-such-dir")}}));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(r.termination.starts_with("Unable to connect to http data source: ")) << r.termination;
+  EXPECT_TRUE(r.termination.starts_with("Unable to connect to http data source: "))
+      << r.termination;
   EXPECT_TRUE(Contains(r.termination, pod_.work("no-such-dir"))) << r.termination;
 }
 
@@ -114,11 +117,11 @@ TEST_F(PodFaultTest, CredentialsAndExtraHeadersReachTheServerAndNoLog) {
   Sh("mkdir -p " + secret + "/..2024_05_01 && ln -s ..2024_05_01 " + secret + "/..data");
   WriteFile(secret + "/..data/token", "X-Secret-Token: t0ps3cret\n");
   Sh("ln -s ..data/token " + secret + "/token");
-  PodResult r = pod_.Run(HttpImport(server.Url("/disk.raw"),
-                                    {{"IMPORTER_ACCESS_KEY_ID", "alice"},
-                                     {"IMPORTER_SECRET_KEY", "pa55word"},
-                                     {"IMPORTER_EXTRA_HEADER_0", "X-Plain: one"},
-                                     {"IMPORTER_EXTRA_HEADER_1", "X-Other: two"}}));
+  PodResult r =
+      pod_.Run(HttpImport(server.Url("/disk.raw"), {{"IMPORTER_ACCESS_KEY_ID", "alice"},
+                                                    {"IMPORTER_SECRET_KEY", "pa55word"},
+                                                    {"IMPORTER_EXTRA_HEADER_0", "X-Plain: one"},
+                                                    {"IMPORTER_EXTRA_HEADER_1", "X-Other: two"}}));
   ASSERT_EQ(r.exit_code, 0) << r.log;
   std::vector<RecordedRequest> requests = server.Requests();
   ASSERT_FALSE(requests.empty());
@@ -136,7 +139,8 @@ TEST_F(PodFaultTest, CredentialsAndExtraHeadersReachTheServerAndNoLog) {
 
 TEST_F(PodFaultTest, HalfACredentialSendsNone) {
   FaultServer server(www_.path());
-  PodResult r = pod_.Run(HttpImport(server.Url("/disk.raw"), {{"IMPORTER_ACCESS_KEY_ID", "alice"}}));
+  PodResult r =
+      pod_.Run(HttpImport(server.Url("/disk.raw"), {{"IMPORTER_ACCESS_KEY_ID", "alice"}}));
   ASSERT_EQ(r.exit_code, 0) << r.log;
   for (const RecordedRequest& request : server.Requests()) {
     EXPECT_FALSE(request.HasHeader("authorization"));
@@ -157,8 +161,8 @@ TEST_F(PodFaultTest, ProxyVariablesReachLibcurl) {
   EXPECT_EQ(requests.back().Header("host"), "images.example.invalid");
   EXPECT_EQ(Sha256File(pod_.data_dir() + "/disk.img"), Sha256Bytes(image_));
   // no_proxy keeps a host away from the proxy: now the name must resolve, and does not.
-  PodResult direct = pod_.Run(HttpImport(url, {{"http_proxy", proxy.Url("")},
-                                               {"no_proxy", "images.example.invalid"}}));
+  PodResult direct = pod_.Run(
+      HttpImport(url, {{"http_proxy", proxy.Url("")}, {"no_proxy", "images.example.invalid"}}));
   EXPECT_EQ(direct.exit_code, 1);
   EXPECT_TRUE(direct.termination.starts_with("Unable to connect to http data source: "))
       << direct.termination;
@@ -167,8 +171,8 @@ TEST_F(PodFaultTest, ProxyVariablesReachLibcurl) {
 
 // Scrapes the metric as CDI's controller does; "" when the pod does not answer.
 std::string ScrapeProgress(uint16_t port) {
-  RunResult r = Run({"curl", "-sk", "--max-time", "5",
-                     "https://127.0.0.1:" + std::to_string(port) + "/metrics"});
+  RunResult r = Run(
+      {"curl", "-sk", "--max-time", "5", "https://127.0.0.1:" + std::to_string(port) + "/metrics"});
   if (r.exit_code != 0) return "";
   EXPECT_NE(r.out.find("# TYPE kubevirt_cdi_import_progress_total counter"), std::string::npos);
   return ControllerProgress(r.out, kOwnerUid);
@@ -176,8 +180,9 @@ std::string ScrapeProgress(uint16_t port) {
 
 TEST_F(PodFaultTest, ProgressMetricRisesWhileASlowImportRuns) {
   // 4 MiB in 128 KiB pieces, one every 0.1 s.
-  FaultServer server(www_.path(),
-                     R"({"/slow.raw": {"file": "disk.raw", "trickle": {"bytes": 131072, "interval": 0.1}}})");
+  FaultServer server(
+      www_.path(),
+      R"({"/slow.raw": {"file": "disk.raw", "trickle": {"bytes": 131072, "interval": 0.1}}})");
   BackgroundProcess importer(pod_.Argv(), pod_.work("pod.log"),
                              pod_.Options(HttpImport(server.Url("/slow.raw"))));
   std::vector<double> seen;
@@ -198,11 +203,12 @@ TEST_F(PodFaultTest, ProgressMetricRisesWhileASlowImportRuns) {
 }
 
 TEST_F(PodFaultTest, SigtermCancelsAndLeavesNothing) {
-  FaultServer server(www_.path(),
-                     R"({"/slow.raw": {"file": "disk.raw", "trickle": {"bytes": 65536, "interval": 0.5}}})");
-  BackgroundProcess importer(pod_.Argv(), pod_.work("pod.log"),
-                             pod_.Options(HttpImport(server.Url("/slow.raw"),
-                                                     {{"IMPORTER_IMAGE_SIZE", "64Mi"}})));
+  FaultServer server(
+      www_.path(),
+      R"({"/slow.raw": {"file": "disk.raw", "trickle": {"bytes": 65536, "interval": 0.5}}})");
+  BackgroundProcess importer(
+      pod_.Argv(), pod_.work("pod.log"),
+      pod_.Options(HttpImport(server.Url("/slow.raw"), {{"IMPORTER_IMAGE_SIZE", "64Mi"}})));
   // Wait until data is arriving (the metric moves), then stop the pod as kubelet does.
   while (true) {
     ASSERT_EQ(importer.Wait(std::chrono::milliseconds(0)), -1) << ReadFile(pod_.work("pod.log"));

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -35,7 +36,8 @@ struct TreeFile {
 struct Site {
   Site() : image(MakeRawImage(64, 4, 31)) {  // 4 MiB, a quarter zero blocks
     WriteFile(www.File("disk.raw"), image);
-    Sh("cd " + www.path() + " && gzip -1 -k disk.raw && qemu-img convert -f raw -O qcow2 disk.raw "
+    Sh("cd " + www.path() +
+       " && gzip -1 -k disk.raw && qemu-img convert -f raw -O qcow2 disk.raw "
        "disk.qcow2 && gzip -1 disk.qcow2");
     tree = {{"README.txt", "read me\n", "644"},
             {"vm/disk.img", RandomBytes(200000, 7) + std::string(131072, '\0') + "end", "600"},
@@ -71,7 +73,8 @@ with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as t:
     if kind == "fifo": add(t, "pipe", type=tarfile.FIFOTYPE)
     if kind == "large": add(t, "big.bin", bytes(2 << 20))
 )");
-    for (const char* kind : {"absolute", "dotdot", "symlink", "hardlink", "device", "fifo", "large"}) {
+    for (const char* kind :
+         {"absolute", "dotdot", "symlink", "hardlink", "device", "fifo", "large"}) {
       Sh("python3 " + www.File("hostile.py") + " " + kind + " " +
          www.File(std::string(kind) + ".tar") + " " + outside.path());
     }
@@ -120,8 +123,8 @@ Site* PodTest::site_ = nullptr;
 // Disk images into a filesystem volume
 
 TEST_F(PodTest, DiskImageIntoAFilesystemVolume) {
-  PodResult r = pod_.Run(Http("/disk.raw", {{"IMPORTER_IMAGE_SIZE", "64Mi"},
-                                            {"FILESYSTEM_OVERHEAD", "0"}}));
+  PodResult r =
+      pod_.Run(Http("/disk.raw", {{"IMPORTER_IMAGE_SIZE", "64Mi"}, {"FILESYSTEM_OVERHEAD", "0"}}));
   ASSERT_EQ(r.exit_code, 0) << r.log;
   EXPECT_EQ(r.termination, kSuccess);
   std::string disk = pod_.data_dir() + "/disk.img";
@@ -130,8 +133,8 @@ TEST_F(PodTest, DiskImageIntoAFilesystemVolume) {
   EXPECT_EQ(Sha256File(disk, Image().size()), Sha256Bytes(Image()));
   EXPECT_EQ(DataExtents(disk), NonZeroExtents(Image()));  // sparse
   EXPECT_EQ(Sh("stat -c %a " + disk), "660\n");
-  EXPECT_TRUE(Contains(r.log, "Successfully completed fsync(" + disk +
-                                  ") syscall, committed to disk"))
+  EXPECT_TRUE(
+      Contains(r.log, "Successfully completed fsync(" + disk + ") syscall, committed to disk"))
       << r.log;
 }
 
@@ -144,8 +147,8 @@ TEST_F(PodTest, CompressedQcow2IsConvertedToRaw) {
 }
 
 TEST_F(PodTest, PreallocationAllocatesTheWholeDiskAndSaysSo) {
-  PodResult r = pod_.Run(Http("/disk.raw.gz", {{"IMPORTER_IMAGE_SIZE", "16Mi"},
-                                               {"PREALLOCATION", "true"}}));
+  PodResult r =
+      pod_.Run(Http("/disk.raw.gz", {{"IMPORTER_IMAGE_SIZE", "16Mi"}, {"PREALLOCATION", "true"}}));
   ASSERT_EQ(r.exit_code, 0) << r.log;
   EXPECT_EQ(r.termination, kSuccessPreallocated);
   EXPECT_GE(AllocatedBytes(pod_.data_dir() + "/disk.img"), 16u << 20);
@@ -153,8 +156,8 @@ TEST_F(PodTest, PreallocationAllocatesTheWholeDiskAndSaysSo) {
 }
 
 TEST_F(PodTest, OverheadWorkedExampleGivesExactly10Gi) {
-  PodResult r = pod_.Run(Http("/disk.raw", {{"IMPORTER_IMAGE_SIZE", "11381663335"},
-                                            {"FILESYSTEM_OVERHEAD", "0.06"}}));
+  PodResult r = pod_.Run(
+      Http("/disk.raw", {{"IMPORTER_IMAGE_SIZE", "11381663335"}, {"FILESYSTEM_OVERHEAD", "0.06"}}));
   if (r.exit_code == 1 && Contains(r.termination, "reported available storage")) {
     GTEST_SKIP() << "not enough free space here for a 10 GiB sparse file: " << r.termination;
   }
@@ -181,8 +184,8 @@ TEST_F(PodTest, FreeSpaceOfASmallVolumeBoundsTheDisk) {
   ScopedMount volume({"-t", "tmpfs", "-o", "size=64m", "tmpfs"}, pod_.data_dir());
   const uint64_t free_bytes = FreeBytes(pod_.data_dir());
   // The PVC asked for 1Gi, but the volume holds 64 MiB: the free space wins.
-  PodResult r = pod_.Run(Http("/disk.raw.gz", {{"IMPORTER_IMAGE_SIZE", "1Gi"},
-                                               {"FILESYSTEM_OVERHEAD", "0.06"}}));
+  PodResult r = pod_.Run(
+      Http("/disk.raw.gz", {{"IMPORTER_IMAGE_SIZE", "1Gi"}, {"FILESYSTEM_OVERHEAD", "0.06"}}));
   ASSERT_EQ(r.exit_code, 0) << r.log;
   EXPECT_EQ(FileSize(pod_.data_dir() + "/disk.img"), UsableAt6Percent(free_bytes));
   EXPECT_EQ(FileSize(pod_.data_dir() + "/disk.img"), 60u << 20);
@@ -193,8 +196,8 @@ TEST_F(PodTest, TooSmallVolumeFailsWithCdisMessage) {
   CDI_SKIP_UNLESS_MOUNT();
   ScopedMount volume({"-t", "tmpfs", "-o", "size=3m", "tmpfs"}, pod_.data_dir());
   ASSERT_EQ(UsableAt6Percent(FreeBytes(pod_.data_dir())), 2u << 20);
-  PodResult r = pod_.Run(Http("/disk.raw", {{"IMPORTER_IMAGE_SIZE", "1Gi"},
-                                            {"FILESYSTEM_OVERHEAD", "0.06"}}));
+  PodResult r = pod_.Run(
+      Http("/disk.raw", {{"IMPORTER_IMAGE_SIZE", "1Gi"}, {"FILESYSTEM_OVERHEAD", "0.06"}}));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.termination,
             "Unable to process data: Unable to transfer source data to target file: virtual image "
@@ -206,8 +209,10 @@ TEST_F(PodTest, TooSmallVolumeFailsWithCdisMessage) {
 TEST_F(PodTest, HttpErrorsAreConnectionErrors) {
   PodResult r = pod_.Run(Http("/missing.raw"));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(r.termination.starts_with("Unable to connect to http data source: HTTP 404 Not Found "
-                                        "from " + Url("/missing.raw")))
+  EXPECT_TRUE(
+      r.termination.starts_with("Unable to connect to http data source: HTTP 404 Not Found "
+                                "from " +
+                                Url("/missing.raw")))
       << r.termination;
   EXPECT_EQ(DataDir(), std::vector<std::string>{});
 }
@@ -219,15 +224,15 @@ TEST_F(PodTest, DiskImageOntoABlockVolume) {
   CDI_SKIP_UNLESS_LOOP_DEVICES();
   LoopDevice device({.size = 8 << 20, .fill = 0xAA});
   pod_.block_device = device.path();
-  PodResult r = pod_.Run(Http("/disk.raw.gz", {{"PREALLOCATION", "true"},
-                                               {"IMPORTER_IMAGE_SIZE", "8Mi"}}));
+  PodResult r =
+      pod_.Run(Http("/disk.raw.gz", {{"PREALLOCATION", "true"}, {"IMPORTER_IMAGE_SIZE", "8Mi"}}));
   ASSERT_EQ(r.exit_code, 0) << r.log;
   EXPECT_EQ(r.termination, kSuccessPreallocated);
   // The image, then zeros where the stale bytes were: nothing old shows through.
   EXPECT_EQ(Sha256File(device.path()),
             Sha256Bytes(Image() + std::string((8 << 20) - Image().size(), '\0')));
-  EXPECT_TRUE(Contains(r.log, "Successfully completed fsync(" + device.path() +
-                                  ") syscall, committed to disk"))
+  EXPECT_TRUE(Contains(
+      r.log, "Successfully completed fsync(" + device.path() + ") syscall, committed to disk"))
       << r.log;
   EXPECT_EQ(DataDir(), std::vector<std::string>{});
 }
@@ -260,13 +265,13 @@ TEST_F(PodTest, ChecksumOfTheBytesAsServedIsVerified) {
 TEST_F(PodTest, ChecksumMismatchExitsZeroAndLeavesNothing) {
   std::string sha256 = Sha256File(site_->www.File("disk.raw.gz"));
   std::string wrong(64, '0');
-  PodResult r = pod_.Run(Http("/disk.raw.gz", {{"IMPORTER_CHECKSUM", "sha256:" + wrong},
-                                               {"IMPORTER_IMAGE_SIZE", "64Mi"}}));
+  PodResult r = pod_.Run(Http(
+      "/disk.raw.gz", {{"IMPORTER_CHECKSUM", "sha256:" + wrong}, {"IMPORTER_IMAGE_SIZE", "64Mi"}}));
   EXPECT_EQ(r.exit_code, 0) << r.log;  // the pod must not restart for the same bytes
   EXPECT_EQ(r.termination,
             "{\"message\":\"Unable to process data: Unable to transfer source data to target file: "
-            "checksum validation failed: checksum mismatch: expected sha256:" + wrong +
-                ", calculated sha256:" + sha256 + "\"}");
+            "checksum validation failed: checksum mismatch: expected sha256:" +
+                wrong + ", calculated sha256:" + sha256 + "\"}");
   EXPECT_EQ(DataDir(), std::vector<std::string>{});
 }
 
@@ -311,8 +316,10 @@ TEST_F(PodTest, BadVariablesFailWithTheirMessage) {
 // Blank disks
 
 TEST_F(PodTest, BlankDiskIsASparseFileOfTheUsableSize) {
-  PodResult r = pod_.Run({{"IMPORTER_SOURCE", "none"}, {"IMPORTER_IMAGE_SIZE", "1Gi"},
-                          {"FILESYSTEM_OVERHEAD", "0.06"}, {"PREALLOCATION", "false"}});
+  PodResult r = pod_.Run({{"IMPORTER_SOURCE", "none"},
+                          {"IMPORTER_IMAGE_SIZE", "1Gi"},
+                          {"FILESYSTEM_OVERHEAD", "0.06"},
+                          {"PREALLOCATION", "false"}});
   ASSERT_EQ(r.exit_code, 0) << r.log;
   EXPECT_EQ(r.termination, R"({"preallocationApplied":false,"message":"Import Complete"})");
   std::string disk = pod_.data_dir() + "/disk.img";
@@ -323,8 +330,8 @@ TEST_F(PodTest, BlankDiskIsASparseFileOfTheUsableSize) {
 }
 
 TEST_F(PodTest, PreallocatedBlankDiskIsAllocated) {
-  PodResult r = pod_.Run({{"IMPORTER_SOURCE", "none"}, {"IMPORTER_IMAGE_SIZE", "16Mi"},
-                          {"PREALLOCATION", "true"}});
+  PodResult r = pod_.Run(
+      {{"IMPORTER_SOURCE", "none"}, {"IMPORTER_IMAGE_SIZE", "16Mi"}, {"PREALLOCATION", "true"}});
   ASSERT_EQ(r.exit_code, 0) << r.log;
   EXPECT_EQ(r.termination, R"({"preallocationApplied":true,"message":"Import Complete"})");
   EXPECT_EQ(FileSize(pod_.data_dir() + "/disk.img"), 16u << 20);
@@ -335,15 +342,16 @@ TEST_F(PodTest, BlankBlockVolumeIsZeroed) {
   CDI_SKIP_UNLESS_LOOP_DEVICES();
   LoopDevice device({.size = 4 << 20, .fill = 0xAA});
   pod_.block_device = device.path();
-  PodResult r = pod_.Run({{"IMPORTER_SOURCE", "none"}, {"IMPORTER_IMAGE_SIZE", "4Mi"},
-                          {"PREALLOCATION", "false"}});
+  PodResult r = pod_.Run(
+      {{"IMPORTER_SOURCE", "none"}, {"IMPORTER_IMAGE_SIZE", "4Mi"}, {"PREALLOCATION", "false"}});
   ASSERT_EQ(r.exit_code, 0) << r.log;
   EXPECT_EQ(r.termination, R"({"preallocationApplied":false,"message":"Import Complete"})");
   EXPECT_EQ(Sha256File(device.path()), Sha256Bytes(std::string(4 << 20, '\0')));
 }
 
 TEST_F(PodTest, BlankArchiveIsRefused) {
-  PodResult r = pod_.Run({{"IMPORTER_SOURCE", "none"}, {"IMPORTER_CONTENTTYPE", "archive"},
+  PodResult r = pod_.Run({{"IMPORTER_SOURCE", "none"},
+                          {"IMPORTER_CONTENTTYPE", "archive"},
                           {"IMPORTER_IMAGE_SIZE", "1Gi"}});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.termination, "Cannot create empty disk with content type archive");
@@ -353,10 +361,70 @@ TEST_F(PodTest, BlankArchiveIsRefused) {
 TEST_F(PodTest, BlankDiskLargerThanTheVolumeIsCutToItsFreeSpace) {
   CDI_SKIP_UNLESS_MOUNT();
   ScopedMount volume({"-t", "tmpfs", "-o", "size=8m", "tmpfs"}, pod_.data_dir());
-  PodResult r = pod_.Run({{"IMPORTER_SOURCE", "none"}, {"IMPORTER_IMAGE_SIZE", "1Gi"},
+  PodResult r = pod_.Run({{"IMPORTER_SOURCE", "none"},
+                          {"IMPORTER_IMAGE_SIZE", "1Gi"},
                           {"FILESYSTEM_OVERHEAD", "0.06"}});
   ASSERT_EQ(r.exit_code, 0) << r.log;
   EXPECT_EQ(FileSize(pod_.data_dir() + "/disk.img"), 7u << 20);  // RoundDown(8Mi / 1.06, 1Mi)
+}
+
+TEST_F(PodTest, BlankDiskOnAFullVolumeFails) {
+  CDI_SKIP_UNLESS_MOUNT();
+  // 512 KiB less 6% rounds down to 0 MiB: no room at all.
+  ScopedMount volume({"-t", "tmpfs", "-o", "size=512k", "tmpfs"}, pod_.data_dir());
+  PodResult r = pod_.Run({{"IMPORTER_SOURCE", "none"},
+                          {"IMPORTER_IMAGE_SIZE", "1Gi"},
+                          {"FILESYSTEM_OVERHEAD", "0.06"}});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.termination, "Unable to create blank image: no room for a blank disk image at " +
+                               pod_.data_dir() +
+                               "/disk.img: any size is larger than the reported available "
+                               "storage 0. A larger PVC is required");
+  EXPECT_EQ(DataDir(), std::vector<std::string>{});
+}
+
+// ---------------------------------------------------------------------------
+// The pod's own plumbing
+
+TEST_F(PodTest, AnUnwritableTerminationLogFailsTheImport) {
+  PodHarness pod;
+  std::vector<std::string> argv = pod.Argv();
+  auto log = std::find(argv.begin(), argv.end(), "--termination-log");
+  *(log + 1) = pod.work("no-such-dir/termination-log");
+  RunResult r = test::Run(argv, pod.Options(Http("/disk.raw")));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(Contains(r.err, "cannot write the termination message to " +
+                                  pod.work("no-such-dir/termination-log") +
+                                  ": No such file or directory"))
+      << r.err;
+}
+
+TEST_F(PodTest, ABusyMetricsPortDoesNotStopTheImport) {
+  BackgroundProcess holder({"python3", "-c",
+                            "import socket,time; s=socket.socket(); s.bind(('127.0.0.1'," +
+                                std::to_string(pod_.metrics_port) +
+                                ")); s.listen(1); print('listening', flush=True); time.sleep(60)"},
+                           pod_.work("holder.log"));
+  while (!FileExists(pod_.work("holder.log")) ||
+         !Contains(ReadFile(pod_.work("holder.log")), "listening")) {
+    ASSERT_EQ(holder.Wait(std::chrono::milliseconds(20)), -1) << ReadFile(pod_.work("holder.log"));
+  }
+  PodResult r = pod_.Run(Http("/disk.raw"));
+  ASSERT_EQ(r.exit_code, 0) << r.log;
+  EXPECT_EQ(r.termination, kSuccess);
+  EXPECT_TRUE(Contains(
+      r.log, "no progress metric: cannot listen on 127.0.0.1:" + std::to_string(pod_.metrics_port) +
+                 " for metrics: Address already in use"))
+      << r.log;
+}
+
+TEST_F(PodTest, UnknownFlagsAreUsageErrors) {
+  RunResult r = test::Run({BinDir() + "/cdi-importer", "--no-such-flag"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(Contains(r.err, "--no-such-flag")) << r.err;
+  RunResult help = test::Run({BinDir() + "/cdi-importer", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_TRUE(Contains(help.out, "--metrics-address")) << help.out;
 }
 
 // ---------------------------------------------------------------------------
@@ -366,7 +434,8 @@ TEST_F(PodTest, ArchivesAreExtractedIntoTheVolume) {
   for (const char* name : {"/tree.tar", "/tree.tar.gz"}) {
     PodHarness pod;
     // Preallocation never applies to archives, as in CDI.
-    PodResult r = pod.Run(Archive(name, {{"PREALLOCATION", "true"}, {"FILESYSTEM_OVERHEAD", "0.06"},
+    PodResult r = pod.Run(Archive(name, {{"PREALLOCATION", "true"},
+                                         {"FILESYSTEM_OVERHEAD", "0.06"},
                                          {"IMPORTER_IMAGE_SIZE", "1Gi"}}));
     ASSERT_EQ(r.exit_code, 0) << name << r.log;
     EXPECT_EQ(r.termination, kSuccess) << name;
@@ -380,8 +449,8 @@ TEST_F(PodTest, ArchivesAreExtractedIntoTheVolume) {
     EXPECT_EQ(ListDir(pod.data_dir() + "/vm/empty"), std::vector<std::string>{});
     // The zero run inside vm/disk.img stayed a hole.
     EXPECT_LT(AllocatedBytes(pod.data_dir() + "/vm/disk.img"), 200000u + 131072u);
-    EXPECT_TRUE(Contains(r.log, "Successfully completed fsync(" + pod.data_dir() +
-                                    ") syscall, committed to disk"))
+    EXPECT_TRUE(Contains(
+        r.log, "Successfully completed fsync(" + pod.data_dir() + ") syscall, committed to disk"))
         << r.log;
   }
 }
@@ -407,8 +476,8 @@ TEST_F(PodTest, HostileArchivesAreRefusedByNameAndLeaveNothing) {
                     "is required"},
   };
   for (const Case& c : cases) {
-    PodResult r = pod_.Run(Archive(std::string("/") + c.name + ".tar",
-                                   {{"IMPORTER_IMAGE_SIZE", "1Mi"}}));
+    PodResult r =
+        pod_.Run(Archive(std::string("/") + c.name + ".tar", {{"IMPORTER_IMAGE_SIZE", "1Mi"}}));
     EXPECT_EQ(r.exit_code, 1) << c.name;
     EXPECT_TRUE(r.termination.starts_with(prefix + c.expected)) << c.name << ": " << r.termination;
     // good.txt and subdir/ came first and were extracted: they are gone again.
@@ -426,8 +495,8 @@ TEST_F(PodTest, ArchiveChecksumMismatchRemovesWhatWasExtracted) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.termination,
             "{\"message\":\"Unable to process data: Unable to transfer source data to target "
-            "directory: checksum validation failed: checksum mismatch: expected md5:" + wrong +
-                ", calculated md5:" + md5 + "\"}");
+            "directory: checksum validation failed: checksum mismatch: expected md5:" +
+                wrong + ", calculated md5:" + md5 + "\"}");
   EXPECT_EQ(DataDir(), std::vector<std::string>{});
 }
 
@@ -439,7 +508,8 @@ TEST_F(PodTest, ArchiveOntoABlockVolumeIsRefused) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.termination,
             "Unable to process data: archive content (IMPORTER_CONTENTTYPE=archive) is extracted "
-            "into a filesystem volume, and this pod has a block volume (" + device.path() + ")");
+            "into a filesystem volume, and this pod has a block volume (" +
+                device.path() + ")");
   EXPECT_EQ(Sha256File(device.path()), Sha256Bytes(std::string(4 << 20, '\xAA')));
 }
 

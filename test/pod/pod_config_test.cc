@@ -133,9 +133,12 @@ TEST_F(PodConfigTest, BadValuesGetCdisMessages) {
 }
 
 TEST_F(PodConfigTest, GoBooleans) {
-  for (const char* yes : {"1", "t", "T", "TRUE", "true", "True"}) EXPECT_EQ(pod::ParseGoBool(yes), true);
-  for (const char* no : {"0", "f", "F", "FALSE", "false", "False"}) EXPECT_EQ(pod::ParseGoBool(no), false);
-  for (const char* bad : {"", "yes", "tRUE", " true", "2"}) EXPECT_FALSE(pod::ParseGoBool(bad)) << bad;
+  for (const char* yes : {"1", "t", "T", "TRUE", "true", "True"})
+    EXPECT_EQ(pod::ParseGoBool(yes), true);
+  for (const char* no : {"0", "f", "F", "FALSE", "false", "False"})
+    EXPECT_EQ(pod::ParseGoBool(no), false);
+  for (const char* bad : {"", "yes", "tRUE", " true", "2"})
+    EXPECT_FALSE(pod::ParseGoBool(bad)) << bad;
   // INSECURE_TLS that is not a boolean keeps verification on (CDI ignores it too).
   EXPECT_EQ(ParseHttp({"INSECURE_TLS=yes"})->tls_verify, TlsVerify::kOn);
 }
@@ -173,11 +176,27 @@ TEST_F(PodConfigTest, ExtraHeadersFromVariablesThenSecretFiles) {
                                       "Authorization: Bearer abc", "X-B: two"}));
 }
 
+TEST_F(PodConfigTest, UnreadableSecretHeadersAreConnectionErrors) {
+  WriteFile(paths_.extra_headers_dir, "a file where the mount should be");
+  EXPECT_EQ(Refusal({"IMPORTER_ENDPOINT=http://h/"}),
+            "Unable to connect to http data source: Error getting extra headers for HTTP client: "
+            "cannot list " +
+                paths_.extra_headers_dir + ": Not a directory");
+  Sh("rm " + paths_.extra_headers_dir + " && mkdir -p " + paths_.extra_headers_dir +
+     "/0 && ln -s "
+     "missing-target " +
+     paths_.extra_headers_dir + "/0/token");
+  EXPECT_EQ(Refusal({"IMPORTER_ENDPOINT=http://h/"}),
+            "Unable to connect to http data source: Error getting extra headers for HTTP client: "
+            "cannot read " +
+                paths_.extra_headers_dir + "/0/token");
+}
+
 TEST_F(PodConfigTest, ImportSpecForEachVolume) {
-  auto config = ParseHttp({"IMPORTER_IMAGE_SIZE=1Gi", "FILESYSTEM_OVERHEAD=0.06",
-                           "PREALLOCATION=true", "IMPORTER_CERT_DIR=/certs",
-                           "IMPORTER_EXTRA_HEADER_0=X-A: a", "IMPORTER_ACCESS_KEY_ID=u",
-                           "IMPORTER_SECRET_KEY=p", "IMPORTER_CHECKSUM=md5:" + std::string(32, '0')});
+  auto config = ParseHttp(
+      {"IMPORTER_IMAGE_SIZE=1Gi", "FILESYSTEM_OVERHEAD=0.06", "PREALLOCATION=true",
+       "IMPORTER_CERT_DIR=/certs", "IMPORTER_EXTRA_HEADER_0=X-A: a", "IMPORTER_ACCESS_KEY_ID=u",
+       "IMPORTER_SECRET_KEY=p", "IMPORTER_CHECKSUM=md5:" + std::string(32, '0')});
   ASSERT_TRUE(config.ok());
   Sh("mkdir " + dir_.File("proxycerts") + " " + dir_.File("scratch"));
 
@@ -225,8 +244,8 @@ TEST_F(PodConfigTest, EnvironmentLookups) {
   EXPECT_EQ(env.Get("A"), "3");
   EXPECT_EQ(env.Get("EMPTY"), "");
   EXPECT_FALSE(env.Get("MISSING").has_value());
-  EXPECT_EQ(env.WithPrefix("P_"), (std::vector<std::pair<std::string, std::string>>{
-                                      {"P_1", "x"}, {"P_0", "y"}}));
+  EXPECT_EQ(env.WithPrefix("P_"),
+            (std::vector<std::pair<std::string, std::string>>{{"P_1", "x"}, {"P_0", "y"}}));
 }
 
 TEST(VerbosityArguments, KlogFormsBecomeFlags) {

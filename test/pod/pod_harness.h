@@ -25,12 +25,25 @@ struct PodResult {
 // Variables of CDI's contract (and proxies) that a test environment might
 // hold: cleared for every run unless the test sets them.
 inline const std::vector<std::string>& PodVariables() {
-  static const std::vector<std::string> kNames = {
-      "IMPORTER_SOURCE", "IMPORTER_ENDPOINT", "IMPORTER_CONTENTTYPE", "IMPORTER_IMAGE_SIZE",
-      "FILESYSTEM_OVERHEAD", "PREALLOCATION", "INSECURE_TLS", "IMPORTER_CERT_DIR",
-      "IMPORTER_ACCESS_KEY_ID", "IMPORTER_SECRET_KEY", "IMPORTER_CHECKSUM", "OWNER_UID",
-      "CACHE_MODE", "IMPORTER_PULL_METHOD", "http_proxy", "https_proxy", "HTTPS_PROXY",
-      "all_proxy", "ALL_PROXY"};
+  static const std::vector<std::string> kNames = {"IMPORTER_SOURCE",
+                                                  "IMPORTER_ENDPOINT",
+                                                  "IMPORTER_CONTENTTYPE",
+                                                  "IMPORTER_IMAGE_SIZE",
+                                                  "FILESYSTEM_OVERHEAD",
+                                                  "PREALLOCATION",
+                                                  "INSECURE_TLS",
+                                                  "IMPORTER_CERT_DIR",
+                                                  "IMPORTER_ACCESS_KEY_ID",
+                                                  "IMPORTER_SECRET_KEY",
+                                                  "IMPORTER_CHECKSUM",
+                                                  "OWNER_UID",
+                                                  "CACHE_MODE",
+                                                  "IMPORTER_PULL_METHOD",
+                                                  "http_proxy",
+                                                  "https_proxy",
+                                                  "HTTPS_PROXY",
+                                                  "all_proxy",
+                                                  "ALL_PROXY"};
   return kNames;
 }
 
@@ -53,13 +66,20 @@ class PodHarness {
 
   std::vector<std::string> Argv() const {
     return {BinDir() + "/cdi-importer",
-            "--data-dir", data_dir(),
-            "--block-device", block_device,
-            "--scratch-dir", work_.File("scratch"),
-            "--termination-log", termination_log(),
-            "--metrics-address", "127.0.0.1:" + std::to_string(metrics_port),
-            "--proxy-cert-dir", proxy_cert_dir,
-            "--extra-headers-dir", extra_headers_dir,
+            "--data-dir",
+            data_dir(),
+            "--block-device",
+            block_device,
+            "--scratch-dir",
+            work_.File("scratch"),
+            "--termination-log",
+            termination_log(),
+            "--metrics-address",
+            "127.0.0.1:" + std::to_string(metrics_port),
+            "--proxy-cert-dir",
+            proxy_cert_dir,
+            "--extra-headers-dir",
+            extra_headers_dir,
             "-v=1"};
   }
 

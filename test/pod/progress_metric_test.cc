@@ -101,8 +101,8 @@ TEST_F(MetricsServerTest, ServesTheMetricOverTlsWithASelfSignedCertificate) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Scrape(r.out, "owner-1"), "12.5");
   EXPECT_NE(r.out.find("# TYPE kubevirt_cdi_import_progress_total counter\n"), std::string::npos);
-  EXPECT_NE(r.err.find("Content-Type: text/plain; version=0.0.4; charset=utf-8"),
-            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Content-Type: text/plain; version=0.0.4; charset=utf-8"), std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find("subject: CN=cdi-importer"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("issuer: CN=cdi-importer"), std::string::npos) << r.err;
   // Verification fails without -k: nobody trusts the certificate, as in CDI.
@@ -127,11 +127,11 @@ TEST_F(MetricsServerTest, ASilentClientHoldsOthersUpOnlyForItsBudget) {
   // A plain TCP client that never speaks TLS: dropped after its 5 seconds,
   // then the next scrape is served.
   TempDir dir;
-  BackgroundProcess silent({"python3", "-c",
-                            "import socket,time; s=socket.create_connection(('127.0.0.1'," +
-                                std::to_string(server_->port()) +
-                                ")); print('connected', flush=True); time.sleep(60)"},
-                           dir.File("silent.log"));
+  BackgroundProcess silent(
+      {"python3", "-c",
+       "import socket,time; s=socket.create_connection(('127.0.0.1'," +
+           std::to_string(server_->port()) + ")); print('connected', flush=True); time.sleep(60)"},
+      dir.File("silent.log"));
   while (ReadFile(dir.File("silent.log")).find("connected") == std::string::npos) {
     ASSERT_EQ(silent.Wait(std::chrono::milliseconds(20)), -1) << "the silent client ended";
   }

@@ -91,7 +91,9 @@ class TarBuilder {
   }
   TarBuilder& GnuLongName(const std::string& name) {
     std::string data = name + '\0';
-    return Header({.name = "././@LongLink", .typeflag = 'L', .size = data.size(),
+    return Header({.name = "././@LongLink",
+                   .typeflag = 'L',
+                   .size = data.size(),
                    .magic = TarMagic::kGnu})
         .Data(data);
   }

@@ -104,8 +104,8 @@ TEST_P(GnuTarArchives, EveryEntryArrivesWhateverTheChunkSize) {
   Sh(std::string("tar --format=") + GetParam() + " -C " + tree_.path() + " -cf " + archive_path +
      " vm");
   const std::string archive = ReadFile(archive_path);
-  for (size_t chunk : {size_t{1}, size_t{511}, size_t{512}, size_t{513}, size_t{65536},
-                       archive.size()}) {
+  for (size_t chunk :
+       {size_t{1}, size_t{511}, size_t{512}, size_t{513}, size_t{65536}, archive.size()}) {
     RecordingWriter writer;
     ASSERT_TRUE(Read(archive, chunk, writer).ok()) << GetParam() << " chunk " << chunk;
     std::vector<std::string> paths = Paths(writer);
@@ -145,7 +145,8 @@ TEST(TarReader, UstarPrefixAndV7DirectoriesAndTheRootEntry) {
   tar.End();
   RecordingWriter writer;
   ASSERT_TRUE(ReadAll(tar.bytes, writer).ok());
-  ASSERT_EQ(Paths(writer), (std::vector<std::string>{"old-style-dir", "deep/er/file.txt", "a/b/c"}));
+  ASSERT_EQ(Paths(writer),
+            (std::vector<std::string>{"old-style-dir", "deep/er/file.txt", "a/b/c"}));
   EXPECT_EQ(writer.entries[0].type, EntryType::kDirectory);
   EXPECT_EQ(writer.entries[1].data, "abc");
 }
@@ -215,8 +216,7 @@ std::vector<Refusal> Refusals() {
       {"'pipe' is a FIFO"}, ErrorCode::kUnsupported);
   add("GNU sparse", std::move(TarBuilder().Header({.name = "sparse", .typeflag = 'S'})),
       {"'sparse' is a GNU sparse file"}, ErrorCode::kUnsupported);
-  add("pax sparse",
-      std::move(TarBuilder().Pax(PaxRecord("GNU.sparse.major", "1")).File("s", "x")),
+  add("pax sparse", std::move(TarBuilder().Pax(PaxRecord("GNU.sparse.major", "1")).File("s", "x")),
       {"GNU sparse file", "GNU.sparse.major"}, ErrorCode::kUnsupported);
   add("unknown type", std::move(TarBuilder().Header({.name = "odd", .typeflag = 'Z'})),
       {"'odd' is of unknown type 'Z'"}, ErrorCode::kUnsupported);
@@ -264,7 +264,8 @@ TEST(TarReader, DamageAndTruncation) {
   const std::vector<Case> cases = {
       {"empty", "", "the archive is empty"},
       {"not a tar", std::string(4096, 'Q'), "is not a tar archive"},
-      {"cut inside the data", tar.substr(0, 1000), "truncated (archive offset 1000) inside entry 'a.bin'"},
+      {"cut inside the data", tar.substr(0, 1000),
+       "truncated (archive offset 1000) inside entry 'a.bin'"},
       {"cut inside a header", tar.substr(0, 300), "truncated inside a header"},
       {"no end marker", tar.substr(0, 512 + 2048), "ends without its end-of-archive marker"},
       {"something appended", tar + TarBuilder().File("b", "b").End().bytes,

@@ -18,10 +18,11 @@ using pod::TerminationMessage;
 using pod::ToJson;
 
 TEST(TerminationMessage, SuccessIsCdisJsonInCdisFieldOrder) {
-  EXPECT_EQ(ToJson({.scratch_space_required = false,
-                    .preallocation_applied = true,
-                    .message = "Import Complete"}),
-            R"({"scratchSpaceRequired":false,"preallocationApplied":true,"message":"Import Complete"})");
+  EXPECT_EQ(
+      ToJson({.scratch_space_required = false,
+              .preallocation_applied = true,
+              .message = "Import Complete"}),
+      R"({"scratchSpaceRequired":false,"preallocationApplied":true,"message":"Import Complete"})");
   // A blank disk sets no scratch field; unset fields are left out.
   EXPECT_EQ(ToJson({.preallocation_applied = false, .message = "Import Complete"}),
             R"({"preallocationApplied":false,"message":"Import Complete"})");
@@ -44,12 +45,15 @@ TEST(TerminationMessage, LongMessagesAreCutToFitAsValidJson) {
   EXPECT_LE(json.size(), kMaxTerminationMessageBytes);
   EXPECT_GT(json.size(), kMaxTerminationMessageBytes - 16);
   EXPECT_TRUE(json.starts_with(R"({"message":"\u003c\u003c)"));
-  EXPECT_TRUE(json.ends_with(R"(...")" "}")) << json.substr(json.size() - 20);
+  EXPECT_TRUE(json.ends_with(R"(...")"
+                             "}"))
+      << json.substr(json.size() - 20);
   // The text python reads back is a prefix of the message.
   TempDir dir;
   WriteFile(dir.File("m.json"), json);
   EXPECT_EQ(Sh("python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))[\"message\"]; "
-               "print(m.endswith(\"...\"), m.startswith(\"<\" * 600))' " + dir.File("m.json")),
+               "print(m.endswith(\"...\"), m.startswith(\"<\" * 600))' " +
+               dir.File("m.json")),
             "True True\n");
 }
 
