@@ -80,7 +80,8 @@ import_once() {
   rm -rf "$dir/work"; mkdir -p "$dir/work"
   local start end code=0
   start=$(now)
-  "$cdi_image" import "$url" "$dir/work/disk.img" --progress none "$@" 2> "$dir/import.err" || code=$?
+  "$cdi_image" import "$url" "$dir/work/disk.img" --progress none "$@" \
+    > "$dir/import.out" 2> "$dir/import.err" || code=$?
   end=$(now)
   echo "$(elapsed "$start" "$end") $code"
 }
@@ -120,7 +121,7 @@ for case in stall backoff; do
   url=$base/stall.raw
   [ "$case" = backoff ] && url=$base/busy.raw
   "$cdi_image" import "$url" "$dir/work/disk.img" --progress none --stall-timeout 300 \
-    2> "$dir/cancel.err" &
+    > "$dir/cancel.out" 2> "$dir/cancel.err" &
   pid=$!
   sleep 2  # under way: stalled after 64 MiB, or waiting out Retry-After: 120
   start=$(now)
