@@ -20,67 +20,72 @@ bool Contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-// The corpus: every layout the importer must reproduce, made once per process.
+std::vector<std::string> CorpusNames() {
+  return {"plain.qcow2",    "zlib.qcow2",     "zstd.qcow2",      "v2-4k.qcow2",
+          "l2ext.qcow2",    "prealloc.qcow2", "random.qcow2",    "resized.qcow2",
+          "snapshot.qcow2", "random.qcow2.gz", "zlib.qcow2.xz"};
+}
+
+// The corpus: every layout the importer must reproduce, with qemu-img's raw
+// conversion of each beside it; made once per build tree.
+void MakeCorpus(const std::string& dir) {
+  // A guest image: random data in some 1 MiB stretches, zeros elsewhere.
+  std::string raw(kVirtualSize, '\0');
+  std::mt19937 rng(99);
+  for (uint64_t mib = 0; mib < kVirtualSize >> 20; ++mib) {
+    if (rng() % 3 == 0) continue;
+    std::string data = RandomBytes(1 << 20, static_cast<uint32_t>(mib));
+    std::copy(data.begin(), data.end(), raw.begin() + static_cast<long>(mib << 20));
+  }
+  WriteFile(dir + "/guest.raw", raw);
+  const std::string g = "guest.raw";
+  auto in_dir = [&](const std::string& command) { Sh("cd " + dir + " && " + command); };
+  auto qemu_img = [&](const std::string& args) { in_dir("qemu-img " + args); };
+  qemu_img("convert -q -f raw -O qcow2 " + g + " plain.qcow2");
+  qemu_img("convert -q -c -f raw -O qcow2 " + g + " zlib.qcow2");
+  qemu_img("convert -q -c -f raw -O qcow2 -o compression_type=zstd " + g + " zstd.qcow2");
+  qemu_img("convert -q -f raw -O qcow2 -o compat=0.10,cluster_size=4096 " + g + " v2-4k.qcow2");
+  qemu_img("convert -q -f raw -O qcow2 -o extended_l2=on,cluster_size=128k " + g + " l2ext.qcow2");
+  qemu_img("create -q -f qcow2 -o preallocation=metadata prealloc.qcow2 24M");
+  // Guest writes in shuffled order, zero writes and discards.
+  std::string ops;
+  std::vector<int> slots(24);
+  for (int i = 0; i < 24; ++i) slots[static_cast<size_t>(i)] = i;
+  std::shuffle(slots.begin(), slots.end(), rng);
+  for (int slot : slots) {
+    ops += " -c 'write -P " + std::to_string(0x11 + slot) + " " + std::to_string(slot) + "M 640k'";
+  }
+  ops += " -c 'write -z 3M 1M' -c 'discard 7M 512k' -c 'write -P 0x77 7M 64k'";
+  qemu_img("create -q -f qcow2 random.qcow2 24M");
+  in_dir("qemu-io -f qcow2" + ops + " random.qcow2 >/dev/null");
+  in_dir("qemu-io -f qcow2" + ops + " prealloc.qcow2 >/dev/null");
+  // Grown by qemu-img resize past what its L1 table maps (2 MiB per entry with
+  // 4 KiB clusters): the L1 table moves to the end of the file.
+  qemu_img("convert -q -f raw -O qcow2 -o cluster_size=4096 " + g + " resized.qcow2");
+  qemu_img("resize -q resized.qcow2 32M");
+  in_dir("qemu-io -f qcow2 -c 'write -P 0x5a 30M 1M' resized.qcow2 >/dev/null");
+  // An internal snapshot, then later writes: only the active state counts.
+  qemu_img("convert -q -f raw -O qcow2 " + g + " snapshot.qcow2");
+  qemu_img("snapshot -c before snapshot.qcow2");
+  in_dir("qemu-io -f qcow2 -c 'write -P 0x66 0 4M' -c 'write -z 8M 2M' snapshot.qcow2 >/dev/null");
+  // Compressed wrappers around qcow2.
+  in_dir("gzip -1 -k -c random.qcow2 > random.qcow2.gz && xz -0 -T1 -k -c zlib.qcow2 > "
+         "zlib.qcow2.xz");
+  for (const std::string& name : CorpusNames()) {
+    std::string image = name.substr(0, name.find(".qcow2") + 6);
+    qemu_img("convert -q -f qcow2 -O raw " + image + " " + name + ".expected");
+  }
+}
+
+// The corpus served by nginx, for one test process.
 struct Corpus {
-  Corpus() {
-    // A guest image: random data in some 1 MiB stretches, zeros elsewhere.
-    std::string raw(kVirtualSize, '\0');
-    std::mt19937 rng(99);
-    for (uint64_t mib = 0; mib < kVirtualSize >> 20; ++mib) {
-      if (rng() % 3 == 0) continue;
-      std::string data = RandomBytes(1 << 20, static_cast<uint32_t>(mib));
-      std::copy(data.begin(), data.end(), raw.begin() + static_cast<long>(mib << 20));
-    }
-    WriteFile(dir.File("guest.raw"), raw);
-    const std::string g = dir.File("guest.raw");
-    auto qemu_img = [&](const std::string& args) { Sh("cd " + dir.path() + " && qemu-img " + args); };
-    qemu_img("convert -q -f raw -O qcow2 " + g + " plain.qcow2");
-    qemu_img("convert -q -c -f raw -O qcow2 " + g + " zlib.qcow2");
-    qemu_img("convert -q -c -f raw -O qcow2 -o compression_type=zstd " + g + " zstd.qcow2");
-    qemu_img("convert -q -f raw -O qcow2 -o compat=0.10,cluster_size=4096 " + g + " v2-4k.qcow2");
-    qemu_img("convert -q -f raw -O qcow2 -o extended_l2=on,cluster_size=128k " + g + " l2ext.qcow2");
-    qemu_img("create -q -f qcow2 -o preallocation=metadata prealloc.qcow2 24M");
-    // Guest writes in shuffled order, zero writes and discards.
-    std::string ops;
-    std::vector<int> slots(24);
-    for (int i = 0; i < 24; ++i) slots[static_cast<size_t>(i)] = i;
-    std::shuffle(slots.begin(), slots.end(), rng);
-    for (int slot : slots) {
-      ops += " -c 'write -P " + std::to_string(0x11 + slot) + " " + std::to_string(slot) + "M 640k'";
-    }
-    ops += " -c 'write -z 3M 1M' -c 'discard 7M 512k' -c 'write -P 0x77 7M 64k'";
-    qemu_img("create -q -f qcow2 random.qcow2 24M");
-    Sh("cd " + dir.path() + " && qemu-io -f qcow2" + ops + " random.qcow2 >/dev/null");
-    Sh("cd " + dir.path() + " && qemu-io -f qcow2" + ops + " prealloc.qcow2 >/dev/null");
-    // Grown by qemu-img resize past what its L1 table maps (2 MiB per entry with
-    // 4 KiB clusters): the L1 table moves to the end of the file.
-    qemu_img("convert -q -f raw -O qcow2 -o cluster_size=4096 " + g + " resized.qcow2");
-    qemu_img("resize -q resized.qcow2 32M");
-    Sh("cd " + dir.path() + " && qemu-io -f qcow2 -c 'write -P 0x5a 30M 1M' resized.qcow2 >/dev/null");
-    // An internal snapshot, then later writes: only the active state counts.
-    qemu_img("convert -q -f raw -O qcow2 " + g + " snapshot.qcow2");
-    qemu_img("snapshot -c before snapshot.qcow2");
-    Sh("cd " + dir.path() + " && qemu-io -f qcow2 -c 'write -P 0x66 0 4M' -c 'write -z 8M 2M' "
-       "snapshot.qcow2 >/dev/null");
-    // Compressed wrappers around qcow2.
-    Sh("cd " + dir.path() + " && gzip -1 -k -c random.qcow2 > random.qcow2.gz && "
-       "xz -0 -T1 -k -c zlib.qcow2 > zlib.qcow2.xz");
-    for (const std::string& name : Names()) {
-      std::string image = name.substr(0, name.find(".qcow2") + 6);
-      Sh("cd " + dir.path() + " && qemu-img convert -q -f qcow2 -O raw " + image + " " + name +
-         ".expected");
-    }
-    server = std::make_unique<NginxServer>(NginxOptions{.root = dir.path()});
+  Corpus() : dir(CachedFixtureDir("qcow2-corpus-v1", MakeCorpus)) {
+    server = std::make_unique<NginxServer>(NginxOptions{.root = dir});
   }
+  static std::vector<std::string> Names() { return CorpusNames(); }
+  std::string Expected(const std::string& name) const { return dir + "/" + name + ".expected"; }
 
-  static std::vector<std::string> Names() {
-    return {"plain.qcow2",    "zlib.qcow2",     "zstd.qcow2",     "v2-4k.qcow2",
-            "l2ext.qcow2",    "prealloc.qcow2", "random.qcow2",   "resized.qcow2",
-            "snapshot.qcow2", "random.qcow2.gz", "zlib.qcow2.xz"};
-  }
-  std::string Expected(const std::string& name) const { return dir.File(name + ".expected"); }
-
-  TempDir dir;
+  std::string dir;
   std::unique_ptr<NginxServer> server;
 };
 
