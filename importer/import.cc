@@ -51,6 +51,19 @@ class TargetSet {
     return Status::Ok();
   }
 
+  // Commits the targets whose failure is ok and aborts the others.
+  // `failures` is indexed like the targets.
+  Status CommitLive(const std::function<const Status&(size_t)>& failure) {
+    for (size_t i = 0; i < targets_.size(); ++i) {
+      if (!failure(i).ok()) targets_[i]->Abort();
+    }
+    for (size_t i = 0; i < targets_.size(); ++i) {
+      if (failure(i).ok()) CDI_RETURN_IF_ERROR(targets_[i]->Commit());
+    }
+    committed_ = true;
+    return Status::Ok();
+  }
+
  private:
   std::vector<std::unique_ptr<pvc::Target>> targets_;
   bool committed_ = false;
@@ -257,6 +270,7 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const ImportHooks& ho
   result.format_chain = pipeline.format_chain();
   result.virtual_size = stats.bytes_total;
   result.target_size = stats.bytes_total;
+  result.targets.push_back({target.path, Status::Ok(), stats.bytes_total});
   result.bytes_read = bytes_read;
   result.bytes_written = stats.bytes_written;
   result.bytes_zero = stats.bytes_skipped;
@@ -339,12 +353,18 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
   }
   update(Phase::kFlushing, true);
   if (hooks.cancel != nullptr && hooks.cancel->cancelled()) return CancelledError("import cancelled");
-  CDI_RETURN_IF_ERROR(targets.CommitAll());
+  CDI_RETURN_IF_ERROR(
+      targets.CommitLive([&sink](size_t i) -> const Status& { return sink.failure(i); }));
 
   ImportResult result;
   result.format_chain = pipeline.format_chain();
   result.virtual_size = virtual_size;
-  result.target_size = targets.targets().front()->size();
+  for (size_t i = 0; i < spec.targets.size(); ++i) {
+    const Status& failure = sink.failure(i);
+    const uint64_t size = failure.ok() ? targets.targets()[i]->size() : 0;
+    result.targets.push_back({spec.targets[i].path, failure, size});
+    if (failure.ok() && result.target_size == 0) result.target_size = size;
+  }
   result.bytes_read = bytes_read;
   result.bytes_written = sink.bytes_written();
   result.bytes_zero = sink.bytes_zero();
@@ -387,6 +407,7 @@ Result<ImportResult> CreateBlankImage(const TargetSpec& target_spec) {
   result.format_chain = {"raw"};
   result.virtual_size = size;
   result.target_size = size;
+  result.targets.push_back({target_spec.path, Status::Ok(), size});
   result.bytes_zero = size;
   result.preallocated = target_spec.preallocation == Preallocation::kOn;
   result.elapsed = Clock::now() - start;

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <string>
 
+#include <spdlog/spdlog.h>
+
 namespace cdi::importer {
 
 bool IsAllZero(const uint8_t* data, size_t length) {
@@ -22,39 +24,68 @@ bool IsAllZero(const uint8_t* data, size_t length) {
   return std::memcmp(data, data + kPrefix, length - kPrefix) == 0;
 }
 
-TargetSink::TargetSink(std::vector<SinkTarget> targets) : targets_(std::move(targets)) {}
+TargetSink::TargetSink(std::vector<SinkTarget> targets)
+    : targets_(std::move(targets)), failures_(targets_.size()) {}
+
+namespace {
+
+Status TooSmallFor(uint64_t virtual_size, uint64_t capacity) {
+  // CDI's message: its controller turns it into "DataVolume too small".
+  return TooSmallError("virtual image size " + std::to_string(virtual_size) +
+                       " is larger than the reported available storage " +
+                       std::to_string(capacity) + ". A larger PVC is required");
+}
+
+Status StreamTooLargeFor(uint64_t capacity) {
+  return TooSmallError("the image is larger than the reported available storage " +
+                       std::to_string(capacity) + " (its data continues past that offset)" +
+                       ". A larger PVC is required");
+}
+
+}  // namespace
+
+Status TargetSink::Drop(size_t i, Status status) {
+  failures_[i] = status;
+  if (targets_.size() > 1) {
+    spdlog::warn("{}: {}; the other targets go on", targets_[i].target->path(), status.message());
+  }
+  for (size_t j = 0; j < targets_.size(); ++j) {
+    if (live(j)) return Status::Ok();
+  }
+  for (const Status& failure : failures_) {
+    if (failure.code() == ErrorCode::kTooSmall) return failure;
+  }
+  return failures_.front();
+}
 
 Status TargetSink::Begin(const formats::ImageDescription& image) {
   if (begun_) return InternalError("decoder began the image twice");
   begun_ = true;
   virtual_size_ = image.virtual_size;
-  uint64_t smallest_capacity = UINT64_MAX;
-  for (const SinkTarget& t : targets_) smallest_capacity = std::min(smallest_capacity, t.target->capacity());
-
-  if (image.virtual_size) {
-    const uint64_t virtual_size = *image.virtual_size;
-    // Fail before writing anything, with the message CDI's controller knows.
-    for (const SinkTarget& t : targets_) {
-      if (virtual_size > t.target->capacity()) {
-        return TooSmallError("virtual image size " + std::to_string(virtual_size) +
-                             " is larger than the reported available storage " +
-                             std::to_string(t.target->capacity()) +
-                             ". A larger PVC is required");
-      }
+  uint64_t largest_capacity = 0;
+  for (size_t i = 0; i < targets_.size(); ++i) {
+    const uint64_t capacity = targets_[i].target->capacity();
+    // Fail before writing anything to a target the image cannot fit.
+    if (image.virtual_size && *image.virtual_size > capacity) {
+      CDI_RETURN_IF_ERROR(Drop(i, TooSmallFor(*image.virtual_size, capacity)));
+      continue;
     }
-    limit_ = virtual_size;
-  } else {
-    // A stream whose length shows at its end: it may fill the smallest target.
-    limit_ = smallest_capacity;
+    largest_capacity = std::max(largest_capacity, capacity);
   }
+  // A stream whose length shows at its end may fill the largest target;
+  // smaller ones drop out when it passes them.
+  limit_ = image.virtual_size.value_or(largest_capacity);
 
-  for (const SinkTarget& t : targets_) {
-    if (t.target->kind() == pvc::TargetKind::kBlockDevice) continue;
-    if (t.sizing == Sizing::kToCapacity) {
-      CDI_RETURN_IF_ERROR(t.target->SetSize(t.target->capacity()));
+  for (size_t i = 0; i < targets_.size(); ++i) {
+    pvc::Target& target = *targets_[i].target;
+    if (!live(i) || target.kind() == pvc::TargetKind::kBlockDevice) continue;
+    Status status = Status::Ok();
+    if (targets_[i].sizing == Sizing::kToCapacity) {
+      status = target.SetSize(target.capacity());
     } else if (image.virtual_size) {
-      CDI_RETURN_IF_ERROR(t.target->SetSize(*image.virtual_size));
+      status = target.SetSize(*image.virtual_size);
     }
+    if (!status.ok()) CDI_RETURN_IF_ERROR(Drop(i, status));
   }
   return Status::Ok();
 }
@@ -62,14 +93,19 @@ Status TargetSink::Begin(const formats::ImageDescription& image) {
 Status TargetSink::CheckRange(uint64_t guest_offset, uint64_t length) const {
   if (!begun_) return InternalError("decoder wrote before describing the image");
   if (guest_offset > limit_ || length > limit_ - guest_offset) {
-    if (!virtual_size_) {
-      return TooSmallError("the image is larger than the reported available storage " +
-                           std::to_string(limit_) + " (its data continues past that offset)" +
-                           ". A larger PVC is required");
-    }
+    if (!virtual_size_) return StreamTooLargeFor(limit_);
     return CorruptImageError("image data at guest offset " + std::to_string(guest_offset) +
                              " (+" + std::to_string(length) + ") lies past its virtual size " +
                              std::to_string(*virtual_size_));
+  }
+  return Status::Ok();
+}
+
+Status TargetSink::DropTargetsSmallerThan(uint64_t end) {
+  if (virtual_size_) return Status::Ok();  // sizes were checked at Begin
+  for (size_t i = 0; i < targets_.size(); ++i) {
+    const uint64_t capacity = targets_[i].target->capacity();
+    if (live(i) && end > capacity) CDI_RETURN_IF_ERROR(Drop(i, StreamTooLargeFor(capacity)));
   }
   return Status::Ok();
 }
@@ -116,9 +152,11 @@ Status TargetSink::WriteData(uint64_t guest_offset, std::span<const uint8_t> dat
   // Keep the targets' operations in stream order: a raw image then reaches a
   // block device as one sequential pass.
   CDI_RETURN_IF_ERROR(FlushZero());
-  for (const SinkTarget& t : targets_) {
-    touched_ = true;
-    CDI_RETURN_IF_ERROR(t.target->Write(guest_offset, data));
+  CDI_RETURN_IF_ERROR(DropTargetsSmallerThan(guest_offset + data.size()));
+  for (size_t i = 0; i < targets_.size(); ++i) {
+    if (!live(i)) continue;
+    Status status = targets_[i].target->Write(guest_offset, data);
+    if (!status.ok()) CDI_RETURN_IF_ERROR(Drop(i, status));
   }
   bytes_written_ += data.size();
   guest_bytes_ += data.size();
@@ -145,9 +183,11 @@ Status TargetSink::AddZero(uint64_t guest_offset, uint64_t length) {
 
 Status TargetSink::FlushZero() {
   if (zero_end_ <= zero_start_) return Status::Ok();
-  for (const SinkTarget& t : targets_) {
-    if (t.target->kind() == pvc::TargetKind::kBlockDevice) touched_ = true;
-    CDI_RETURN_IF_ERROR(t.target->Zero(zero_start_, zero_end_ - zero_start_));
+  CDI_RETURN_IF_ERROR(DropTargetsSmallerThan(zero_end_));
+  for (size_t i = 0; i < targets_.size(); ++i) {
+    if (!live(i)) continue;
+    Status status = targets_[i].target->Zero(zero_start_, zero_end_ - zero_start_);
+    if (!status.ok()) CDI_RETURN_IF_ERROR(Drop(i, status));
   }
   zero_start_ = zero_end_ = 0;
   return Status::Ok();
@@ -163,17 +203,19 @@ Result<uint64_t> TargetSink::Finalize() {
     return InternalError("the decoder covered " + std::to_string(guest_bytes_) + " of " +
                          std::to_string(virtual_size) + " image bytes");
   }
-  for (const SinkTarget& t : targets_) {
-    pvc::Target& target = *t.target;
+  for (size_t i = 0; i < targets_.size(); ++i) {
+    if (!live(i)) continue;
+    pvc::Target& target = *targets_[i].target;
+    Status status = Status::Ok();
     if (target.kind() == pvc::TargetKind::kBlockDevice) {
       // Whatever the device held before must not show through past the image.
       if (target.size() > virtual_size) {
-        touched_ = true;
-        CDI_RETURN_IF_ERROR(target.Zero(virtual_size, target.size() - virtual_size));
+        status = target.Zero(virtual_size, target.size() - virtual_size);
       }
-    } else if (!virtual_size_ && t.sizing == Sizing::kToVirtualSize) {
-      CDI_RETURN_IF_ERROR(target.SetSize(virtual_size));
+    } else if (!virtual_size_ && targets_[i].sizing == Sizing::kToVirtualSize) {
+      status = target.SetSize(virtual_size);
     }
+    if (!status.ok()) CDI_RETURN_IF_ERROR(Drop(i, status));
   }
   return virtual_size;
 }

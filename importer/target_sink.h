@@ -30,6 +30,10 @@ struct SinkTarget {
   Sizing sizing = Sizing::kToVirtualSize;
 };
 
+// Several targets receive the same image. A target that cannot take it (too
+// small, or its storage fails) drops out with its own Status while the others
+// go on; the sink fails only when no target is left.
+//
 // Not thread-safe: driven from the decoding thread.
 class TargetSink : public formats::GuestWriter {
  public:
@@ -50,16 +54,23 @@ class TargetSink : public formats::GuestWriter {
   uint64_t guest_bytes() const { return guest_bytes_; }
   uint64_t bytes_written() const { return bytes_written_; }
   uint64_t bytes_zero() const { return bytes_zero_; }
-  // True once any target was modified (for cleanup decisions).
-  bool touched() const { return touched_; }
+  // Why target `i` (in constructor order) dropped out; ok while it is live.
+  const Status& failure(size_t i) const { return failures_[i]; }
 
  private:
+  bool live(size_t i) const { return failures_[i].ok(); }
+  // Records `status` as target i's failure; returns an error only when that
+  // leaves no target (the first failure, which says most about the image).
+  Status Drop(size_t i, Status status);
   Status CheckRange(uint64_t guest_offset, uint64_t length) const;
   Status WriteData(uint64_t guest_offset, std::span<const uint8_t> data);
   Status AddZero(uint64_t guest_offset, uint64_t length);
   Status FlushZero();
+  // For a stream of unknown size: drops the targets that `end` would overflow.
+  Status DropTargetsSmallerThan(uint64_t end);
 
   std::vector<SinkTarget> targets_;
+  std::vector<Status> failures_;
   bool begun_ = false;
   std::optional<uint64_t> virtual_size_;
   uint64_t limit_ = 0;         // no byte at or past this offset may be covered
@@ -69,7 +80,6 @@ class TargetSink : public formats::GuestWriter {
   uint64_t bytes_zero_ = 0;
   uint64_t zero_start_ = 0;    // pending zero range [zero_start_, zero_end_)
   uint64_t zero_end_ = 0;
-  bool touched_ = false;
 };
 
 }  // namespace cdi::importer

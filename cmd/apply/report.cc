@@ -193,7 +193,6 @@ std::string ReportJson(const Plan& plan, const std::vector<Outcome>& outcomes,
                 ",\"message\":" + JsonString(outcome.status.message()) + "}" +
                 ",\"elapsed_seconds\":" + Seconds(outcome.elapsed);
       }
-      json += std::string(",\"downloaded_again\":") + (outcome.downloaded_again ? "true" : "false");
     }
     json += "}";
   }

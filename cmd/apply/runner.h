@@ -32,9 +32,6 @@ struct Outcome {
   std::optional<ImportResult> result;  // set when imported
   uint64_t target_size = 0;            // final size of its file or device
   std::chrono::nanoseconds elapsed{0};
-  // Set when the download had to be repeated for this DataVolume because
-  // another DataVolume sharing it was too small for the image.
-  bool downloaded_again = false;
 };
 
 struct RunHooks {

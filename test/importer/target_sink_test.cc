@@ -37,6 +37,7 @@ class RecordingTarget : public pvc::Target {
     return Status::Ok();
   }
   Status Write(uint64_t offset, std::span<const uint8_t> data) override {
+    if (offset >= fail_writes_from) return IoError("writing recording at offset " + std::to_string(offset) + ": Input/output error");
     ops.push_back({'W', offset, data.size()});
     return Status::Ok();
   }
@@ -49,6 +50,7 @@ class RecordingTarget : public pvc::Target {
   pvc::TargetStats stats() const override { return {}; }
 
   std::vector<Op> ops;
+  uint64_t fail_writes_from = UINT64_MAX;  // writes at or past this offset fail with EIO
 
  private:
   pvc::TargetKind kind_;
@@ -172,10 +174,57 @@ TEST(TargetSinkTest, EveryTargetReceivesTheSameOperations) {
   EXPECT_EQ(a.ops.size(), 3u);
 }
 
-TEST(TargetSinkTest, TheSmallestTargetDecidesWhetherTheImageFits) {
+TEST(TargetSinkTest, ATargetTooSmallDropsOutAloneBeforeAnyWrite) {
   RecordingTarget big(pvc::TargetKind::kFile, 1 << 20), small(pvc::TargetKind::kFile, 4096);
   TargetSink sink({{&big, Sizing::kToVirtualSize}, {&small, Sizing::kToVirtualSize}});
-  EXPECT_EQ(sink.Begin(Raw(8192)).code(), ErrorCode::kTooSmall);
+  ASSERT_TRUE(sink.Begin(Raw(8192)).ok());
+  ASSERT_TRUE(sink.Write(0, Data(8192, 5)).ok());
+  ASSERT_TRUE(sink.Finalize().ok());
+  EXPECT_TRUE(sink.failure(0).ok());
+  EXPECT_EQ(sink.failure(1).code(), ErrorCode::kTooSmall);
+  EXPECT_EQ(sink.failure(1).message(),
+            "virtual image size 8192 is larger than the reported available storage 4096. A larger "
+            "PVC is required");
+  EXPECT_EQ(big.ops, (std::vector<Op>{{'S', 8192, 0}, {'W', 0, 8192}}));
+  EXPECT_TRUE(small.ops.empty());
+}
+
+TEST(TargetSinkTest, WhenNoTargetCanTakeTheImageTheSinkFails) {
+  RecordingTarget a(pvc::TargetKind::kFile, 4096), b(pvc::TargetKind::kFile, 2048);
+  TargetSink sink({{&a, Sizing::kToVirtualSize}, {&b, Sizing::kToVirtualSize}});
+  Status status = sink.Begin(Raw(8192));
+  EXPECT_EQ(status.code(), ErrorCode::kTooSmall);
+  EXPECT_EQ(status.message(),
+            "virtual image size 8192 is larger than the reported available storage 4096. A larger "
+            "PVC is required");
+}
+
+TEST(TargetSinkTest, AStreamOfUnknownSizeDropsEachTargetWhereItPassesIt) {
+  RecordingTarget big(pvc::TargetKind::kFile, 1 << 20), small(pvc::TargetKind::kFile, 8192);
+  TargetSink sink({{&big, Sizing::kToVirtualSize}, {&small, Sizing::kToVirtualSize}});
+  ASSERT_TRUE(sink.Begin(Raw(std::nullopt)).ok());
+  ASSERT_TRUE(sink.Write(0, Data(8192, 1)).ok());
+  ASSERT_TRUE(sink.Write(8192, Data(4096, 2)).ok());
+  auto size = sink.Finalize();
+  ASSERT_TRUE(size.ok());
+  EXPECT_EQ(*size, 12288u);
+  EXPECT_TRUE(sink.failure(0).ok());
+  EXPECT_EQ(sink.failure(1).code(), ErrorCode::kTooSmall);
+  EXPECT_EQ(small.ops, (std::vector<Op>{{'W', 0, 8192}}));
+  EXPECT_EQ(big.ops.back(), (Op{'S', 12288, 0}));
+}
+
+TEST(TargetSinkTest, AFailingTargetDropsOutAndTheOthersGoOn) {
+  RecordingTarget good(pvc::TargetKind::kFile, 1 << 20), bad(pvc::TargetKind::kFile, 1 << 20);
+  bad.fail_writes_from = 4096;
+  TargetSink sink({{&good, Sizing::kToVirtualSize}, {&bad, Sizing::kToVirtualSize}});
+  ASSERT_TRUE(sink.Begin(Raw(8192)).ok());
+  ASSERT_TRUE(sink.Write(0, Data(4096, 1)).ok());
+  ASSERT_TRUE(sink.Write(4096, Data(4096, 2)).ok());
+  ASSERT_TRUE(sink.Finalize().ok());
+  EXPECT_TRUE(sink.failure(0).ok());
+  EXPECT_EQ(sink.failure(1).code(), ErrorCode::kIo);
+  EXPECT_EQ(good.ops.size(), 3u);
 }
 
 TEST(TargetSinkTest, AnImageNotFullyCoveredIsRefused) {

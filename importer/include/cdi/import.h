@@ -222,11 +222,24 @@ struct ImportHooks {
   const CancelToken* cancel = nullptr;
 };
 
+// What became of one target of an import.
+struct TargetResult {
+  std::string path;
+  // Ok: the target holds the image. Otherwise why it does not (e.g. kTooSmall
+  // with CDI's "A larger PVC is required" message); it was cleaned up.
+  Status status;
+  uint64_t size = 0;  // final size (file size or device size) when ok
+};
+
 struct ImportResult {
   // Detected layers, outermost first: {"xz", "qcow2"}, {"raw"}.
   std::vector<std::string> format_chain;
   uint64_t virtual_size = 0;   // size of the decoded image
-  uint64_t target_size = 0;    // final size of each target (file size or device size)
+  uint64_t target_size = 0;    // final size of the first target that holds the image
+  // One per ImportSpec::targets entry, in order. With several targets, one
+  // that cannot take the image (too small, failing storage) drops out alone:
+  // Import succeeds while at least one target holds the image.
+  std::vector<TargetResult> targets;
   uint64_t bytes_read = 0;     // from the source, as served
   uint64_t bytes_written = 0;  // data written to each target
   uint64_t bytes_zero = 0;     // image bytes left as holes or zeroed, not written
