@@ -588,8 +588,9 @@ class HttpSource final : public ByteSource {
       Status status = Attempt();
       if (status.ok()) {
         if (budget.total_retries() > 0) {
-          spdlog::info("Downloaded {} bytes from {} in {} requests ({} retries{})", bytes_received_,
-                       url_.redacted, requests_, budget.total_retries(),
+          const int retries = budget.total_retries();
+          spdlog::info("Downloaded {} bytes from {} in {} requests ({} {}{})", bytes_received_,
+                       url_.redacted, requests_, retries, retries == 1 ? "retry" : "retries",
                        bytes_discarded_ > 0
                            ? ", " + std::to_string(bytes_discarded_) + " bytes downloaded twice"
                            : std::string());

@@ -100,7 +100,7 @@ TEST_F(ResumeTest, ADropMidBodyResumesWithRangeAndIfRange) {
       << log.text();
   EXPECT_NE(log.text().find(", resuming at byte 3145728"), std::string::npos) << log.text();
   EXPECT_NE(log.text().find("[info] Downloaded " + std::to_string(kImageSize) + " bytes from " +
-                            server.Url("/disk.img") + " in 2 requests (1 retries)"),
+                            server.Url("/disk.img") + " in 2 requests (1 retry)"),
             std::string::npos)
       << log.text();
 }
@@ -374,7 +374,7 @@ TEST_F(ResumeTest, AServerIgnoringRangeIsReadAgainAndTheBytesReceivedSkipped) {
                             "and skipping the 3145728 bytes already received"),
             std::string::npos)
       << log.text();
-  EXPECT_NE(log.text().find("(1 retries, 3145728 bytes downloaded twice)"), std::string::npos)
+  EXPECT_NE(log.text().find("(1 retry, 3145728 bytes downloaded twice)"), std::string::npos)
       << log.text();
 }
 

@@ -537,16 +537,34 @@ TEST_F(FaultTest, StallBeforeTheHeadersIsDetected) {
 }
 
 TEST_F(FaultTest, SlowButSteadyServerIsNotAStall) {
-  // 2000 bytes/s against a stall limit of 100 bytes/s over 1 s.
-  FaultServer server(root_.path(), R"({"/trickle.img": {"body": ")" + std::string(200, 'x') +
-                                       R"(", "trickle": {"bytes": 20, "interval": 0.01}}})");
+  // About 4000 bytes/s for 3 s, three windows of 1 s, against a limit of
+  // 1000 bytes/s.
+  FaultServer server(root_.path(), R"({"/trickle.img": {"body": ")" + std::string(12000, 'x') +
+                                       R"(", "trickle": {"bytes": 400, "interval": 0.1}}})");
   SourceSpec spec = Spec(server.Url("/trickle.img"));
-  spec.network.stall_bytes_per_second = 100;
+  spec.network.stall_bytes_per_second = 1000;
   spec.network.stall_window = std::chrono::seconds(1);
   std::string body;
   Status status = Fetch(spec, &body);
   ASSERT_TRUE(status.ok()) << status.ToString();
-  EXPECT_EQ(body.size(), 200u);
+  EXPECT_EQ(body, std::string(12000, 'x'));
+  EXPECT_EQ(server.Requests().size(), 1u);
+}
+
+TEST_F(FaultTest, ATrickleBelowTheLimitIsAStall) {
+  // About 200 bytes/s against a limit of 1000 bytes/s.
+  FaultServer server(root_.path(), R"({"/trickle.img": {"body": ")" + std::string(12000, 'x') +
+                                       R"(", "trickle": {"bytes": 20, "interval": 0.1}}})");
+  SourceSpec spec = Spec(server.Url("/trickle.img"));
+  spec.network.stall_bytes_per_second = 1000;
+  spec.network.stall_window = std::chrono::seconds(1);
+  Status status = Fetch(spec);
+  EXPECT_EQ(status.code(), ErrorCode::kNetwork);
+  EXPECT_TRUE(status.retryable());
+  EXPECT_TRUE(status.message().starts_with("stalled: less than 1000 bytes/s for 1 s, after "))
+      << status.message();
+  EXPECT_TRUE(status.message().ends_with(" of 12000 bytes from " + server.Url("/trickle.img")))
+      << status.message();
 }
 
 TEST_F(FaultTest, ErrorStatusesSayWhetherToRetry) {
