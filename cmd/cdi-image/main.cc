@@ -1,4 +1,4 @@
 // cdi-image: the command-line face of the importer.
-#include "cmd/cli/image_cli.h"
+#include "cmd/cdi-image/image_cli.h"
 
 int main(int argc, char** argv) { return cdi::cli::RunImageCli(argc, argv); }

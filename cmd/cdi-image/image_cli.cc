@@ -1,4 +1,4 @@
-#include "cmd/cli/image_cli.h"
+#include "cmd/cdi-image/image_cli.h"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>

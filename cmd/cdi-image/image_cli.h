@@ -1,6 +1,6 @@
 // cdi-image: import disk images by hand, and look inside them.
-#ifndef CDI_CMD_CLI_IMAGE_CLI_H_
-#define CDI_CMD_CLI_IMAGE_CLI_H_
+#ifndef CDI_CMD_CDI_IMAGE_IMAGE_CLI_H_
+#define CDI_CMD_CDI_IMAGE_IMAGE_CLI_H_
 
 namespace cdi::cli {
 
@@ -9,4 +9,4 @@ int RunImageCli(int argc, char** argv);
 
 }  // namespace cdi::cli
 
-#endif  // CDI_CMD_CLI_IMAGE_CLI_H_
+#endif  // CDI_CMD_CDI_IMAGE_IMAGE_CLI_H_
