@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <string>
 #include <vector>
 
 #include "tls/openssl_util.h"
@@ -27,6 +28,11 @@ struct CurlTls::Material {
   std::string client_key_file;
   std::string client_key_pem;
   bool has_client_cert = false;
+  // What messages say about the client certificate: its first certificate,
+  // where it came from, and the issuers of every certificate of its chain.
+  X509Ptr client_leaf;
+  std::string client_origin;
+  std::vector<std::string> client_chain_issuers;
 };
 
 namespace {
@@ -93,6 +99,25 @@ Status SetBlob(CURL* handle, CURLoption option, const std::string& pem, const ch
 
 std::string Quote(std::string_view text) { return "'" + std::string(text) + "'"; }
 
+// "'A'", "'A' or 'B'", "'A', 'B' or 'C'"; at most four, then "or N more".
+std::string AlternativesText(const std::vector<std::string>& names) {
+  constexpr size_t kShown = 4;
+  std::string text;
+  size_t shown = std::min(names.size(), kShown);
+  for (size_t i = 0; i < shown; ++i) {
+    if (i > 0) text += i + 1 == shown && names.size() <= kShown ? " or " : ", ";
+    text += Quote(names[i]);
+  }
+  if (names.size() > kShown) text += " or " + std::to_string(names.size() - kShown) + " more";
+  return text;
+}
+
+// What nginx writes into the body of its HTTP 400 when `ssl_verify_client`
+// finds no client certificate, or one that does not verify
+// (ngx_http_special_response.c).
+constexpr std::string_view kNginxNoCertificate = "No required SSL certificate was sent";
+constexpr std::string_view kNginxCertificateError = "The SSL certificate error";
+
 }  // namespace
 
 // curl's and OpenSSL's callbacks, friends of CurlTls.
@@ -100,7 +125,7 @@ class TlsCallbacks {
  public:
   static CURLcode SslContext(CURL* handle, void* ssl_ctx, void* self_pointer);
   static int Verify(int preverify_ok, X509_STORE_CTX* store_ctx);
-  static int ClientCert(SSL* ssl, X509** cert, EVP_PKEY** key);
+  static int CertificateRequest(SSL* ssl, void* self_pointer);
 };
 
 CurlTls::CurlTls(std::unique_ptr<Material> material) : material_(std::move(material)) {}
@@ -179,6 +204,11 @@ Result<std::unique_ptr<CurlTls>> CurlTls::Create(const TlsSettings& settings) {
                       SubjectText(chain.front().get()) + ")");
     }
     material->has_client_cert = true;
+    material->client_origin = cert_file ? " from " + settings.client_cert_file : " (PEM text)";
+    for (const auto& certificate : chain) {
+      material->client_chain_issuers.push_back(IssuerText(certificate.get()));
+    }
+    material->client_leaf = std::move(chain.front());
     material->client_cert_file = settings.client_cert_file;
     material->client_cert_pem = settings.client_cert_pem;
     if (key_file || key_pem) {
@@ -274,9 +304,9 @@ CURLcode TlsCallbacks::SslContext(CURL* /*handle*/, void* ssl_ctx, void* self_po
   // Keep curl's verification mode; only observe what fails, to explain it.
   // Also with TlsVerify::kOff: an https:// proxy is verified all the same.
   SSL_CTX_set_verify(context, SSL_CTX_get_verify_mode(context), &TlsCallbacks::Verify);
-  if (!self->material_->has_client_cert) {
-    SSL_CTX_set_client_cert_cb(context, &TlsCallbacks::ClientCert);
-  }
+  // Runs for every CertificateRequest, whether a certificate is configured
+  // or not; curl sets no callback of its own here.
+  SSL_CTX_set_cert_cb(context, &TlsCallbacks::CertificateRequest, self);
   ClearOpenSslErrors();
   return CURLE_OK;
 }
@@ -309,9 +339,19 @@ int TlsCallbacks::Verify(int preverify_ok, X509_STORE_CTX* store_ctx) {
   return preverify_ok;
 }
 
-int TlsCallbacks::ClientCert(SSL* ssl, X509** /*cert*/, EVP_PKEY** /*key*/) {
-  if (CurlTls* self = FromSsl(ssl)) self->facts_.client_certificate_requested = true;
-  return 0;  // none to offer
+int TlsCallbacks::CertificateRequest(SSL* ssl, void* self_pointer) {
+  auto* self = static_cast<CurlTls*>(self_pointer);
+  HandshakeFacts& facts = self->facts_;
+  facts.client_certificate_asked = true;
+  if (!self->material_->has_client_cert) facts.client_certificate_requested = true;
+  // On a client, the CA names of the server's CertificateRequest.
+  facts.accepted_client_cas.clear();
+  if (const STACK_OF(X509_NAME)* names = SSL_get_client_CA_list(ssl)) {
+    for (int i = 0; i < sk_X509_NAME_num(names); ++i) {
+      facts.accepted_client_cas.push_back(NameText(sk_X509_NAME_value(names, i)));
+    }
+  }
+  return 1;  // go on: curl has set the certificate, if any
 }
 
 bool CurlTls::IsTlsFailure(CURLcode code) {
@@ -392,7 +432,8 @@ Status CurlTls::TranslateFailure(CURLcode code, std::string_view curl_message, s
       }
       return TlsError(prefix + detail);
     case CURLE_SSL_CLIENTCERT:
-      return TlsError(url_text + " requires a TLS client certificate; configure one");
+      if (material_->has_client_cert) return ClientCertificateRejected(url_text, detail);
+      return ClientCertificateMissing(url_text, detail);
     case CURLE_SSL_CERTPROBLEM:
       return TlsError("the TLS library refused the client certificate: " + detail);
     case CURLE_SSL_CACERT_BADFILE:
@@ -407,17 +448,92 @@ Status CurlTls::TranslateFailure(CURLcode code, std::string_view curl_message, s
                     " did not answer with TLS (is it plain HTTP? try http://)");
   }
   if (!proxy && (contains("certificate required") || f.client_certificate_requested)) {
-    return TlsError(message + "the server requires a client certificate and none is configured");
+    if (material_->has_client_cert) {
+      return ClientCertificateRejected(url_text, "the TLS handshake failed: " + detail);
+    }
+    return ClientCertificateMissing(url_text, "the TLS handshake failed: " + detail);
   }
   if (!proxy && material_->has_client_cert &&
       (contains("unknown ca") || contains("bad certificate") || contains("certificate unknown") ||
        contains("certificate expired") || contains("unsupported certificate"))) {
-    return TlsError(message + "the server refused our client certificate (" + detail + ")");
+    return ClientCertificateRejected(url_text, "the TLS handshake failed: " + detail);
   }
   if (contains("protocol version") || contains("unsupported protocol")) {
     return TlsError(message + peer_name + " does not offer TLS 1.2 or later (" + detail + ")");
   }
   return TlsError(message + detail);
+}
+
+std::optional<Status> CurlTls::ExplainClientCertificateRefusal(int status,
+                                                               std::string_view status_line,
+                                                               std::string_view body,
+                                                               std::string_view url) const {
+  // Only a server that asked this handshake for a certificate can have
+  // refused one: the same page relayed from another server, or any other 400,
+  // stays an HTTP error.
+  if (status != 400 || !facts_.client_certificate_asked) return std::nullopt;
+  const bool configured = material_->has_client_cert;
+  for (std::string_view reason : {kNginxNoCertificate, kNginxCertificateError}) {
+    if (body.find(reason) == std::string_view::npos) continue;
+    std::string evidence = "HTTP " + std::to_string(status) + " \"" + std::string(reason) + "\"";
+    return configured ? ClientCertificateRejected(url, evidence)
+                      : ClientCertificateMissing(url, evidence);
+  }
+  if (!configured) {
+    return ClientCertificateMissing(
+        url, "it asked for one in the TLS handshake, then answered " + std::string(status_line));
+  }
+  return std::nullopt;
+}
+
+Status CurlTls::ClientCertificateMissing(std::string_view url, std::string_view evidence) const {
+  const std::vector<std::string>& accepted = facts_.accepted_client_cas;
+  return TlsError(
+      "the server at " + std::string(url) +
+      " requires a TLS client certificate and none is configured (" + std::string(evidence) +
+      "); give a certificate issued by " +
+      (accepted.empty() ? std::string("a CA the server trusts") : AlternativesText(accepted)) +
+      " and its key (--client-cert and --client-key)");
+}
+
+Status CurlTls::ClientCertificateRejected(std::string_view url, std::string_view evidence) const {
+  const Material& m = *material_;
+  const X509* leaf = m.client_leaf.get();
+  std::string message = "the server at " + std::string(url) +
+                        " rejected the TLS client certificate " + Quote(SubjectText(leaf)) +
+                        m.client_origin + " (" + std::string(evidence) + "): ";
+  // Our own look at the certificate, for the likely reasons.
+  if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0) {
+    return TlsError(message + "it expired on " + TimeText(X509_get0_notAfter(leaf)) + "; renew it");
+  }
+  if (X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0) {
+    return TlsError(message + "it is not valid before " + TimeText(X509_get0_notBefore(leaf)) +
+                    "; use a certificate that is valid now");
+  }
+  const std::string issuer = Quote(IssuerText(leaf));
+  // The flags, for a certificate given as files (cdi-image's way); PEM text
+  // comes from a Secret.
+  const std::string how = m.client_cert_file.empty() ? "" : " (--client-cert and --client-key)";
+  const std::vector<std::string>& accepted = facts_.accepted_client_cas;
+  const bool accepted_issuer = std::any_of(
+      m.client_chain_issuers.begin(), m.client_chain_issuers.end(), [&](const std::string& name) {
+        return std::find(accepted.begin(), accepted.end(), name) != accepted.end();
+      });
+  if (!accepted.empty() && !accepted_issuer) {
+    return TlsError(message + "it is issued by " + issuer +
+                    ", and the server accepts certificates issued by " +
+                    AlternativesText(accepted) + "; give such a certificate and its key" + how);
+  }
+  if (accepted_issuer) {
+    return TlsError(message + "it is issued by " + issuer +
+                    ", a CA the server accepts; check that the certificate is meant for client "
+                    "authentication (extendedKeyUsage clientAuth) and not revoked; the server's "
+                    "error log says why it refused it");
+  }
+  return TlsError(message + "it is issued by " + issuer +
+                  "; give a certificate issued by a CA the server trusts, meant for client "
+                  "authentication, and its key" +
+                  how);
 }
 
 }  // namespace cdi::tls

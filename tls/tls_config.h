@@ -14,8 +14,10 @@
 #include <curl/curl.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cdi/import.h"
 #include "cdi/status.h"
@@ -35,6 +37,10 @@ struct HandshakeFacts {
   std::string server_names;  // SANs of the server's certificate
   std::string server_subject;
   bool client_certificate_requested = false;  // and none was configured
+  // The server asked for a client certificate (configured or not), naming
+  // these CAs (RFC 2253) as the ones it accepts; none when it named none.
+  bool client_certificate_asked = false;
+  std::vector<std::string> accepted_client_cas;
 };
 
 // Whose certificate a TLS failure is about.
@@ -89,9 +95,29 @@ class CurlTls {
   Status TranslateFailure(CURLcode code, std::string_view curl_message, std::string_view url,
                           std::string_view host, TlsPeer peer = TlsPeer::kServer) const;
 
+  // The translation of an HTTP answer that is a TLS failure in disguise.
+  // nginx with `ssl_verify_client on` completes the handshake whatever the
+  // client certificate, then answers HTTP 400 with "No required SSL
+  // certificate was sent" (none) or "The SSL certificate error" (untrusted,
+  // expired, not for client authentication) in its body. Returns a kTls
+  // Status, never retryable, saying whether the certificate is missing or
+  // rejected, naming the one presented and what to do, when this handshake
+  // asked for a client certificate and the response is such a 400: its body
+  // names the reason, or none was configured. Otherwise nullopt: the response
+  // stays an HTTP error. `status_line` is "HTTP 400 Bad Request"; `body` the
+  // first bytes of the response's body; `url` the redacted https:// URL.
+  std::optional<Status> ExplainClientCertificateRefusal(int status, std::string_view status_line,
+                                                        std::string_view body,
+                                                        std::string_view url) const;
+
  private:
   struct Material;
   explicit CurlTls(std::unique_ptr<Material> material);
+
+  // The two client-certificate messages: none was sent where one is needed,
+  // and the one sent was refused. `evidence` says what showed it.
+  Status ClientCertificateMissing(std::string_view url, std::string_view evidence) const;
+  Status ClientCertificateRejected(std::string_view url, std::string_view evidence) const;
 
   // curl's and OpenSSL's callbacks (tls_config.cc); they reach this object
   // through CURLOPT_SSL_CTX_DATA and SSL_CTX ex_data.

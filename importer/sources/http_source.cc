@@ -36,6 +36,9 @@ constexpr long kCurlReceiveBuffer = 512 * 1024;  // NOLINT(google-runtime-int): 
 constexpr auto kBackPressure = std::chrono::milliseconds(50);
 // How long a second look at a host name curl could not resolve may take.
 constexpr auto kNameCheckTimeout = std::chrono::seconds(10);
+// How much of an error response's body is kept to explain it: nginx's
+// error pages are a few hundred bytes.
+constexpr size_t kErrorBodyBytes = 4096;
 
 struct CurlDeleter {
   void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
@@ -344,10 +347,11 @@ struct ImageIdentity {
 };
 
 enum class HopOutcome {
-  kPending,   // headers of the final response not complete yet
-  kRedirect,  // a 3xx with Location: the transfer was stopped after its headers
-  kRefused,   // a status that is not wanted: stopped after its headers
-  kBody,      // its body streams into the buffer
+  kPending,    // headers of the final response not complete yet
+  kRedirect,   // a 3xx with Location: the transfer was stopped after its headers
+  kRefused,    // a status that is not wanted: stopped after its headers
+  kErrorBody,  // a status that is not wanted, whose body may explain it: kept
+  kBody,       // its body streams into the buffer
 };
 
 // What a request asks for.
@@ -685,6 +689,8 @@ class HttpSource final : public ByteSource {
         continue;
       }
       if (outcome_ == HopOutcome::kRefused) return refusal_;
+      // Whatever ended its transfer: the body that arrived is all there is.
+      if (outcome_ == HopOutcome::kErrorBody) return RefusedStatus(request);
       if (code != CURLE_OK) return CurlFailure(code, request);
       if (outcome_ != HopOutcome::kBody) {
         return NetworkError("no response from " + request.redacted, Retryable::kYes);
@@ -924,11 +930,11 @@ class HttpSource final : public ByteSource {
       message += ": the proxy " + proxy_->redacted +
                  " wants credentials; give them in its URL (http://user:password@host:port, in " +
                  proxy_->setting + ")";
-    } else if (status == 400 && tls_->handshake_facts().client_certificate_requested) {
+    } else if (status == 400 && request.origin.scheme == "https") {
       // A TLS configuration problem, whatever status carried it: say so with the TLS code.
-      return TlsError(message +
-                      ": the server asked for a TLS client certificate and none is "
-                      "configured; give one (--client-cert and --client-key)");
+      std::optional<Status> tls = tls_->ExplainClientCertificateRefusal(
+          status, StatusLine(status, response_.reason), error_body_, request.redacted);
+      if (tls.has_value()) return *std::move(tls);
     }
     if (status != 407) message += ThroughProxy();
     Retryable retryable = RetryableStatus(status);
@@ -998,6 +1004,13 @@ class HttpSource final : public ByteSource {
     if (IsRedirectStatus(status) && !response_.location.empty()) {
       outcome_ = HopOutcome::kRedirect;
       return false;
+    }
+    if (status == 400 && request_->origin.scheme == "https") {
+      // A missing or rejected client certificate, as nginx tells it: the
+      // body says which (RefusedStatus).
+      error_body_.clear();
+      outcome_ = HopOutcome::kErrorBody;
+      return true;
     }
     switch (kind_) {
       case RequestKind::kWhole:
@@ -1202,6 +1215,12 @@ class HttpSource final : public ByteSource {
   static size_t OnBody(char* data, size_t size, size_t count, void* self_pointer) {
     auto* self = static_cast<HttpSource*>(self_pointer);
     size_t length = size * count;
+    if (self->outcome_ == HopOutcome::kErrorBody) {
+      size_t kept = std::min(length, kErrorBodyBytes - self->error_body_.size());
+      self->error_body_.append(data, kept);
+      // Enough to explain it: stop the transfer.
+      return self->error_body_.size() < kErrorBodyBytes ? length : 0;
+    }
     if (self->outcome_ != HopOutcome::kBody) return length;
     self->wire_bytes_ += length;
     std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(data), length);
@@ -1257,6 +1276,7 @@ class HttpSource final : public ByteSource {
   RequestKind kind_ = RequestKind::kWhole;
   ResponseHeaders response_;
   HopOutcome outcome_ = HopOutcome::kPending;
+  std::string error_body_;  // of a kErrorBody response, its first kErrorBodyBytes
   Status refusal_;
   std::optional<std::chrono::seconds> retry_after_;
   bool published_ = false;

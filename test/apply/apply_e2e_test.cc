@@ -206,10 +206,16 @@ TEST_F(ApplyE2eTest, ClientCertificateFromAnotherCaIsRefusedByTheServer) {
   const std::string path = Publish("other-client");
   RunResult r = Apply({Write("vm.yaml", TlsManifest(kVmManifest, site_->mtls->Url(path))),
                        Write("secrets.yaml", TlsSecrets(certs_.other_client, certs_.ca.cert))});
-  // nginx answers a client certificate it does not trust with 400.
-  EXPECT_EQ(r.exit_code, 5) << r.err << r.out;
-  EXPECT_TRUE(Contains(
-      r.out, "default/my-http-data-volume: HTTP 400 Bad Request from " + site_->mtls->Url(path)))
+  // nginx answers a client certificate it does not trust with 400: a TLS error.
+  EXPECT_EQ(r.exit_code, 6) << r.err << r.out;
+  EXPECT_TRUE(Contains(r.out, "failed (tls)")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "default/my-http-data-volume: the server at " +
+                                  site_->mtls->Url(path) +
+                                  " rejected the TLS client certificate 'CN=cdi-test other "
+                                  "client' (PEM text) (HTTP 400 \"The SSL certificate error\"): "
+                                  "it is issued by 'CN=cdi-test Other CA', and the server accepts "
+                                  "certificates issued by 'CN=cdi-test Root CA'; give such a "
+                                  "certificate and its key"))
       << r.out;
   EXPECT_FALSE(FileExists(work_.File(kVmDisk)));
 }

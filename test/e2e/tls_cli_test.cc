@@ -57,8 +57,9 @@ class TlsCliTest : public ::testing::Test {
 TEST_F(TlsCliTest, EachWayOfTrustingACaWorks) {
   NginxServer server({.root = www_.path(), .tls = certs_.server});
   ExpectImported(ImportFrom(server, {"--ca-bundle", certs_.ca.cert}, "file.img"), "file.img");
-  ExpectImported(ImportFrom(server, {"--ca-bundle-data", Base64(ReadFile(certs_.ca.cert))}, "data.img"),
-                 "data.img");
+  ExpectImported(
+      ImportFrom(server, {"--ca-bundle-data", Base64(ReadFile(certs_.ca.cert))}, "data.img"),
+      "data.img");
   // A directory as Kubernetes mounts a Secret: any key name, dot entries ignored.
   TempDir ca_dir;
   WriteFile(ca_dir.File("tls.crt"), ReadFile(certs_.ca.cert));
@@ -101,19 +102,43 @@ TEST_F(TlsCliTest, InsecureSkipsVerificationAndSaysSo) {
 
 TEST_F(TlsCliTest, MutualTls) {
   NginxServer server({.root = www_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
-  ExpectTlsFailure(ImportFrom(server, {"--ca-bundle", certs_.ca.cert}), "client certificate");
+  ExpectTlsFailure(ImportFrom(server, {"--ca-bundle", certs_.ca.cert}),
+                   "error: the server at " + server.Url("/disk.raw") +
+                       " requires a TLS client certificate and none is configured (HTTP 400 "
+                       "\"No required SSL certificate was sent\"); give a certificate issued by "
+                       "'CN=cdi-test Root CA' and its key (--client-cert and --client-key)\n");
   ExpectImported(ImportFrom(server, {"--ca-bundle", certs_.ca.cert, "--client-cert",
                                      certs_.client.cert, "--client-key", certs_.client.key}));
   auto log = server.WaitForRequests(2);
   EXPECT_TRUE(Contains(log.back().client_subject, "cdi-test client")) << log.back().client_subject;
 }
 
+// nginx answers a client certificate it does not trust with HTTP 400: the
+// user is told it is the certificate, which one, and what the server wants;
+// the import is not retried and leaves nothing behind.
+TEST_F(TlsCliTest, ClientCertificateFromAnotherCaIsRejected) {
+  NginxServer server({.root = www_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
+  RunResult r =
+      ImportFrom(server, {"--ca-bundle", certs_.ca.cert, "--client-cert", certs_.other_client.cert,
+                          "--client-key", certs_.other_client.key, "--retries", "3"});
+  ExpectTlsFailure(r, "error: the server at " + server.Url("/disk.raw") +
+                          " rejected the TLS client certificate 'CN=cdi-test other client' from " +
+                          certs_.other_client.cert +
+                          " (HTTP 400 \"The SSL certificate error\"): it is issued by "
+                          "'CN=cdi-test Other CA', and the server accepts certificates issued by "
+                          "'CN=cdi-test Root CA'; give such a certificate and its key "
+                          "(--client-cert and --client-key)\n");
+  EXPECT_FALSE(Contains(r.err, "retry")) << r.err;
+  EXPECT_EQ(server.WaitForRequests(1).size(), 1u);
+}
+
 TEST_F(TlsCliTest, MaterialProblemsAreFoundBeforeConnecting) {
   NginxServer server({.root = www_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
   // A key that belongs to another certificate.
-  ExpectTlsFailure(ImportFrom(server, {"--ca-bundle", certs_.ca.cert, "--client-cert",
-                                       certs_.client.cert, "--client-key", certs_.other_client.key}),
-                   "does not match");
+  ExpectTlsFailure(
+      ImportFrom(server, {"--ca-bundle", certs_.ca.cert, "--client-cert", certs_.client.cert,
+                          "--client-key", certs_.other_client.key}),
+      "does not match");
   // A CA file that holds no certificate.
   TempDir bad;
   WriteFile(bad.File("empty.pem"), "\n");
@@ -136,15 +161,30 @@ TEST_F(TlsCliTest, NoSecretInAnyOutputAtTheHighestVerbosity) {
   url.insert(url.find("//") + 2, "urluser:urlpass-Pp55@");
   for (const char* progress : {"plain", "json"}) {
     std::string target = out_.File(std::string(progress) + ".img");
-    RunResult r = CdiImage({"import", url, target, "-vv", "--progress", progress, "--ca-bundle",
-                            certs_.ca.cert, "--client-cert", certs_.client.cert, "--client-key",
-                            certs_.client.key, "--user", "basicuser", "--password-file",
-                            secrets.File("password"), "--header", "X-Api-Key: hdr-Ww77",
-                            "--header-file", secrets.File("header")});
+    RunResult r = CdiImage({"import",
+                            url,
+                            target,
+                            "-vv",
+                            "--progress",
+                            progress,
+                            "--ca-bundle",
+                            certs_.ca.cert,
+                            "--client-cert",
+                            certs_.client.cert,
+                            "--client-key",
+                            certs_.client.key,
+                            "--user",
+                            "basicuser",
+                            "--password-file",
+                            secrets.File("password"),
+                            "--header",
+                            "X-Api-Key: hdr-Ww77",
+                            "--header-file",
+                            secrets.File("header")});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(Contains(r.err, "debug")) << "expected debug output at -vv:\n" << r.err;
-    for (const char* secret : {"pw-Zq81", "hdrfile-Kk22", "query-Aa93", "urlpass-Pp55", "hdr-Ww77",
-                               "PRIVATE KEY"}) {
+    for (const char* secret :
+         {"pw-Zq81", "hdrfile-Kk22", "query-Aa93", "urlpass-Pp55", "hdr-Ww77", "PRIVATE KEY"}) {
       EXPECT_FALSE(Contains(r.out, secret)) << secret << " on stdout:\n" << r.out;
       EXPECT_FALSE(Contains(r.err, secret)) << secret << " on stderr:\n" << r.err;
     }

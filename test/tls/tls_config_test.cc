@@ -8,7 +8,10 @@
 #include <spdlog/spdlog.h>
 
 #include <memory>
+#include <optional>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "test/support/certs.h"
 #include "test/support/files.h"
@@ -483,7 +486,114 @@ TEST_F(TlsTest, ClientCertificateRequiredIsExplained) {
       tls->TranslateFailure(CURLE_SSL_CLIENTCERT, "", "https://h.example/x", "h.example");
   EXPECT_EQ(status.code(), ErrorCode::kTls);
   EXPECT_EQ(status.message(),
-            "https://h.example/x requires a TLS client certificate; configure one");
+            "the server at https://h.example/x requires a TLS client certificate and none is "
+            "configured (SSL Client Certificate required); give a certificate issued by a CA the "
+            "server trusts and its key (--client-cert and --client-key)");
+}
+
+// A server that refuses the client certificate with a TLS alert (not nginx,
+// which answers HTTP 400): the certificate is named all the same.
+TEST_F(TlsTest, ClientCertificateRefusedByAnAlertIsNamed) {
+  TlsSettings settings;
+  settings.client_cert_file = certs_.other_client.cert;
+  settings.client_key_file = certs_.other_client.key;
+  std::unique_ptr<CurlTls> tls = Make(settings);
+  ASSERT_NE(tls, nullptr);
+  Status status =
+      tls->TranslateFailure(CURLE_SSL_CONNECT_ERROR, "OpenSSL SSL_connect: tlsv1 alert unknown ca",
+                            "https://h.example/x", "h.example");
+  EXPECT_EQ(status.code(), ErrorCode::kTls);
+  EXPECT_EQ(status.message(),
+            "the server at https://h.example/x rejected the TLS client certificate 'CN=cdi-test "
+            "other client' from " +
+                certs_.other_client.cert +
+                " (the TLS handshake failed: OpenSSL SSL_connect: tlsv1 alert unknown ca): it is "
+                "issued by 'CN=cdi-test Other CA'; give a certificate issued by a CA the server "
+                "trusts, meant for client authentication, and its key (--client-cert and "
+                "--client-key)");
+}
+
+// nginx (`ssl_verify_client on`) completes every handshake and answers a
+// missing or untrusted client certificate with HTTP 400 and a page that says
+// which; the handshake showed that it asked for one, and from which CAs.
+TEST_F(TlsTest, ClientCertificateRefusalIsReadFromNginxsAnswer) {
+  NginxServer server({.root = root_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
+  const std::string url = server.Url("/hello.txt");
+
+  TlsSettings none;
+  none.ca_files = {certs_.ca.cert};
+  std::unique_ptr<CurlTls> tls = Make(none);
+  Fetched fetched = Get(*tls, url);
+  ASSERT_EQ(fetched.status, 400);
+  EXPECT_TRUE(tls->handshake_facts().client_certificate_asked);
+  EXPECT_EQ(tls->handshake_facts().accepted_client_cas,
+            std::vector<std::string>{"CN=cdi-test Root CA"});
+  std::optional<Status> missing =
+      tls->ExplainClientCertificateRefusal(400, "HTTP 400 Bad Request", fetched.body, url);
+  ASSERT_TRUE(missing.has_value());
+  EXPECT_EQ(missing->code(), ErrorCode::kTls);
+  EXPECT_FALSE(missing->retryable());
+  EXPECT_EQ(missing->message(),
+            "the server at " + url +
+                " requires a TLS client certificate and none is configured (HTTP 400 \"No "
+                "required SSL certificate was sent\"); give a certificate issued by 'CN=cdi-test "
+                "Root CA' and its key (--client-cert and --client-key)");
+  // Another page (a custom error page): the handshake alone tells.
+  missing = tls->ExplainClientCertificateRefusal(400, "HTTP 400 Bad Request", "<html/>", url);
+  ASSERT_TRUE(missing.has_value());
+  EXPECT_NE(missing->message().find("none is configured (it asked for one in the TLS handshake, "
+                                    "then answered HTTP 400 Bad Request)"),
+            std::string::npos)
+      << missing->message();
+
+  TlsSettings other;
+  other.ca_files = {certs_.ca.cert};
+  other.client_cert_file = certs_.other_client.cert;
+  other.client_key_file = certs_.other_client.key;
+  tls = Make(other);
+  fetched = Get(*tls, url);
+  ASSERT_EQ(fetched.status, 400);
+  std::optional<Status> rejected =
+      tls->ExplainClientCertificateRefusal(400, "HTTP 400 Bad Request", fetched.body, url);
+  ASSERT_TRUE(rejected.has_value());
+  EXPECT_EQ(rejected->code(), ErrorCode::kTls);
+  EXPECT_FALSE(rejected->retryable());
+  EXPECT_EQ(rejected->message(),
+            "the server at " + url +
+                " rejected the TLS client certificate 'CN=cdi-test other client' from " +
+                certs_.other_client.cert +
+                " (HTTP 400 \"The SSL certificate error\"): it is issued by 'CN=cdi-test Other "
+                "CA', and the server accepts certificates issued by 'CN=cdi-test Root CA'; give "
+                "such a certificate and its key (--client-cert and --client-key)");
+}
+
+TEST_F(TlsTest, OrdinaryHttpErrorsAreNotClientCertificateRefusals) {
+  const std::string nginx_page = "<center>The SSL certificate error</center>";
+  // A certificate the server accepted, then a 400 for another reason.
+  NginxServer mutual({.root = root_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
+  TlsSettings good;
+  good.ca_files = {certs_.ca.cert};
+  good.client_cert_file = certs_.client.cert;
+  good.client_key_file = certs_.client.key;
+  std::unique_ptr<CurlTls> tls = Make(good);
+  const std::string url = mutual.Url("/hello.txt");
+  ASSERT_EQ(Get(*tls, url).status, 200);
+  EXPECT_TRUE(tls->handshake_facts().client_certificate_asked);
+  EXPECT_FALSE(tls->ExplainClientCertificateRefusal(400, "HTTP 400 Bad Request",
+                                                    "<h1>400 Bad Request</h1>", url));
+  // Only 400 is nginx's way.
+  EXPECT_FALSE(tls->ExplainClientCertificateRefusal(403, "HTTP 403 Forbidden", nginx_page, url));
+
+  // A server that asked for no certificate: nginx's page relayed from
+  // elsewhere is not about ours.
+  NginxServer plain({.root = root_.path(), .tls = certs_.server});
+  TlsSettings none;
+  none.ca_files = {certs_.ca.cert};
+  tls = Make(none);
+  ASSERT_EQ(Get(*tls, plain.Url("/hello.txt")).status, 200);
+  EXPECT_FALSE(tls->handshake_facts().client_certificate_asked);
+  EXPECT_FALSE(tls->ExplainClientCertificateRefusal(400, "HTTP 400 Bad Request", nginx_page,
+                                                    plain.Url("/hello.txt")));
 }
 
 TEST_F(TlsTest, PlainHttpServerIsExplained) {

@@ -15,6 +15,7 @@
 #include "test/support/certs.h"
 #include "test/support/files.h"
 #include "test/support/http_server.h"
+#include "test/support/process.h"
 #include "test/support/temp_dir.h"
 
 namespace cdi::importer {
@@ -375,20 +376,119 @@ TEST_F(HttpsSourceTest, MutualTlsWithoutAClientCertificateIsExplained) {
   spec.tls.ca_files = {certs_.ca.cert};
   Status status = Fetch(spec);
   EXPECT_EQ(status.code(), ErrorCode::kTls);
-  EXPECT_EQ(status.message(), "HTTP 400 Bad Request from " + server.Url("/small.img") +
-                                  ": the server asked for a TLS client certificate and none is "
-                                  "configured; give one (--client-cert and --client-key)");
+  EXPECT_FALSE(status.retryable());
+  EXPECT_EQ(status.message(), "the server at " + server.Url("/small.img") +
+                                  " requires a TLS client certificate and none is configured "
+                                  "(HTTP 400 \"No required SSL certificate was sent\"); give a "
+                                  "certificate issued by 'CN=cdi-test Root CA' and its key "
+                                  "(--client-cert and --client-key)");
 }
 
+// nginx completes the handshake with any client certificate and answers one
+// it does not trust with HTTP 400: a TLS error, tried once, whatever the
+// retry settings.
 TEST_F(HttpsSourceTest, MutualTlsWithACertificateFromAnotherCaIsRefused) {
   NginxServer server({.root = root_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
   SourceSpec spec = Spec(server.Url("/small.img"));
+  spec.network.max_retries = 3;
+  spec.network.retry_initial_delay = std::chrono::milliseconds(10);
   spec.tls.ca_files = {certs_.ca.cert};
   spec.tls.client_cert_file = certs_.other_client.cert;
   spec.tls.client_key_file = certs_.other_client.key;
   Status status = Fetch(spec);
+  EXPECT_EQ(status.code(), ErrorCode::kTls);
+  EXPECT_FALSE(status.retryable());
+  EXPECT_EQ(status.message(),
+            "the server at " + server.Url("/small.img") +
+                " rejected the TLS client certificate 'CN=cdi-test other client' from " +
+                certs_.other_client.cert +
+                " (HTTP 400 \"The SSL certificate error\"): it is issued by 'CN=cdi-test Other "
+                "CA', and the server accepts certificates issued by 'CN=cdi-test Root CA'; give "
+                "such a certificate and its key (--client-cert and --client-key)");
+  std::vector<test::AccessLogEntry> log = server.WaitForRequests(1);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0].status, 400);
+
+  // The same certificate given as PEM text (as from a Secret).
+  SourceSpec from_text = Spec(server.Url("/small.img"));
+  from_text.tls.ca_files = {certs_.ca.cert};
+  from_text.tls.client_cert_pem = test::ReadFile(certs_.other_client.cert);
+  from_text.tls.client_key_pem = test::ReadFile(certs_.other_client.key);
+  status = Fetch(from_text);
+  EXPECT_EQ(status.code(), ErrorCode::kTls);
+  EXPECT_NE(status.message().find(" rejected the TLS client certificate 'CN=cdi-test other "
+                                  "client' (PEM text) (HTTP 400 "),
+            std::string::npos)
+      << status.message();
+}
+
+TEST_F(HttpsSourceTest, MutualTlsWithAnExpiredClientCertificateSaysWhenItExpired) {
+  // Signed by the CA the server trusts, expired yesterday.
+  test::TempDir dir;
+  const std::string base = dir.File("expired-client");
+  test::Sh("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " +
+           base + ".key -out " + base + ".csr -subj '/CN=cdi-test expired client' 2>/dev/null");
+  test::WriteFile(base + ".ext", "extendedKeyUsage=clientAuth\n");
+  test::Sh("openssl x509 -req -in " + base + ".csr -CA " + certs_.ca.cert + " -CAkey " +
+           certs_.ca.key + " -set_serial 4242 -days -1 -extfile " + base + ".ext -out " + base +
+           ".pem 2>/dev/null");
+  std::string not_after = test::Sh("openssl x509 -noout -enddate -in " + base + ".pem");
+  not_after = not_after.substr(not_after.find('=') + 1);
+  not_after.pop_back();
+
+  NginxServer server({.root = root_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
+  SourceSpec spec = Spec(server.Url("/small.img"));
+  spec.tls.ca_files = {certs_.ca.cert};
+  spec.tls.client_cert_file = base + ".pem";
+  spec.tls.client_key_file = base + ".key";
+  Status status = Fetch(spec);
+  EXPECT_EQ(status.code(), ErrorCode::kTls);
+  EXPECT_EQ(status.message(), "the server at " + server.Url("/small.img") +
+                                  " rejected the TLS client certificate 'CN=cdi-test expired "
+                                  "client' from " +
+                                  base +
+                                  ".pem (HTTP 400 \"The SSL certificate error\"): it "
+                                  "expired on " +
+                                  not_after + "; renew it");
+}
+
+TEST_F(HttpsSourceTest, MutualTlsWithACertificateNotForClientsIsRefused) {
+  // Issued by the right CA, but for servers only (extendedKeyUsage serverAuth).
+  NginxServer server({.root = root_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
+  SourceSpec spec = Spec(server.Url("/small.img"));
+  spec.tls.ca_files = {certs_.ca.cert};
+  spec.tls.client_cert_file = certs_.server.cert;
+  spec.tls.client_key_file = certs_.server.key;
+  Status status = Fetch(spec);
+  EXPECT_EQ(status.code(), ErrorCode::kTls);
+  EXPECT_EQ(status.message(),
+            "the server at " + server.Url("/small.img") +
+                " rejected the TLS client certificate 'CN=localhost' from " + certs_.server.cert +
+                " (HTTP 400 \"The SSL certificate error\"): it is issued by 'CN=cdi-test Root "
+                "CA', a CA the server accepts; check that the certificate is meant for client "
+                "authentication (extendedKeyUsage clientAuth) and not revoked; the server's error "
+                "log says why it refused it");
+}
+
+// A 400 that is not about the client certificate stays an HTTP error: nginx
+// refuses a path above its root ("/%2e%2e/") with its plain 400 page.
+TEST_F(HttpsSourceTest, OrdinaryBadRequestOverHttpsIsAnHttpError) {
+  NginxServer mutual({.root = root_.path(), .tls = certs_.server, .client_ca = certs_.ca.cert});
+  SourceSpec spec = Spec(mutual.Url("/%2e%2e/small.img"));
+  spec.tls.ca_files = {certs_.ca.cert};
+  spec.tls.client_cert_file = certs_.client.cert;
+  spec.tls.client_key_file = certs_.client.key;
+  Status status = Fetch(spec);
   EXPECT_EQ(status.code(), ErrorCode::kNetwork);
-  EXPECT_EQ(status.message(), "HTTP 400 Bad Request from " + server.Url("/small.img"));
+  EXPECT_FALSE(status.retryable());
+  EXPECT_EQ(status.message(), "HTTP 400 Bad Request from " + mutual.Url("/%2e%2e/small.img"));
+
+  NginxServer plain({.root = root_.path(), .tls = certs_.server});
+  SourceSpec without = Spec(plain.Url("/%2e%2e/small.img"));
+  without.tls.ca_files = {certs_.ca.cert};
+  status = Fetch(without);
+  EXPECT_EQ(status.code(), ErrorCode::kNetwork);
+  EXPECT_EQ(status.message(), "HTTP 400 Bad Request from " + plain.Url("/%2e%2e/small.img"));
 }
 
 TEST_F(HttpsSourceTest, ClientKeyNotMatchingItsCertificateIsRefusedBeforeConnecting) {
