@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include "pvc/direct_writer.h"
 #include "pvc/io.h"
 #include "pvc/posix_error.h"
 #include "pvc/target.h"
@@ -76,13 +77,14 @@ int IssueZero(int fd, ZeroMethod method, uint64_t offset, uint64_t length) {
 
 class BlockTarget final : public Target {
  public:
-  BlockTarget(std::string path, UniqueFd fd, uint64_t size, uint64_t logical_block_size,
-              const BlockTargetOptions& options)
+  BlockTarget(std::string path, UniqueFd fd, UniqueFd direct_fd, uint64_t size,
+              uint64_t logical_block_size, const BlockTargetOptions& options)
       : path_(std::move(path)),
         fd_(std::move(fd)),
         size_(size),
         logical_block_size_(logical_block_size),
-        writeback_(fd_.get(), path_, options.writeback_window) {
+        writeback_(fd_.get(), path_, options.writeback_window),
+        writer_(fd_.get(), std::move(direct_fd), &writeback_, &path_) {
     for (size_t i = 0; i < kOffloads.size(); ++i) {
       offload_usable_[i] =
           static_cast<int>(kOffloads[i]) >= static_cast<int>(options.first_zero_method);
@@ -97,7 +99,11 @@ class BlockTarget final : public Target {
   const std::string& path() const override { return path_; }
   uint64_t capacity() const override { return size_; }
   uint64_t size() const override { return size_; }
-  TargetStats stats() const override { return stats_; }
+  TargetStats stats() const override {
+    TargetStats stats = stats_;
+    stats.bytes_direct = writer_.direct_bytes();
+    return stats;
+  }
 
   Status SetSize(uint64_t size) override {
     CDI_RETURN_IF_ERROR(CheckOpen("resizing"));
@@ -113,9 +119,9 @@ class BlockTarget final : public Target {
     CDI_RETURN_IF_ERROR(CheckInBounds("writing", offset, data.size(), size_, path_));
     if (data.empty()) return Status::Ok();
     touched_ = true;
-    CDI_RETURN_IF_ERROR(WriteFully(fd_.get(), offset, data, path_));
+    CDI_RETURN_IF_ERROR(writer_.Write(offset, data));
     stats_.bytes_written += data.size();
-    return writeback_.Wrote(offset, data.size());
+    return Status::Ok();
   }
 
   Status Zero(uint64_t offset, uint64_t length) override {
@@ -123,6 +129,8 @@ class BlockTarget final : public Target {
     CDI_RETURN_IF_ERROR(CheckInBounds("zeroing", offset, length, size_, path_));
     if (length == 0) return Status::Ok();
     touched_ = true;
+    // What is staged goes out first, so that the device sees one pass in order.
+    CDI_RETURN_IF_ERROR(writer_.Flush());
     CDI_RETURN_IF_ERROR(ZeroRange(offset, length));
     stats_.bytes_zeroed += length;
     return Status::Ok();
@@ -131,8 +139,11 @@ class BlockTarget final : public Target {
   Status Commit() override {
     if (state_ == State::kCommitted) return Status::Ok();
     CDI_RETURN_IF_ERROR(CheckOpen("committing"));
+    CDI_RETURN_IF_ERROR(writer_.Flush());
     if (fsync(fd_.get()) != 0) return PosixError(errno, "flushing " + path_ + " to disk");
     writeback_.DropCache();
+    spdlog::debug("{}: wrote {} bytes, {} of them with direct I/O", path_, stats_.bytes_written,
+                  writer_.direct_bytes());
     fd_.reset();
     state_ = State::kCommitted;
     spdlog::info("Successfully completed fsync({}) syscall, committed to disk", path_);
@@ -142,6 +153,7 @@ class BlockTarget final : public Target {
   void Abort() override {
     if (state_ != State::kOpen) return;
     state_ = State::kAborted;
+    writer_.Discard();
     if (touched_) {
       Status status = Wipe();
       if (!status.ok()) {
@@ -234,6 +246,7 @@ class BlockTarget final : public Target {
   const uint64_t size_;
   const uint64_t logical_block_size_;
   WritebackLimiter writeback_;
+  DirectWriter writer_;
   std::array<bool, kOffloads.size()> offload_usable_{};
   TargetStats stats_;
   State state_ = State::kOpen;
@@ -285,8 +298,11 @@ Result<std::unique_ptr<Target>> OpenBlockTarget(const std::string& path,
   }
   spdlog::debug("{}: block device of {} bytes, logical block size {}", path, size,
                 logical_block_size);
-  return std::unique_ptr<Target>(std::make_unique<BlockTarget>(
-      path, std::move(fd), size, static_cast<uint64_t>(logical_block_size), options));
+  UniqueFd direct_fd;
+  if (options.direct_io) direct_fd = OpenDirect(AT_FDCWD, path, fd.get(), path);
+  return std::unique_ptr<Target>(
+      std::make_unique<BlockTarget>(path, std::move(fd), std::move(direct_fd), size,
+                                    static_cast<uint64_t>(logical_block_size), options));
 }
 
 bool IsBlockDevice(const std::string& path) {

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "pvc/capacity.h"
+#include "pvc/direct_writer.h"
 #include "pvc/io.h"
 #include "pvc/posix_error.h"
 #include "pvc/target.h"
@@ -54,7 +55,7 @@ std::string JoinPath(const std::string& dir, const std::string& name) {
 class FileTarget final : public Target {
  public:
   FileTarget(std::string path, PathParts parts, UniqueFd dir_fd, std::string partial_name,
-             UniqueFd fd, const FileTargetOptions& options)
+             UniqueFd fd, UniqueFd direct_fd, const FileTargetOptions& options)
       : path_(std::move(path)),
         parts_(std::move(parts)),
         dir_fd_(std::move(dir_fd)),
@@ -62,7 +63,8 @@ class FileTarget final : public Target {
         partial_path_(JoinPath(parts_.dir, partial_name_)),
         fd_(std::move(fd)),
         options_(options),
-        writeback_(fd_.get(), path_, options.writeback_window) {}
+        writeback_(fd_.get(), path_, options.writeback_window),
+        writer_(fd_.get(), std::move(direct_fd), &writeback_, &path_) {}
 
   ~FileTarget() override {
     if (state_ == State::kOpen) Abort();
@@ -91,11 +93,16 @@ class FileTarget final : public Target {
   const std::string& path() const override { return path_; }
   uint64_t capacity() const override { return capacity_; }
   uint64_t size() const override { return size_; }
-  TargetStats stats() const override { return stats_; }
+  TargetStats stats() const override {
+    TargetStats stats = stats_;
+    stats.bytes_direct = writer_.direct_bytes();
+    return stats;
+  }
 
   Status SetSize(uint64_t size) override {
     CDI_RETURN_IF_ERROR(CheckOpen("resizing"));
     if (size > capacity_) return LargerThanAvailable(size, capacity_, path_);
+    CDI_RETURN_IF_ERROR(writer_.Flush());
     if (ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) {
       return PosixError(errno,
                         "setting the size of " + path_ + " to " + std::to_string(size) + " bytes");
@@ -111,10 +118,10 @@ class FileTarget final : public Target {
     CDI_RETURN_IF_ERROR(CheckOpen("writing"));
     CDI_RETURN_IF_ERROR(CheckInBounds("writing", offset, data.size(), capacity_, path_));
     if (data.empty()) return Status::Ok();
-    CDI_RETURN_IF_ERROR(WriteFully(fd_.get(), offset, data, path_));
+    CDI_RETURN_IF_ERROR(writer_.Write(offset, data));
     size_ = std::max(size_, offset + data.size());
     stats_.bytes_written += data.size();
-    return writeback_.Wrote(offset, data.size());
+    return Status::Ok();
   }
 
   Status Zero(uint64_t offset, uint64_t length) override {
@@ -137,8 +144,11 @@ class FileTarget final : public Target {
   Status Commit() override {
     if (state_ == State::kCommitted) return Status::Ok();
     CDI_RETURN_IF_ERROR(CheckOpen("committing"));
+    CDI_RETURN_IF_ERROR(writer_.Flush());
     if (fsync(fd_.get()) != 0) return PosixError(errno, "flushing " + path_ + " to disk");
     writeback_.DropCache();
+    spdlog::debug("{}: wrote {} bytes, {} of them with direct I/O", path_, stats_.bytes_written,
+                  writer_.direct_bytes());
     CDI_RETURN_IF_ERROR(MoveIntoPlace());
     renamed_ = true;
     // The rename is durable only once the directory is.
@@ -155,6 +165,7 @@ class FileTarget final : public Target {
   void Abort() override {
     if (state_ != State::kOpen) return;
     state_ = State::kAborted;
+    writer_.Discard();
     fd_.reset();
     // After a Commit that failed past the rename, the file at the final path
     // is the incomplete one.
@@ -251,6 +262,7 @@ class FileTarget final : public Target {
   UniqueFd fd_;
   const FileTargetOptions options_;
   WritebackLimiter writeback_;
+  DirectWriter writer_;
   uint64_t capacity_ = 0;
   uint64_t size_ = 0;
   TargetStats stats_;
@@ -300,8 +312,11 @@ Result<std::unique_ptr<Target>> OpenFileTarget(const std::string& path,
     return PosixError(errno, "creating " + partial_path + " (where " + path +
                                  " is written until it is complete)");
   }
+  UniqueFd direct_fd;
+  if (options.direct_io) direct_fd = OpenDirect(dir_fd.get(), partial_name, fd.get(), path);
   auto target = std::make_unique<FileTarget>(path, std::move(parts), std::move(dir_fd),
-                                             std::move(partial_name), std::move(fd), options);
+                                             std::move(partial_name), std::move(fd),
+                                             std::move(direct_fd), options);
   CDI_RETURN_IF_ERROR(target->Init());
   return std::unique_ptr<Target>(std::move(target));
 }

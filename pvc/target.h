@@ -36,6 +36,9 @@ struct FileTargetOptions {
   // Permission bits of the file, applied whatever the umask.
   unsigned mode = 0660;
   uint64_t writeback_window = kDefaultWritebackWindow;
+  // Long runs of data are written with direct I/O where the filesystem
+  // supports it (see DirectWriter); false: everything through the page cache.
+  bool direct_io = true;
 };
 
 // How a block device range is made to read zero. Zero() tries them in this
@@ -51,11 +54,13 @@ enum class ZeroMethod {
 struct BlockTargetOptions {
   ZeroMethod first_zero_method = ZeroMethod::kBlkZeroOut;
   uint64_t writeback_window = kDefaultWritebackWindow;
+  bool direct_io = true;  // as FileTargetOptions::direct_io
 };
 
 // Counters, for results and tests.
 struct TargetStats {
   uint64_t bytes_written = 0;  // data passed to pwrite
+  uint64_t bytes_direct = 0;   // of bytes_written, how much went out with direct I/O
   uint64_t bytes_zeroed = 0;   // ranges made to read zero by an explicit operation
   uint64_t bytes_skipped = 0;  // ranges already reading zero, left alone (holes)
 };
@@ -84,7 +89,8 @@ class Target {
   virtual Status SetSize(uint64_t size) = 0;
 
   // Writes `data` at `offset`; the range must lie inside [0, capacity()).
-  // A file grows to cover it.
+  // A file grows to cover it. Data may be staged for direct I/O and reach
+  // the file at a later call: errors writing it show there, or at Commit.
   virtual Status Write(uint64_t offset, std::span<const uint8_t> data) = 0;
   // Makes [offset, offset+length) read as zero. Each byte of a target is
   // written or zeroed at most once by an import; ranges never passed to Write

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -355,7 +356,9 @@ TEST_F(FileTargetTest, RunningOutOfSpaceIsTooSmallAndLeavesNothing) {
   // Another writer takes half of the volume after the target was sized.
   test::WriteFile(dir_.File("other"), std::string(kMiB, 'o'));
 
+  // A staged write fails when it reaches the file: at the write, or at Commit.
   Status write = (*target)->Write(0, Bytes(test::RandomBytes(2 * kMiB, 11)));
+  if (write.ok()) write = (*target)->Commit();
   EXPECT_EQ(write.code(), ErrorCode::kTooSmall);
   EXPECT_EQ(write.message(), "writing 1048576 bytes to " + path_ +
                                  " at offset 1048576: no space left on device; the image does "
@@ -391,18 +394,86 @@ TEST_F(FileTargetTest, KeepsThePageCacheBounded) {
     return Status::Ok();
   };
 
-  auto bounded = Open({.requested_size = 256 * kMiB, .writeback_window = kWindow});
+  // Through the page cache: direct I/O (below) bypasses it.
+  auto bounded =
+      Open({.requested_size = 256 * kMiB, .writeback_window = kWindow, .direct_io = false});
   ASSERT_TRUE(bounded.ok()) << bounded.status().ToString();
   ASSERT_TRUE(write_all(**bounded).ok());
   // The window being filled and the one being written back, plus slack.
   EXPECT_LE(CachedBytes(partial_path_), 3 * kWindow);
 
   // The same writes left to the kernel stay cached: what the limiter prevents.
-  auto unbounded = OpenFileTarget(dir_.File("unbounded.img"),
-                                  {.requested_size = 256 * kMiB, .writeback_window = 0});
+  auto unbounded =
+      OpenFileTarget(dir_.File("unbounded.img"),
+                     {.requested_size = 256 * kMiB, .writeback_window = 0, .direct_io = false});
   ASSERT_TRUE(unbounded.ok()) << unbounded.status().ToString();
   ASSERT_TRUE(write_all(**unbounded).ok());
   EXPECT_GT(CachedBytes(dir_.File(".unbounded.img.partial")), kTotal / 2);
+}
+
+TEST_F(FileTargetTest, LongRunsBypassThePageCache) {
+  struct statfs fs {};
+  ASSERT_EQ(statfs(dir_.path().c_str(), &fs), 0);
+  if (fs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "on tmpfs the page cache is the storage";
+  constexpr uint64_t kTotal = 64 * kMiB;
+  std::string data = test::RandomBytes(kTotal, 13);
+  auto target = Open({.requested_size = 128 * kMiB});
+  ASSERT_TRUE(target.ok()) << target.status().ToString();
+  for (uint64_t offset = 0; offset < kTotal; offset += kMiB) {
+    ASSERT_TRUE((*target)->Write(offset, Bytes(data.substr(offset, kMiB))).ok());
+  }
+  ASSERT_TRUE((*target)->SetSize(kTotal).ok());
+  // Written, yet hardly any of it sits in the page cache.
+  EXPECT_LE(CachedBytes(partial_path_), 4 * kMiB);
+  EXPECT_EQ((*target)->stats().bytes_written, kTotal);
+  EXPECT_EQ((*target)->stats().bytes_direct, kTotal);
+  ASSERT_TRUE((*target)->Commit().ok());
+  EXPECT_TRUE(test::ReadFile(path_) == data);
+}
+
+// Runs of every length and alignment around the staging buffer's edges,
+// scattered and contiguous, direct and not, read back exactly.
+TEST_F(FileTargetTest, StagedRunsOfAnyShapeReadBackExactly) {
+  constexpr uint64_t kSize = 40 * kMiB;
+  std::string expected(kSize, '\0');
+  std::mt19937_64 random(14);
+  struct Piece {
+    uint64_t offset;
+    uint64_t length;
+  };
+  // Disjoint pieces in a shuffled order, some adjacent (one run), some not.
+  std::vector<Piece> pieces;
+  for (uint64_t at = 1; at < kSize;) {
+    uint64_t length = std::uniform_int_distribution<uint64_t>(1, 3 * kMiB)(random);
+    if (random() % 4 == 0) length = 4 * kMiB - at % 4096;  // ends on a buffer edge
+    length = std::min(length, kSize - at);
+    pieces.push_back({at, length});
+    at +=
+        length + (random() % 3 == 0 ? std::uniform_int_distribution<uint64_t>(1, 9000)(random) : 0);
+  }
+  for (size_t i = 0; i + 1 < pieces.size(); i += 2) {
+    if (random() % 3 == 0) std::swap(pieces[i], pieces[i + 1]);
+  }
+  for (bool direct : {true, false}) {
+    SCOPED_TRACE(direct ? "direct I/O" : "page cache");
+    std::string path = dir_.File(direct ? "direct.img" : "buffered.img");
+    auto target = OpenFileTarget(path, {.requested_size = kSize, .direct_io = direct});
+    ASSERT_TRUE(target.ok()) << target.status().ToString();
+    ASSERT_TRUE((*target)->SetSize(kSize).ok());
+    for (const Piece& piece : pieces) {
+      std::string bytes = test::RandomBytes(piece.length, piece.offset);
+      expected.replace(piece.offset, piece.length, bytes);
+      ASSERT_TRUE((*target)->Write(piece.offset, Bytes(bytes)).ok());
+    }
+    ASSERT_TRUE((*target)->Commit().ok());
+    if (direct) {
+      EXPECT_GT((*target)->stats().bytes_direct, 0u);
+    } else {
+      EXPECT_EQ((*target)->stats().bytes_direct, 0u);
+    }
+    std::string content = test::ReadFile(path);
+    EXPECT_TRUE(content == expected) << test::FirstDifference(content, expected);
+  }
 }
 
 TEST(FileTargetPathTest, RefusesPathsThatAreNotFiles) {

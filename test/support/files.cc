@@ -140,4 +140,19 @@ std::vector<std::string> ListDir(const std::string& path) {
   return names;
 }
 
+std::string FirstDifference(const std::string& actual, const std::string& expected) {
+  if (actual.size() != expected.size()) {
+    return "sizes differ: " + std::to_string(actual.size()) + " vs " +
+           std::to_string(expected.size());
+  }
+  for (size_t i = 0; i < actual.size(); ++i) {
+    if (actual[i] != expected[i]) {
+      return "first difference at offset " + std::to_string(i) + ": got " +
+             std::to_string(static_cast<uint8_t>(actual[i])) + ", expected " +
+             std::to_string(static_cast<uint8_t>(expected[i]));
+    }
+  }
+  return "equal";
+}
+
 }  // namespace cdi::test

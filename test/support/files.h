@@ -28,6 +28,10 @@ void WriteFile(const std::string& path, const std::string& contents);
 // Writes `length` bytes of deterministic pseudo-random data from `seed`.
 std::string RandomBytes(size_t length, uint32_t seed);
 
+// For failure messages comparing two byte strings: where they first differ
+// ("equal" if they do not).
+std::string FirstDifference(const std::string& actual, const std::string& expected);
+
 // Lists a directory's entry names (no "." or ".."), sorted.
 std::vector<std::string> ListDir(const std::string& path);
 

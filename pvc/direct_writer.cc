@@ -1,0 +1,206 @@
+#include "pvc/direct_writer.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+#include "pvc/io.h"
+#include "pvc/posix_error.h"
+
+namespace cdi::pvc {
+namespace {
+
+constexpr uint64_t AlignDown(uint64_t value) {
+  return value / DirectWriter::kAlignment * DirectWriter::kAlignment;
+}
+constexpr uint64_t AlignUp(uint64_t value) {
+  return AlignDown(value + DirectWriter::kAlignment - 1);
+}
+
+static_assert(DirectWriter::kStageSize % DirectWriter::kAlignment == 0);
+static_assert(DirectWriter::kMinDirectRun >= 2 * DirectWriter::kAlignment);
+
+}  // namespace
+
+DirectWriter::DirectWriter(int fd, UniqueFd direct_fd, WritebackLimiter* writeback,
+                           const std::string* path)
+    : fd_(fd),
+      direct_fd_(std::move(direct_fd)),
+      writeback_(writeback),
+      path_(path),
+      staged_(direct_fd_.valid()) {
+  if (!staged_) return;
+  for (size_t i = 0; i < kStageCount; ++i) {
+    Stage stage;
+    stage.buffer.reset(static_cast<uint8_t*>(std::aligned_alloc(kAlignment, kStageSize)));
+    if (!stage.buffer) throw std::bad_alloc();
+    (i == 0 ? current_ : free_.emplace_back()) = std::move(stage);
+  }
+  thread_ = std::thread([this] { Run(); });
+}
+
+DirectWriter::~DirectWriter() {
+  if (!staged_) return;
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  work_.notify_one();
+  thread_.join();
+}
+
+Status DirectWriter::Write(uint64_t offset, std::span<const uint8_t> data) {
+  if (!staged_) return WriteBuffered(offset, data);
+  if (current_.fill > 0 && offset != current_.base + current_.fill) CDI_RETURN_IF_ERROR(Submit());
+  while (!data.empty()) {
+    if (current_.fill == 0) {
+      current_.base = AlignDown(offset);
+      current_.lead = current_.fill = static_cast<size_t>(offset - current_.base);
+    }
+    size_t n = std::min(kStageSize - current_.fill, data.size());
+    std::memcpy(current_.buffer.get() + current_.fill, data.data(), n);
+    current_.fill += n;
+    offset += n;
+    data = data.subspan(n);
+    if (current_.fill == kStageSize) CDI_RETURN_IF_ERROR(Submit());
+  }
+  return Status::Ok();
+}
+
+Status DirectWriter::Submit() {
+  std::unique_lock lock(mutex_);
+  if (!error_.ok()) return error_;
+  queue_.push_back(std::move(current_));
+  work_.notify_one();
+  done_.wait(lock, [&] { return !free_.empty() || !error_.ok(); });
+  if (!error_.ok()) return error_;
+  current_ = std::move(free_.back());
+  free_.pop_back();
+  current_.fill = 0;
+  return Status::Ok();
+}
+
+Status DirectWriter::Flush() {
+  if (!staged_) return Status::Ok();
+  if (current_.fill > 0) CDI_RETURN_IF_ERROR(Submit());
+  std::unique_lock lock(mutex_);
+  done_.wait(lock, [&] { return (queue_.empty() && !busy_) || !error_.ok(); });
+  return error_;
+}
+
+void DirectWriter::Discard() {
+  if (!staged_) return;
+  current_.fill = 0;
+  std::unique_lock lock(mutex_);
+  while (!queue_.empty()) {
+    free_.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  done_.wait(lock, [&] { return !busy_; });
+}
+
+uint64_t DirectWriter::direct_bytes() const {
+  std::lock_guard lock(mutex_);
+  return direct_bytes_;
+}
+
+void DirectWriter::Run() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    work_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    Stage stage = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = true;
+    lock.unlock();
+    Status status = WriteOut(stage);
+    lock.lock();
+    busy_ = false;
+    free_.push_back(std::move(stage));
+    if (!status.ok() && error_.ok()) {
+      error_ = std::move(status);
+      // Nothing after a failed write is written: the import is failing.
+      while (!queue_.empty()) {
+        free_.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    done_.notify_all();
+  }
+}
+
+Status DirectWriter::WriteOut(const Stage& stage) {
+  const uint64_t begin = stage.base + stage.lead;
+  const uint64_t end = stage.base + stage.fill;
+  auto staged = [&](uint64_t from, uint64_t to) {
+    return std::span<const uint8_t>(stage.buffer.get() + (from - stage.base),
+                                    static_cast<size_t>(to - from));
+  };
+  if (end - begin < kMinDirectRun) return WriteBuffered(begin, staged(begin, end));
+  const uint64_t aligned_begin = AlignUp(begin);
+  const uint64_t aligned_end = AlignDown(end);
+  if (begin < aligned_begin)
+    CDI_RETURN_IF_ERROR(WriteBuffered(begin, staged(begin, aligned_begin)));
+  CDI_RETURN_IF_ERROR(WriteDirect(aligned_begin, staged(aligned_begin, aligned_end)));
+  if (aligned_end < end) CDI_RETURN_IF_ERROR(WriteBuffered(aligned_end, staged(aligned_end, end)));
+  return Status::Ok();
+}
+
+Status DirectWriter::WriteBuffered(uint64_t offset, std::span<const uint8_t> data) {
+  if (data.empty()) return Status::Ok();
+  CDI_RETURN_IF_ERROR(WriteFully(fd_, offset, data, *path_));
+  return writeback_->Wrote(offset, data.size());
+}
+
+Status DirectWriter::WriteDirect(uint64_t offset, std::span<const uint8_t> data) {
+  size_t done = 0;
+  while (done < data.size() && direct_fd_.valid()) {
+    ssize_t n = pwrite(direct_fd_.get(), data.data() + done, data.size() - done,
+                       static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL) {
+      // The filesystem opened the file for direct I/O but refuses this write
+      // (an alignment it does not accept, or no direct I/O after all).
+      spdlog::debug("{}: direct I/O refused at offset {}; writing through the page cache", *path_,
+                    offset + done);
+      direct_fd_.reset();
+      break;
+    }
+    if (n <= 0) {
+      int error_number = n < 0 ? errno : EIO;
+      return PosixError(error_number, "writing " + std::to_string(data.size() - done) +
+                                          " bytes to " + *path_ + " at offset " +
+                                          std::to_string(offset + done));
+    }
+    done += static_cast<size_t>(n);
+    std::lock_guard lock(mutex_);
+    direct_bytes_ += static_cast<uint64_t>(n);
+  }
+  return WriteBuffered(offset + done, data.subspan(done));
+}
+
+UniqueFd OpenDirect(int dir_fd, const std::string& name, int fd, const std::string& path) {
+  UniqueFd direct(openat(dir_fd, name.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
+  if (!direct.valid()) {
+    spdlog::debug("{}: no direct I/O ({}); writing through the page cache", path,
+                  std::strerror(errno));
+    return {};
+  }
+  struct stat mine {};
+  struct stat theirs {};
+  if (fstat(fd, &mine) != 0 || fstat(direct.get(), &theirs) != 0 || mine.st_dev != theirs.st_dev ||
+      mine.st_ino != theirs.st_ino || mine.st_rdev != theirs.st_rdev) {
+    spdlog::debug("{}: reopening for direct I/O found another file; writing through the page cache",
+                  path);
+    return {};
+  }
+  return direct;
+}
+
+}  // namespace cdi::pvc

@@ -1,0 +1,127 @@
+// Writes a target's data with direct I/O where it pays, through the page
+// cache where it must.
+#ifndef CDI_PVC_DIRECT_WRITER_H_
+#define CDI_PVC_DIRECT_WRITER_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cdi/status.h"
+#include "pvc/unique_fd.h"
+#include "pvc/writeback.h"
+
+namespace cdi::pvc {
+
+// Direct I/O (O_DIRECT) moves data from the importer's memory to the device
+// without copying it into the page cache and without the kernel's writeback
+// work: for a stream of gigabytes that is most of the CPU time an import
+// spends, and the page cache it would fill is charged to the pod's memory.
+// But it needs buffers, offsets and lengths aligned to the device's blocks,
+// and each write waits for the device, so small scattered writes are better
+// left to the page cache.
+//
+// The writer stages contiguous writes in aligned buffers. A writer thread
+// writes each full buffer directly while the caller fills the next one, so
+// the device works while the importer decodes. When a run of writes ends (the
+// next write is not contiguous, or Flush), the run's aligned middle goes out
+// directly if it is long enough, and its unaligned edges and short runs
+// through the page cache (with the writeback limiter). No block is ever
+// written both ways, since every byte of a target is written at most once.
+// A filesystem that refuses direct I/O on a write (EINVAL) gets that write,
+// and every later one, through the page cache.
+//
+// Errors from a staged write show at a later Write, or at Flush, naming the
+// path and the offset; after one, nothing more is written. The limiter is
+// used by the writer thread between a Write and the next Flush, and is the
+// caller's again once Flush or Discard returns. One thread calls the methods.
+class DirectWriter {
+ public:
+  // How much one direct write carries: the size of each staging buffer.
+  static constexpr size_t kStageSize = 4 << 20;
+  // Buffers: one being filled, the others queued or being written.
+  static constexpr size_t kStageCount = 3;
+  // Runs shorter than this go through the page cache.
+  static constexpr size_t kMinDirectRun = 256 << 10;
+  // Alignment of direct writes: the largest logical block size in use.
+  static constexpr size_t kAlignment = 4096;
+
+  // `fd` is the target's ordinary descriptor; `direct_fd` the same file opened
+  // with O_DIRECT, or invalid to write everything at once through the page
+  // cache. `fd`, `writeback` and `path` are borrowed and must outlive the
+  // writer.
+  DirectWriter(int fd, UniqueFd direct_fd, WritebackLimiter* writeback, const std::string* path);
+  ~DirectWriter();
+  DirectWriter(const DirectWriter&) = delete;
+  DirectWriter& operator=(const DirectWriter&) = delete;
+
+  // Writes `data` at `offset` (staged when direct I/O is on).
+  Status Write(uint64_t offset, std::span<const uint8_t> data);
+  // Writes out whatever is staged and waits until it is written.
+  Status Flush();
+  // Forgets whatever is staged and not yet being written (the import is
+  // abandoned), and waits for the write in progress.
+  void Discard();
+
+  // Bytes that went out with direct I/O, for tests and logs.
+  uint64_t direct_bytes() const;
+
+ private:
+  struct FreeAligned {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  // A staged run: the buffer's byte i belongs at file offset base + i; the
+  // run is [base + lead, base + fill), and base is aligned.
+  struct Stage {
+    std::unique_ptr<uint8_t, FreeAligned> buffer;
+    uint64_t base = 0;
+    size_t lead = 0;
+    size_t fill = 0;
+  };
+
+  // Hands the current stage to the writer thread and takes a free one.
+  Status Submit();
+  void Run();
+  // On the writer thread: writes one staged run.
+  Status WriteOut(const Stage& stage);
+  Status WriteBuffered(uint64_t offset, std::span<const uint8_t> data);
+  // Writes an aligned range directly, falling back to the page cache for good
+  // if the filesystem refuses.
+  Status WriteDirect(uint64_t offset, std::span<const uint8_t> data);
+
+  const int fd_;
+  UniqueFd direct_fd_;  // the writer thread's; invalid after a refusal
+  WritebackLimiter* const writeback_;
+  const std::string* const path_;
+  const bool staged_;  // direct I/O was available at the start
+  Stage current_;      // the caller's
+
+  std::thread thread_;
+  mutable std::mutex mutex_;
+  std::condition_variable work_;  // a stage was queued, or stop
+  std::condition_variable done_;  // a stage was written (or dropped)
+  // Guarded by mutex_.
+  std::deque<Stage> queue_;
+  std::vector<Stage> free_;
+  bool busy_ = false;  // the writer thread is writing a stage
+  bool stop_ = false;
+  Status error_;
+  uint64_t direct_bytes_ = 0;
+};
+
+// Opens `path` again with O_DIRECT for writing, and checks that it is the
+// same file or device as `fd`. Returns an invalid descriptor when the
+// filesystem does not support direct I/O (or anything else stops it: the
+// writes then go through the page cache, which always works).
+UniqueFd OpenDirect(int dir_fd, const std::string& name, int fd, const std::string& path);
+
+}  // namespace cdi::pvc
+
+#endif  // CDI_PVC_DIRECT_WRITER_H_
