@@ -1,5 +1,7 @@
 // Import(): source -> taps (count, checksum) -> format pipeline -> targets.
 // The whole copy loop is here; everything it calls is a module of its own.
+#include "cdi/import.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -10,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "cdi/import.h"
 #include "formats/pipeline.h"
 #include "formats/tar/tar_reader.h"
 #include "importer/checksum.h"
@@ -154,9 +155,9 @@ formats::PipelineOptions PipelineOptionsFor(const ImportSpec& spec, uint64_t sma
   options.decoder.container_size = source_size;
   options.decoder.memory_budget = spec.memory_budget / 2;
   options.decoder.scratch_dir = spec.scratch_dir;
-  options.max_unwrapped_bytes =
-      smallest_capacity > (UINT64_MAX - kUnwrapSlack) / 2 ? UINT64_MAX
-                                                           : 2 * smallest_capacity + kUnwrapSlack;
+  options.max_unwrapped_bytes = smallest_capacity > (UINT64_MAX - kUnwrapSlack) / 2
+                                    ? UINT64_MAX
+                                    : 2 * smallest_capacity + kUnwrapSlack;
   options.xz_memlimit = std::max<uint64_t>(spec.memory_budget, 128 * kMiB);
   return options;
 }
@@ -179,14 +180,12 @@ Result<std::unique_ptr<importer::ByteSource>> OpenAndDescribe(const ImportSpec& 
 Result<uint64_t> Pump(importer::ByteSource& source, formats::ImagePipeline& pipeline,
                       Digest& digest, const CancelToken* cancel,
                       const std::function<void(uint64_t bytes_read)>& after_chunk) {
-  std::vector<uint8_t> buffer(kReadBufferSize);
   uint64_t bytes_read = 0;
   while (true) {
     if (cancel != nullptr && cancel->cancelled()) return CancelledError("import cancelled");
-    CDI_ASSIGN_OR_RETURN(size_t n, source.Read(buffer));
-    if (n == 0) break;
-    std::span<const uint8_t> chunk(buffer.data(), n);
-    bytes_read += n;
+    CDI_ASSIGN_OR_RETURN(std::span<const uint8_t> chunk, source.ReadView(kReadBufferSize));
+    if (chunk.empty()) break;
+    bytes_read += chunk.size();
     if (digest.checksum) digest.checksum->Update(chunk);
     CDI_RETURN_IF_ERROR(pipeline.Feed(chunk));
     after_chunk(bytes_read);
@@ -305,8 +304,8 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
     if (!opened.ok()) return opened.status();
     const bool fill = (*opened)->kind() == pvc::TargetKind::kBlockDevice ||
                       target_spec.requested_size.has_value();
-    sink_targets.push_back({opened->get(), fill ? importer::Sizing::kToCapacity
-                                                : importer::Sizing::kToVirtualSize});
+    sink_targets.push_back(
+        {opened->get(), fill ? importer::Sizing::kToCapacity : importer::Sizing::kToVirtualSize});
     targets.Add(std::move(opened).value());
   }
 
@@ -352,7 +351,8 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
     spdlog::info("{} image: {}", described->format, facts);
   }
   update(Phase::kFlushing, true);
-  if (hooks.cancel != nullptr && hooks.cancel->cancelled()) return CancelledError("import cancelled");
+  if (hooks.cancel != nullptr && hooks.cancel->cancelled())
+    return CancelledError("import cancelled");
   CDI_RETURN_IF_ERROR(
       targets.CommitLive([&sink](size_t i) -> const Status& { return sink.failure(i); }));
 
@@ -368,9 +368,9 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
   result.bytes_read = bytes_read;
   result.bytes_written = sink.bytes_written();
   result.bytes_zero = sink.bytes_zero();
-  result.preallocated = std::any_of(spec.targets.begin(), spec.targets.end(), [](const TargetSpec& t) {
-    return t.preallocation == Preallocation::kOn;
-  });
+  result.preallocated =
+      std::any_of(spec.targets.begin(), spec.targets.end(),
+                  [](const TargetSpec& t) { return t.preallocation == Preallocation::kOn; });
   result.checksum = digest.Expected();
   result.elapsed = Clock::now() - start;
   update(Phase::kDone, true);

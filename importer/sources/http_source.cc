@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 
 #include "importer/sources/proxy.h"
 #include "importer/sources/retry_policy.h"
@@ -425,6 +426,22 @@ class HttpSource final : public ByteSource {
       }
       std::optional<Result<size_t>> taken = buffer_.Take(buffer, kPollInterval);
       if (taken.has_value()) return *std::move(taken);
+    }
+  }
+
+  // Lends the bytes in place in the transfer buffer: no copy between the
+  // network thread and the decoder.
+  Result<std::span<const uint8_t>> ReadView(size_t max) override {
+    buffer_.Release(std::exchange(lent_, 0));
+    while (true) {
+      if (Cancelled()) {
+        Stop();
+        return CancelledError("cancelled while downloading " + url_.redacted);
+      }
+      std::optional<Result<std::span<const uint8_t>>> view = buffer_.Peek(max, kPollInterval);
+      if (!view.has_value()) continue;
+      if (view->ok()) lent_ = (*view)->size();
+      return *std::move(view);
     }
   }
 
@@ -1251,6 +1268,7 @@ class HttpSource final : public ByteSource {
   const CancelToken* const cancel_;
 
   TransferBuffer buffer_;
+  size_t lent_ = 0;  // bytes of buffer_ the last ReadView lent out
   std::atomic<bool> stop_{false};
   std::mutex wake_mutex_;  // with wake_cv_: interrupts a back-off wait
   std::condition_variable wake_cv_;

@@ -5,6 +5,12 @@
 
 namespace cdi::importer {
 
+Result<std::span<const uint8_t>> ByteSource::ReadView(size_t max) {
+  if (view_buffer_.size() < max) view_buffer_.resize(max);
+  CDI_ASSIGN_OR_RETURN(size_t n, Read(std::span<uint8_t>(view_buffer_.data(), max)));
+  return std::span<const uint8_t>(view_buffer_.data(), n);
+}
+
 Result<std::unique_ptr<ByteSource>> OpenSource(const SourceSpec& spec, const CancelToken* cancel) {
   if (spec.url.empty()) return InvalidArgumentError("no source given: expected a URL, a path or -");
   if (spec.url == "-") return OpenStdinSource(cancel);

@@ -55,30 +55,31 @@ void TransferBuffer::Finish(Status status) {
   readable_.notify_one();
 }
 
-std::optional<Result<size_t>> TransferBuffer::Take(std::span<uint8_t> out,
-                                                   std::chrono::milliseconds wait) {
-  size_t head = 0;
-  size_t available = 0;
-  {
-    std::unique_lock lock(mutex_);
-    bytes_wanted_ = std::clamp<size_t>(out.size(), 1, batch_);
-    if (filled_ < bytes_wanted_ && !finished_) {
-      consumer_waiting_ = true;
-      readable_.wait_for(lock, wait, [&] { return filled_ >= bytes_wanted_ || finished_; });
-      consumer_waiting_ = false;
-    }
-    if (filled_ == 0) {
-      if (!finished_) return std::nullopt;
-      // Built in place: moving a Result through std::optional trips a false
-      // -Wmaybe-uninitialized in GCC 12 under the sanitizers.
-      if (end_status_.ok()) return std::optional<Result<size_t>>(std::in_place, size_t{0});
-      return std::optional<Result<size_t>>(std::in_place, end_status_);
-    }
-    head = head_;
-    available = std::min(filled_, capacity_ - head_);
+std::optional<Result<std::span<const uint8_t>>> TransferBuffer::Peek(
+    size_t max, std::chrono::milliseconds wait) {
+  using View = Result<std::span<const uint8_t>>;
+  std::unique_lock lock(mutex_);
+  bytes_wanted_ = std::clamp<size_t>(max, 1, batch_);
+  if (filled_ < bytes_wanted_ && !finished_) {
+    consumer_waiting_ = true;
+    readable_.wait_for(lock, wait, [&] { return filled_ >= bytes_wanted_ || finished_; });
+    consumer_waiting_ = false;
   }
-  size_t n = std::min(available, out.size());
-  std::memcpy(out.data(), ring_.get() + head, n);
+  if (filled_ == 0) {
+    if (!finished_) return std::nullopt;
+    // Built in place: moving a Result through std::optional trips a false
+    // -Wmaybe-uninitialized in GCC 12 under the sanitizers.
+    if (end_status_.ok()) return std::optional<View>(std::in_place, std::span<const uint8_t>());
+    return std::optional<View>(std::in_place, end_status_);
+  }
+  // The producer writes only past head_ + filled_, so the view stays intact
+  // without the lock until it is released.
+  size_t n = std::min({filled_, capacity_ - head_, max});
+  return std::optional<View>(std::in_place, std::span<const uint8_t>(ring_.get() + head_, n));
+}
+
+void TransferBuffer::Release(size_t n) {
+  if (n == 0) return;
   bool wake = false;
   {
     std::lock_guard lock(mutex_);
@@ -87,7 +88,17 @@ std::optional<Result<size_t>> TransferBuffer::Take(std::span<uint8_t> out,
     wake = producer_waiting_ && capacity_ - filled_ >= room_wanted_;
   }
   if (wake) writable_.notify_one();
-  return std::optional<Result<size_t>>(std::in_place, n);
+}
+
+std::optional<Result<size_t>> TransferBuffer::Take(std::span<uint8_t> out,
+                                                   std::chrono::milliseconds wait) {
+  std::optional<Result<std::span<const uint8_t>>> view = Peek(out.size(), wait);
+  if (!view.has_value()) return std::nullopt;
+  if (!view->ok()) return std::optional<Result<size_t>>(std::in_place, view->status());
+  const std::span<const uint8_t> bytes = **view;
+  std::memcpy(out.data(), bytes.data(), bytes.size());
+  Release(bytes.size());
+  return std::optional<Result<size_t>>(std::in_place, bytes.size());
 }
 
 void TransferBuffer::Close() {

@@ -45,6 +45,15 @@ class TransferBuffer {
   // taken.
   std::optional<Result<size_t>> Take(std::span<uint8_t> out, std::chrono::milliseconds wait);
 
+  // Consumer: as Take, but lends the bytes instead of copying them: returns a
+  // view of up to `max` bytes inside the buffer (contiguous, so possibly
+  // fewer than are there). The view stays valid, and its bytes taken, until
+  // Release(view.size()); call Release before the next Peek or Take. An
+  // empty view means the end of a complete stream.
+  std::optional<Result<std::span<const uint8_t>>> Peek(size_t max, std::chrono::milliseconds wait);
+  // Consumer: gives back the first `n` bytes of the last Peek's view.
+  void Release(size_t n);
+
   // Consumer: stops the producer; Put() returns false from now on.
   void Close();
 
