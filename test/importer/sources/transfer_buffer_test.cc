@@ -96,5 +96,47 @@ TEST(TransferBufferTest, CloseReleasesAProducerWaitingForRoom) {
   EXPECT_FALSE(buffer.Put(Bytes("more")));
 }
 
+// Lent views: a producer running flat out never overwrites bytes that were
+// lent and not yet given back, and the stream arrives whole and in order.
+TEST(TransferBufferTest, LentViewsStayIntactUntilReleased) {
+  TransferBuffer buffer(1000);
+  std::string data = test::RandomBytes(1'000'003, 8);
+  std::thread producer([&] {
+    for (size_t offset = 0; offset < data.size(); offset += 777) {
+      ASSERT_TRUE(buffer.Put(Bytes(data.substr(offset, 777))));
+    }
+    buffer.Finish(Status::Ok());
+  });
+  std::string out;
+  while (true) {
+    auto view = buffer.Peek(400, kLongWait);
+    ASSERT_TRUE(view.has_value());
+    ASSERT_TRUE(view->ok()) << view->status().ToString();
+    if ((*view)->empty()) break;
+    ASSERT_LE((*view)->size(), 400u);
+    const std::string copy(reinterpret_cast<const char*>((*view)->data()), (*view)->size());
+    // Give the producer time to try to fill the ring behind the view.
+    std::this_thread::yield();
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>((*view)->data()), (*view)->size()), copy);
+    out += copy;
+    buffer.Release((*view)->size());
+  }
+  producer.join();
+  EXPECT_TRUE(out == data);
+}
+
+TEST(TransferBufferTest, PeekReportsTheErrorAfterTheBytesBeforeIt) {
+  TransferBuffer buffer(64);
+  ASSERT_TRUE(buffer.Put(Bytes("hello")));
+  buffer.Finish(NetworkError("connection closed early", Retryable::kYes));
+  auto view = buffer.Peek(100, kLongWait);
+  ASSERT_TRUE(view.has_value() && view->ok());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>((*view)->data()), (*view)->size()), "hello");
+  buffer.Release((*view)->size());
+  auto end = buffer.Peek(100, kLongWait);
+  ASSERT_TRUE(end.has_value());
+  EXPECT_EQ(end->status().code(), ErrorCode::kNetwork);
+}
+
 }  // namespace
 }  // namespace cdi::importer
