@@ -143,11 +143,12 @@ void LogConfiguration(const PodConfig& config, const PodPaths& paths, VolumeMode
       config.image_size ? std::to_string(*config.image_size) : "unset", config.filesystem_overhead,
       config.preallocation == Preallocation::kOn ? "on" : "off");
   if (config.cache_mode == "TRYNONE") {
-    // Writes already bypass most of the page cache: every 32 MiB is pushed
-    // to disk and dropped from the cache (pvc/writeback.h).
+    // Long runs of data always go out with O_DIRECT where the volume allows
+    // it (pvc/direct_writer.h); the rest is flushed and dropped from the
+    // page cache every 32 MiB (pvc/writeback.h).
     spdlog::info(
-        "CACHE_MODE=TRYNONE: writes are flushed and dropped from the page cache as "
-        "they go");
+        "CACHE_MODE=TRYNONE: data is written with O_DIRECT where the volume allows it, as "
+        "always");
   }
   if (!config.extra_headers.empty()) {
     spdlog::info("Sending {} extra header(s)", config.extra_headers.size());
