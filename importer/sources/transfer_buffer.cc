@@ -96,6 +96,7 @@ std::optional<Result<size_t>> TransferBuffer::Take(std::span<uint8_t> out,
   if (!view.has_value()) return std::nullopt;
   if (!view->ok()) return std::optional<Result<size_t>>(std::in_place, view->status());
   const std::span<const uint8_t> bytes = **view;
+  if (bytes.empty()) return std::optional<Result<size_t>>(std::in_place, size_t{0});
   std::memcpy(out.data(), bytes.data(), bytes.size());
   Release(bytes.size());
   return std::optional<Result<size_t>>(std::in_place, bytes.size());
