@@ -42,7 +42,7 @@ DirectWriter::DirectWriter(int fd, UniqueFd direct_fd, WritebackLimiter* writeba
     if (!stage.buffer) throw std::bad_alloc();
     (i == 0 ? current_ : free_.emplace_back()) = std::move(stage);
   }
-  thread_ = std::thread([this] { Run(); });
+  for (size_t i = 0; i < kWriters; ++i) threads_.emplace_back([this] { Run(); });
 }
 
 DirectWriter::~DirectWriter() {
@@ -51,8 +51,8 @@ DirectWriter::~DirectWriter() {
     std::lock_guard lock(mutex_);
     stop_ = true;
   }
-  work_.notify_one();
-  thread_.join();
+  work_.notify_all();
+  for (std::thread& thread : threads_) thread.join();
 }
 
 Status DirectWriter::Write(uint64_t offset, std::span<const uint8_t> data) {
@@ -90,7 +90,7 @@ Status DirectWriter::Flush() {
   if (!staged_) return Status::Ok();
   if (current_.fill > 0) CDI_RETURN_IF_ERROR(Submit());
   std::unique_lock lock(mutex_);
-  done_.wait(lock, [&] { return (queue_.empty() && !busy_) || !error_.ok(); });
+  done_.wait(lock, [&] { return (queue_.empty() && busy_ == 0) || !error_.ok(); });
   return error_;
 }
 
@@ -102,7 +102,7 @@ void DirectWriter::Discard() {
     free_.push_back(std::move(queue_.front()));
     queue_.pop_front();
   }
-  done_.wait(lock, [&] { return !busy_; });
+  done_.wait(lock, [&] { return busy_ == 0; });
 }
 
 uint64_t DirectWriter::direct_bytes() const {
@@ -117,11 +117,11 @@ void DirectWriter::Run() {
     if (stop_) return;
     Stage stage = std::move(queue_.front());
     queue_.pop_front();
-    busy_ = true;
+    ++busy_;
     lock.unlock();
     Status status = WriteOut(stage);
     lock.lock();
-    busy_ = false;
+    --busy_;
     free_.push_back(std::move(stage));
     if (!status.ok() && error_.ok()) {
       error_ = std::move(status);
@@ -154,13 +154,14 @@ Status DirectWriter::WriteOut(const Stage& stage) {
 
 Status DirectWriter::WriteBuffered(uint64_t offset, std::span<const uint8_t> data) {
   if (data.empty()) return Status::Ok();
+  std::lock_guard lock(buffered_mutex_);
   CDI_RETURN_IF_ERROR(WriteFully(fd_, offset, data, *path_));
   return writeback_->Wrote(offset, data.size());
 }
 
 Status DirectWriter::WriteDirect(uint64_t offset, std::span<const uint8_t> data) {
   size_t done = 0;
-  while (done < data.size() && direct_fd_.valid()) {
+  while (done < data.size() && !direct_refused_.load(std::memory_order_relaxed)) {
     ssize_t n = pwrite(direct_fd_.get(), data.data() + done, data.size() - done,
                        static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
@@ -169,7 +170,7 @@ Status DirectWriter::WriteDirect(uint64_t offset, std::span<const uint8_t> data)
       // (an alignment it does not accept, or no direct I/O after all).
       spdlog::debug("{}: direct I/O refused at offset {}; writing through the page cache", *path_,
                     offset + done);
-      direct_fd_.reset();
+      direct_refused_.store(true, std::memory_order_relaxed);
       break;
     }
     if (n <= 0) {

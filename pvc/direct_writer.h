@@ -3,6 +3,7 @@
 #ifndef CDI_PVC_DIRECT_WRITER_H_
 #define CDI_PVC_DIRECT_WRITER_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -36,18 +37,22 @@ namespace cdi::pvc {
 // through the page cache (with the writeback limiter). No block is ever
 // written both ways, since every byte of a target is written at most once.
 // A filesystem that refuses direct I/O on a write (EINVAL) gets that write,
-// and every later one, through the page cache.
+// and every later one, through the page cache. Stages are written by two
+// threads, in any order: their ranges never overlap.
 //
 // Errors from a staged write show at a later Write, or at Flush, naming the
 // path and the offset; after one, nothing more is written. The limiter is
-// used by the writer thread between a Write and the next Flush, and is the
+// used by the writer threads between a Write and the next Flush, and is the
 // caller's again once Flush or Discard returns. One thread calls the methods.
 class DirectWriter {
  public:
   // How much one direct write carries: the size of each staging buffer.
   static constexpr size_t kStageSize = 4 << 20;
-  // Buffers: one being filled, the others queued or being written.
-  static constexpr size_t kStageCount = 3;
+  // Writer threads: two direct writes in flight keep a virtual disk busier
+  // than one.
+  static constexpr size_t kWriters = 2;
+  // Buffers: one being filled while the others are written.
+  static constexpr size_t kStageCount = kWriters + 1;
   // Runs shorter than this go through the page cache.
   static constexpr size_t kMinDirectRun = 256 << 10;
   // Alignment of direct writes: the largest logical block size in use.
@@ -97,20 +102,22 @@ class DirectWriter {
   Status WriteDirect(uint64_t offset, std::span<const uint8_t> data);
 
   const int fd_;
-  UniqueFd direct_fd_;  // the writer thread's; invalid after a refusal
+  const UniqueFd direct_fd_;
+  std::atomic<bool> direct_refused_{false};  // the filesystem refused a direct write
   WritebackLimiter* const writeback_;
   const std::string* const path_;
   const bool staged_;  // direct I/O was available at the start
   Stage current_;      // the caller's
 
-  std::thread thread_;
+  std::vector<std::thread> threads_;
+  std::mutex buffered_mutex_;  // page-cache writes and the writeback limiter
   mutable std::mutex mutex_;
   std::condition_variable work_;  // a stage was queued, or stop
   std::condition_variable done_;  // a stage was written (or dropped)
   // Guarded by mutex_.
   std::deque<Stage> queue_;
   std::vector<Stage> free_;
-  bool busy_ = false;  // the writer thread is writing a stage
+  size_t busy_ = 0;  // stages being written
   bool stop_ = false;
   Status error_;
   uint64_t direct_bytes_ = 0;
