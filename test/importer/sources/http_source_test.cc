@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "importer/sources/source.h"
+#include "test/importer/sources/source_test_util.h"
 #include "test/support/certs.h"
 #include "test/support/files.h"
 #include "test/support/http_server.h"
@@ -24,30 +25,9 @@ namespace {
 using test::FaultServer;
 using test::NginxServer;
 using test::RecordedRequest;
-
-// Sends every log line of the library, at every level, into a string.
-class LogCapture {
- public:
-  LogCapture() : previous_(spdlog::default_logger()) {
-    sink_ = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);
-    auto logger = std::make_shared<spdlog::logger>("capture", sink_);
-    logger->set_level(spdlog::level::trace);
-    spdlog::set_default_logger(logger);
-  }
-  ~LogCapture() { spdlog::set_default_logger(previous_); }
-  LogCapture(const LogCapture&) = delete;
-  LogCapture& operator=(const LogCapture&) = delete;
-
-  std::string text() {
-    sink_->flush();
-    return stream_.str();
-  }
-
- private:
-  std::shared_ptr<spdlog::logger> previous_;
-  std::ostringstream stream_;
-  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
-};
+using testing::Fetch;
+using testing::LogCapture;
+using testing::ReadAll;
 
 // 9 MiB and some: several times the source's buffer, not a multiple of anything.
 const std::string& ImageBytes() {
@@ -73,28 +53,6 @@ SourceSpec Spec(const std::string& url) {
   spec.url = url;
   spec.network.max_retries = 0;
   return spec;
-}
-
-// Reads to the end, cycling through odd buffer sizes.
-Result<std::string> ReadAll(ByteSource& source,
-                            std::vector<size_t> sizes = {1, 7, 4093, 65537, 1048579}) {
-  std::string out;
-  std::vector<uint8_t> buffer(*std::max_element(sizes.begin(), sizes.end()));
-  for (size_t i = 0;; ++i) {
-    std::span<uint8_t> span(buffer.data(), sizes[i % sizes.size()]);
-    CDI_ASSIGN_OR_RETURN(size_t n, source.Read(span));
-    if (n == 0) return out;
-    out.append(reinterpret_cast<const char*>(buffer.data()), n);
-  }
-}
-
-// Opens and reads; the Status of whichever step failed.
-Status Fetch(const SourceSpec& spec, std::string* body = nullptr,
-             const CancelToken* cancel = nullptr) {
-  CDI_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> source, Open(spec, cancel));
-  CDI_ASSIGN_OR_RETURN(std::string data, ReadAll(*source));
-  if (body != nullptr) *body = std::move(data);
-  return Status::Ok();
 }
 
 std::string Port(uint16_t port) { return std::to_string(port); }
