@@ -1,15 +1,10 @@
-// The small public functions of cdi/import.h: Inspect, quantities, logging, version.
-#include <spdlog/sinks/base_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
+// The small public functions of cdi/import.h: Inspect, quantities, version.
 #include <mutex>
 #include <vector>
 
 #include "cdi/import.h"
 #include "formats/pipeline.h"
-#include "importer/sources/source.h"
-#include "pvc/capacity.h"
+#include "sources/source.h"
 
 namespace cdi {
 namespace {
@@ -48,45 +43,6 @@ class Inspector : public formats::GuestWriter {
   uint64_t covered_end_ = 0;
 };
 
-// Forwards spdlog records to a user callback.
-class CallbackSink : public spdlog::sinks::base_sink<std::mutex> {
- public:
-  explicit CallbackSink(std::function<void(LogLevel, std::string_view)> callback)
-      : callback_(std::move(callback)) {}
-
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    LogLevel level = LogLevel::kInfo;
-    if (msg.level <= spdlog::level::debug) level = LogLevel::kDebug;
-    if (msg.level == spdlog::level::warn) level = LogLevel::kWarning;
-    if (msg.level >= spdlog::level::err) level = LogLevel::kError;
-    callback_(level, std::string_view(msg.payload.data(), msg.payload.size()));
-  }
-  void flush_() override {}
-
- private:
-  std::function<void(LogLevel, std::string_view)> callback_;
-};
-
-// Standard output belongs to the application: until SetLogHandler says
-// otherwise, the library logs to standard error.
-const bool kLogsToStandardError = [] {
-  auto logger = spdlog::stderr_color_mt("cdi");
-  logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [cdi] [%l] %v");
-  spdlog::set_default_logger(std::move(logger));
-  return true;
-}();
-
-spdlog::level::level_enum ToSpdlog(LogLevel level) {
-  switch (level) {
-    case LogLevel::kDebug: return spdlog::level::debug;
-    case LogLevel::kInfo: return spdlog::level::info;
-    case LogLevel::kWarning: return spdlog::level::warn;
-    case LogLevel::kError: return spdlog::level::err;
-  }
-  return spdlog::level::info;
-}
-
 }  // namespace
 
 Result<ImageInfo> Inspect(const SourceSpec& source_spec, const ImportHooks& hooks,
@@ -122,13 +78,6 @@ Result<ImageInfo> Inspect(const SourceSpec& source_spec, const ImportHooks& hook
   return info;
 }
 
-Result<uint64_t> ParseQuantity(std::string_view quantity) { return pvc::ParseQuantity(quantity); }
-
-void SetLogHandler(std::function<void(LogLevel, std::string_view)> sink, LogLevel level) {
-  auto logger = std::make_shared<spdlog::logger>("cdi", std::make_shared<CallbackSink>(std::move(sink)));
-  logger->set_level(ToSpdlog(level));
-  spdlog::set_default_logger(std::move(logger));
-}
 
 std::string_view Version() { return CDI_VERSION; }
 

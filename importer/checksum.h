@@ -1,4 +1,5 @@
-// Digest of the bytes as served, checked against an expected "alg:hex".
+// Digest of the bytes as served, checked against an expected "alg:hex"
+// (parsed by cdi/checksum.h).
 #ifndef CDI_IMPORTER_CHECKSUM_H_
 #define CDI_IMPORTER_CHECKSUM_H_
 
@@ -7,18 +8,10 @@
 #include <string>
 #include <string_view>
 
+#include "cdi/checksum.h"
 #include "cdi/status.h"
 
 namespace cdi::importer {
-
-struct ExpectedChecksum {
-  std::string algorithm;  // md5, sha1, sha256, sha512 (lower case)
-  std::string hex;        // lower case, of the algorithm's length
-};
-
-// Parses "alg:hex" as CDI does (case-insensitive, surrounding spaces trimmed),
-// with CDI's messages for each kind of bad value.
-Result<ExpectedChecksum> ParseChecksum(std::string_view text);
 
 // Incremental digest. Not thread-safe.
 class Checksum {

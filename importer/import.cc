@@ -12,14 +12,15 @@
 #include <string>
 #include <vector>
 
+#include "common/log.h"
 #include "formats/pipeline.h"
 #include "formats/tar/tar_reader.h"
 #include "importer/checksum.h"
 #include "importer/progress.h"
-#include "importer/sources/source.h"
 #include "importer/target_sink.h"
 #include "pvc/directory_target.h"
 #include "pvc/target.h"
+#include "sources/source.h"
 
 namespace cdi {
 namespace {
@@ -97,10 +98,7 @@ Result<std::unique_ptr<pvc::Target>> OpenTarget(const TargetSpec& spec) {
     }
     return pvc::OpenBlockTarget(spec.path, options);
   }
-  if (spec.filesystem_overhead < 0 || spec.filesystem_overhead >= 1) {
-    return InvalidArgumentError("filesystem overhead must be at least 0 and below 1, got " +
-                                std::to_string(spec.filesystem_overhead));
-  }
+  CDI_RETURN_IF_ERROR(CheckOverhead(spec.filesystem_overhead));
   return pvc::OpenFileTarget(spec.path, {.requested_size = spec.requested_size,
                                          .filesystem_overhead = spec.filesystem_overhead,
                                          .existing = ToPvc(spec.existing),
@@ -136,14 +134,14 @@ std::string JoinChain(const std::vector<std::string>& chain) {
 
 // The expected digest of the bytes as served and its running computation.
 struct Digest {
-  std::optional<importer::ExpectedChecksum> expected;
+  std::optional<ExpectedChecksum> expected;
   std::optional<importer::Checksum> checksum;
 
   Status Verify() {
     if (!checksum) return Status::Ok();
     std::string computed = checksum->Finish();
     CDI_RETURN_IF_ERROR(importer::VerifyChecksum(*expected, computed));
-    spdlog::info("Checksum verification passed: {}", computed);
+    Logger()->info("Checksum verification passed: {}", computed);
     return Status::Ok();
   }
   std::string Expected() const { return expected ? expected->algorithm + ":" + expected->hex : ""; }
@@ -167,7 +165,7 @@ Result<std::unique_ptr<importer::ByteSource>> OpenAndDescribe(const ImportSpec& 
   CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source,
                        importer::OpenSource(spec.source, hooks.cancel));
   const std::optional<uint64_t> source_size = source->size();
-  spdlog::info("Importing {}{} into {}", source->Describe(),
+  Logger()->info("Importing {}{} into {}", source->Describe(),
                source_size ? " (" + std::to_string(*source_size) + " bytes)" : std::string(),
                spec.targets.size() == 1 ? spec.targets[0].path
                                         : std::to_string(spec.targets.size()) + " targets");
@@ -231,10 +229,7 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const ImportHooks& ho
                                 " is a block device; archive content is extracted into a "
                                 "directory of a filesystem volume");
   }
-  if (target.filesystem_overhead < 0 || target.filesystem_overhead >= 1) {
-    return InvalidArgumentError("filesystem overhead must be at least 0 and below 1, got " +
-                                std::to_string(target.filesystem_overhead));
-  }
+  CDI_RETURN_IF_ERROR(CheckOverhead(target.filesystem_overhead));
   // Local problems fail before any download; an uncommitted directory
   // target removes what it created when it goes.
   CDI_ASSIGN_OR_RETURN(
@@ -276,7 +271,7 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const ImportHooks& ho
   result.checksum = digest.Expected();
   result.elapsed = Clock::now() - start;
   update(Phase::kDone, bytes_read);
-  spdlog::info("Extracted {} ({} files, {} directories, {} bytes) into {} in {:.2f} s",
+  Logger()->info("Extracted {} ({} files, {} directories, {} bytes) into {} in {:.2f} s",
                JoinChain(result.format_chain), stats.files, stats.directories, stats.bytes_total,
                target.path, std::chrono::duration<double>(result.elapsed).count());
   return result;
@@ -289,7 +284,7 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
   CDI_RETURN_IF_ERROR(ValidateSpec(spec));
   Digest digest;
   if (!spec.checksum.empty()) {
-    CDI_ASSIGN_OR_RETURN(digest.expected, importer::ParseChecksum(spec.checksum));
+    CDI_ASSIGN_OR_RETURN(digest.expected, ParseChecksum(spec.checksum));
     digest.checksum.emplace(digest.expected->algorithm);
   }
   if (spec.content_type == ContentType::kArchive) {
@@ -324,7 +319,7 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
   auto update = [&](Phase phase, bool force) {
     if (!announced && sink.begun()) {
       announced = true;
-      spdlog::info("Detected {}, virtual size {}", JoinChain(pipeline.format_chain()),
+      Logger()->info("Detected {}, virtual size {}", JoinChain(pipeline.format_chain()),
                    sink.virtual_size() ? std::to_string(*sink.virtual_size())
                                        : std::string("known at the end of the stream"));
     }
@@ -348,7 +343,7 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
     for (const auto& [name, value] : described->details) {
       facts += (facts.empty() ? "" : ", ") + name + " " + value;
     }
-    spdlog::info("{} image: {}", described->format, facts);
+    Logger()->info("{} image: {}", described->format, facts);
   }
   update(Phase::kFlushing, true);
   if (hooks.cancel != nullptr && hooks.cancel->cancelled())
@@ -374,7 +369,7 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
   result.checksum = digest.Expected();
   result.elapsed = Clock::now() - start;
   update(Phase::kDone, true);
-  spdlog::info("Imported {} ({} bytes virtual) in {:.2f} s: {} bytes written, {} bytes left zero",
+  Logger()->info("Imported {} ({} bytes virtual) in {:.2f} s: {} bytes written, {} bytes left zero",
                JoinChain(result.format_chain), virtual_size,
                std::chrono::duration<double>(result.elapsed).count(), result.bytes_written,
                result.bytes_zero);
@@ -395,7 +390,7 @@ Result<ImportResult> CreateBlankImage(const TargetSpec& target_spec) {
   }
   if (target_spec.requested_size && *target_spec.requested_size > size &&
       t.kind() == pvc::TargetKind::kFile) {
-    spdlog::info("Space adjusted for filesystem overhead and free space: {} bytes", size);
+    Logger()->info("Space adjusted for filesystem overhead and free space: {} bytes", size);
   }
   if (t.kind() == pvc::TargetKind::kFile) {
     CDI_RETURN_IF_ERROR(t.SetSize(size));
@@ -411,7 +406,7 @@ Result<ImportResult> CreateBlankImage(const TargetSpec& target_spec) {
   result.bytes_zero = size;
   result.preallocated = target_spec.preallocation == Preallocation::kOn;
   result.elapsed = Clock::now() - start;
-  spdlog::info("Created a blank disk image of {} bytes at {}", size, t.path());
+  Logger()->info("Created a blank disk image of {} bytes at {}", size, t.path());
   return result;
 }
 

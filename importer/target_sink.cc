@@ -1,3 +1,5 @@
+#include "common/log.h"
+#include "common/zero.h"
 #include "importer/target_sink.h"
 
 #include <algorithm>
@@ -7,22 +9,6 @@
 #include <spdlog/spdlog.h>
 
 namespace cdi::importer {
-
-bool IsAllZero(const uint8_t* data, size_t length) {
-  // Check a short prefix, then compare the buffer with itself shifted by that
-  // prefix: memcmp is vectorised, so this runs at memory speed.
-  constexpr size_t kPrefix = 16;
-  if (length <= kPrefix) {
-    for (size_t i = 0; i < length; ++i) {
-      if (data[i] != 0) return false;
-    }
-    return true;
-  }
-  for (size_t i = 0; i < kPrefix; ++i) {
-    if (data[i] != 0) return false;
-  }
-  return std::memcmp(data, data + kPrefix, length - kPrefix) == 0;
-}
 
 TargetSink::TargetSink(std::vector<SinkTarget> targets)
     : targets_(std::move(targets)), failures_(targets_.size()) {}
@@ -47,7 +33,7 @@ Status StreamTooLargeFor(uint64_t capacity) {
 Status TargetSink::Drop(size_t i, Status status) {
   failures_[i] = status;
   if (targets_.size() > 1) {
-    spdlog::warn("{}: {}; the other targets go on", targets_[i].target->path(), status.message());
+    Logger()->warn("{}: {}; the other targets go on", targets_[i].target->path(), status.message());
   }
   for (size_t j = 0; j < targets_.size(); ++j) {
     if (live(j)) return Status::Ok();
@@ -123,7 +109,7 @@ Status TargetSink::Write(uint64_t guest_offset, std::span<const uint8_t> data) {
       uint64_t offset = guest_offset + pos;
       size_t block = static_cast<size_t>(
           std::min<uint64_t>(kZeroBlockSize - offset % kZeroBlockSize, data.size() - pos));
-      bool zero = IsAllZero(data.data() + pos, block);
+      bool zero = IsAllZero(std::span<const uint8_t>(data.data() + pos, block));
       if (first) {
         run_zero = zero;
         first = false;

@@ -16,9 +16,6 @@ namespace cdi::importer {
 // Blocks of this size, aligned to guest offsets, are checked for zeros.
 inline constexpr uint64_t kZeroBlockSize = 4096;
 
-// True when all `length` bytes at `data` are zero.
-bool IsAllZero(const uint8_t* data, size_t length);
-
 // How a target's final size is chosen once the image's virtual size is known.
 enum class Sizing {
   kToCapacity,     // grow to the target's capacity (a requested size, or a device)

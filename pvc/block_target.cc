@@ -13,11 +13,12 @@
 #include <string>
 #include <utility>
 
+#include "common/log.h"
+#include "common/posix_error.h"
+#include "common/unique_fd.h"
 #include "pvc/direct_writer.h"
 #include "pvc/io.h"
-#include "pvc/posix_error.h"
 #include "pvc/target.h"
-#include "pvc/unique_fd.h"
 #include "pvc/writeback.h"
 
 namespace cdi::pvc {
@@ -142,11 +143,11 @@ class BlockTarget final : public Target {
     CDI_RETURN_IF_ERROR(writer_.Flush());
     if (fsync(fd_.get()) != 0) return PosixError(errno, "flushing " + path_ + " to disk");
     writeback_.DropCache();
-    spdlog::debug("{}: wrote {} bytes, {} of them with direct I/O", path_, stats_.bytes_written,
+    Logger()->debug("{}: wrote {} bytes, {} of them with direct I/O", path_, stats_.bytes_written,
                   writer_.direct_bytes());
     fd_.reset();
     state_ = State::kCommitted;
-    spdlog::info("Successfully completed fsync({}) syscall, committed to disk", path_);
+    Logger()->info("Successfully completed fsync({}) syscall, committed to disk", path_);
     return Status::Ok();
   }
 
@@ -157,7 +158,7 @@ class BlockTarget final : public Target {
     if (touched_) {
       Status status = Wipe();
       if (!status.ok()) {
-        spdlog::error(
+        Logger()->error(
             "{}; the device may still look like a complete disk: zero its first and last MiB "
             "(blkdiscard -z, or dd from /dev/zero) before using it",
             status.message());
@@ -208,7 +209,7 @@ class BlockTarget final : public Target {
       // Remembered, so that a device without the method does not pay a
       // failing syscall on every zero range (as nbdkit's file plugin does).
       offload_usable_[i] = false;
-      spdlog::debug("{}: {} is not supported ({}); not trying it again", path_,
+      Logger()->debug("{}: {} is not supported ({}); not trying it again", path_,
                     ZeroMethodName(kOffloads[i]), error_number);
     }
     return WriteZeros(offset, length);
@@ -237,7 +238,7 @@ class BlockTarget final : public Target {
     if (fsync(fd_.get()) != 0) {
       return PosixError(errno, "flushing " + path_ + " to disk after wiping its ends");
     }
-    spdlog::info("{}: import abandoned; zeroed its first and last MiB", path_);
+    Logger()->info("{}: import abandoned; zeroed its first and last MiB", path_);
     return Status::Ok();
   }
 
@@ -296,7 +297,7 @@ Result<std::unique_ptr<Target>> OpenBlockTarget(const std::string& path,
   if (logical_block_size < 512 || (logical_block_size & (logical_block_size - 1)) != 0) {
     logical_block_size = 512;
   }
-  spdlog::debug("{}: block device of {} bytes, logical block size {}", path, size,
+  Logger()->debug("{}: block device of {} bytes, logical block size {}", path, size,
                 logical_block_size);
   UniqueFd direct_fd;
   if (options.direct_io) direct_fd = OpenDirect(AT_FDCWD, path, fd.get(), path);

@@ -10,8 +10,9 @@
 #include <cstring>
 #include <new>
 
+#include "common/log.h"
+#include "common/posix_error.h"
 #include "pvc/io.h"
-#include "pvc/posix_error.h"
 
 namespace cdi::pvc {
 namespace {
@@ -168,7 +169,7 @@ Status DirectWriter::WriteDirect(uint64_t offset, std::span<const uint8_t> data)
     if (n < 0 && errno == EINVAL) {
       // The filesystem opened the file for direct I/O but refuses this write
       // (an alignment it does not accept, or no direct I/O after all).
-      spdlog::debug("{}: direct I/O refused at offset {}; writing through the page cache", *path_,
+      Logger()->debug("{}: direct I/O refused at offset {}; writing through the page cache", *path_,
                     offset + done);
       direct_refused_.store(true, std::memory_order_relaxed);
       break;
@@ -189,7 +190,7 @@ Status DirectWriter::WriteDirect(uint64_t offset, std::span<const uint8_t> data)
 UniqueFd OpenDirect(int dir_fd, const std::string& name, int fd, const std::string& path) {
   UniqueFd direct(openat(dir_fd, name.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
   if (!direct.valid()) {
-    spdlog::debug("{}: no direct I/O ({}); writing through the page cache", path,
+    Logger()->debug("{}: no direct I/O ({}); writing through the page cache", path,
                   std::strerror(errno));
     return {};
   }
@@ -197,7 +198,7 @@ UniqueFd OpenDirect(int dir_fd, const std::string& name, int fd, const std::stri
   struct stat theirs {};
   if (fstat(fd, &mine) != 0 || fstat(direct.get(), &theirs) != 0 || mine.st_dev != theirs.st_dev ||
       mine.st_ino != theirs.st_ino || mine.st_rdev != theirs.st_rdev) {
-    spdlog::debug("{}: reopening for direct I/O found another file; writing through the page cache",
+    Logger()->debug("{}: reopening for direct I/O found another file; writing through the page cache",
                   path);
     return {};
   }

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "cdi/status.h"
-#include "pvc/unique_fd.h"
+#include "common/unique_fd.h"
 #include "pvc/writeback.h"
 
 namespace cdi::pvc {

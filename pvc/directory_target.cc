@@ -15,10 +15,12 @@
 #include <utility>
 #include <vector>
 
+#include "common/log.h"
+#include "common/posix_error.h"
+#include "common/unique_fd.h"
+#include "common/zero.h"
 #include "pvc/capacity.h"
 #include "pvc/io.h"
-#include "pvc/posix_error.h"
-#include "pvc/unique_fd.h"
 #include "pvc/writeback.h"
 
 namespace cdi::pvc {
@@ -35,11 +37,6 @@ constexpr size_t kMaxDepth = 256;
 // that entries can be added to one whatever mode the archive gives it.
 constexpr mode_t kWorkingDirectoryMode = 0700;
 constexpr uint32_t kImplicitDirectoryMode = 0755;
-
-bool IsAllZero(const uint8_t* data, size_t length) {
-  // memcmp against itself shifted by one is vectorised: memory speed.
-  return length == 0 || (data[0] == 0 && std::memcmp(data, data + 1, length - 1) == 0);
-}
 
 // Splits a normalised relative path into components, refusing anything else.
 Result<std::vector<std::string>> Components(std::string_view path) {
@@ -107,7 +104,7 @@ void RemoveTreeAt(int parent_fd, const std::string& name, const std::string& sho
   }
   if (unlinkat(parent_fd, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0 &&
       errno != ENOENT) {
-    spdlog::error("{}; remove it by hand: it is incomplete",
+    Logger()->error("{}; remove it by hand: it is incomplete",
                   PosixError(errno, "removing " + shown + " after the import failed").message());
   }
 }
@@ -195,7 +192,7 @@ class DirectoryTargetImpl final : public DirectoryTarget {
     file_offset_ = 0;
     file_mtime_ = mtime;
     writeback_.emplace(file_fd_.get(), shown, options_.writeback_window);
-    spdlog::debug("Writing {} ({} bytes)", shown, size);
+    Logger()->debug("Writing {} ({} bytes)", shown, size);
     return Status::Ok();
   }
 
@@ -215,7 +212,7 @@ class DirectoryTargetImpl final : public DirectoryTarget {
         uint64_t offset = file_offset_ + pos;
         size_t block = static_cast<size_t>(
             std::min<uint64_t>(kSparseBlockSize - offset % kSparseBlockSize, data.size() - pos));
-        bool zero = IsAllZero(data.data() + pos, block);
+        bool zero = IsAllZero(std::span<const uint8_t>(data.data() + pos, block));
         if (!first && zero != run_zero) break;
         run_zero = zero;
         pos += block;
@@ -283,7 +280,7 @@ class DirectoryTargetImpl final : public DirectoryTarget {
     if (syncfs(root_fd_.get()) != 0) return PosixError(errno, "flushing " + root_ + " to disk");
     if (fsync(root_fd_.get()) != 0) return PosixError(errno, "flushing " + root_ + " to disk");
     state_ = State::kCommitted;
-    spdlog::info("Successfully completed fsync({}) syscall, committed to disk", root_);
+    Logger()->info("Successfully completed fsync({}) syscall, committed to disk", root_);
     return Status::Ok();
   }
 
@@ -427,7 +424,7 @@ Result<std::unique_ptr<DirectoryTarget>> OpenDirectoryTarget(
   uint64_t bound =
       options.requested_size ? std::min(available, *options.requested_size) : available;
   uint64_t capacity = UsableSpace(options.filesystem_overhead, bound);
-  spdlog::debug("{}: {} bytes free, {} requested, overhead {}: usable size {} bytes", root,
+  Logger()->debug("{}: {} bytes free, {} requested, overhead {}: usable size {} bytes", root,
                 available,
                 options.requested_size ? std::to_string(*options.requested_size) : "nothing",
                 options.filesystem_overhead, capacity);

@@ -10,12 +10,13 @@
 #include <string>
 #include <utility>
 
+#include "common/log.h"
+#include "common/posix_error.h"
+#include "common/unique_fd.h"
 #include "pvc/capacity.h"
 #include "pvc/direct_writer.h"
 #include "pvc/io.h"
-#include "pvc/posix_error.h"
 #include "pvc/target.h"
-#include "pvc/unique_fd.h"
 #include "pvc/writeback.h"
 
 namespace cdi::pvc {
@@ -82,7 +83,7 @@ class FileTarget final : public Target {
     uint64_t bound =
         options_.requested_size ? std::min(available, *options_.requested_size) : available;
     capacity_ = UsableSpace(options_.filesystem_overhead, bound);
-    spdlog::debug("{}: {} bytes free, {} requested, overhead {}: usable size {} bytes", path_,
+    Logger()->debug("{}: {} bytes free, {} requested, overhead {}: usable size {} bytes", path_,
                   available,
                   options_.requested_size ? std::to_string(*options_.requested_size) : "nothing",
                   options_.filesystem_overhead, capacity_);
@@ -147,7 +148,7 @@ class FileTarget final : public Target {
     CDI_RETURN_IF_ERROR(writer_.Flush());
     if (fsync(fd_.get()) != 0) return PosixError(errno, "flushing " + path_ + " to disk");
     writeback_.DropCache();
-    spdlog::debug("{}: wrote {} bytes, {} of them with direct I/O", path_, stats_.bytes_written,
+    Logger()->debug("{}: wrote {} bytes, {} of them with direct I/O", path_, stats_.bytes_written,
                   writer_.direct_bytes());
     CDI_RETURN_IF_ERROR(MoveIntoPlace());
     renamed_ = true;
@@ -158,7 +159,7 @@ class FileTarget final : public Target {
     }
     fd_.reset();
     state_ = State::kCommitted;
-    spdlog::info("Successfully completed fsync({}) syscall, committed to disk", path_);
+    Logger()->info("Successfully completed fsync({}) syscall, committed to disk", path_);
     return Status::Ok();
   }
 
@@ -173,7 +174,7 @@ class FileTarget final : public Target {
     if (unlinkat(dir_fd_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
       Status status =
           PosixError(errno, "removing " + JoinPath(parts_.dir, name) + " after the import failed");
-      spdlog::error("{}; remove it by hand: it is incomplete", status.message());
+      Logger()->error("{}; remove it by hand: it is incomplete", status.message());
     }
   }
 
@@ -238,7 +239,7 @@ class FileTarget final : public Target {
       // same guarantee.
       if (linkat(dir_fd_.get(), from, dir_fd_.get(), to, 0) == 0) {
         if (unlinkat(dir_fd_.get(), from, 0) != 0) {
-          spdlog::warn(
+          Logger()->warn(
               "{}", PosixError(errno, "removing " + partial_path_ + " after linking it to " + path_)
                         .message());
         }

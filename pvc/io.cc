@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <string>
 
-#include "pvc/posix_error.h"
+#include "common/posix_error.h"
 
 namespace cdi::pvc {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <utility>
 
-#include "pvc/posix_error.h"
+#include "common/posix_error.h"
 
 namespace cdi::pvc {
 

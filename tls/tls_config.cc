@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/log.h"
 #include "tls/openssl_util.h"
 #include "tls/pem.h"
 
@@ -75,7 +76,7 @@ Status AddCaDirectory(const std::string& dir, std::string_view what, std::vector
     ++files;
     CDI_RETURN_IF_ERROR(AddCaFile(path, std::string(what) + " file", out));
   }
-  if (files == 0) spdlog::warn("{} directory {} holds no certificate files", what, dir);
+  if (files == 0) Logger()->warn("{} directory {} holds no certificate files", what, dir);
   return Status::Ok();
 }
 
@@ -239,7 +240,7 @@ Status CurlTls::Apply(CURL* handle) {
   CDI_RETURN_IF_ERROR(
       SetOption(handle, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L, "CURLOPT_SSL_VERIFYHOST"));
   if (!verify) {
-    spdlog::warn(
+    Logger()->warn(
         "TLS certificate verification is off: the identity of HTTPS servers is not checked");
   }
   // An https:// proxy sees every request: it is verified whatever `verify`

@@ -11,12 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "cdi/headers.h"
 #include "cdi/import.h"
-#include "cmd/apply/apply_command.h"
+#include "cmd/cdi-image/apply_command.h"
 #include "cmd/cli/exit_codes.h"
+#include "cmd/cli/library_log.h"
 #include "cmd/cli/progress_view.h"
 #include "cmd/cli/signals.h"
-#include "cmd/cli/text.h"
+#include "common/text.h"
 
 namespace cdi::cli {
 namespace {
@@ -153,12 +155,12 @@ Result<SourceSpec> BuildSource(const std::string& url, const SourceFlags& f) {
     CDI_RETURN_IF_ERROR(ReadFirstLine(file, &line));
     spec.auth.headers.push_back(line);
   }
-  for (const std::string& header : spec.auth.headers) {
-    size_t colon = header.find(':');
-    if (colon == std::string::npos || colon == 0) {
-      // The header may be a secret: never echo it.
-      return InvalidArgumentError("an extra header is not of the form \"Name: value\"");
-    }
+  for (size_t i = 0; i < spec.auth.headers.size(); ++i) {
+    // Named by flag and position: the header may be a secret, never echoed.
+    std::string what = i < f.headers.size()
+                           ? "--header #" + std::to_string(i + 1)
+                           : "--header-file " + f.header_files[i - f.headers.size()];
+    CDI_RETURN_IF_ERROR(ValidateHeaderLine(spec.auth.headers[i], what));
   }
   spec.network.connect_timeout = std::chrono::seconds(f.connect_timeout);
   spec.network.stall_window = std::chrono::seconds(f.stall_timeout);
@@ -188,6 +190,7 @@ void ConfigureLogging(const CommonFlags& f) {
   if (f.verbose >= 2) level = spdlog::level::debug;
   logger->set_level(level);
   spdlog::set_default_logger(logger);
+  ForwardLibraryLogs(level);
 }
 
 int ReportError(const Status& status, bool json) {
@@ -241,12 +244,9 @@ Result<ImportSpec> BuildImportSpec(const ImportFlags& f, const SourceFlags& sf) 
   target.kind = f.target_type == "file"    ? TargetKind::kFile
                 : f.target_type == "block" ? TargetKind::kBlockDevice
                                            : TargetKind::kAuto;
-  char* end = nullptr;
-  target.filesystem_overhead = std::strtod(f.overhead.c_str(), &end);
-  if (end == f.overhead.c_str() || *end != '\0' || !(target.filesystem_overhead >= 0) ||
-      target.filesystem_overhead >= 1) {
-    return InvalidArgumentError("--overhead must be a fraction at least 0 and below 1, e.g. 0.06");
-  }
+  auto overhead = ParseOverhead(f.overhead);
+  if (!overhead.ok()) return overhead.status().Annotate("--overhead");
+  target.filesystem_overhead = *overhead;
   target.existing = f.force ? ExistingFile::kReplace : ExistingFile::kRefuse;
   target.preallocation = f.preallocate ? Preallocation::kOn : Preallocation::kOff;
   spec.targets.push_back(target);

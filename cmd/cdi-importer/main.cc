@@ -1,4 +1,4 @@
 // cdi-importer: the importer pod's entrypoint for KubeVirt CDI.
-#include "cmd/pod/pod.h"
+#include "cmd/cdi-importer/importer_pod.h"
 
 int main(int argc, char** argv) { return cdi::pod::RunImporterPod(argc, argv); }

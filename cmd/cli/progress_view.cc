@@ -5,7 +5,7 @@
 #include <chrono>
 #include <cmath>
 
-#include "cmd/cli/text.h"
+#include "common/text.h"
 
 namespace cdi::cli {
 namespace {

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/zero.h"
 #include "formats/qcow2/inflate.h"
 #include "formats/qcow2/memory_budget.h"
 #include "formats/qcow2/qcow2_format.h"
@@ -27,23 +28,6 @@ constexpr uint64_t kMinTableHeadroom = 256 << 10;
 constexpr char kCheckAdvice[] = "; the image is corrupt: check it with 'qemu-img check'";
 constexpr char kPastEndAdvice[] =
     "; the image is truncated or corrupt: fetch it again, or check it with 'qemu-img check'";
-
-bool AllZero(std::span<const uint8_t> bytes) {
-  const uint8_t* p = bytes.data();
-  size_t n = bytes.size();
-  while (n >= 8) {
-    uint64_t word;
-    std::memcpy(&word, p, 8);
-    if (word != 0) return false;
-    p += 8;
-    n -= 8;
-  }
-  while (n > 0) {
-    if (*p++ != 0) return false;
-    --n;
-  }
-  return true;
-}
 
 // The kinds of host ranges the tables claim.
 enum class ClaimKind : uint8_t {
@@ -889,7 +873,7 @@ class Qcow2Decoder final : public Decoder {
     for (uint64_t j = 0; j < entries; ++j) {
       bool zero;
       if (bits >= 8) {
-        zero = AllZero(block.subspan(static_cast<size_t>(j * bits / 8), bits / 8));
+        zero = IsAllZero(block.subspan(static_cast<size_t>(j * bits / 8), bits / 8));
       } else {
         uint8_t byte = block[static_cast<size_t>(j * bits / 8)];
         zero = ((byte >> ((j * bits) % 8)) & ((1u << bits) - 1)) == 0;
@@ -1092,10 +1076,10 @@ class Qcow2Decoder final : public Decoder {
             std::min<uint64_t>(data.size(), from + (AlignDown(g, granule_) + granule_ - g)));
       };
       size_t j = granule_end(i);
-      bool zero = AllZero(data.subspan(i, j - i));
+      bool zero = IsAllZero(data.subspan(i, j - i));
       while (j < data.size()) {
         size_t next = granule_end(j);
-        if (AllZero(data.subspan(j, next - j)) != zero) break;
+        if (IsAllZero(data.subspan(j, next - j)) != zero) break;
         j = next;
       }
       if (zero) {

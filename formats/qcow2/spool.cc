@@ -1,3 +1,4 @@
+#include "common/zero.h"
 #include "formats/qcow2/spool.h"
 
 #include <fcntl.h>
@@ -18,24 +19,6 @@ constexpr uint64_t kFragmentOverhead = 192;
 constexpr uint64_t kZeroProbe = 4096;
 // Holes are punched in the scratch file at this alignment.
 constexpr uint64_t kPage = 4096;
-
-bool AllZero(std::span<const uint8_t> bytes) {
-  const uint8_t* p = bytes.data();
-  size_t n = bytes.size();
-  // Word-at-a-time; memcpy keeps it free of alignment assumptions.
-  while (n >= 8) {
-    uint64_t word;
-    std::memcpy(&word, p, 8);
-    if (word != 0) return false;
-    p += 8;
-    n -= 8;
-  }
-  while (n > 0) {
-    if (*p++ != 0) return false;
-    --n;
-  }
-  return true;
-}
 
 std::string ErrnoText(int error) { return std::strerror(error); }
 
@@ -144,10 +127,10 @@ Status Spool::Append(uint64_t host_offset, std::span<const uint8_t> bytes) {
     // Split into runs of all-zero and other probe blocks, aligned by host offset.
     uint64_t here = host_offset + i;
     size_t j = i + std::min<uint64_t>(bytes.size() - i, kZeroProbe - here % kZeroProbe);
-    bool zero = AllZero(bytes.subspan(i, j - i));
+    bool zero = IsAllZero(bytes.subspan(i, j - i));
     while (j < bytes.size()) {
       size_t next = j + std::min<size_t>(bytes.size() - j, kZeroProbe);
-      if (AllZero(bytes.subspan(j, next - j)) != zero) break;
+      if (IsAllZero(bytes.subspan(j, next - j)) != zero) break;
       j = next;
     }
     CDI_RETURN_IF_ERROR(AppendRun(here, bytes.subspan(i, j - i), zero));

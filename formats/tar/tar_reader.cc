@@ -1,3 +1,4 @@
+#include "common/zero.h"
 #include "formats/tar/tar_reader.h"
 
 #include <algorithm>
@@ -41,9 +42,7 @@ std::string FieldString(const Block& block, Field field) {
   return std::string(bytes.substr(0, bytes.find('\0')));
 }
 
-bool IsZeroBlock(const Block& block) {
-  return std::all_of(block.begin(), block.end(), [](uint8_t b) { return b == 0; });
-}
+bool IsZeroBlock(const Block& block) { return IsAllZero(block); }
 
 // A name as messages show it: quoted, control and non-ASCII bytes escaped,
 // long names shortened.

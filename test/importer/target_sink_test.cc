@@ -63,18 +63,6 @@ formats::ImageDescription Raw(std::optional<uint64_t> size) { return {.format = 
 
 std::vector<uint8_t> Data(size_t length, uint8_t fill) { return std::vector<uint8_t>(length, fill); }
 
-TEST(IsAllZeroTest, FindsASingleNonZeroByteAnywhere) {
-  for (size_t length : {0u, 1u, 15u, 16u, 17u, 4096u}) {
-    std::vector<uint8_t> buffer(length, 0);
-    EXPECT_TRUE(IsAllZero(buffer.data(), length)) << length;
-    for (size_t i = 0; i < length; i += (length > 64 ? 61 : 1)) {
-      buffer[i] = 1;
-      EXPECT_FALSE(IsAllZero(buffer.data(), length)) << length << " at " << i;
-      buffer[i] = 0;
-    }
-  }
-}
-
 TEST(TargetSinkTest, ZeroBlocksAreNotWrittenAndZeroRangesCoalesce) {
   RecordingTarget target(pvc::TargetKind::kFile, 1 << 20);
   TargetSink sink({{&target, Sizing::kToVirtualSize}});

@@ -1,7 +1,7 @@
 // Reading CDI's importer environment: defaults, CDI's treatment of bad
 // values, headers from variables and secret files, and the import spec made
 // from it.
-#include "cmd/pod/pod_config.h"
+#include "pod/pod_config.h"
 
 #include <gtest/gtest.h>
 

@@ -1,14 +1,14 @@
 // The progress metric and its HTTPS endpoint, read the way CDI's controller
 // reads it.
-#include "cmd/pod/progress_metric.h"
+#include "pod/progress_metric.h"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <string>
 
-#include "cmd/pod/metrics_server.h"
-#include "test/pod/controller_scrape.h"
+#include "pod/metrics_server.h"
+#include "test/support/controller_scrape.h"
 #include "test/support/files.h"
 #include "test/support/process.h"
 #include "test/support/temp_dir.h"

@@ -1,5 +1,5 @@
 // The termination message, byte for byte as CDI's importer writes it.
-#include "cmd/pod/termination_message.h"
+#include "pod/termination_message.h"
 
 #include <gtest/gtest.h>
 

@@ -12,12 +12,15 @@
 
 #include "pvc/target.h"
 #include "test/support/files.h"
+#include "test/support/log_capture.h"
 #include "test/support/loop_device.h"
 #include "test/support/process.h"
 #include "test/support/temp_dir.h"
 
 namespace cdi::pvc {
 namespace {
+
+using test::LogCapture;
 
 constexpr uint64_t kKiB = 1ull << 10;
 constexpr uint64_t kMiB = 1ull << 20;
@@ -27,24 +30,6 @@ constexpr char kFill = '\xAA';
 std::span<const uint8_t> Bytes(const std::string& text) {
   return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
 }
-
-// Sends spdlog's default logger to a string for the life of the object.
-class LogCapture {
- public:
-  LogCapture() : previous_(spdlog::default_logger()) {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);
-    auto logger = std::make_shared<spdlog::logger>("capture", sink);
-    logger->set_pattern("%l %v");
-    logger->set_level(spdlog::level::trace);
-    spdlog::set_default_logger(logger);
-  }
-  ~LogCapture() { spdlog::set_default_logger(previous_); }
-  std::string text() const { return stream_.str(); }
-
- private:
-  std::shared_ptr<spdlog::logger> previous_;
-  std::ostringstream stream_;
-};
 
 class BlockTargetTest : public testing::Test {
  protected:
@@ -108,7 +93,7 @@ TEST_F(BlockTargetTest, AbortWipesTheFirstAndLastMiB) {
   ASSERT_TRUE(target.ok()) << target.status().ToString();
   std::string data = test::RandomBytes(4 * kKiB, 1);
   ASSERT_TRUE((*target)->Write(8 * kMiB, Bytes(data)).ok());
-  LogCapture log;
+  LogCapture log("%l %v");
   (*target)->Abort();
   (*target)->Abort();  // again: nothing more to do
 
@@ -148,7 +133,7 @@ TEST_F(BlockTargetTest, CommitLogsCdisFsyncLineAndIsFinal) {
   std::string data = test::RandomBytes(kMiB, 2);
   ASSERT_TRUE((*target)->Write(0, Bytes(data)).ok());
   {
-    LogCapture log;
+    LogCapture log("%l %v");
     ASSERT_TRUE((*target)->Commit().ok());
     EXPECT_NE(log.text().find("info Successfully completed fsync(" + device() +
                               ") syscall, committed to disk\n"),

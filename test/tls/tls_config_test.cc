@@ -16,36 +16,14 @@
 #include "test/support/certs.h"
 #include "test/support/files.h"
 #include "test/support/http_server.h"
+#include "test/support/log_capture.h"
 #include "test/support/temp_dir.h"
 
 namespace cdi::tls {
 namespace {
 
 using test::NginxServer;
-
-// Sends every log line of the library, at every level, into a string.
-class LogCapture {
- public:
-  LogCapture() : previous_(spdlog::default_logger()) {
-    sink_ = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);
-    auto logger = std::make_shared<spdlog::logger>("capture", sink_);
-    logger->set_level(spdlog::level::trace);
-    spdlog::set_default_logger(logger);
-  }
-  ~LogCapture() { spdlog::set_default_logger(previous_); }
-  LogCapture(const LogCapture&) = delete;
-  LogCapture& operator=(const LogCapture&) = delete;
-
-  std::string text() {
-    sink_->flush();
-    return stream_.str();
-  }
-
- private:
-  std::shared_ptr<spdlog::logger> previous_;
-  std::ostringstream stream_;
-  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
-};
+using test::LogCapture;
 
 struct CurlDeleter {
   void operator()(CURL* handle) const { curl_easy_cleanup(handle); }

@@ -2,7 +2,9 @@
 // the result with qemu-img's own conversion (and with libqcow, where it reads
 // the image correctly): same bytes, and every hole qemu leaves is a Zero.
 #include <gtest/gtest.h>
+#ifdef CDI_HAVE_LIBQCOW
 #include <libqcow.h>
+#endif
 
 #include <memory>
 #include <numeric>
@@ -348,6 +350,7 @@ class CorpusTest : public ::testing::TestWithParam<CorpusCase> {
 
 TempDir* CorpusTest::dir_ = nullptr;
 
+#ifdef CDI_HAVE_LIBQCOW
 // libqcow's reading of the whole virtual disk, as a sha256.
 std::string LibqcowSha256(const std::string& image, uint64_t* media_size) {
   libqcow_file_t* file = nullptr;
@@ -387,6 +390,7 @@ std::string LibqcowSha256(const std::string& image, uint64_t* media_size) {
   libqcow_file_free(&file, nullptr);
   return digest.empty() ? Sha256File(raw) : digest;
 }
+#endif  // CDI_HAVE_LIBQCOW
 
 TEST_P(CorpusTest, DecodesLikeQemuImg) {
   const CorpusCase& c = GetParam();
@@ -410,15 +414,30 @@ TEST_P(CorpusTest, DecodesLikeQemuImg) {
   ExpectSameAsQemu(image, qemu_raw, 65536, {.threads = 1});
   ExpectSameAsQemu(image, qemu_raw, 65536 * 3 + 5, {.threads = 3});
 
-  if (c.libqcow) {
-    uint64_t media_size = 0;
-    EXPECT_EQ(LibqcowSha256(image, &media_size), Sha256File(qemu_raw)) << "libqcow disagrees";
-    EXPECT_EQ(media_size, FileSize(qemu_raw));
-  }
   RecordProperty("spooled_bytes", Detail(last_description_, "spooled bytes"));
   std::cout << "[ layout   ] " << c.name << ": spooling " << Detail(last_description_, "spooling")
             << ", spooled bytes " << Detail(last_description_, "spooled bytes") << ", image bytes "
             << FileSize(image) << "\n";
+}
+
+// libqcow is a second, independent reader: where it reads a case at all, it
+// must read what qemu-img reads. Skipped alone where libqcow is not installed.
+TEST_P(CorpusTest, LibqcowReadsLikeQemuImg) {
+  const CorpusCase& c = GetParam();
+  if (!c.libqcow) GTEST_SKIP() << "libqcow does not read this case";
+#ifdef CDI_HAVE_LIBQCOW
+  TempDir work;
+  std::string dir = work.path();
+  Sh("ln -s " + Q(dir_->File("mixed.raw")) + " " + Q(dir + "/mixed.raw"));
+  std::string image = c.make(dir);
+  std::string qemu_raw = work.File("qemu.raw");
+  QemuConvertToRaw(image, qemu_raw);
+  uint64_t media_size = 0;
+  EXPECT_EQ(LibqcowSha256(image, &media_size), Sha256File(qemu_raw)) << "libqcow disagrees";
+  EXPECT_EQ(media_size, FileSize(qemu_raw));
+#else
+  GTEST_SKIP() << "libqcow is not installed (libqcow-dev)";
+#endif
 }
 
 INSTANTIATE_TEST_SUITE_P(Qcow2, CorpusTest, ::testing::ValuesIn(Cases()),

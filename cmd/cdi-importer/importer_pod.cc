@@ -1,0 +1,245 @@
+#include "cmd/cdi-importer/importer_pod.h"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cdi/import.h"
+#include "cmd/cli/exit_codes.h"
+#include "cmd/cli/library_log.h"
+#include "cmd/cli/signals.h"
+#include "pod/metrics_server.h"
+#include "pod/pod_config.h"
+#include "pod/progress_metric.h"
+#include "pod/termination_message.h"
+
+namespace cdi::pod {
+namespace {
+
+// What the process leaves behind: its exit code and its termination message.
+struct Outcome {
+  int exit_code = cli::kExitOk;
+  std::string termination;
+};
+
+Outcome PlainFailure(const std::string& text, int exit_code = cli::kExitInternal) {
+  spdlog::error("{}", text);
+  return {exit_code, PlainTerminationText(text)};
+}
+
+void ConfigureLogging(int verbosity) {
+  // klog's layout, which CDI's pods log in: "I0102 15:04:05.000000  pid name] message".
+  auto logger = std::make_shared<spdlog::logger>("cdi-importer",
+                                                 std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  logger->set_pattern("%L%m%d %H:%M:%S.%f %7P cdi-importer] %v");
+  const spdlog::level::level_enum level = verbosity >= 3 ? spdlog::level::debug : spdlog::level::info;
+  logger->set_level(level);
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(std::move(logger));
+  cli::ForwardLibraryLogs(level);
+}
+
+std::string_view ContentTypeName(ContentType type) {
+  return type == ContentType::kArchive ? "archive" : "kubevirt";
+}
+
+Outcome Complete(std::optional<bool> scratch_space_required, bool preallocation_applied) {
+  return {cli::kExitOk, ToJson({.scratch_space_required = scratch_space_required,
+                                .preallocation_applied = preallocation_applied,
+                                .message = std::string(kCompleteMessage)})};
+}
+
+// IMPORTER_SOURCE=none.
+Outcome RunBlank(const PodConfig& config, const PodPaths& paths, VolumeMode mode,
+                 ProgressMetric& metric) {
+  if (config.content_type == ContentType::kArchive) {
+    return PlainFailure("Cannot create empty disk with content type archive");
+  }
+  TargetSpec target = MakeBlankTarget(config, paths, mode);
+  spdlog::info("Creating a blank disk image at {}", target.path);
+  Result<ImportResult> result = CreateBlankImage(target);
+  if (!result.ok()) {
+    return PlainFailure("Unable to create blank image: " + result.status().message());
+  }
+  metric.Update(1.0);
+  // CDI's blank disks report no scratch space field.
+  return Complete(std::nullopt, result->preallocated);
+}
+
+// IMPORTER_SOURCE=http.
+Outcome RunHttp(const PodConfig& config, const PodPaths& paths, VolumeMode mode,
+                ProgressMetric& metric, const CancelToken& cancel) {
+  const bool archive = config.content_type == ContentType::kArchive;
+  if (archive && mode == VolumeMode::kBlock) {
+    return PlainFailure(
+        "Unable to process data: archive content (IMPORTER_CONTENTTYPE=archive) is extracted "
+        "into a filesystem volume, and this pod has a block volume (" +
+        paths.block_device + ")");
+  }
+  ImportSpec spec = MakeImportSpec(config, paths, mode);
+  const TargetSpec& target = spec.targets.front();
+  if (!archive && mode == VolumeMode::kFilesystem) {
+    // A disk image left by an earlier attempt must not hold space the new
+    // one needs (CDI removes it too).
+    if (unlink(target.path.c_str()) != 0 && errno != ENOENT) {
+      spdlog::warn("cannot remove {} left by an earlier attempt: {}", target.path,
+                   std::strerror(errno));
+    }
+  }
+
+  // Which step failed decides the message: the library reports connecting
+  // before it opens the source and transferring once the source answered.
+  std::optional<Phase> phase;
+  ImportHooks hooks;
+  hooks.cancel = &cancel;
+  hooks.on_progress = [&](const Progress& progress) {
+    phase = progress.phase;
+    metric.Update(progress.Fraction());
+  };
+  Result<ImportResult> result = Import(spec, hooks);
+  if (result.ok()) {
+    // CDI reports preallocation only for disk images; archives never apply it.
+    return Complete(false, !archive && result->preallocated);
+  }
+
+  const Status& status = result.status();
+  if (status.code() == ErrorCode::kCancelled) {
+    return PlainFailure(
+        "Unable to process data: the import was cancelled by a signal; what it "
+        "had written was removed",
+        cli::kExitCancelled);
+  }
+  if (phase == Phase::kConnecting) {
+    return PlainFailure("Unable to connect to http data source: " + status.message());
+  }
+  std::string text = "Unable to process data: ";
+  if (phase) {
+    text += archive ? "Unable to transfer source data to target directory: "
+                    : "Unable to transfer source data to target file: ";
+  }
+  if (status.code() == ErrorCode::kChecksumMismatch) {
+    // Exit 0 with a JSON message: the controller marks the import failed for
+    // good instead of restarting the pod for the same bytes again.
+    text += "checksum validation failed: " + status.message();
+    spdlog::error("{}", text);
+    return {cli::kExitOk, ToJson({.message = text})};
+  }
+  return PlainFailure(text + status.message());
+}
+
+void LogConfiguration(const PodConfig& config, const PodPaths& paths, VolumeMode mode) {
+  spdlog::info(
+      "Source {}, content {}, {} volume{}, requested size {}, filesystem overhead {}, "
+      "preallocation {}",
+      config.source == SourceKind::kBlank ? "none (blank disk)" : RedactUrl(config.endpoint),
+      ContentTypeName(config.content_type), mode == VolumeMode::kBlock ? "block" : "filesystem",
+      mode == VolumeMode::kBlock ? " " + paths.block_device : " " + paths.data_dir,
+      config.image_size ? std::to_string(*config.image_size) : "unset", config.filesystem_overhead,
+      config.preallocation == Preallocation::kOn ? "on" : "off");
+  if (config.cache_mode == "TRYNONE") {
+    // Long runs of data always go out with O_DIRECT where the volume allows
+    // it (pvc/direct_writer.h); the rest is flushed and dropped from the
+    // page cache every 32 MiB (pvc/writeback.h).
+    spdlog::info(
+        "CACHE_MODE=TRYNONE: data is written with O_DIRECT where the volume allows it, as "
+        "always");
+  }
+  if (!config.extra_headers.empty()) {
+    spdlog::info("Sending {} extra header(s)", config.extra_headers.size());
+  }
+}
+
+}  // namespace
+
+int RunImporterPod(int argc, char** argv) {
+  PodPaths paths;
+  int verbosity = 1;
+  CLI::App app{
+      "cdi-importer " + std::string(Version()) +
+      ": the importer pod's entrypoint for KubeVirt CDI. Reads CDI's importer environment "
+      "(IMPORTER_SOURCE, IMPORTER_ENDPOINT, ...), imports into the PVC mounted at the data "
+      "directory or the block device, serves the progress metric and writes the "
+      "termination message."};
+  app.add_option("--data-dir", paths.data_dir, "filesystem volume mount")->capture_default_str();
+  app.add_option("--block-device", paths.block_device,
+                 "block volume device; when it exists the volume is a block volume")
+      ->capture_default_str();
+  app.add_option("--scratch-dir", paths.scratch_dir,
+                 "scratch volume, used for out-of-order qcow2 data when it exists")
+      ->capture_default_str();
+  app.add_option("--termination-log", paths.termination_log, "where the termination message goes")
+      ->capture_default_str();
+  app.add_option("--metrics-address", paths.metrics_address,
+                 "HTTPS address of the progress metric (host:port, :port)")
+      ->capture_default_str();
+  app.add_option("--proxy-cert-dir", paths.proxy_cert_dir,
+                 "directory of the cluster-wide proxy CA bundle")
+      ->capture_default_str();
+  app.add_option("--extra-headers-dir", paths.extra_headers_dir,
+                 "directory of secret extra headers (<i>/<key> files)")
+      ->capture_default_str();
+  app.add_option("--v", verbosity, "log verbosity, klog style (-v=3: debug)")
+      ->capture_default_str();
+
+  std::vector<std::string> arguments =
+      NormalizeVerbosityArguments(std::vector<std::string>(argv + 1, argv + argc));
+  std::reverse(arguments.begin(), arguments.end());  // CLI11 takes a vector back to front
+  try {
+    app.parse(arguments);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return cli::kExitUsage;
+  }
+  ConfigureLogging(verbosity);
+  spdlog::info("Starting importer (cdi-importer {})", Version());
+
+  const Environment env = Environment::FromProcess();
+  // The metric is served from the start, as CDI's importer does.
+  ProgressMetric metric(env.GetOr("OWNER_UID"));
+  std::unique_ptr<MetricsServer> metrics;
+  if (auto server =
+          MetricsServer::Start(paths.metrics_address, [&metric] { return metric.Exposition(); });
+      server.ok()) {
+    metrics = std::move(server).value();
+    spdlog::info("Serving the progress metric on https://{}/metrics (port {})",
+                 paths.metrics_address, metrics->port());
+  } else {
+    // Progress is a convenience: the import goes on without it.
+    spdlog::warn("no progress metric: {}", server.status().message());
+  }
+
+  static CancelToken cancel;
+  cli::CancelOnSignals(&cancel);
+
+  Outcome outcome;
+  Result<PodConfig> config = ParsePodEnvironment(env, paths);
+  if (!config.ok()) {
+    outcome = PlainFailure(config.status().message());
+  } else {
+    const VolumeMode mode = DetectVolumeMode(paths);
+    LogConfiguration(*config, paths, mode);
+    outcome = config->source == SourceKind::kBlank ? RunBlank(*config, paths, mode, metric)
+                                                   : RunHttp(*config, paths, mode, metric, cancel);
+  }
+
+  Status written = WriteTerminationLog(paths.termination_log, outcome.termination);
+  if (!written.ok()) {
+    spdlog::error("{}", written.message());
+    if (outcome.exit_code == cli::kExitOk) return cli::kExitInternal;
+  }
+  spdlog::info("Termination message: {}", outcome.termination);
+  return outcome.exit_code;
+}
+
+}  // namespace cdi::pod

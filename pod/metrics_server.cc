@@ -1,0 +1,318 @@
+#include "pod/metrics_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <utility>
+
+#include "common/log.h"
+#include "common/unique_fd.h"
+
+namespace cdi::pod {
+namespace {
+
+using cdi::UniqueFd;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kConnectionBudget = std::chrono::seconds(5);
+constexpr size_t kMaxRequestBytes = 8192;
+
+struct SslCtxDeleter {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+struct SslDeleter {
+  void operator()(SSL* ssl) const { SSL_free(ssl); }
+};
+struct X509Deleter {
+  void operator()(X509* cert) const { X509_free(cert); }
+};
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
+using SslPtr = std::unique_ptr<SSL, SslDeleter>;
+using X509Ptr = std::unique_ptr<X509, X509Deleter>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+
+// The one place OpenSSL's error queue becomes a Status.
+Status OpenSslError(std::string_view what) {
+  std::string message = "cannot make the metrics endpoint's certificate: " + std::string(what);
+  if (unsigned long code = ERR_get_error(); code != 0) {
+    char text[256];
+    ERR_error_string_n(code, text, sizeof text);
+    message += ": ";
+    message += text;
+  }
+  ERR_clear_error();
+  return TlsError(std::move(message));
+}
+
+// A fresh key and a self-signed certificate for it, as CDI's importer makes
+// (cert.GenerateSelfSignedCertKey): the scraper does not verify it.
+Result<SslCtxPtr> MakeServerContext() {
+  PkeyPtr key(EVP_EC_gen("P-256"));
+  if (!key) return OpenSslError("generating a P-256 key");
+  X509Ptr cert(X509_new());
+  if (!cert) return OpenSslError("allocating a certificate");
+  uint32_t serial = 0;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&serial), sizeof serial) != 1) {
+    return OpenSslError("drawing a serial number");
+  }
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  const auto* common_name = reinterpret_cast<const unsigned char*>("cdi-importer");
+  if (X509_set_version(cert.get(), 2) != 1 ||
+      ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial >> 1) != 1 ||
+      X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600) == nullptr ||
+      X509_gmtime_adj(X509_getm_notAfter(cert.get()), 365L * 24 * 3600) == nullptr ||
+      X509_set_pubkey(cert.get(), key.get()) != 1 ||
+      X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, common_name, -1, -1, 0) != 1 ||
+      X509_set_issuer_name(cert.get(), name) != 1 ||
+      X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) {
+    return OpenSslError("building the self-signed certificate");
+  }
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx) return OpenSslError("creating the TLS context");
+  if (SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) != 1 ||
+      SSL_CTX_use_certificate(ctx.get(), cert.get()) != 1 ||
+      SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1 ||
+      SSL_CTX_check_private_key(ctx.get()) != 1) {
+    return OpenSslError("loading the certificate");
+  }
+  return ctx;
+}
+
+Result<UniqueFd> Listen(const ListenAddress& address) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  hints.ai_family = AF_UNSPEC;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(address.port);
+  // For every address, IPv6 first: a dual-stack socket also takes IPv4, and
+  // a pod may have only an IPv6 address.
+  const char* host = address.host.empty() ? nullptr : address.host.c_str();
+  if (host == nullptr) hints.ai_family = AF_INET6;
+  int error = getaddrinfo(host, port.c_str(), &hints, &found);
+  if (error != 0 && host == nullptr) {
+    hints.ai_family = AF_INET;
+    error = getaddrinfo(host, port.c_str(), &hints, &found);
+  }
+  if (error != 0) {
+    return InvalidArgumentError("cannot resolve the metrics address " + address.host + ":" + port +
+                                ": " + gai_strerror(error));
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> list(found, freeaddrinfo);
+  int last_errno = 0;
+  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    UniqueFd fd(socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
+    if (!fd.valid()) {
+      last_errno = errno;
+      continue;
+    }
+    int on = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (ai->ai_family == AF_INET6 && host == nullptr) {
+      int off = 0;
+      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    }
+    if (bind(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd.get(), 16) == 0) {
+      return fd;
+    }
+    last_errno = errno;
+  }
+  return IoError("cannot listen on " + (address.host.empty() ? std::string("*") : address.host) +
+                 ":" + port + " for metrics: " + std::strerror(last_errno));
+}
+
+// Waits until `fd` is ready for `events` or the server is told to stop.
+// False on stop, timeout or error.
+bool WaitFor(int fd, short events, int wake_fd, Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  if (left.count() <= 0) return false;
+  pollfd fds[2] = {{fd, events, 0}, {wake_fd, POLLIN, 0}};
+  int n = poll(fds, 2, static_cast<int>(left.count()));
+  return n > 0 && (fds[1].revents & POLLIN) == 0 && (fds[0].revents & (events | POLLHUP)) != 0;
+}
+
+// Runs an SSL operation on a non-blocking socket until it completes.
+template <typename Operation>
+int Drive(SSL* ssl, int fd, int wake_fd, Clock::time_point deadline, Operation operation) {
+  while (true) {
+    int result = operation();
+    if (result > 0) return result;
+    int error = SSL_get_error(ssl, result);
+    short events = error == SSL_ERROR_WANT_READ    ? POLLIN
+                   : error == SSL_ERROR_WANT_WRITE ? POLLOUT
+                                                   : 0;
+    if (events == 0 || !WaitFor(fd, events, wake_fd, deadline)) return -1;
+  }
+}
+
+std::string Response(std::string_view status, std::string_view content_type,
+                     const std::string& body, bool with_body) {
+  std::string response =
+      "HTTP/1.1 " + std::string(status) + "\r\nContent-Type: " + std::string(content_type) +
+      "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  if (with_body) response += body;
+  return response;
+}
+
+}  // namespace
+
+Result<ListenAddress> ParseListenAddress(std::string_view address) {
+  auto bad = [&](std::string_view why) {
+    return InvalidArgumentError("invalid metrics address '" + std::string(address) +
+                                "': " + std::string(why) +
+                                "; expected host:port, :port or [v6 address]:port, e.g. :8443 or "
+                                "127.0.0.1:8443");
+  };
+  size_t colon = address.rfind(':');
+  if (colon == std::string_view::npos) return bad("no port");
+  std::string_view host = address.substr(0, colon);
+  std::string_view port_text = address.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return bad("an IPv6 address must be in brackets");
+  }
+  unsigned port = 0;
+  auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || error != std::errc() || end != port_text.data() + port_text.size() ||
+      port > 65535) {
+    return bad("the port is not a number from 0 to 65535");
+  }
+  return ListenAddress{std::string(host), static_cast<uint16_t>(port)};
+}
+
+struct MetricsServer::State {
+  SslCtxPtr ctx;
+  UniqueFd listen_fd;
+  UniqueFd wake_read;
+  UniqueFd wake_write;
+  uint16_t port = 0;
+  std::function<std::string()> render;
+  std::thread thread;
+
+  void Serve() {
+    while (true) {
+      pollfd fds[2] = {{listen_fd.get(), POLLIN, 0}, {wake_read.get(), POLLIN, 0}};
+      if (poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        Logger()->warn("metrics endpoint stopped: poll: {}", std::strerror(errno));
+        return;
+      }
+      if (fds[1].revents != 0) return;
+      UniqueFd connection(accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      if (connection.valid()) Handle(connection.get());
+    }
+  }
+
+  void Handle(int fd) {
+    const Clock::time_point deadline = Clock::now() + kConnectionBudget;
+    SslPtr ssl(SSL_new(ctx.get()));
+    if (!ssl || SSL_set_fd(ssl.get(), fd) != 1) return;
+    const int wake = wake_read.get();
+    if (Drive(ssl.get(), fd, wake, deadline, [&] { return SSL_accept(ssl.get()); }) <= 0) {
+      ERR_clear_error();
+      return;
+    }
+    std::string request;
+    char buffer[2048];
+    while (request.find("\r\n\r\n") == std::string::npos && request.size() < kMaxRequestBytes) {
+      int n = Drive(ssl.get(), fd, wake, deadline,
+                    [&] { return SSL_read(ssl.get(), buffer, sizeof buffer); });
+      if (n <= 0) {
+        ERR_clear_error();
+        return;
+      }
+      request.append(buffer, static_cast<size_t>(n));
+    }
+    std::string line = request.substr(0, request.find("\r\n"));
+    size_t first_space = line.find(' ');
+    std::string method = line.substr(0, first_space);
+    std::string target =
+        first_space == std::string::npos
+            ? ""
+            : line.substr(first_space + 1, line.find(' ', first_space + 1) - first_space - 1);
+    std::string path = target.substr(0, target.find('?'));
+    std::string response;
+    const bool with_body = method != "HEAD";
+    if (method != "GET" && method != "HEAD") {
+      response = Response("405 Method Not Allowed", "text/plain; charset=utf-8",
+                          "method not allowed\n", true);
+    } else if (path != "/metrics") {
+      response = Response("404 Not Found", "text/plain; charset=utf-8", "not found\n", with_body);
+    } else {
+      response =
+          Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(), with_body);
+    }
+    size_t sent = 0;
+    while (sent < response.size()) {
+      int n = Drive(ssl.get(), fd, wake, deadline, [&] {
+        return SSL_write(ssl.get(), response.data() + sent,
+                         static_cast<int>(response.size() - sent));
+      });
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    SSL_shutdown(ssl.get());
+    ERR_clear_error();
+  }
+};
+
+MetricsServer::MetricsServer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+MetricsServer::~MetricsServer() {
+  char byte = 1;
+  ssize_t ignored = write(state_->wake_write.get(), &byte, 1);
+  (void)ignored;
+  if (state_->thread.joinable()) state_->thread.join();
+}
+
+uint16_t MetricsServer::port() const { return state_->port; }
+
+Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(std::string_view address,
+                                                            std::function<std::string()> render) {
+  CDI_ASSIGN_OR_RETURN(ListenAddress listen_address, ParseListenAddress(address));
+  // A scraper that disconnects mid-response must not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+  auto state = std::make_unique<State>();
+  state->render = std::move(render);
+  CDI_ASSIGN_OR_RETURN(state->ctx, MakeServerContext());
+  CDI_ASSIGN_OR_RETURN(state->listen_fd, Listen(listen_address));
+  sockaddr_storage bound{};
+  socklen_t length = sizeof bound;
+  if (getsockname(state->listen_fd.get(), reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
+    state->port =
+        ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                          : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  }
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return IoError(std::string("cannot start the metrics endpoint: pipe: ") + std::strerror(errno));
+  }
+  state->wake_read.reset(pipe_fds[0]);
+  state->wake_write.reset(pipe_fds[1]);
+  State* raw = state.get();
+  state->thread = std::thread([raw] { raw->Serve(); });
+  return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(state)));
+}
+
+}  // namespace cdi::pod

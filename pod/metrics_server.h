@@ -1,0 +1,62 @@
+// The importer pod's metrics endpoint: HTTPS on :8443, /metrics, with a
+// self-signed certificate made at start, as CDI's importer serves it
+// (pkg/util/prometheus StartPrometheusEndpoint). CDI's controller scrapes it
+// without verifying the certificate.
+#ifndef CDI_POD_METRICS_SERVER_H_
+#define CDI_POD_METRICS_SERVER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "cdi/status.h"
+
+namespace cdi::pod {
+
+// Where to listen: "host:port", ":port" (every address, IPv6 and IPv4),
+// "[v6 address]:port". Port 0 picks a free port.
+struct ListenAddress {
+  std::string host;  // empty: every address
+  uint16_t port = 0;
+};
+// kInvalidArgument with the expected form for anything else.
+Result<ListenAddress> ParseListenAddress(std::string_view address);
+
+// Serves GET and HEAD of /metrics on its own thread, one connection at a time
+// (a scrape is one short request; each connection has a 5-second budget for
+// its request and response). The body is `render()`, called on the server
+// thread for each scrape, with Content-Type
+// "text/plain; version=0.0.4; charset=utf-8". Other paths get 404, other
+// methods 405.
+//
+// The certificate: a new ECDSA P-256 key and a self-signed certificate
+// (CN=cdi-importer, valid one year), made in memory at Start; nothing is
+// written to disk.
+//
+// Ignores SIGPIPE for the process: a scraper that goes away mid-response must
+// not end the import.
+class MetricsServer {
+ public:
+  // Binds and starts serving. Errors: kInvalidArgument for a bad address,
+  // kIo when the address cannot be bound, kTls when the certificate cannot
+  // be made.
+  static Result<std::unique_ptr<MetricsServer>> Start(std::string_view address,
+                                                      std::function<std::string()> render);
+  // Stops serving and joins the thread.
+  ~MetricsServer();
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+
+  uint16_t port() const;
+
+ private:
+  struct State;
+  explicit MetricsServer(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace cdi::pod
+
+#endif  // CDI_POD_METRICS_SERVER_H_

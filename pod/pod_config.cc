@@ -1,0 +1,339 @@
+#include "pod/pod_config.h"
+
+#include <dirent.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "cdi/checksum.h"
+#include "cdi/headers.h"
+#include "cdi/quantity.h"
+#include "common/log.h"
+#include "common/text.h"
+
+extern char** environ;
+
+namespace cdi::pod {
+namespace {
+
+constexpr std::string_view kExtraHeaderPrefix = "IMPORTER_EXTRA_HEADER_";
+
+// Sources CDI's importer knows that this one does not implement.
+constexpr std::string_view kOtherSources[] = {"s3", "gcs", "registry", "imageio", "vddk"};
+
+bool IsDirectory(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// A header line as the request will carry it, or nullopt when it is not of
+// the form "Name: value" (CDI drops such lines; so do we, saying where it
+// came from but never what it holds: it may be a secret).
+std::optional<std::string> HeaderLine(std::string_view raw, std::string_view origin) {
+  std::string line(TrimSpace(raw));
+  // Go's net/http writes line breaks inside a value as spaces.
+  std::replace_if(
+      line.begin(), line.end(), [](char c) { return c == '\r' || c == '\n'; }, ' ');
+  Status valid = ValidateHeaderLine(line, "the extra header from " + std::string(origin));
+  if (!valid.ok()) {
+    Logger()->warn("ignoring {}", valid.message());
+    return std::nullopt;
+  }
+  return line;
+}
+
+// Every file under `dir`, recursively and in name order, skipping names that
+// start with '.' (Kubernetes' "..data" links and timestamped directories), as
+// CDI walks /extraheaders. Links to files are read; directories are entered
+// only when they are real directories.
+Status CollectHeaderFiles(const std::string& dir, std::vector<std::string>& headers) {
+  DIR* stream = opendir(dir.c_str());
+  if (stream == nullptr) {
+    if (errno == ENOENT) return Status::Ok();
+    return InvalidArgumentError("Error getting extra headers for HTTP client: cannot list " + dir +
+                                ": " + std::strerror(errno));
+  }
+  std::vector<std::string> names;
+  while (dirent* entry = readdir(stream)) {
+    if (entry->d_name[0] != '.') names.emplace_back(entry->d_name);
+  }
+  closedir(stream);
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    const std::string path = dir + "/" + name;
+    struct stat st {};
+    if (lstat(path.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      CDI_RETURN_IF_ERROR(CollectHeaderFiles(path, headers));
+      continue;
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      return InvalidArgumentError("Error getting extra headers for HTTP client: cannot read " +
+                                  path);
+    }
+    std::ostringstream content;
+    content << in.rdbuf();
+    if (auto line = HeaderLine(content.str(), path)) headers.push_back(*line);
+  }
+  return Status::Ok();
+}
+
+Status Refusal(std::string message) { return InvalidArgumentError(std::move(message)); }
+
+}  // namespace
+
+Environment Environment::FromProcess() {
+  std::vector<std::string> entries;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    entries.emplace_back(*entry);
+  }
+  return Environment(std::move(entries));
+}
+
+std::optional<std::string> Environment::Get(std::string_view name) const {
+  // The last definition wins, as getenv's does for duplicates set later.
+  std::optional<std::string> value;
+  for (const std::string& entry : entries_) {
+    if (entry.size() > name.size() && entry.compare(0, name.size(), name) == 0 &&
+        entry[name.size()] == '=') {
+      value = entry.substr(name.size() + 1);
+    }
+  }
+  return value;
+}
+
+std::vector<std::pair<std::string, std::string>> Environment::WithPrefix(
+    std::string_view prefix) const {
+  std::vector<std::pair<std::string, std::string>> found;
+  for (const std::string& entry : entries_) {
+    size_t equals = entry.find('=');
+    if (equals == std::string::npos || !entry.starts_with(prefix)) continue;
+    found.emplace_back(entry.substr(0, equals), entry.substr(equals + 1));
+  }
+  return found;
+}
+
+std::optional<bool> ParseGoBool(std::string_view text) {
+  for (std::string_view yes : {"1", "t", "T", "TRUE", "true", "True"}) {
+    if (text == yes) return true;
+  }
+  for (std::string_view no : {"0", "f", "F", "FALSE", "false", "False"}) {
+    if (text == no) return false;
+  }
+  return std::nullopt;
+}
+
+VolumeMode DetectVolumeMode(const PodPaths& paths) {
+  struct stat st {};
+  return stat(paths.block_device.c_str(), &st) == 0 ? VolumeMode::kBlock : VolumeMode::kFilesystem;
+}
+
+std::string DiskImagePath(const PodPaths& paths) {
+  return (paths.data_dir == "/" ? "" : paths.data_dir) + "/disk.img";
+}
+
+Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& paths) {
+  PodConfig config;
+
+  // CDI parses PREALLOCATION first and exits on a bad value. Unset is false
+  // here (CDI's controller always sets it).
+  const std::string preallocation = env.GetOr("PREALLOCATION");
+  if (!preallocation.empty()) {
+    std::optional<bool> on = ParseGoBool(preallocation);
+    if (!on) {
+      return Refusal("the PREALLOCATION environment variable is with a wrong value \"" +
+                     preallocation + "\"; should be \"true\" or \"false\"");
+    }
+    config.preallocation = *on ? Preallocation::kOn : Preallocation::kOff;
+  }
+
+  const std::string source = env.GetOr("IMPORTER_SOURCE");
+  if (source.empty() || source == "http") {
+    config.source = SourceKind::kHttp;
+  } else if (source == "none") {
+    config.source = SourceKind::kBlank;
+  } else if (std::find(std::begin(kOtherSources), std::end(kOtherSources), source) !=
+             std::end(kOtherSources)) {
+    return UnsupportedError("Unable to connect to " + source +
+                            " data source: IMPORTER_SOURCE=" + source +
+                            " is not supported by this importer, which imports from http and "
+                            "https URLs and creates blank disks (none); use CDI's own importer "
+                            "image for " +
+                            source + " sources");
+  } else {
+    return Refusal("Unknown data source: " + source);
+  }
+
+  const std::string content_type = env.GetOr("IMPORTER_CONTENTTYPE");
+  if (content_type.empty() || content_type == "kubevirt") {
+    config.content_type = ContentType::kDiskImage;
+  } else if (content_type == "archive") {
+    config.content_type = ContentType::kArchive;
+  } else {
+    return Refusal("Unable to process data: Unknown content type: " + content_type);
+  }
+
+  if (std::string size = env.GetOr("IMPORTER_IMAGE_SIZE"); !size.empty()) {
+    Result<uint64_t> bytes = ParseQuantity(size);
+    if (!bytes.ok())
+      return Refusal("Unable to process data: IMPORTER_IMAGE_SIZE: " + bytes.status().message());
+    config.image_size = *bytes;
+  }
+  // Unset is 0, as in CDI's importer (the controller passes its configured
+  // overhead, 0.06 by default, for filesystem volumes).
+  if (std::string overhead = env.GetOr("FILESYSTEM_OVERHEAD"); !overhead.empty()) {
+    Result<double> fraction = ParseOverhead(overhead);
+    if (!fraction.ok()) {
+      return Refusal("Unable to process data: FILESYSTEM_OVERHEAD: " + fraction.status().message());
+    }
+    config.filesystem_overhead = *fraction;
+  }
+
+  config.owner_uid = env.GetOr("OWNER_UID");
+  config.cache_mode = env.GetOr("CACHE_MODE");
+  if (config.source == SourceKind::kBlank) return config;
+
+  // The registry's node-pull method runs a server sidecar from CDI's importer
+  // image and points an http source at it.
+  if (env.GetOr("IMPORTER_PULL_METHOD") == "node") {
+    return UnsupportedError(
+        "Unable to connect to http data source: registry imports with the node pull method "
+        "(IMPORTER_PULL_METHOD=node) are not supported by this importer; use CDI's own importer "
+        "image for registry sources");
+  }
+  config.endpoint = env.GetOr("IMPORTER_ENDPOINT");
+  if (config.endpoint.empty()) {
+    return Refusal(
+        "Unable to connect to http data source: endpoint \"IMPORTER_ENDPOINT\" is missing or "
+        "blank");
+  }
+  // Only URLs: the library would also read a local path or standard input.
+  std::string scheme = config.endpoint.substr(0, config.endpoint.find("://") + 1);
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (scheme != "http:" && scheme != "https:") {
+    return Refusal("Unable to connect to http data source: endpoint \"" +
+                   RedactUrl(config.endpoint) + "\" is not an http:// or https:// URL");
+  }
+  config.checksum = env.GetOr("IMPORTER_CHECKSUM");
+  if (!config.checksum.empty()) {
+    Result<ExpectedChecksum> parsed = ParseChecksum(config.checksum);
+    if (!parsed.ok()) {
+      return Refusal("Unable to connect to http data source: invalid checksum: " +
+                     parsed.status().message());
+    }
+  }
+
+  const std::string insecure = env.GetOr("INSECURE_TLS");
+  std::optional<bool> skip_verify = ParseGoBool(insecure);
+  if (!insecure.empty() && !skip_verify) {
+    Logger()->warn("INSECURE_TLS=\"{}\" is not a boolean; the server's certificate is verified",
+                 insecure);
+  }
+  config.tls_verify = skip_verify.value_or(false) ? TlsVerify::kOff : TlsVerify::kOn;
+  config.cert_dir = env.GetOr("IMPORTER_CERT_DIR");
+
+  // Basic auth is used only with both halves, as in CDI.
+  std::string user = env.GetOr("IMPORTER_ACCESS_KEY_ID");
+  std::string password = env.GetOr("IMPORTER_SECRET_KEY");
+  if (!user.empty() && !password.empty()) {
+    config.user = std::move(user);
+    config.password = std::move(password);
+  } else if (!user.empty() || !password.empty()) {
+    Logger()->warn(
+        "only one of IMPORTER_ACCESS_KEY_ID and IMPORTER_SECRET_KEY is set; no basic "
+        "authentication is sent");
+  }
+
+  for (const auto& [name, value] : env.WithPrefix(kExtraHeaderPrefix)) {
+    if (auto line = HeaderLine(value, name)) config.extra_headers.push_back(*line);
+  }
+  CDI_RETURN_IF_ERROR(CollectHeaderFiles(paths.extra_headers_dir, config.extra_headers)
+                          .Annotate("Unable to connect to http data source"));
+  return config;
+}
+
+ImportSpec MakeImportSpec(const PodConfig& config, const PodPaths& paths, VolumeMode mode) {
+  ImportSpec spec;
+  spec.source.url = config.endpoint;
+  spec.source.tls.verify = config.tls_verify;
+  if (!config.cert_dir.empty()) spec.source.tls.ca_dirs.push_back(config.cert_dir);
+  if (IsDirectory(paths.proxy_cert_dir)) spec.source.tls.ca_dirs.push_back(paths.proxy_cert_dir);
+  spec.source.auth.user = config.user;
+  spec.source.auth.password = config.password;
+  spec.source.auth.headers = config.extra_headers;
+  spec.checksum = config.checksum;
+  spec.content_type = config.content_type;
+  if (IsDirectory(paths.scratch_dir)) spec.scratch_dir = paths.scratch_dir;
+
+  TargetSpec target;
+  target.preallocation = config.preallocation;
+  if (config.content_type == ContentType::kArchive) {
+    target.path = paths.data_dir;
+    target.requested_size = config.image_size;
+    target.filesystem_overhead = config.filesystem_overhead;
+  } else if (mode == VolumeMode::kBlock) {
+    target.path = paths.block_device;
+    target.kind = TargetKind::kBlockDevice;
+  } else {
+    target.path = DiskImagePath(paths);
+    target.kind = TargetKind::kFile;
+    target.requested_size = config.image_size;
+    target.filesystem_overhead = config.filesystem_overhead;
+    target.existing = ExistingFile::kReplace;
+  }
+  spec.targets.push_back(std::move(target));
+  return spec;
+}
+
+TargetSpec MakeBlankTarget(const PodConfig& config, const PodPaths& paths, VolumeMode mode) {
+  TargetSpec target;
+  target.preallocation = config.preallocation;
+  if (mode == VolumeMode::kBlock) {
+    target.path = paths.block_device;
+    target.kind = TargetKind::kBlockDevice;
+  } else {
+    target.path = DiskImagePath(paths);
+    target.kind = TargetKind::kFile;
+    target.requested_size = config.image_size;
+    target.filesystem_overhead = config.filesystem_overhead;
+    target.existing = ExistingFile::kReplace;
+  }
+  return target;
+}
+
+std::vector<std::string> NormalizeVerbosityArguments(const std::vector<std::string>& arguments) {
+  auto is_number = [](std::string_view text) {
+    return !text.empty() &&
+           std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  std::vector<std::string> out;
+  for (size_t i = 0; i < arguments.size(); ++i) {
+    const std::string& argument = arguments[i];
+    if (argument.starts_with("-v=")) {
+      out.push_back("--v=" + argument.substr(3));
+    } else if (argument == "-v") {
+      if (i + 1 < arguments.size() && is_number(arguments[i + 1])) {
+        out.push_back("--v=" + arguments[++i]);
+      } else {
+        out.push_back("--v=1");
+      }
+    } else if (argument.size() > 2 && argument.starts_with("-v") &&
+               argument.find_first_not_of('v', 1) == std::string::npos) {
+      out.push_back("--v=" + std::to_string(argument.size() - 1));
+    } else {
+      out.push_back(argument);
+    }
+  }
+  return out;
+}
+
+}  // namespace cdi::pod

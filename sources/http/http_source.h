@@ -1,0 +1,51 @@
+// The HTTP(S) source: one streaming GET through libcurl.
+//
+// A transfer thread runs the request and fills a fixed 4 MiB TransferBuffer;
+// Read() drains it. Redirects are followed here, not by curl, so that every
+// target is checked (http and https only, at most max_redirects) and
+// credentials (basic auth, URL user info, extra headers) go only to the
+// origin (scheme, host, port) of the URL as given.
+#ifndef CDI_SOURCES_HTTP_HTTP_SOURCE_H_
+#define CDI_SOURCES_HTTP_HTTP_SOURCE_H_
+
+#include <memory>
+
+#include "cdi/import.h"
+#include "cdi/status.h"
+#include "sources/source.h"
+
+namespace cdi::importer {
+
+// Bytes the HTTP source holds between the network and Read(), whatever the
+// size of the image.
+inline constexpr size_t kHttpBufferBytes = 4 * kMiB;
+
+// The User-Agent of every request.
+inline constexpr const char* kHttpUserAgent = "cdi-image/0.1";
+
+// Connects, follows redirects and returns once the final response's headers
+// are in and its status is 2xx, so that size() is known (Content-Length, when
+// the server sends one and no compressing Content-Encoding).
+//
+// Errors, all naming the URL redacted (cdi::RedactUrl):
+//   kInvalidArgument  a malformed URL or extra header ("Name: value" each)
+//   kUnsupported      a scheme other than http or https
+//   kNetwork          "HTTP 404 Not Found from https://host/path" (retryable for
+//                     408, 429, 500, 502, 503, 504); DNS failure, connection
+//                     refused or reset, connect timeout, a stall, a body shorter
+//                     than its Content-Length (retryable); too many redirects, a
+//                     redirect to another scheme (not retryable)
+//   kTls              certificate verification, handshake, client certificate
+//   kCancelled        `cancel` was cancelled; checked at least every 100 ms
+// No message and no log line holds a password, a header value, URL user info
+// or a query string.
+//
+// The returned source is not thread-safe (one reader), but `cancel` may be
+// cancelled from any thread: a waiting Read() then returns kCancelled within a
+// second. Destroying the source stops the transfer.
+Result<std::unique_ptr<ByteSource>> OpenHttpSource(const SourceSpec& spec,
+                                                   const CancelToken* cancel);
+
+}  // namespace cdi::importer
+
+#endif  // CDI_SOURCES_HTTP_HTTP_SOURCE_H_
