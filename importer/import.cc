@@ -71,15 +71,6 @@ class TargetSet {
   bool committed_ = false;
 };
 
-pvc::ExistingFile ToPvc(ExistingFile existing) {
-  return existing == ExistingFile::kReplace ? pvc::ExistingFile::kReplace
-                                            : pvc::ExistingFile::kRefuse;
-}
-
-pvc::Preallocation ToPvc(Preallocation preallocation) {
-  return preallocation == Preallocation::kOn ? pvc::Preallocation::kOn : pvc::Preallocation::kOff;
-}
-
 Result<std::unique_ptr<pvc::Target>> OpenTarget(const TargetSpec& spec) {
   if (spec.path.empty()) return InvalidArgumentError("no target path given");
   TargetKind kind = spec.kind;
@@ -101,8 +92,8 @@ Result<std::unique_ptr<pvc::Target>> OpenTarget(const TargetSpec& spec) {
   CDI_RETURN_IF_ERROR(CheckOverhead(spec.filesystem_overhead));
   return pvc::OpenFileTarget(spec.path, {.requested_size = spec.requested_size,
                                          .filesystem_overhead = spec.filesystem_overhead,
-                                         .existing = ToPvc(spec.existing),
-                                         .preallocation = ToPvc(spec.preallocation)});
+                                         .existing = spec.existing,
+                                         .preallocation = spec.preallocation});
 }
 
 Status ValidateSpec(const ImportSpec& spec) {

@@ -9,13 +9,16 @@
 #include <span>
 #include <string>
 
+#include "cdi/import.h"
 #include "cdi/status.h"
 
 namespace cdi::pvc {
 
+// A target's kind once resolved (cdi::TargetKind also has kAuto). What to do
+// with an existing file and preallocation are the public enums themselves.
 enum class TargetKind { kFile, kBlockDevice };
-enum class ExistingFile { kRefuse, kReplace };
-enum class Preallocation { kOff, kOn };
+using cdi::ExistingFile;
+using cdi::Preallocation;
 
 // Buffered writes are pushed to disk every this many bytes, and the cache of
 // the window before is dropped, so that an import holds at most about two

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <ostream>
 #include <string>
 
 namespace cdi {
@@ -23,6 +24,8 @@ struct ValidQuantity {
   const char* text;
   uint64_t bytes;
 };
+
+void PrintTo(const ValidQuantity& q, std::ostream* os) { *os << '"' << q.text << '"'; }
 
 class ValidQuantityTest : public testing::TestWithParam<ValidQuantity> {};
 
@@ -59,6 +62,8 @@ struct InvalidQuantity {
   const char* text;
   const char* why;  // the part of the message between the quantity and the forms
 };
+
+void PrintTo(const InvalidQuantity& q, std::ostream* os) { *os << '"' << q.text << '"'; }
 
 class InvalidQuantityTest : public testing::TestWithParam<InvalidQuantity> {};
 

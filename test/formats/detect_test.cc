@@ -29,6 +29,8 @@ struct MagicCase {
   std::string name;
 };
 
+void PrintTo(const MagicCase& c, std::ostream* os) { *os << c.name << " at " << c.offset; }
+
 class DetectMagicTest : public ::testing::TestWithParam<MagicCase> {};
 
 TEST_P(DetectMagicTest, RecognisesTheMagicAndNothingShorter) {

@@ -14,6 +14,7 @@
 #include <optional>
 #include <random>
 #include <span>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -199,6 +200,11 @@ enum class Pattern {
   kZeroRuns,  // random stretches between runs of zeros, 1 byte to 300 KiB each
 };
 
+// Readable parameters in test names and failure messages.
+inline void PrintTo(Pattern pattern, std::ostream* os) {
+  *os << (pattern == Pattern::kRandom ? "random" : "zero runs");
+}
+
 inline std::string MakeData(size_t size, Pattern pattern, uint32_t seed = 1) {
   std::string data = cdi::test::RandomBytes(size, seed);
   if (pattern == Pattern::kZeroRuns) {
@@ -244,5 +250,10 @@ inline std::string Compress(Format wrapper, const std::string& data,
 }
 
 }  // namespace cdi::formats::testing
+
+namespace cdi::formats {
+// Readable parameters in test names and failure messages.
+inline void PrintTo(Format format, std::ostream* os) { *os << FormatName(format); }
+}  // namespace cdi::formats
 
 #endif  // CDI_TEST_FORMATS_FORMATS_TESTING_H_

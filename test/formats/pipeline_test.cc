@@ -176,6 +176,8 @@ struct UnsupportedCase {
   size_t offset;
 };
 
+void PrintTo(const UnsupportedCase& c, std::ostream* os) { *os << c.name; }
+
 class UnsupportedFormatTest : public ::testing::TestWithParam<UnsupportedCase> {};
 
 TEST_P(UnsupportedFormatTest, RefusedByNameWithWhatToDo) {

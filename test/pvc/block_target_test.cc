@@ -265,6 +265,21 @@ TEST(BlockTargetPathTest, RefusesWhatIsNotABlockDevice) {
 }
 
 // Every rung of the zeroing ladder, on 512- and 4096-byte logical blocks.
+}  // namespace
+
+// Readable parameters in test names (found by argument-dependent lookup).
+void PrintTo(ZeroMethod method, std::ostream* os) {
+  switch (method) {
+    case ZeroMethod::kBlkZeroOut: *os << "BLKZEROOUT"; return;
+    case ZeroMethod::kZeroRange: *os << "FALLOC_FL_ZERO_RANGE"; return;
+    case ZeroMethod::kPunchHole: *os << "FALLOC_FL_PUNCH_HOLE"; return;
+    case ZeroMethod::kWriteZeros: *os << "writing zeros"; return;
+  }
+  *os << "ZeroMethod " << static_cast<int>(method);
+}
+
+namespace {
+
 class BlockZeroTest : public testing::TestWithParam<std::tuple<uint32_t, ZeroMethod>> {
  protected:
   void SetUp() override { CDI_SKIP_UNLESS_LOOP_DEVICES(); }

@@ -253,29 +253,6 @@ uint16_t PickFreePort() {
   return ntohs(address.sin_port);
 }
 
-bool Accepts(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(port);
-  bool connected = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-  close(fd);
-  return connected;
-}
-
-// Waits until `port` accepts connections; false if `process` exits first.
-bool WaitListening(uint16_t port, BackgroundProcess& process) {
-  auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (process.Wait(std::chrono::milliseconds(0)) != -1) return false;
-    if (Accepts(port)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
 // Connections to the test servers must not go through a proxy the
 // environment may name (curl reads http_proxy and friends).
 void BypassProxiesForLoopback() {
@@ -346,7 +323,7 @@ NginxServer::NginxServer(NginxOptions options) : options_(std::move(options)) {
         std::vector<std::string>{"/usr/sbin/nginx", "-p", d, "-c", d + "/nginx.conf", "-e",
                                  error_log_},
         d + "/nginx.out");
-    if (WaitListening(port_, *process_)) return;
+    if (WaitListening(port_, *process_, kStartTimeout)) return;
     process_.reset();
     last_error = (FileExists(error_log_) ? ReadFile(error_log_) : "") +
                  (FileExists(d + "/nginx.out") ? ReadFile(d + "/nginx.out") : "");

@@ -16,9 +16,8 @@ namespace cdi::test {
 
 class LogCapture {
  public:
-  // `pattern` is spdlog's: the default is the message alone; "%l %v" puts the
-  // level first.
-  explicit LogCapture(const std::string& pattern = "%v") {
+  // `pattern` is spdlog's: by default "[warning] message".
+  explicit LogCapture(const std::string& pattern = "[%l] %v") {
     sink_ = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);
     auto logger = std::make_shared<spdlog::logger>("capture", sink_);
     logger->set_pattern(pattern);

@@ -1,9 +1,12 @@
 #include "test/support/process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -193,6 +196,32 @@ std::string SourceDir() { return CDI_SOURCE_DIR; }
 bool IsRoot() { return geteuid() == 0; }
 bool HaveProgram(const std::string& program) {
   return Run({"/bin/sh", "-c", "command -v " + program}).exit_code == 0;
+}
+
+namespace {
+
+bool Accepts(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(port);
+  bool connected = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  close(fd);
+  return connected;
+}
+
+}  // namespace
+
+bool WaitListening(uint16_t port, BackgroundProcess& process, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (process.Wait(std::chrono::milliseconds(0)) != -1) return false;
+    if (Accepts(port)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
 }
 
 }  // namespace cdi::test

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -63,6 +64,10 @@ std::string SourceDir();
 bool IsRoot();
 // True when `program` is found in PATH.
 bool HaveProgram(const std::string& program);
+
+// Waits until 127.0.0.1:`port` accepts connections; false if `process` exits
+// first or `timeout` passes.
+bool WaitListening(uint16_t port, BackgroundProcess& process, std::chrono::milliseconds timeout);
 
 }  // namespace cdi::test
 

@@ -18,29 +18,6 @@ namespace {
 
 constexpr auto kStartTimeout = std::chrono::seconds(30);
 
-bool Accepts(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(port);
-  bool connected = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-  close(fd);
-  return connected;
-}
-
-// Waits until `port` accepts connections; false if `process` exits first.
-bool WaitListening(uint16_t port, BackgroundProcess& process) {
-  auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (process.Wait(std::chrono::milliseconds(0)) != -1) return false;
-    if (Accepts(port)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
 std::string ReadIfThere(const std::string& path) { return FileExists(path) ? ReadFile(path) : ""; }
 
 }  // namespace
@@ -70,7 +47,7 @@ ProxyServer::ProxyServer(ProxyServerOptions options) : options_(std::move(option
     auto process = std::make_unique<BackgroundProcess>(
         std::vector<std::string>{"tinyproxy", "-d", "-c", d + "/tinyproxy.conf"},
         d + "/tinyproxy.out");
-    if (WaitListening(proxy_port_, *process)) {
+    if (WaitListening(proxy_port_, *process, kStartTimeout)) {
       proxy_ = std::move(process);
       break;
     }
