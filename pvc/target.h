@@ -9,8 +9,8 @@
 #include <span>
 #include <string>
 
-#include "cdi/import.h"
 #include "cdi/status.h"
+#include "cdi/target.h"
 
 namespace cdi::pvc {
 

@@ -10,6 +10,10 @@
 
 namespace cdi {
 
+inline constexpr uint64_t kKiB = 1024;
+inline constexpr uint64_t kMiB = 1024 * kKiB;
+inline constexpr uint64_t kGiB = 1024 * kMiB;
+
 // CDI aligns sizes to 1 MiB (DefaultAlignBlockSize).
 inline constexpr uint64_t kAlignBlockSize = 1ull << 20;
 
