@@ -9,6 +9,7 @@
 #include <memory>
 #include <numeric>
 #include <random>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,9 @@ struct CorpusCase {
   // Also fed in 7-byte and 4 KiB chunks (1 MiB + 1 for everything).
   bool odd_chunks = false;
 };
+
+// Failure messages and --gtest_list_tests name the case, not its bytes.
+void PrintTo(const CorpusCase& c, std::ostream* os) { *os << c.name; }
 
 std::string Convert(const std::string& dir, const std::string& name, const std::string& flags) {
   std::string image = dir + "/" + name + ".qcow2";

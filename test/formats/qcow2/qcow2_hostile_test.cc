@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test/formats/qcow2/qcow2_test_support.h"
@@ -188,10 +190,12 @@ TEST_F(HostileTest, ExternalDataFileMadeByQemuImg) {
 
 TEST_F(HostileTest, LuksEncryptionMadeByQemuImg) {
   TempDir work;
-  // qemu-img times its key derivation; on a busy machine a short measurement
-  // can fail ("Unable to get accurate CPU usage"), so it gets a few tries.
+  // qemu-img times its key derivation by the thread's CPU clock; where that
+  // clock ticks coarsely a short measurement reads zero and qemu-img gives up
+  // ("Unable to get accurate CPU usage"). Each try is an independent draw.
   RunResult created;
-  for (int attempt = 0; attempt < 5 && created.exit_code != 0; ++attempt) {
+  for (int attempt = 0; attempt < 20 && created.exit_code != 0; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
     created = cdi::test::Run({"qemu-img", "create", "-q", "-f", "qcow2", "--object",
                               "secret,id=sec0,data=secret", "-o",
                               "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=50",
