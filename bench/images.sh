@@ -1,0 +1,37 @@
+# The benchmark images, made once and kept in $images (bench/run.sh and
+# bench/compare.sh source this after setting images=DIR).
+
+make_raw() {  # 2 GiB: 56 MiB random then 8 MiB of zeros, 32 times
+  [ -f "$images/disk.raw" ] && return
+  echo "making $images/disk.raw (2 GiB) and its .gz and .zst ..."
+  for _ in $(seq 1 32); do
+    head -c 56M /dev/urandom
+    head -c 8M /dev/zero
+  done > "$images/disk.raw.tmp"
+  mv "$images/disk.raw.tmp" "$images/disk.raw"
+  gzip -1 -k -c "$images/disk.raw" > "$images/disk.raw.gz"
+  zstd -q -T0 -3 -f "$images/disk.raw" -o "$images/disk.raw.zst"
+}
+
+make_qcow2() {  # 4 GiB virtual, 1.5 GiB of compressible data in 24 scattered 64 MiB runs
+  [ -f "$images/disk.qcow2" ] && return
+  echo "making $images/disk.qcow2 (4 GiB virtual, 1.5 GiB data) and a compressed copy ..."
+  python3 - "$images/qsrc.raw" <<'PY'
+import os, random, sys
+random.seed(7)
+size = 4 << 30
+run = 64 << 20
+with open(sys.argv[1], "wb") as f:
+    f.truncate(size)
+    slots = random.sample(range(size // run), 24)
+    for slot in slots:
+        f.seek(slot * run)
+        for _ in range(run // (1 << 20)):
+            # half random, half zero within each 4 KiB: compresses about 2:1
+            block = b"".join(os.urandom(2048) + bytes(2048) for _ in range(256))
+            f.write(block)
+PY
+  qemu-img convert -f raw -O qcow2 "$images/qsrc.raw" "$images/disk.qcow2"
+  qemu-img convert -c -f raw -O qcow2 "$images/qsrc.raw" "$images/disk-c.qcow2"
+  rm -f "$images/qsrc.raw"
+}
