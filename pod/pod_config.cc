@@ -274,23 +274,17 @@ ImportSpec MakeImportSpec(const PodConfig& config, const PodPaths& paths, Volume
   spec.content_type = config.content_type;
   if (IsDirectory(paths.scratch_dir)) spec.scratch_dir = paths.scratch_dir;
 
-  TargetSpec target;
-  target.preallocation = config.preallocation;
   if (config.content_type == ContentType::kArchive) {
+    TargetSpec target;
+    target.preallocation = config.preallocation;
     target.path = paths.data_dir;
     target.requested_size = config.image_size;
     target.filesystem_overhead = config.filesystem_overhead;
-  } else if (mode == VolumeMode::kBlock) {
-    target.path = paths.block_device;
-    target.kind = TargetKind::kBlockDevice;
+    spec.targets.push_back(std::move(target));
   } else {
-    target.path = DiskImagePath(paths);
-    target.kind = TargetKind::kFile;
-    target.requested_size = config.image_size;
-    target.filesystem_overhead = config.filesystem_overhead;
-    target.existing = ExistingFile::kReplace;
+    // A disk image lands where a blank disk would: the same target.
+    spec.targets.push_back(MakeBlankTarget(config, paths, mode));
   }
-  spec.targets.push_back(std::move(target));
   return spec;
 }
 
