@@ -35,8 +35,8 @@ bool TlsFailureIsTheProxys(const CurlFailureFacts& facts, const CurlFailureConte
 
 // The failures that only a request through a proxy has; nullopt for the
 // others.
-std::optional<Status> ProxyFailure(const CurlFailureFacts& facts,
-                                   const CurlFailureContext& context, const std::string& detail) {
+std::optional<Status> ProxyFailure(const CurlFailureFacts& facts, const CurlFailureContext& context,
+                                   const std::string& detail) {
   const Proxy& proxy = *context.proxy;
   const std::string& url = context.request.redacted;
   const std::string endpoint =
@@ -57,9 +57,8 @@ std::optional<Status> ProxyFailure(const CurlFailureFacts& facts,
   switch (facts.code) {
     case CURLE_COULDNT_RESOLVE_PROXY: {
       NameCheck check = context.check_host_name(proxy.origin.host);
-      return NetworkError("cannot resolve the host name '" + proxy.origin.host +
-                              "' of the proxy " + proxy.redacted + " (from " + proxy.setting +
-                              ") for " + url +
+      return NetworkError("cannot resolve the host name '" + proxy.origin.host + "' of the proxy " +
+                              proxy.redacted + " (from " + proxy.setting + ") for " + url +
                               (check == NameCheck::kDoesNotExist ? ": no such host" : ""),
                           check == NameCheck::kDoesNotExist ? Retryable::kNo : Retryable::kYes);
     }
@@ -164,7 +163,8 @@ Status CurlFailure(const CurlFailureFacts& facts, const CurlFailureContext& cont
         (facts.published ? "cancelled while downloading " : "cancelled while connecting to ") +
         url);
   }
-  if (code == CURLE_FAILED_INIT) return InternalError("libcurl failed to run the transfer of " + url);
+  if (code == CURLE_FAILED_INIT)
+    return InternalError("libcurl failed to run the transfer of " + url);
   if (facts.stalled) {
     return NetworkError("stalled: less than " +
                             std::to_string(context.network.stall_bytes_per_second) +
@@ -215,8 +215,7 @@ Status CurlFailure(const CurlFailureFacts& facts, const CurlFailureContext& cont
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
       if (context.tls.handshake_facts().client_certificate_requested) {
-        return context.tls.TranslateFailure(CURLE_SSL_CLIENTCERT, detail, url,
-                                            request.origin.host);
+        return context.tls.TranslateFailure(CURLE_SSL_CLIENTCERT, detail, url, request.origin.host);
       }
       if (facts.os_errno == ECONNRESET || facts.os_errno == EPIPE) {
         return NetworkError("connection reset by " + endpoint + " " + received + " (" + url + ")" +
@@ -229,7 +228,8 @@ Status CurlFailure(const CurlFailureFacts& facts, const CurlFailureContext& cont
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_BAD_CONTENT_ENCODING:
-      return NetworkError("invalid HTTP response from " + url + ": " + detail + ThroughProxy(proxy));
+      return NetworkError("invalid HTTP response from " + url + ": " + detail +
+                          ThroughProxy(proxy));
     case CURLE_OUT_OF_MEMORY:
       return InternalError("out of memory downloading " + url);
     default:

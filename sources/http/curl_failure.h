@@ -46,10 +46,10 @@ struct CurlFailureFacts {
   CURLcode code = CURLE_OK;
   // Curl's error buffer; "" when it holds nothing (curl_easy_strerror is used).
   std::string_view curl_message;
-  long os_errno = 0;      // NOLINT(google-runtime-int): curl's CURLINFO_OS_ERRNO
-  long connect_code = 0;  // NOLINT(google-runtime-int): a proxy's answer to CONNECT, 0: none
-  bool stalled = false;   // the transfer stopped the request as stalled
-  bool published = false;  // the first response of the download was accepted
+  long os_errno = 0;        // NOLINT(google-runtime-int): curl's CURLINFO_OS_ERRNO
+  long connect_code = 0;    // NOLINT(google-runtime-int): a proxy's answer to CONNECT, 0: none
+  bool stalled = false;     // the transfer stopped the request as stalled
+  bool published = false;   // the first response of the download was accepted
   int response_status = 0;  // of the request's response; 0 when none arrived
   Progress progress;        // of the download
 };

@@ -77,8 +77,7 @@ Status CurlHandles::Configure(const NetworkSettings& network, const Callbacks& c
     CDI_RETURN_IF_ERROR(SetOption(
         CURLOPT_CONNECTTIMEOUT_MS,
         static_cast<long>(  // NOLINT(google-runtime-int)
-            std::chrono::duration_cast<std::chrono::milliseconds>(network.connect_timeout)
-                .count()),
+            std::chrono::duration_cast<std::chrono::milliseconds>(network.connect_timeout).count()),
         "CURLOPT_CONNECTTIMEOUT_MS"));
   }
   CDI_RETURN_IF_ERROR(
@@ -106,8 +105,7 @@ Status CurlHandles::Prepare(const RequestOptions& request) {
 
   const Credentials* credentials = request.credentials;
   if (credentials != nullptr && !credentials->user.empty()) {
-    CDI_RETURN_IF_ERROR(
-        SetOption(CURLOPT_USERNAME, credentials->user.c_str(), "CURLOPT_USERNAME"));
+    CDI_RETURN_IF_ERROR(SetOption(CURLOPT_USERNAME, credentials->user.c_str(), "CURLOPT_USERNAME"));
     CDI_RETURN_IF_ERROR(
         SetOption(CURLOPT_PASSWORD, credentials->password.c_str(), "CURLOPT_PASSWORD"));
     CDI_RETURN_IF_ERROR(SetOption(CURLOPT_HTTPAUTH,

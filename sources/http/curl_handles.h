@@ -46,8 +46,8 @@ struct RequestOptions {
   const HttpUrl* url = nullptr;
   const Proxy* proxy = nullptr;              // null: connect directly
   const Credentials* credentials = nullptr;  // null: send none
-  std::string range;     // "N-" for "Range: bytes=N-"; "" for the whole body
-  std::string if_range;  // an If-Range validator; "" for none
+  std::string range;                         // "N-" for "Range: bytes=N-"; "" for the whole body
+  std::string if_range;                      // an If-Range validator; "" for none
 };
 
 class CurlHandles {
@@ -69,8 +69,7 @@ class CurlHandles {
   // a proxy's CONNECT), no proxy from the environment, curl's largest
   // receive buffer, the connect timeout, the callbacks, and `tls` (which
   // must outlive the handles' transfers). kInternal when libcurl refuses.
-  Status Configure(const NetworkSettings& network, const Callbacks& callbacks,
-                   tls::CurlTls& tls);
+  Status Configure(const NetworkSettings& network, const Callbacks& callbacks, tls::CurlTls& tls);
 
   // Sets the options of one request: its URL and proxy (with the proxy's
   // credentials), basic auth and the extra headers when `credentials` is

@@ -71,7 +71,7 @@ std::optional<uint64_t> ParseUnsigned(std::string_view text);
 // "bytes FIRST-LAST/COMPLETE" or "bytes FIRST-LAST/*" (RFC 9110 section 14.4).
 struct ContentRange {
   uint64_t first = 0;
-  uint64_t last = 0;                  // inclusive, >= first
+  uint64_t last = 0;                 // inclusive, >= first
   std::optional<uint64_t> complete;  // > last; nullopt for "*"
 };
 

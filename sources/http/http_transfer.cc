@@ -334,9 +334,8 @@ bool HttpTransfer::AcceptWholeAgain() {
 }
 
 bool HttpTransfer::AcceptRest() {
-  Result<ContentRange> range =
-      resume_.CheckRest(response_, DeclaredLength(response_, request_->redacted), progress(),
-                        request_->redacted);
+  Result<ContentRange> range = resume_.CheckRest(
+      response_, DeclaredLength(response_, request_->redacted), progress(), request_->redacted);
   if (!range.ok()) return Refuse(range.status());
   if (!expected_length_ && range->complete) expected_length_ = range->complete;
   effective_url_ = *request_;

@@ -30,7 +30,7 @@ bool ImageResume::HasValidator() const {
 
 std::string ImageResume::IfRangeValidator() const {
   return !identity_.etag.empty() && !IsWeakEtag(identity_.etag) ? identity_.etag
-                                                                 : identity_.last_modified;
+                                                                : identity_.last_modified;
 }
 
 std::string ImageResume::Changed(const std::string& what, uint64_t received) const {
@@ -55,9 +55,9 @@ std::string ImageResume::CompareWithImage(const ResponseHeaders& response,
   }
   if (!identity_.last_modified.empty() && !response.last_modified.empty()) {
     if (identity_.last_modified != response.last_modified) {
-      return Changed("it was last modified " + identity_.last_modified + ", now " +
-                         response.last_modified,
-                     received);
+      return Changed(
+          "it was last modified " + identity_.last_modified + ", now " + response.last_modified,
+          received);
     }
     return "";
   }
@@ -67,11 +67,11 @@ std::string ImageResume::CompareWithImage(const ResponseHeaders& response,
 
 Status ImageResume::CheckWholeAgain(std::optional<uint64_t> length, uint64_t received) const {
   if (length == identity_.length) return Status::Ok();
-  return NetworkError(Changed(
-      "its length was " +
-          (identity_.length ? std::to_string(*identity_.length) + " bytes" : "unknown") +
-          ", now " + (length.has_value() ? std::to_string(*length) + " bytes" : "unknown"),
-      received));
+  return NetworkError(
+      Changed("its length was " +
+                  (identity_.length ? std::to_string(*identity_.length) + " bytes" : "unknown") +
+                  ", now " + (length.has_value() ? std::to_string(*length) + " bytes" : "unknown"),
+              received));
 }
 
 Result<ContentRange> ImageResume::CheckRest(const ResponseHeaders& response,
@@ -120,9 +120,9 @@ Result<ContentRange> ImageResume::CheckRest(const ResponseHeaders& response,
   }
   if (!identity_.last_modified.empty() && !response.last_modified.empty() &&
       identity_.last_modified != response.last_modified) {
-    return NetworkError(Changed("it was last modified " + identity_.last_modified + ", now " +
-                                    response.last_modified,
-                                received));
+    return NetworkError(Changed(
+        "it was last modified " + identity_.last_modified + ", now " + response.last_modified,
+        received));
   }
   return *range;
 }
