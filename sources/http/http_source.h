@@ -5,6 +5,13 @@
 // target is checked (http and https only, at most max_redirects) and
 // credentials (basic auth, URL user info, extra headers) go only to the
 // origin (scheme, host, port) of the URL as given.
+//
+// The rooms of sources/http/: http_transfer.h runs the requests (retries,
+// redirects, the loop around curl); curl_handles.h sets up curl's handles
+// and options; http_response.h reads responses; curl_failure.h turns a
+// CURLcode into Status; resume.h decides how a dropped download continues;
+// stall_watch.h detects stalls; proxy.h and retry_policy.h choose proxies
+// and back-off.
 #ifndef CDI_SOURCES_HTTP_HTTP_SOURCE_H_
 #define CDI_SOURCES_HTTP_HTTP_SOURCE_H_
 

@@ -1,0 +1,166 @@
+// The transfer loop of the HTTP source: the requests of one download, run on
+// the source's transfer thread, until the image's body arrived to its end.
+//
+// Each attempt is one request and the redirects it leads to. Redirects are
+// followed here, not by curl, so that every target is checked and
+// credentials go only to the origin of the URL as given. A retryable
+// failure is retried within the RetryBudget, resuming where the body stopped
+// (ImageResume). While a request runs the loop wakes every 100 ms to look for
+// cancellation and stalls (StallWatch). Body bytes go into the
+// TransferBuffer, in image order, each once.
+//
+//   HttpTransfer transfer(spec, url, std::move(tls), proxies, cancel, buffer, on_open);
+//   CDI_RETURN_IF_ERROR(transfer.Configure());
+//   thread: Status status = transfer.Download();
+//   any thread: transfer.Stop();
+//
+// Thread-safety: Configure() before the transfer thread starts; Download()
+// and published() on the transfer thread; Stop() from any thread.
+#ifndef CDI_SOURCES_HTTP_HTTP_TRANSFER_H_
+#define CDI_SOURCES_HTTP_HTTP_TRANSFER_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "cdi/import.h"
+#include "cdi/status.h"
+#include "sources/http/curl_handles.h"
+#include "sources/http/http_response.h"
+#include "sources/http/proxy.h"
+#include "sources/http/resume.h"
+#include "sources/http/stall_watch.h"
+#include "sources/transfer_buffer.h"
+#include "sources/url.h"
+#include "tls/tls_config.h"
+
+namespace cdi::importer {
+
+class HttpTransfer {
+ public:
+  // Called once, on the transfer thread, when the first response is accepted
+  // and its body starts: the image's size when the response declares it and
+  // no compressing Content-Encoding.
+  using OpenedCallback = std::function<void(std::optional<uint64_t> size)>;
+
+  // `buffer` and `cancel` (may be null) must outlive the transfer.
+  HttpTransfer(const SourceSpec& spec, HttpUrl url, std::unique_ptr<tls::CurlTls> tls,
+               ProxyConfig proxies, const CancelToken* cancel, TransferBuffer& buffer,
+               OpenedCallback opened);
+  HttpTransfer(const HttpTransfer&) = delete;
+  HttpTransfer& operator=(const HttpTransfer&) = delete;
+
+  // Creates the curl handles. kInternal when libcurl refuses.
+  Status Configure();
+
+  // Attempts until the whole body arrived (Ok), a failure is permanent, the
+  // retry budget is spent, or the transfer is stopped or cancelled
+  // (kCancelled). The errors are those of OpenHttpSource.
+  Status Download();
+
+  // True once the first response was accepted (OpenedCallback ran).
+  bool published() const { return published_; }
+
+  // Any thread: stops the running request, a back-off wait, and the writer
+  // into the buffer (which is closed).
+  void Stop();
+
+ private:
+  // What the response to the request under way turned out to be.
+  enum class HopOutcome {
+    kPending,    // headers of the final response not complete yet
+    kRedirect,   // a 3xx with Location: the transfer was stopped after its headers
+    kRefused,    // a status that is not wanted: stopped after its headers
+    kErrorBody,  // a status that is not wanted, whose body may explain it: kept
+    kBody,       // its body streams into the buffer
+  };
+
+  bool Cancelled() const { return cancel_ != nullptr && cancel_->cancelled(); }
+  bool Stopping() const { return stop_.load(std::memory_order_relaxed) || Cancelled(); }
+  Progress progress() const { return {bytes_received_, expected_length_}; }
+
+  // Waits, waking at once when stopped or cancelled. False when it was.
+  bool SleepFor(std::chrono::milliseconds delay);
+
+  // One request and its redirects: the whole image, or the rest of it. Ok
+  // when the body arrived to its end.
+  Status Attempt();
+  // Sets the handles up for a request to `request`, as kind_ says.
+  Status PrepareRequest(const HttpUrl& request);
+  // Runs the prepared request to its end, waking every 100 ms to look for
+  // cancellation and stalls.
+  CURLcode Perform();
+
+  // The Status of a request curl ended with `code`.
+  Status Failure(CURLcode code, const HttpUrl& request) const;
+  // The Status of an unwanted response status; notes its Retry-After.
+  Status Refused(const HttpUrl& request);
+  bool Refuse(Status status);
+
+  // At the end of a response's headers: decide what happens to its body.
+  // Returns false to stop the transfer.
+  bool OnHeadersComplete();
+  // The first response: makes its facts known through OpenedCallback.
+  bool Publish();
+  // A complete response after an earlier one failed before its first byte.
+  bool AcceptWholeAgain();
+  // The answer to "Range: bytes=N-": exactly the rest of the same image.
+  bool AcceptRest();
+  // A complete response where the rest was asked for: drop what arrived.
+  bool AcceptWholeAndSkip();
+
+  // curl's callbacks, on the transfer thread.
+  static size_t OnHeader(char* data, size_t size, size_t count, void* self_pointer);
+  static size_t OnBody(char* data, size_t size, size_t count, void* self_pointer);
+
+  // Fixed at construction.
+  const NetworkSettings network_;
+  const HttpUrl url_;
+  const Credentials credentials_;  // for url_'s origin only
+  const std::unique_ptr<tls::CurlTls> tls_;
+  const ProxyConfig proxies_;
+  const CancelToken* const cancel_;
+  TransferBuffer& buffer_;
+  const OpenedCallback opened_;
+
+  std::atomic<bool> stop_{false};
+  std::mutex wake_mutex_;  // with wake_cv_: interrupts a back-off wait
+  std::condition_variable wake_cv_;
+
+  // Configured before the transfer thread starts; used by it only, except
+  // Wakeup() in Stop().
+  CurlHandles handles_;
+
+  // Used by the transfer thread only (and by curl's callbacks on it).
+  const HttpUrl* request_ = nullptr;  // the request being made
+  std::optional<Proxy> proxy_;        // the proxy it goes through
+  std::string range_text_;
+  RequestKind kind_ = RequestKind::kWhole;
+  ResponseHeaders response_;
+  HopOutcome outcome_ = HopOutcome::kPending;
+  std::string error_body_;  // of a kErrorBody response, its first bytes
+  Status refusal_;
+  std::optional<std::chrono::seconds> retry_after_;
+  bool published_ = false;
+  ImageResume resume_;
+  std::optional<HttpUrl> effective_url_;  // where the body came from
+  uint64_t bytes_received_ = 0;           // into the buffer: the position in the image
+  uint64_t wire_bytes_ = 0;               // body bytes that arrived, skipped ones too
+  uint64_t bytes_discarded_ = 0;          // arrived again after a restart, and dropped
+  uint64_t skip_remaining_ = 0;
+  std::optional<uint64_t> expected_length_;
+  StallWatch stall_;
+  bool stalled_ = false;
+  bool warned_no_validator_ = false;
+  int requests_ = 0;
+};
+
+}  // namespace cdi::importer
+
+#endif  // CDI_SOURCES_HTTP_HTTP_TRANSFER_H_
