@@ -64,6 +64,9 @@ class ServerContext {
 // operation waits for the socket as needed and gives up when `deadline`
 // passes or `stop_fd` becomes readable (the server stopping).
 //
+// A client that goes away while the server writes makes the write raise
+// SIGPIPE: a server ignores SIGPIPE before it serves.
+//
 // Thread-safety: not thread-safe; one thread serves one connection.
 class ServerConnection {
  public:
