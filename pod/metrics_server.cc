@@ -4,11 +4,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -19,11 +14,15 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 
 #include "common/log.h"
 #include "common/unique_fd.h"
+#include "tls/server_context.h"
 
 namespace cdi::pod {
 namespace {
@@ -34,68 +33,23 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kConnectionBudget = std::chrono::seconds(5);
 constexpr size_t kMaxRequestBytes = 8192;
 
-struct SslCtxDeleter {
-  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
-};
-struct SslDeleter {
-  void operator()(SSL* ssl) const { SSL_free(ssl); }
-};
-struct X509Deleter {
-  void operator()(X509* cert) const { X509_free(cert); }
-};
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
-};
-using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
-using SslPtr = std::unique_ptr<SSL, SslDeleter>;
-using X509Ptr = std::unique_ptr<X509, X509Deleter>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+// The certificate's subject and how long it is valid: CDI's controller
+// scrapes the endpoint without verifying it.
+constexpr std::string_view kCertificateName = "cdi-importer";
+constexpr std::chrono::seconds kCertificateValidity = std::chrono::hours(24 * 365);
 
-// The one place OpenSSL's error queue becomes a Status.
-Status OpenSslError(std::string_view what) {
-  std::string message = "cannot make the metrics endpoint's certificate: " + std::string(what);
-  if (unsigned long code = ERR_get_error(); code != 0) {
-    char text[256];
-    ERR_error_string_n(code, text, sizeof text);
-    message += ": ";
-    message += text;
+// A fresh key and a self-signed certificate for it, in a server context.
+Result<tls::ServerContext> MakeServerContext() {
+  Result<tls::KeyAndCertificate> identity =
+      tls::MakeSelfSignedCertificate(kCertificateName, kCertificateValidity);
+  if (!identity.ok()) {
+    return identity.status().Annotate("cannot make the metrics endpoint's certificate");
   }
-  ERR_clear_error();
-  return TlsError(std::move(message));
-}
-
-// A fresh key and a self-signed certificate for it, as CDI's importer makes
-// (cert.GenerateSelfSignedCertKey): the scraper does not verify it.
-Result<SslCtxPtr> MakeServerContext() {
-  PkeyPtr key(EVP_EC_gen("P-256"));
-  if (!key) return OpenSslError("generating a P-256 key");
-  X509Ptr cert(X509_new());
-  if (!cert) return OpenSslError("allocating a certificate");
-  uint32_t serial = 0;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&serial), sizeof serial) != 1) {
-    return OpenSslError("drawing a serial number");
+  Result<tls::ServerContext> context = tls::ServerContext::Create(*identity);
+  if (!context.ok()) {
+    return context.status().Annotate("cannot make the metrics endpoint's certificate");
   }
-  X509_NAME* name = X509_get_subject_name(cert.get());
-  const auto* common_name = reinterpret_cast<const unsigned char*>("cdi-importer");
-  if (X509_set_version(cert.get(), 2) != 1 ||
-      ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial >> 1) != 1 ||
-      X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600) == nullptr ||
-      X509_gmtime_adj(X509_getm_notAfter(cert.get()), 365L * 24 * 3600) == nullptr ||
-      X509_set_pubkey(cert.get(), key.get()) != 1 ||
-      X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, common_name, -1, -1, 0) != 1 ||
-      X509_set_issuer_name(cert.get(), name) != 1 ||
-      X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) {
-    return OpenSslError("building the self-signed certificate");
-  }
-  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
-  if (!ctx) return OpenSslError("creating the TLS context");
-  if (SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) != 1 ||
-      SSL_CTX_use_certificate(ctx.get(), cert.get()) != 1 ||
-      SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1 ||
-      SSL_CTX_check_private_key(ctx.get()) != 1) {
-    return OpenSslError("loading the certificate");
-  }
-  return ctx;
+  return context;
 }
 
 Result<UniqueFd> Listen(const ListenAddress& address) {
@@ -141,30 +95,6 @@ Result<UniqueFd> Listen(const ListenAddress& address) {
                  ":" + port + " for metrics: " + std::strerror(last_errno));
 }
 
-// Waits until `fd` is ready for `events` or the server is told to stop.
-// False on stop, timeout or error.
-bool WaitFor(int fd, short events, int wake_fd, Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  if (left.count() <= 0) return false;
-  pollfd fds[2] = {{fd, events, 0}, {wake_fd, POLLIN, 0}};
-  int n = poll(fds, 2, static_cast<int>(left.count()));
-  return n > 0 && (fds[1].revents & POLLIN) == 0 && (fds[0].revents & (events | POLLHUP)) != 0;
-}
-
-// Runs an SSL operation on a non-blocking socket until it completes.
-template <typename Operation>
-int Drive(SSL* ssl, int fd, int wake_fd, Clock::time_point deadline, Operation operation) {
-  while (true) {
-    int result = operation();
-    if (result > 0) return result;
-    int error = SSL_get_error(ssl, result);
-    short events = error == SSL_ERROR_WANT_READ    ? POLLIN
-                   : error == SSL_ERROR_WANT_WRITE ? POLLOUT
-                                                   : 0;
-    if (events == 0 || !WaitFor(fd, events, wake_fd, deadline)) return -1;
-  }
-}
-
 std::string Response(std::string_view status, std::string_view content_type,
                      const std::string& body, bool with_body) {
   std::string response =
@@ -202,7 +132,7 @@ Result<ListenAddress> ParseListenAddress(std::string_view address) {
 }
 
 struct MetricsServer::State {
-  SslCtxPtr ctx;
+  std::optional<tls::ServerContext> tls;
   UniqueFd listen_fd;
   UniqueFd wake_read;
   UniqueFd wake_write;
@@ -225,24 +155,14 @@ struct MetricsServer::State {
   }
 
   void Handle(int fd) {
-    const Clock::time_point deadline = Clock::now() + kConnectionBudget;
-    SslPtr ssl(SSL_new(ctx.get()));
-    if (!ssl || SSL_set_fd(ssl.get(), fd) != 1) return;
-    const int wake = wake_read.get();
-    if (Drive(ssl.get(), fd, wake, deadline, [&] { return SSL_accept(ssl.get()); }) <= 0) {
-      ERR_clear_error();
-      return;
-    }
+    tls::ServerConnection connection(*tls, fd, wake_read.get(), Clock::now() + kConnectionBudget);
+    if (!connection.Handshake()) return;
     std::string request;
     char buffer[2048];
     while (request.find("\r\n\r\n") == std::string::npos && request.size() < kMaxRequestBytes) {
-      int n = Drive(ssl.get(), fd, wake, deadline,
-                    [&] { return SSL_read(ssl.get(), buffer, sizeof buffer); });
-      if (n <= 0) {
-        ERR_clear_error();
-        return;
-      }
-      request.append(buffer, static_cast<size_t>(n));
+      size_t n = connection.Read(buffer, sizeof buffer);
+      if (n == 0) return;
+      request.append(buffer, n);
     }
     std::string line = request.substr(0, request.find("\r\n"));
     size_t first_space = line.find(' ');
@@ -263,17 +183,9 @@ struct MetricsServer::State {
       response =
           Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(), with_body);
     }
-    size_t sent = 0;
-    while (sent < response.size()) {
-      int n = Drive(ssl.get(), fd, wake, deadline, [&] {
-        return SSL_write(ssl.get(), response.data() + sent,
-                         static_cast<int>(response.size() - sent));
-      });
-      if (n <= 0) break;
-      sent += static_cast<size_t>(n);
-    }
-    SSL_shutdown(ssl.get());
-    ERR_clear_error();
+    // A client that goes away mid-response is its own loss.
+    connection.WriteAll(response);
+    connection.Close();
   }
 };
 
@@ -295,7 +207,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(std::string_view add
   signal(SIGPIPE, SIG_IGN);
   auto state = std::make_unique<State>();
   state->render = std::move(render);
-  CDI_ASSIGN_OR_RETURN(state->ctx, MakeServerContext());
+  CDI_ASSIGN_OR_RETURN(state->tls, MakeServerContext());
   CDI_ASSIGN_OR_RETURN(state->listen_fd, Listen(listen_address));
   sockaddr_storage bound{};
   socklen_t length = sizeof bound;

@@ -1,7 +1,6 @@
 // The importer pod's metrics endpoint: HTTPS on :8443, /metrics, with a
-// self-signed certificate made at start, as CDI's importer serves it
-// (pkg/util/prometheus StartPrometheusEndpoint). CDI's controller scrapes it
-// without verifying the certificate.
+// self-signed certificate made at start, as CDI's importer pod serves it.
+// CDI's controller scrapes it without verifying the certificate.
 #ifndef CDI_POD_METRICS_SERVER_H_
 #define CDI_POD_METRICS_SERVER_H_
 
@@ -32,8 +31,8 @@ Result<ListenAddress> ParseListenAddress(std::string_view address);
 // methods 405.
 //
 // The certificate: a new ECDSA P-256 key and a self-signed certificate
-// (CN=cdi-importer, valid one year), made in memory at Start; nothing is
-// written to disk.
+// (CN=cdi-importer, valid one year), made in memory at Start by
+// tls::MakeSelfSignedCertificate; nothing is written to disk.
 //
 // Ignores SIGPIPE for the process: a scraper that goes away mid-response must
 // not end the import.

@@ -1,11 +1,12 @@
 // RAII owners for the OpenSSL objects the tls module holds, and the one place
-// where OpenSSL's error queue becomes a Status. Internal to tls/: nothing here
-// may appear in a public header.
+// where OpenSSL's error queue becomes a Status or text. Internal to the
+// library: nothing here may appear in a public header.
 #ifndef CDI_TLS_OPENSSL_UTIL_H_
 #define CDI_TLS_OPENSSL_UTIL_H_
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <memory>
@@ -25,9 +26,17 @@ struct X509Deleter {
 struct PkeyDeleter {
   void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
 };
+struct SslCtxDeleter {
+  void operator()(SSL_CTX* context) const { SSL_CTX_free(context); }
+};
+struct SslDeleter {
+  void operator()(SSL* ssl) const { SSL_free(ssl); }
+};
 using BioPtr = std::unique_ptr<BIO, BioDeleter>;
 using X509Ptr = std::unique_ptr<X509, X509Deleter>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
+using SslPtr = std::unique_ptr<SSL, SslDeleter>;
 
 // Converts OpenSSL's error queue into a Status: "<context>: <reason of the
 // most recent error>". Empties the queue, so that a later failure is not

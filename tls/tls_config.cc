@@ -28,12 +28,9 @@ struct CurlTls::Material {
   std::string client_cert_pem;
   std::string client_key_file;
   std::string client_key_pem;
-  bool has_client_cert = false;
-  // What messages say about the client certificate: its first certificate,
-  // where it came from, and the issuers of every certificate of its chain.
-  X509Ptr client_leaf;
-  std::string client_origin;
-  std::vector<std::string> client_chain_issuers;
+  // What messages say about the client certificate; not configured when
+  // there is none.
+  ClientCertificate client;
 };
 
 namespace {
@@ -97,27 +94,6 @@ Status SetBlob(CURL* handle, CURLoption option, const std::string& pem, const ch
   blob.flags = CURL_BLOB_COPY;
   return SetOption(handle, option, &blob, name);
 }
-
-std::string Quote(std::string_view text) { return "'" + std::string(text) + "'"; }
-
-// "'A'", "'A' or 'B'", "'A', 'B' or 'C'"; at most four, then "or N more".
-std::string AlternativesText(const std::vector<std::string>& names) {
-  constexpr size_t kShown = 4;
-  std::string text;
-  size_t shown = std::min(names.size(), kShown);
-  for (size_t i = 0; i < shown; ++i) {
-    if (i > 0) text += i + 1 == shown && names.size() <= kShown ? " or " : ", ";
-    text += Quote(names[i]);
-  }
-  if (names.size() > kShown) text += " or " + std::to_string(names.size() - kShown) + " more";
-  return text;
-}
-
-// What nginx writes into the body of its HTTP 400 when `ssl_verify_client`
-// finds no client certificate, or one that does not verify
-// (ngx_http_special_response.c).
-constexpr std::string_view kNginxNoCertificate = "No required SSL certificate was sent";
-constexpr std::string_view kNginxCertificateError = "The SSL certificate error";
 
 }  // namespace
 
@@ -204,12 +180,13 @@ Result<std::unique_ptr<CurlTls>> CurlTls::Create(const TlsSettings& settings) {
       return TlsError(key_origin + " does not match " + cert_origin + " (" +
                       SubjectText(chain.front().get()) + ")");
     }
-    material->has_client_cert = true;
-    material->client_origin = cert_file ? " from " + settings.client_cert_file : " (PEM text)";
+    ClientCertificate& client = material->client;
+    client.origin = cert_file ? " from " + settings.client_cert_file : " (PEM text)";
+    client.from_file = cert_file;
     for (const auto& certificate : chain) {
-      material->client_chain_issuers.push_back(IssuerText(certificate.get()));
+      client.chain_issuers.push_back(IssuerText(certificate.get()));
     }
-    material->client_leaf = std::move(chain.front());
+    client.leaf = std::move(chain.front());
     material->client_cert_file = settings.client_cert_file;
     material->client_cert_pem = settings.client_cert_pem;
     if (key_file || key_pem) {
@@ -261,7 +238,7 @@ Status CurlTls::Apply(CURL* handle) {
   CDI_RETURN_IF_ERROR(
       SetOption(handle, CURLOPT_SSL_CTX_DATA, static_cast<void*>(this), "CURLOPT_SSL_CTX_DATA"));
 
-  if (m.has_client_cert) {
+  if (m.client.configured()) {
     CDI_RETURN_IF_ERROR(SetOption(handle, CURLOPT_SSLCERTTYPE, "PEM", "CURLOPT_SSLCERTTYPE"));
     CDI_RETURN_IF_ERROR(SetOption(handle, CURLOPT_SSLKEYTYPE, "PEM", "CURLOPT_SSLKEYTYPE"));
     if (!m.client_cert_file.empty()) {
@@ -344,7 +321,7 @@ int TlsCallbacks::CertificateRequest(SSL* ssl, void* self_pointer) {
   auto* self = static_cast<CurlTls*>(self_pointer);
   HandshakeFacts& facts = self->facts_;
   facts.client_certificate_asked = true;
-  if (!self->material_->has_client_cert) facts.client_certificate_requested = true;
+  if (!self->material_->client.configured()) facts.client_certificate_requested = true;
   // On a client, the CA names of the server's CertificateRequest.
   facts.accepted_client_cas.clear();
   if (const STACK_OF(X509_NAME)* names = SSL_get_client_CA_list(ssl)) {
@@ -355,186 +332,19 @@ int TlsCallbacks::CertificateRequest(SSL* ssl, void* self_pointer) {
   return 1;  // go on: curl has set the certificate, if any
 }
 
-bool CurlTls::IsTlsFailure(CURLcode code) {
-  switch (code) {
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CLIENTCERT:
-    case CURLE_SSL_SHUTDOWN_FAILED:
-    case CURLE_USE_SSL_FAILED:
-      return true;
-    default:
-      return false;
-  }
-}
+bool CurlTls::IsTlsFailure(CURLcode code) { return tls::IsTlsFailure(code); }
 
 Status CurlTls::TranslateFailure(CURLcode code, std::string_view curl_message, std::string_view url,
                                  std::string_view host, TlsPeer peer) const {
-  const HandshakeFacts& f = facts_;
-  const std::string url_text(url);
-  const std::string detail(curl_message.empty() ? curl_easy_strerror(code) : curl_message);
-  auto contains = [&](std::string_view needle) { return detail.find(needle) != std::string::npos; };
-  const bool proxy = peer == TlsPeer::kProxy;
-  // Whose certificate, and which CAs to add: a proxy's CAs are the proxy CA
-  // bundle (the pod's /proxycerts/), a server's the CA bundle.
-  const std::string own = proxy ? "the proxy's certificate " : "the server certificate ";
-  const std::string trusted = proxy ? "the trusted proxy CAs" : "the trusted CAs";
-  const std::string peer_name = proxy ? "the proxy" : "the server";
-  std::string what_cert = f.verify_depth == 0 ? own + Quote(f.failed_subject)
-                                              : "the CA certificate " + Quote(f.failed_subject);
-  const std::string prefix = "cannot verify the TLS certificate of " + url_text + ": ";
-
-  if (f.verify_error != 0) {
-    switch (f.verify_error) {
-      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-      case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-        return TlsError(prefix + "unknown issuer " + Quote(f.failed_issuer) + " of " + what_cert +
-                        "; add the issuing CA's certificate to " + trusted);
-      case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-        return TlsError(prefix + own + Quote(f.failed_subject) +
-                        " is self-signed and not trusted; add it to " + trusted);
-      case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-        return TlsError(prefix + "the chain ends in the untrusted root CA " +
-                        Quote(f.failed_subject) + "; add that CA's certificate to " + trusted);
-      case X509_V_ERR_CERT_HAS_EXPIRED:
-        return TlsError(prefix + what_cert + " expired on " + f.failed_not_after);
-      case X509_V_ERR_CERT_NOT_YET_VALID:
-        return TlsError(prefix + what_cert + " is not valid before " + f.failed_not_before +
-                        " (check the clock of this machine)");
-      case X509_V_ERR_HOSTNAME_MISMATCH:
-      case X509_V_ERR_IP_ADDRESS_MISMATCH:
-        return TlsError(prefix + "host name mismatch: the certificate is for " + f.server_names +
-                        ", not for " + Quote(host));
-      default:
-        return TlsError(prefix + X509_verify_cert_error_string(f.verify_error) + " (" + what_cert +
-                        ")");
-    }
-  }
-
-  switch (code) {
-    case CURLE_PEER_FAILED_VERIFICATION:
-      // The chain verified (no error recorded), so curl's own host name check
-      // is what failed.
-      if (!f.server_names.empty()) {
-        return TlsError(prefix + "host name mismatch: the certificate is for " + f.server_names +
-                        ", not for " + Quote(host) + "; use a" + (proxy ? " proxy" : "") +
-                        " URL with a name the certificate holds");
-      }
-      return TlsError(prefix + detail);
-    case CURLE_SSL_CLIENTCERT:
-      if (material_->has_client_cert) return ClientCertificateRejected(url_text, detail);
-      return ClientCertificateMissing(url_text, detail);
-    case CURLE_SSL_CERTPROBLEM:
-      return TlsError("the TLS library refused the client certificate: " + detail);
-    case CURLE_SSL_CACERT_BADFILE:
-      return TlsError("cannot load the system CA certificates: " + detail);
-    case CURLE_SSL_CONNECT_ERROR:
-    default:
-      break;
-  }
-  std::string message = "TLS handshake with " + url_text + " failed: ";
-  if (contains("wrong version number") || contains("packet length too long")) {
-    return TlsError(message + peer_name +
-                    " did not answer with TLS (is it plain HTTP? try http://)");
-  }
-  if (!proxy && (contains("certificate required") || f.client_certificate_requested)) {
-    if (material_->has_client_cert) {
-      return ClientCertificateRejected(url_text, "the TLS handshake failed: " + detail);
-    }
-    return ClientCertificateMissing(url_text, "the TLS handshake failed: " + detail);
-  }
-  if (!proxy && material_->has_client_cert &&
-      (contains("unknown ca") || contains("bad certificate") || contains("certificate unknown") ||
-       contains("certificate expired") || contains("unsupported certificate"))) {
-    return ClientCertificateRejected(url_text, "the TLS handshake failed: " + detail);
-  }
-  if (contains("protocol version") || contains("unsupported protocol")) {
-    return TlsError(message + peer_name + " does not offer TLS 1.2 or later (" + detail + ")");
-  }
-  return TlsError(message + detail);
+  return ExplainTlsFailure(code, curl_message, url, host, peer, facts_, material_->client);
 }
 
 std::optional<Status> CurlTls::ExplainClientCertificateRefusal(int status,
                                                                std::string_view status_line,
                                                                std::string_view body,
                                                                std::string_view url) const {
-  // Only a server that asked this handshake for a certificate can have
-  // refused one: the same page relayed from another server, or any other 400,
-  // stays an HTTP error.
-  if (status != 400 || !facts_.client_certificate_asked) return std::nullopt;
-  const bool configured = material_->has_client_cert;
-  for (std::string_view reason : {kNginxNoCertificate, kNginxCertificateError}) {
-    if (body.find(reason) == std::string_view::npos) continue;
-    std::string evidence = "HTTP " + std::to_string(status) + " \"" + std::string(reason) + "\"";
-    return configured ? ClientCertificateRejected(url, evidence)
-                      : ClientCertificateMissing(url, evidence);
-  }
-  if (!configured) {
-    return ClientCertificateMissing(
-        url, "it asked for one in the TLS handshake, then answered " + std::string(status_line));
-  }
-  return std::nullopt;
-}
-
-Status CurlTls::ClientCertificateMissing(std::string_view url, std::string_view evidence) const {
-  const std::vector<std::string>& accepted = facts_.accepted_client_cas;
-  return TlsError(
-      "the server at " + std::string(url) +
-      " requires a TLS client certificate and none is configured (" + std::string(evidence) +
-      "); give a certificate issued by " +
-      (accepted.empty() ? std::string("a CA the server trusts") : AlternativesText(accepted)) +
-      " and its key (--client-cert and --client-key)");
-}
-
-Status CurlTls::ClientCertificateRejected(std::string_view url, std::string_view evidence) const {
-  const Material& m = *material_;
-  const X509* leaf = m.client_leaf.get();
-  std::string message = "the server at " + std::string(url) +
-                        " rejected the TLS client certificate " + Quote(SubjectText(leaf)) +
-                        m.client_origin + " (" + std::string(evidence) + "): ";
-  // Our own look at the certificate, for the likely reasons.
-  if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0) {
-    return TlsError(message + "it expired on " + TimeText(X509_get0_notAfter(leaf)) + "; renew it");
-  }
-  if (X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0) {
-    return TlsError(message + "it is not valid before " + TimeText(X509_get0_notBefore(leaf)) +
-                    "; use a certificate that is valid now");
-  }
-  const std::string issuer = Quote(IssuerText(leaf));
-  // The flags, for a certificate given as files (cdi-image's way); PEM text
-  // comes from a Secret.
-  const std::string how = m.client_cert_file.empty() ? "" : " (--client-cert and --client-key)";
-  const std::vector<std::string>& accepted = facts_.accepted_client_cas;
-  const bool accepted_issuer = std::any_of(
-      m.client_chain_issuers.begin(), m.client_chain_issuers.end(), [&](const std::string& name) {
-        return std::find(accepted.begin(), accepted.end(), name) != accepted.end();
-      });
-  if (!accepted.empty() && !accepted_issuer) {
-    return TlsError(message + "it is issued by " + issuer +
-                    ", and the server accepts certificates issued by " +
-                    AlternativesText(accepted) + "; give such a certificate and its key" + how);
-  }
-  if (accepted_issuer) {
-    return TlsError(message + "it is issued by " + issuer +
-                    ", a CA the server accepts; check that the certificate is meant for client "
-                    "authentication (extendedKeyUsage clientAuth) and not revoked; the server's "
-                    "error log says why it refused it");
-  }
-  return TlsError(message + "it is issued by " + issuer +
-                  "; give a certificate issued by a CA the server trusts, meant for client "
-                  "authentication, and its key" +
-                  how);
+  return tls::ExplainClientCertificateRefusal(status, status_line, body, url, facts_,
+                                              material_->client);
 }
 
 }  // namespace cdi::tls
