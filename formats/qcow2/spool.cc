@@ -54,8 +54,8 @@ class Spool::ScratchFile {
     }
     if (fd < 0) {
       int error_number = errno;
-      return ScratchError(error_number, "creating a scratch file in " + dir +
-                                            " to spool out-of-order qcow2 data");
+      return ScratchError(
+          error_number, "creating a scratch file in " + dir + " to spool out-of-order qcow2 data");
     }
     return std::unique_ptr<ScratchFile>(new ScratchFile(fd, dir));
   }
