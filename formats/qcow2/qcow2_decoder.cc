@@ -20,9 +20,6 @@ namespace cdi::formats {
 namespace qcow2 {
 namespace {
 
-// Data is checked for zeros in guest-aligned blocks of at most this size, so
-// that all-zero clusters (preallocated ones, say) become holes.
-constexpr uint64_t kZeroGranuleMax = 64 << 10;
 // Memory kept free for the tables while the spool fills.
 constexpr uint64_t kMinTableHeadroom = 256 << 10;
 constexpr char kCheckAdvice[] = "; the image is corrupt: check it with 'qemu-img check'";
@@ -241,9 +238,8 @@ class Qcow2Decoder final : public Decoder {
     header_reservation_.Reset();
 
     const uint64_t cluster = cluster_size();
-    granule_ = std::min(cluster, kZeroGranuleMax);
     job_bytes_ = 3 * cluster + kSectorSize;  // input (up to 2 clusters) and output
-    const uint64_t fixed = 2 * cluster + granule_;
+    const uint64_t fixed = 2 * cluster;  // table_buffer_ and spool_buffer_
     unsigned threads = options_.threads != 0 ? options_.threads
                                              : std::max(1u, std::thread::hardware_concurrency());
     const uint64_t inflater_bytes =
@@ -261,7 +257,6 @@ class Qcow2Decoder final : public Decoder {
     }
     table_buffer_.resize(cluster);
     spool_buffer_.resize(cluster);
-    granule_buffer_.resize(granule_);
 
     // Decompression gets at most half of what is left: each worker wants its
     // inflater and two jobs, so that it always has the next one queued.
@@ -871,6 +866,7 @@ class Qcow2Decoder final : public Decoder {
     uint64_t free_first = 0;
     uint64_t free_count = 0;
     for (uint64_t j = 0; j < entries; ++j) {
+      // Whether refcount entry j is 0: metadata being parsed, not guest data.
       bool zero;
       if (bits >= 8) {
         zero = IsAllZero(block.subspan(static_cast<size_t>(j * bits / 8), bits / 8));
@@ -977,6 +973,8 @@ class Qcow2Decoder final : public Decoder {
     for (uint64_t done = 0; done < run.length;) {
       uint64_t host = run.host_offset + done;
       uint64_t piece = std::min<uint64_t>(run.length - done, spool_buffer_.size());
+      // The spool keeps all-zero stretches as ranges without bytes: they
+      // come back as Zero rather than as zeros copied out to be written.
       if (spool_->IsZero(host, piece)) {
         CDI_RETURN_IF_ERROR(AddZero(run.guest_offset + done, piece));
       } else if (auto view = spool_->View(host, piece)) {
@@ -1018,79 +1016,18 @@ class Qcow2Decoder final : public Decoder {
     const uint64_t left = data_.host_end() - position_;
     const uint64_t count = std::min<uint64_t>(bytes.size(), left);
     const uint64_t guest = data_.guest_offset + (position_ - data_.host_offset);
-    CDI_RETURN_IF_ERROR(StreamData(guest, bytes.first(static_cast<size_t>(count)),
-                                   data_.guest_offset + data_.length));
+    CDI_RETURN_IF_ERROR(EmitData(guest, bytes.first(static_cast<size_t>(count))));
     Consume(bytes, count);
     if (count == left) active_ = ClaimKind::kNone;
     return Status::Ok();
   }
 
-  // Passes data through without a copy where whole zero-check granules are in
-  // the input; gathers a granule split across inputs first.
-  Status StreamData(uint64_t guest, std::span<const uint8_t> piece, uint64_t run_end) {
-    while (!piece.empty()) {
-      if (granule_filled_ > 0) {
-        uint64_t block_end = std::min(AlignDown(granule_guest_, granule_) + granule_, run_end);
-        uint64_t need = block_end - (granule_guest_ + granule_filled_);
-        size_t take = static_cast<size_t>(std::min<uint64_t>(need, piece.size()));
-        std::memcpy(granule_buffer_.data() + granule_filled_, piece.data(), take);
-        granule_filled_ += take;
-        piece = piece.subspan(take);
-        guest += take;
-        if (granule_guest_ + granule_filled_ == block_end) {
-          size_t filled = static_cast<size_t>(granule_filled_);
-          granule_filled_ = 0;
-          CDI_RETURN_IF_ERROR(EmitData(granule_guest_, std::span(granule_buffer_).first(filled)));
-        }
-        continue;
-      }
-      const uint64_t piece_end = guest + piece.size();
-      uint64_t direct = piece_end == run_end ? piece.size()
-                        : AlignDown(piece_end, granule_) > guest
-                            ? AlignDown(piece_end, granule_) - guest
-                            : 0;
-      if (direct > 0) {
-        CDI_RETURN_IF_ERROR(EmitData(guest, piece.first(static_cast<size_t>(direct))));
-        piece = piece.subspan(static_cast<size_t>(direct));
-        guest += direct;
-      }
-      if (!piece.empty()) {
-        // Less than a granule, ending before the granule does.
-        granule_guest_ = guest;
-        std::memcpy(granule_buffer_.data(), piece.data(), piece.size());
-        granule_filled_ = piece.size();
-        guest += piece.size();
-        piece = {};
-      }
-    }
-    return Status::Ok();
-  }
-
-  // Writes guest data, turning all-zero granules into Zero.
+  // Writes guest data as it is. Finding the zero blocks in it is the writer's
+  // job (GuestWriter), so the data is not scanned here.
   Status EmitData(uint64_t guest, std::span<const uint8_t> data) {
-    size_t i = 0;
-    while (i < data.size()) {
-      auto granule_end = [&](size_t from) {
-        uint64_t g = guest + from;
-        return static_cast<size_t>(
-            std::min<uint64_t>(data.size(), from + (AlignDown(g, granule_) + granule_ - g)));
-      };
-      size_t j = granule_end(i);
-      bool zero = IsAllZero(data.subspan(i, j - i));
-      while (j < data.size()) {
-        size_t next = granule_end(j);
-        if (IsAllZero(data.subspan(j, next - j)) != zero) break;
-        j = next;
-      }
-      if (zero) {
-        CDI_RETURN_IF_ERROR(AddZero(guest + i, j - i));
-      } else {
-        covered_bytes_ += j - i;
-        CDI_RETURN_IF_ERROR(writer_->Write(guest + i, data.subspan(i, j - i)));
-      }
-      i = j;
-    }
-    return Status::Ok();
+    if (data.empty()) return Status::Ok();
+    covered_bytes_ += data.size();
+    return writer_->Write(guest, data);
   }
 
   // Zero ranges are coalesced before they reach the writer.
@@ -1369,10 +1306,6 @@ class Qcow2Decoder final : public Decoder {
   Reservation fixed_reservation_;
   std::vector<uint8_t> table_buffer_;
   std::vector<uint8_t> spool_buffer_;
-  uint64_t granule_ = kZeroGranuleMax;
-  std::vector<uint8_t> granule_buffer_;
-  uint64_t granule_guest_ = 0;
-  uint64_t granule_filled_ = 0;
 
   // Out-of-order data and free clusters.
   std::unique_ptr<Spool> spool_;
