@@ -46,17 +46,22 @@ CompressedCollector::~CompressedCollector() {
   pool_.reset();
 }
 
-std::optional<Claim> CompressedCollector::Overlapped(const Run& run) const {
+Result<Claim> CompressedCollector::Activate(ClaimQueue& queue) {
+  const Run run = queue.PopRun();
+  const Claim claim = run.claim();
+  // "Another compressed cluster may map to the tail of the final sector used
+  // by this compressed cluster", and nowhere else in it.
   for (const Gathering& other : gathering_) {
     if (run.host_offset == other.run.host_offset ||
         run.host_offset + kSectorSize < other.run.host_end()) {
-      return other.run.claim();
+      return OverlapError(claim, other.run.claim());
     }
   }
-  return std::nullopt;
-}
-
-Status CompressedCollector::Start(const Run& run) {
+  const Claim after = queue.Peek();
+  if (after.kind != ClaimKind::kNone && after.start < claim.end &&
+      (after.kind != ClaimKind::kCompressed || after.start + kSectorSize < claim.end)) {
+    return OverlapError(after, claim);
+  }
   CDI_ASSIGN_OR_RETURN(std::unique_ptr<InflateJob> job, AcquireJob());
   job->guest_offset = run.guest_offset;
   job->guest_length = run.guest_length;
@@ -66,13 +71,24 @@ Status CompressedCollector::Start(const Run& run) {
   gathering.run = run;
   gathering.job = std::move(job);
   gathering_.push_back(std::move(gathering));
-  return Status::Ok();
+  return claim;
 }
 
-uint64_t CompressedCollector::gather_end() const {
-  uint64_t end = UINT64_MAX;
-  for (const Gathering& g : gathering_) end = std::min(end, g.run.host_end());
-  return end;
+Result<uint64_t> CompressedCollector::Step(ClaimQueue& queue, uint64_t position,
+                                           std::span<const uint8_t> bytes, Claim* last_claim) {
+  const Claim next = queue.Peek();
+  if (next.kind != ClaimKind::kNone && next.start <= position) {
+    if (next.start < position || next.kind != ClaimKind::kCompressed) {
+      return OverlapError(next, gathering_.front().run.claim());
+    }
+    CDI_ASSIGN_OR_RETURN(*last_claim, Activate(queue));
+    return uint64_t{0};
+  }
+  uint64_t limit = next.kind != ClaimKind::kNone ? next.start : UINT64_MAX;
+  for (const Gathering& g : gathering_) limit = std::min(limit, g.run.host_end());
+  const uint64_t count = std::min<uint64_t>(bytes.size(), limit - position);
+  Gather(position, bytes.first(static_cast<size_t>(count)));
+  return count;
 }
 
 void CompressedCollector::Gather(uint64_t position, std::span<const uint8_t> bytes) {

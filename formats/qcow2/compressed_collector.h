@@ -21,12 +21,12 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <span>
 #include <vector>
 
 #include "cdi/status.h"
 #include "formats/qcow2/claim.h"
+#include "formats/qcow2/claim_queue.h"
 #include "formats/qcow2/gap_keeper.h"
 #include "formats/qcow2/guest_output.h"
 #include "formats/qcow2/inflate.h"
@@ -57,21 +57,19 @@ class CompressedCollector {
 
   // --- Clusters in the stream -----------------------------------------------------
 
+  // Starts gathering the compressed cluster that Peek() on `queue` returns,
+  // which starts at the read position; returns its claim. Nothing may start
+  // inside it but another compressed cluster, in its last sector.
+  Result<Claim> Activate(ClaimQueue& queue);
+  // Reads the bytes at host offset `position` into every cluster being
+  // gathered, up to where the first of them ends or the next claim in
+  // `queue` starts, and hands complete clusters to the workers; or, when a
+  // compressed cluster starts at `position`, activates it and sets
+  // `*last_claim` to its claim. Returns the bytes used.
+  Result<uint64_t> Step(ClaimQueue& queue, uint64_t position, std::span<const uint8_t> bytes,
+                        Claim* last_claim);
   // True while some cluster is being gathered.
   bool gathering() const { return !gathering_.empty(); }
-  // The first cluster being gathered. Precondition: gathering().
-  Claim first_claim() const { return gathering_.front().run.claim(); }
-  // The cluster being gathered that `run`, starting at the read position,
-  // overlaps: a compressed cluster may start only in another's last sector.
-  std::optional<Claim> Overlapped(const Run& run) const;
-  // Starts gathering the compressed `run`, which starts at the read position.
-  Status Start(const Run& run);
-  // Host offset where the first of the clusters being gathered ends.
-  uint64_t gather_end() const;
-  // Adds `bytes`, found at host offset `position`, to every cluster being
-  // gathered; they must not run past gather_end(). Clusters that are complete
-  // go to the workers.
-  void Gather(uint64_t position, std::span<const uint8_t> bytes);
   // End of input at `position`: the last clusters' ranges may end in a sector
   // the image does not fully hold, but their streams must end in what it has.
   Status EndOfInput(uint64_t position);
@@ -101,6 +99,9 @@ class CompressedCollector {
     std::unique_ptr<InflateJob> job;
   };
 
+  // Adds `bytes`, found at host offset `position`, to every cluster being
+  // gathered; clusters that are complete go to the workers.
+  void Gather(uint64_t position, std::span<const uint8_t> bytes);
   // A job with its buffers, waiting for a running one to finish if need be.
   Result<std::unique_ptr<InflateJob>> AcquireJob();
   void Submit(Gathering& gathering);

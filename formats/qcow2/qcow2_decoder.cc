@@ -185,19 +185,7 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
     collector_ =
         std::make_unique<CompressedCollector>(collector_options, &budget_, gaps_.get(), &output_);
 
-    description_.format = "qcow2";
-    description_.virtual_size = header.virtual_size;
-    auto& details = description_.details;
-    details.emplace_back("version", std::to_string(header.version));
-    details.emplace_back("cluster size", std::to_string(cluster));
-    details.emplace_back("compression type",
-                         header.compression_type == CompressionType::kZstd ? "zstd" : "zlib");
-    details.emplace_back("virtual size", std::to_string(header.virtual_size));
-    details.emplace_back("extended L2", geometry.extended_l2 ? "yes" : "no");
-    if (header.dirty()) details.emplace_back("dirty", "yes");
-    if (header.nb_snapshots > 0) {
-      details.emplace_back("internal snapshots", std::to_string(header.nb_snapshots));
-    }
+    description_ = DescribeHeader(header);
     return output_.Begin(description_);
   }
 
@@ -261,8 +249,11 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
       case ClaimKind::kData:
         data_ = queue_->PopRun();
         break;
-      case ClaimKind::kCompressed:
-        return ActivateCompressed();
+      case ClaimKind::kCompressed: {
+        CDI_ASSIGN_OR_RETURN(last_claim_, collector_->Activate(*queue_));
+        active_ = ClaimKind::kCompressed;
+        return Status::Ok();
+      }
       case ClaimKind::kSnapshotL1:
         queue_->PopSnapshotL1();
         break;
@@ -436,37 +427,9 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
     return Status::Ok();
   }
 
-  Status ActivateCompressed() {
-    Run run = queue_->PopRun();
-    Claim claim = run.claim();
-    if (std::optional<Claim> other = collector_->Overlapped(run)) {
-      return OverlapError(claim, *other);
-    }
-    // Another compressed cluster may start only in this one's last sector.
-    Claim after = queue_->Peek();
-    if (after.kind != ClaimKind::kNone && after.start < claim.end &&
-        (after.kind != ClaimKind::kCompressed || after.start + kSectorSize < claim.end)) {
-      return OverlapError(after, claim);
-    }
-    CDI_RETURN_IF_ERROR(collector_->Start(run));
-    last_claim_ = claim;
-    active_ = ClaimKind::kCompressed;
-    return Status::Ok();
-  }
-
   Status StepCompressed(std::span<const uint8_t>& bytes) {
-    Claim next = queue_->Peek();
-    if (next.kind != ClaimKind::kNone && next.start <= position_) {
-      if (next.start < position_ || next.kind != ClaimKind::kCompressed) {
-        return OverlapError(next, collector_->first_claim());
-      }
-      return ActivateCompressed();
-    }
-    uint64_t limit = next.kind != ClaimKind::kNone ? next.start : UINT64_MAX;
-    limit = std::min(limit, collector_->gather_end());
-    const uint64_t count = std::min<uint64_t>(bytes.size(), limit - position_);
-    collector_->Gather(position_, bytes.first(static_cast<size_t>(count)));
-    Consume(bytes, count);
+    CDI_ASSIGN_OR_RETURN(uint64_t used, collector_->Step(*queue_, position_, bytes, &last_claim_));
+    Consume(bytes, used);
     if (!collector_->gathering()) active_ = ClaimKind::kNone;
     return Status::Ok();
   }
