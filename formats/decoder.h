@@ -31,6 +31,10 @@ struct ImageDescription {
 //  - Begin() is called exactly once, before any Write() or Zero().
 //  - Together, Write() and Zero() cover every byte of [0, virtual size) exactly
 //    once, in any order. Zero() means "this range reads as zero".
+//  - Zero() is for what the format itself says reads as zero (unallocated or
+//    zero-flagged ranges). Data goes to Write() as it is: decoders do not scan
+//    it for zeros, since the writer is the one place zero blocks in data are
+//    found (the importer's TargetSink).
 //  - For a stream of unknown virtual size (Begin with nullopt), the virtual size
 //    is the end of the last range covered.
 //  - All calls come from the thread that calls Feed()/Finish() on the decoder.

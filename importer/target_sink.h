@@ -1,5 +1,7 @@
 // The importer's GuestWriter: checks the image against its targets, leaves
-// all-zero blocks unwritten, and fans every write out to every target.
+// all-zero blocks unwritten, and fans every write out to every target. It is
+// the one place zero ranges are found in the data decoders hand on: decoders
+// pass data as it is (formats/decoder.h).
 #ifndef CDI_IMPORTER_TARGET_SINK_H_
 #define CDI_IMPORTER_TARGET_SINK_H_
 

@@ -5,8 +5,10 @@
 // clusters. A data cluster whose mapping is known when it passes is written at
 // once (inflated first when compressed); one that passes earlier is spooled
 // (memory, then an unlinked scratch file) until its L2 table arrives.
-// Unallocated and zero clusters, and data that reads as zero, become
-// GuestWriter::Zero. Clusters no active table can refer to (refcount
+// Unallocated and zero clusters become GuestWriter::Zero; data clusters are
+// written as they are, zero bytes and all, for the writer to find zero blocks
+// in (stretches the spool held as all-zero come back as Zero, since it kept
+// no bytes for them). Clusters no active table can refer to (refcount
 // structures, free clusters, snapshot-only data once the last L2 table has
 // passed) are dropped.
 //

@@ -279,8 +279,9 @@ Result<HeaderParse> ParseHeader(std::span<const uint8_t> prefix,
   CDI_RETURN_IF_ERROR(CheckTable("refcount table", h.refcount_table_offset,
                                  h.refcount_table_bytes(), h.geometry, container_size));
 
-  // nb_snapshots / snapshots_offset: the table is not read (only the active L1
-  // counts) but its place is checked as qemu does.
+  // nb_snapshots / snapshots_offset: only the active L1 table maps guest data,
+  // so the snapshot table is read only for the places of the snapshots' L1
+  // tables; its place is checked as qemu does.
   if (h.nb_snapshots > kMaxSnapshots) {
     return Corrupt("the image claims " + std::to_string(h.nb_snapshots) +
                    " internal snapshots, more than the 65536 qemu allows");
@@ -294,6 +295,24 @@ Result<HeaderParse> ParseHeader(std::span<const uint8_t> prefix,
   HeaderParse parse;
   parse.header = std::move(h);
   return parse;
+}
+
+ImageDescription DescribeHeader(const Header& header) {
+  ImageDescription description;
+  description.format = "qcow2";
+  description.virtual_size = header.virtual_size;
+  auto& details = description.details;
+  details.emplace_back("version", std::to_string(header.version));
+  details.emplace_back("cluster size", std::to_string(header.cluster_size()));
+  details.emplace_back("compression type",
+                       header.compression_type == CompressionType::kZstd ? "zstd" : "zlib");
+  details.emplace_back("virtual size", std::to_string(header.virtual_size));
+  details.emplace_back("extended L2", header.geometry.extended_l2 ? "yes" : "no");
+  if (header.dirty()) details.emplace_back("dirty", "yes");
+  if (header.nb_snapshots > 0) {
+    details.emplace_back("internal snapshots", std::to_string(header.nb_snapshots));
+  }
+  return description;
 }
 
 }  // namespace cdi::formats::qcow2

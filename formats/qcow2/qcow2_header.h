@@ -1,4 +1,5 @@
-// Parsing and validation of the qcow2 header and its extensions.
+// Parsing and validation of the qcow2 header and its extensions, and the
+// facts of a valid header as `cdi-image info` shows them.
 #ifndef CDI_FORMATS_QCOW2_QCOW2_HEADER_H_
 #define CDI_FORMATS_QCOW2_QCOW2_HEADER_H_
 
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "cdi/status.h"
+#include "formats/decoder.h"
 #include "formats/qcow2/qcow2_format.h"
 
 namespace cdi::formats::qcow2 {
@@ -59,6 +61,11 @@ struct HeaderParse {
 // Pure function: no I/O, no allocation beyond the returned strings.
 Result<HeaderParse> ParseHeader(std::span<const uint8_t> prefix,
                                 std::optional<uint64_t> container_size);
+
+// The image as its header describes it: format "qcow2", the virtual size, and
+// the details "version", "cluster size", "compression type", "virtual size",
+// "extended L2", then "dirty" and "internal snapshots" where they apply.
+ImageDescription DescribeHeader(const Header& header);
 
 }  // namespace cdi::formats::qcow2
 

@@ -1,4 +1,3 @@
-#include "common/zero.h"
 #include "formats/qcow2/spool.h"
 
 #include <fcntl.h>
@@ -10,6 +9,9 @@
 #include <cstring>
 #include <utility>
 
+#include "common/posix_error.h"
+#include "common/zero.h"
+
 namespace cdi::formats::qcow2 {
 namespace {
 
@@ -20,7 +22,14 @@ constexpr uint64_t kZeroProbe = 4096;
 // Holes are punched in the scratch file at this alignment.
 constexpr uint64_t kPage = 4096;
 
-std::string ErrnoText(int error) { return std::strerror(error); }
+// The project's errno mapping (no space is "too small", a missing directory a
+// wrong path), with what a user of the scratch directory can also do.
+Status ScratchError(int error_number, const std::string& what) {
+  Status status = PosixError(error_number, what);
+  return Status(status.code(),
+                status.message() + "; or raise the memory budget, so that less is spooled to disk",
+                status.retryable() ? Retryable::kYes : Retryable::kNo);
+}
 
 }  // namespace
 
@@ -44,10 +53,9 @@ class Spool::ScratchFile {
       if (fd >= 0) unlink(path.c_str());
     }
     if (fd < 0) {
-      return IoError("cannot create a scratch file in " + dir +
-                     " to spool out-of-order qcow2 data: " + ErrnoText(errno) +
-                     "; point the scratch directory at a writable place or raise the memory "
-                     "budget");
+      int error_number = errno;
+      return ScratchError(
+          error_number, "creating a scratch file in " + dir + " to spool out-of-order qcow2 data");
     }
     return std::unique_ptr<ScratchFile>(new ScratchFile(fd, dir));
   }
@@ -60,9 +68,8 @@ class Spool::ScratchFile {
       ssize_t n = pwrite(fd_, bytes.data(), bytes.size(), static_cast<off_t>(offset));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
-        int error = n < 0 ? errno : ENOSPC;
-        return IoError("writing the qcow2 spool file in " + dir_ + " failed: " + ErrnoText(error) +
-                       "; give the scratch directory more space or raise the memory budget");
+        int error_number = n < 0 ? errno : ENOSPC;
+        return ScratchError(error_number, "writing the qcow2 spool file in " + dir_);
       }
       bytes = bytes.subspan(static_cast<size_t>(n));
       offset += static_cast<uint64_t>(n);
@@ -74,9 +81,13 @@ class Spool::ScratchFile {
     while (!out.empty()) {
       ssize_t n = pread(fd_, out.data(), out.size(), static_cast<off_t>(offset));
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        return IoError("reading the qcow2 spool file in " + dir_ + " failed: " +
-                       (n < 0 ? ErrnoText(errno) : std::string("unexpected end of file")));
+      if (n < 0) {
+        int error_number = errno;
+        return ScratchError(error_number, "reading the qcow2 spool file in " + dir_);
+      }
+      if (n == 0) {
+        return IoError("reading the qcow2 spool file in " + dir_ +
+                       " failed: unexpected end of file");
       }
       out = out.subspan(static_cast<size_t>(n));
       offset += static_cast<uint64_t>(n);

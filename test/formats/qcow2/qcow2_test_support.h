@@ -245,29 +245,6 @@ inline void QemuConvertToRaw(const std::string& image, const std::string& raw) {
   Sh("qemu-img convert -O raw '" + image + "' '" + raw + "'");
 }
 
-// Holes of a raw file of `size` bytes (SEEK_HOLE), shrunk inward to `align`.
-inline std::vector<std::pair<uint64_t, uint64_t>> AlignedHoles(const std::string& raw,
-                                                               uint64_t size, uint64_t align) {
-  std::vector<std::pair<uint64_t, uint64_t>> holes;
-  uint64_t position = 0;
-  auto add = [&](uint64_t start, uint64_t end) {
-    start = (start + align - 1) / align * align;
-    end = std::min(end, size) / align * align;
-    if (end > start) holes.emplace_back(start, end);
-  };
-  for (const auto& [data_start, data_end] : DataExtents(raw)) {
-    add(position, data_start);
-    position = data_end;
-  }
-  // The last cluster of a disk whose size is not a multiple of the cluster
-  // size still counts when the disk ends there.
-  if (position < size) {
-    uint64_t start = (position + align - 1) / align * align;
-    if (size > start) holes.emplace_back(start, size);
-  }
-  return holes;
-}
-
 // Big-endian patching of an image held in a string.
 inline uint64_t GetBE(const std::string& image, uint64_t offset, int bytes) {
   uint64_t value = 0;
