@@ -1,5 +1,5 @@
 // Helpers for the formats tests: a recording GuestWriter that checks the
-// coverage contract of formats/decoder.h, a recording ByteSink, test data with
+// coverage contract of formats/decoder.h (test/support/guest_coverage.h), a recording ByteSink, test data with
 // and without zero runs, and compression with the real gzip, xz and zstd tools.
 #ifndef CDI_TEST_FORMATS_FORMATS_TESTING_H_
 #define CDI_TEST_FORMATS_FORMATS_TESTING_H_
@@ -22,10 +22,13 @@
 #include "formats/decoder.h"
 #include "formats/detect.h"
 #include "test/support/files.h"
+#include "test/support/guest_coverage.h"
 #include "test/support/process.h"
 
 namespace cdi::formats::testing {
 
+// A GuestWriter that keeps the image it is given (or only the ranges), every
+// call in order, and what broke the contract (test/support/guest_coverage.h).
 class RecordingWriter : public GuestWriter {
  public:
   enum class Kind { kWrite, kZero };
@@ -45,8 +48,7 @@ class RecordingWriter : public GuestWriter {
 
   Status Begin(const ImageDescription& image) override {
     ++begin_calls_;
-    if (begin_calls_ > 1) violations_.push_back("Begin() called again");
-    if (!ops_.empty()) violations_.push_back("Begin() after a write");
+    Note(coverage_.Begin(image));
     description_ = image;
     return fail_with_;
   }
@@ -68,23 +70,12 @@ class RecordingWriter : public GuestWriter {
     return fail_with_;
   }
 
-  // The contract checks: one Begin() before any write, no byte covered twice,
-  // and (with a virtual size) exactly [0, virtual size) covered; without one,
-  // [0, end of the last range) covered without a gap.
+  // The contract as test/support/guest_coverage.h checks it: the first
+  // violation of any call, else whether the coverage is complete.
   ::testing::AssertionResult CoverageOk() const {
-    if (begin_calls_ != 1) {
-      return ::testing::AssertionFailure() << "Begin() called " << begin_calls_ << " times";
-    }
-    if (!violations_.empty()) return ::testing::AssertionFailure() << violations_.front();
-    uint64_t end = covered_.empty() ? 0 : std::prev(covered_.end())->second;
-    if (covered_.size() > 1 || (!covered_.empty() && covered_.begin()->first != 0)) {
-      return ::testing::AssertionFailure() << "the ranges covered have a gap: " << Ranges();
-    }
-    if (description_->virtual_size.has_value() && end != *description_->virtual_size) {
-      return ::testing::AssertionFailure() << "covered [0, " << end << ") but the virtual size is "
-                                           << *description_->virtual_size;
-    }
-    return ::testing::AssertionSuccess();
+    std::string problem = violations_.empty() ? coverage_.Complete() : violations_.front();
+    if (problem.empty()) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << problem;
   }
 
   int begin_calls() const { return begin_calls_; }
@@ -93,52 +84,15 @@ class RecordingWriter : public GuestWriter {
   // The image as written; zero ranges read as zero.
   const std::string& image() const { return image_; }
   // One past the highest byte any call covered.
-  uint64_t end() const { return covered_.empty() ? 0 : std::prev(covered_.end())->second; }
+  uint64_t end() const { return coverage_.covered().End(); }
 
  private:
   void Record(Kind kind, uint64_t guest_offset, uint64_t length, const uint8_t* data) {
-    if (begin_calls_ == 0) violations_.push_back("a write before Begin()");
     ops_.push_back(Op{kind, guest_offset, length, data});
-    if (length == 0) {
-      violations_.push_back("an empty range at " + std::to_string(guest_offset));
-      return;
-    }
-    Cover(guest_offset, guest_offset + length);
+    Note(coverage_.Range(guest_offset, length));
   }
-
-  // Adds [start, end) to the merged set of covered ranges, noting overlaps.
-  void Cover(uint64_t start, uint64_t end) {
-    auto next = covered_.upper_bound(start);
-    if (next != covered_.end() && next->first < end) {
-      violations_.push_back("[" + std::to_string(start) + ", " + std::to_string(end) +
-                            ") overlaps a range covered before");
-      return;
-    }
-    if (next != covered_.begin()) {
-      auto previous = std::prev(next);
-      if (previous->second > start) {
-        violations_.push_back("[" + std::to_string(start) + ", " + std::to_string(end) +
-                              ") overlaps a range covered before");
-        return;
-      }
-      if (previous->second == start) {
-        start = previous->first;
-        covered_.erase(previous);
-      }
-    }
-    if (next != covered_.end() && next->first == end) {
-      end = next->second;
-      covered_.erase(next);
-    }
-    covered_[start] = end;
-  }
-
-  std::string Ranges() const {
-    std::string text;
-    for (const auto& [start, end] : covered_) {
-      text += "[" + std::to_string(start) + ", " + std::to_string(end) + ") ";
-    }
-    return text;
+  void Note(std::string violation) {
+    if (!violation.empty()) violations_.push_back(std::move(violation));
   }
 
   Content content_;
@@ -147,7 +101,7 @@ class RecordingWriter : public GuestWriter {
   std::optional<ImageDescription> description_;
   std::vector<Op> ops_;
   std::vector<std::string> violations_;
-  std::map<uint64_t, uint64_t> covered_;  // start -> end, merged
+  cdi::test::GuestCoverage coverage_;
   std::string image_;
 };
 

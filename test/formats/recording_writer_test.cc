@@ -60,6 +60,17 @@ TEST(RecordingWriterTest, CatchesWritesBeforeBeginAndBeginTwice) {
   EXPECT_FALSE(never.CoverageOk());
 }
 
+TEST(RecordingWriterTest, CatchesARangePastTheVirtualSize) {
+  RecordingWriter writer;
+  ASSERT_TRUE(writer.Begin({.format = "test", .virtual_size = 4}).ok());
+  ASSERT_TRUE(writer.Write(0, Bytes("abcd")).ok());
+  ASSERT_TRUE(writer.Zero(4, 1).ok());
+  ::testing::AssertionResult result = writer.CoverageOk();
+  EXPECT_FALSE(result);
+  EXPECT_NE(std::string(result.message()).find("outside the virtual size 4"), std::string::npos)
+      << result.message();
+}
+
 TEST(RecordingWriterTest, CatchesAnEmptyRange) {
   RecordingWriter writer;
   ASSERT_TRUE(writer.Begin({.format = "test"}).ok());

@@ -10,10 +10,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <span>
+#include <string>
 
 #include "formats/decoder.h"
 #include "formats/pipeline.h"
 #include "formats/tar/tar_reader.h"
+#include "test/support/guest_coverage.h"
 
 namespace {
 
@@ -24,38 +26,31 @@ using cdi::Status;
   abort();
 }
 
-// Checks that writes start after Begin, stay inside a known virtual size, and
-// (for sequential decoders) that nothing is covered past the end; keeps no data.
+// Checks the GuestWriter contract as test/support/guest_coverage.h states it
+// (Begin first, bounds, exactly-once coverage); keeps no data.
 class CheckingWriter : public cdi::formats::GuestWriter {
  public:
   Status Begin(const cdi::formats::ImageDescription& image) override {
-    if (begun_) Violation("Begin twice");
-    begun_ = true;
-    size_ = image.virtual_size;
+    Check(coverage_.Begin(image));
     return Status::Ok();
   }
   Status Write(uint64_t guest_offset, std::span<const uint8_t> data) override {
     volatile uint8_t sum = 0;
     for (uint8_t byte : data) sum = static_cast<uint8_t>(sum + byte);
     (void)sum;
-    return Cover(guest_offset, data.size());
-  }
-  Status Zero(uint64_t guest_offset, uint64_t length) override { return Cover(guest_offset, length); }
-  uint64_t covered() const { return covered_; }
-  const std::optional<uint64_t>& size() const { return size_; }
-
- private:
-  Status Cover(uint64_t guest_offset, uint64_t length) {
-    if (!begun_) Violation("Write or Zero before Begin");
-    if (size_ && (guest_offset > *size_ || length > *size_ - guest_offset)) {
-      Violation("range outside the virtual disk");
-    }
-    covered_ += length;
+    Check(coverage_.Range(guest_offset, data.size()));
     return Status::Ok();
   }
-  bool begun_ = false;
-  std::optional<uint64_t> size_;
-  uint64_t covered_ = 0;
+  Status Zero(uint64_t guest_offset, uint64_t length) override {
+    Check(coverage_.Range(guest_offset, length));
+    return Status::Ok();
+  }
+
+ private:
+  static void Check(const std::string& violation) {
+    if (!violation.empty()) Violation(violation.c_str());
+  }
+  cdi::test::GuestCoverage coverage_;
 };
 
 // Checks the entry protocol: Begin, exactly `size` bytes of Data, End.

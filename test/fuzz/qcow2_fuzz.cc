@@ -7,11 +7,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <span>
+#include <string>
 
 #include "formats/decoder.h"
 #include "formats/qcow2/qcow2_decoder.h"
+#include "test/support/guest_coverage.h"
 
 namespace {
 
@@ -19,67 +20,39 @@ using cdi::Status;
 using cdi::formats::GuestWriter;
 using cdi::formats::ImageDescription;
 
-[[noreturn]] void Violation(const char* what) {
-  fprintf(stderr, "GuestWriter contract violated: %s\n", what);
+// Aborts the run on a broken contract.
+void Check(const std::string& violation) {
+  if (violation.empty()) return;
+  fprintf(stderr, "GuestWriter contract violated: %s\n", violation.c_str());
   abort();
 }
 
-// Checks Begin-first, bounds, and exactly-once coverage; keeps no data.
+// Checks the contract (test/support/guest_coverage.h: Begin first, bounds,
+// exactly-once coverage) and that the image has a virtual size; keeps no data.
 class SinkWriter : public GuestWriter {
  public:
   Status Begin(const ImageDescription& image) override {
-    if (begun_) Violation("Begin twice");
-    if (!image.virtual_size) Violation("no virtual size");
-    begun_ = true;
-    size_ = *image.virtual_size;
+    if (!image.virtual_size) Check("no virtual size");
+    Check(coverage_.Begin(image));
     return Status::Ok();
   }
   Status Write(uint64_t guest_offset, std::span<const uint8_t> data) override {
-    if (data.empty()) Violation("empty Write");
     // Touch every byte so that a span into freed memory shows up under ASan.
     volatile uint8_t sum = 0;
     for (uint8_t byte : data) sum = static_cast<uint8_t>(sum + byte);
     (void)sum;
-    Cover(guest_offset, data.size());
+    Check(coverage_.Range(guest_offset, data.size()));
     return Status::Ok();
   }
   Status Zero(uint64_t guest_offset, uint64_t length) override {
-    if (length == 0) Violation("empty Zero");
-    Cover(guest_offset, length);
+    Check(coverage_.Range(guest_offset, length));
     return Status::Ok();
   }
-  void CheckComplete() const {
-    if (size_ == 0) return;
-    if (covered_.size() != 1 || covered_.begin()->first != 0 || covered_.begin()->second != size_) {
-      Violation("virtual disk not fully covered after a successful Finish");
-    }
-  }
+  // After a successful Finish: the whole virtual disk covered.
+  void CheckComplete() const { Check(coverage_.Complete()); }
 
  private:
-  void Cover(uint64_t start, uint64_t length) {
-    if (!begun_) Violation("Write or Zero before Begin");
-    if (start > size_ || length > size_ - start) Violation("range outside the virtual disk");
-    uint64_t end = start + length;
-    auto next = covered_.lower_bound(start);
-    if (next != covered_.end() && next->first < end) Violation("range covered twice");
-    if (next != covered_.begin()) {
-      auto prev = std::prev(next);
-      if (prev->second > start) Violation("range covered twice");
-      if (prev->second == start) {
-        start = prev->first;
-        covered_.erase(prev);
-      }
-    }
-    if (next != covered_.end() && next->first == end) {
-      end = next->second;
-      covered_.erase(next);
-    }
-    covered_[start] = end;
-  }
-
-  bool begun_ = false;
-  uint64_t size_ = 0;
-  std::map<uint64_t, uint64_t> covered_;
+  cdi::test::GuestCoverage coverage_;
 };
 
 }  // namespace
@@ -111,7 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     status = decoder->Finish();
     if (status.ok()) writer.CheckComplete();
   }
-  if (!status.ok() && status.message().empty()) Violation("an error without a message");
+  if (!status.ok() && status.message().empty()) Check("an error without a message");
   if (status.code() == cdi::ErrorCode::kInternal) {
     fprintf(stderr, "internal error: %s\n", status.ToString().c_str());
     abort();

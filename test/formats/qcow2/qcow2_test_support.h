@@ -23,50 +23,12 @@
 #include "formats/decoder.h"
 #include "formats/qcow2/qcow2_decoder.h"
 #include "test/support/files.h"
+#include "test/support/guest_coverage.h"
 #include "test/support/process.h"
 
 namespace cdi::test::qcow2 {
 
-// Disjoint [start, end) ranges, merged when they touch.
-class RangeSet {
- public:
-  // False when the range overlaps one already present.
-  bool Add(uint64_t start, uint64_t end) {
-    if (start >= end) return true;
-    auto next = ranges_.lower_bound(start);
-    if (next != ranges_.end() && next->first < end) return false;
-    if (next != ranges_.begin()) {
-      auto prev = std::prev(next);
-      if (prev->second > start) return false;
-      if (prev->second == start) {
-        start = prev->first;
-        ranges_.erase(prev);
-      }
-    }
-    if (next != ranges_.end() && next->first == end) {
-      end = next->second;
-      ranges_.erase(next);
-    }
-    ranges_[start] = end;
-    return true;
-  }
-  bool Contains(uint64_t start, uint64_t end) const {
-    if (start >= end) return true;
-    auto it = ranges_.upper_bound(start);
-    if (it == ranges_.begin()) return false;
-    --it;
-    return it->first <= start && it->second >= end;
-  }
-  uint64_t Total() const {
-    uint64_t total = 0;
-    for (const auto& [start, end] : ranges_) total += end - start;
-    return total;
-  }
-  const std::map<uint64_t, uint64_t>& ranges() const { return ranges_; }
-
- private:
-  std::map<uint64_t, uint64_t> ranges_;
-};
+using cdi::test::RangeSet;
 
 // What a decoder did, as a user of the GuestWriter contract sees it.
 struct Op {
@@ -90,8 +52,8 @@ class CheckingWriter : public formats::GuestWriter {
 
   Status Begin(const formats::ImageDescription& image) override {
     Note(Op::Kind::kBegin, 0, 0);
-    if (description_) Violation("Begin called twice");
-    description_ = image;
+    Violation(coverage_.Begin(image));
+    if (!description_) description_ = image;
     if (!image.virtual_size) Violation("Begin without a virtual size");
     thread_ = std::this_thread::get_id();
     if (!path_.empty()) {
@@ -107,7 +69,6 @@ class CheckingWriter : public formats::GuestWriter {
   Status Write(uint64_t guest_offset, std::span<const uint8_t> data) override {
     Note(Op::Kind::kWrite, guest_offset, data.size());
     Cover(guest_offset, data.size());
-    if (data.empty()) Violation("empty Write");
     ++writes_;
     written_bytes_ += data.size();
     if (fd_ >= 0) {
@@ -127,7 +88,6 @@ class CheckingWriter : public formats::GuestWriter {
   Status Zero(uint64_t guest_offset, uint64_t length) override {
     Note(Op::Kind::kZero, guest_offset, length);
     Cover(guest_offset, length);
-    if (length == 0) Violation("empty Zero");
     zero_ranges_.Add(guest_offset, guest_offset + length);
     return Status::Ok();
   }
@@ -136,12 +96,9 @@ class CheckingWriter : public formats::GuestWriter {
   // when `complete` (after a successful Finish).
   std::string Problems(bool complete) const {
     std::string problems = violations_;
-    if (complete && description_ && description_->virtual_size) {
-      uint64_t size = *description_->virtual_size;
-      if (size > 0 && !covered_.Contains(0, size)) {
-        problems += "not every byte of [0, " + std::to_string(size) + ") was covered (" +
-                    std::to_string(covered_.Total()) + " were); ";
-      }
+    if (complete) {
+      std::string incomplete = coverage_.Complete();
+      if (!incomplete.empty()) problems += incomplete + "; ";
     }
     return problems;
   }
@@ -160,25 +117,13 @@ class CheckingWriter : public formats::GuestWriter {
  private:
   void Note(Op::Kind kind, uint64_t offset, uint64_t length) {
     if (kind != Op::Kind::kBegin) {
-      if (!description_) Violation("Write or Zero before Begin");
       if (thread_ != std::this_thread::get_id()) Violation("call from another thread");
     }
     ops_.push_back({kind, offset, length});
   }
-  void Cover(uint64_t offset, uint64_t length) {
-    uint64_t size = description_ ? description_->virtual_size.value_or(0) : 0;
-    if (offset > size || length > size - offset) {
-      Violation("range " + std::to_string(offset) + "+" + std::to_string(length) +
-                " is outside the virtual size " + std::to_string(size));
-      return;
-    }
-    if (!covered_.Add(offset, offset + length)) {
-      Violation("range " + std::to_string(offset) + "+" + std::to_string(length) +
-                " covered twice");
-    }
-  }
+  void Cover(uint64_t offset, uint64_t length) { Violation(coverage_.Range(offset, length)); }
   void Violation(const std::string& what) {
-    if (violations_.size() < 2000) violations_ += what + "; ";
+    if (!what.empty() && violations_.size() < 2000) violations_ += what + "; ";
   }
 
   std::string path_;
@@ -186,7 +131,7 @@ class CheckingWriter : public formats::GuestWriter {
   std::optional<formats::ImageDescription> description_;
   std::thread::id thread_;
   std::vector<Op> ops_;
-  RangeSet covered_;
+  cdi::test::GuestCoverage coverage_;
   RangeSet zero_ranges_;
   std::string violations_;
   uint64_t writes_ = 0;
