@@ -57,23 +57,6 @@ std::shared_ptr<spdlog::logger> SetLogger(std::shared_ptr<spdlog::logger> logger
   return std::exchange(slot.logger, std::move(logger));
 }
 
-spdlog::level::level_enum ToSpdlogLevel(LogLevel level) {
-  switch (level) {
-    case LogLevel::kDebug: return spdlog::level::debug;
-    case LogLevel::kInfo: return spdlog::level::info;
-    case LogLevel::kWarning: return spdlog::level::warn;
-    case LogLevel::kError: return spdlog::level::err;
-  }
-  return spdlog::level::info;
-}
-
-LogLevel FromSpdlogLevel(spdlog::level::level_enum level) {
-  if (level <= spdlog::level::debug) return LogLevel::kDebug;
-  if (level == spdlog::level::info) return LogLevel::kInfo;
-  if (level == spdlog::level::warn) return LogLevel::kWarning;
-  return LogLevel::kError;
-}
-
 void SetLogHandler(std::function<void(LogLevel, std::string_view)> sink, LogLevel level) {
   if (!sink) {
     SetLogger(nullptr);

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "cdi/import.h"
+#include "cdi/spdlog.h"  // the level mapping
 
 namespace cdi {
 
@@ -21,9 +22,6 @@ std::shared_ptr<spdlog::logger> Logger();
 // Replaces the library's logger (tests capture what it logs); returns the
 // previous one. A null logger restores the standard-error default.
 std::shared_ptr<spdlog::logger> SetLogger(std::shared_ptr<spdlog::logger> logger);
-
-spdlog::level::level_enum ToSpdlogLevel(LogLevel level);
-LogLevel FromSpdlogLevel(spdlog::level::level_enum level);
 
 }  // namespace cdi
 

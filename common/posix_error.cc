@@ -6,7 +6,8 @@
 
 namespace cdi {
 
-Status PosixError(int error_number, std::string_view what) {
+Status PosixError(int error_number, std::string_view what, PathUse use) {
+  const bool read = use == PathUse::kRead;
   std::string message(what);
   message += ": ";
   // The cause is spelled out here rather than taken from strerror() because
@@ -27,14 +28,16 @@ Status PosixError(int error_number, std::string_view what) {
                          "another program); unmount it or stop the other program, then retry",
                      Retryable::kYes);
     case ENOENT:
-      return InvalidArgumentError(message +
-                                  "no such file or directory; check the path and that the "
-                                  "volume is mounted");
+      return InvalidArgumentError(message + (read ? "no such file or directory; check the path"
+                                                  : "no such file or directory; check the path "
+                                                    "and that the volume is mounted"));
     case EACCES:
     case EPERM:
-      return InvalidArgumentError(message +
-                                  "permission denied; check the volume's owner and mode, or run "
-                                  "as a user allowed to write it");
+      return InvalidArgumentError(
+          message + (read ? "permission denied; check the file's owner and mode, or run as a "
+                            "user allowed to read it"
+                          : "permission denied; check the volume's owner and mode, or run as a "
+                            "user allowed to write it"));
     case EROFS:
       return InvalidArgumentError(message +
                                   "read-only file system or device; attach the volume read-write");
@@ -44,7 +47,10 @@ Status PosixError(int error_number, std::string_view what) {
       return InvalidArgumentError(message + "it is a directory; give the path of a file");
     case ENOTDIR:
       return InvalidArgumentError(message +
-                                  "a component of the path is not a directory; check the path");
+                                  "not a directory (the path or one of its parents); check the "
+                                  "path");
+    case ELOOP:
+      return InvalidArgumentError(message + "too many levels of symbolic links; check the path");
     case ENAMETOOLONG:
       return InvalidArgumentError(message + "file name too long; choose a shorter name");
     case ENOTBLK:

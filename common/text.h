@@ -1,25 +1,20 @@
-// Small text helpers: sizes, durations, JSON strings, base64, case and spaces.
+// Small text helpers of the library's own: case and spaces. The helpers the
+// faces use too (sizes, durations, JSON strings, base64) are public, in
+// cdi/text.h; both are implemented in common/text.cc.
 #ifndef CDI_COMMON_TEXT_H_
 #define CDI_COMMON_TEXT_H_
 
-#include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "cdi/text.h"
+
 namespace cdi {
 
-// "0 B", "512 B", "1.5 KiB", "10.0 GiB".
-std::string HumanBytes(uint64_t bytes);
-// "0:07", "1:02:03".
-std::string HumanDuration(double seconds);
-// A JSON string literal, quotes included.
-std::string JsonString(std::string_view text);
 // `text` without leading and trailing spaces, tabs, CR and LF (and \v, \f).
 std::string_view TrimSpace(std::string_view text);
 // `text` with A-Z lowered (no locale).
 std::string AsciiLower(std::string_view text);
-// Decodes standard base64 (whitespace ignored, padding optional); false on bad input.
-bool DecodeBase64(std::string_view text, std::string* out);
 
 }  // namespace cdi
 

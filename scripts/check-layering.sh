@@ -6,9 +6,9 @@
 #   include/cdi  <- common <- tls <- {sources, formats, pvc} <- importer
 #                <- {manifests, pod} <- cmd
 #
-# cmd/ (the faces) includes the public API (cdi/), common/ helpers, the
-# manifests/ and pod/ libraries and its own headers: no internal header of
-# the library's modules.
+# cmd/ (the faces) includes the public API (cdi/), the manifests/ and pod/
+# libraries and its own headers: no internal header of the library's modules,
+# common/ included.
 set -eu
 root=${1:-$(dirname "$0")/..}
 cd "$root"
@@ -24,7 +24,7 @@ allowed() {
     importer)  echo "cdi common tls sources formats pvc importer" ;;
     manifests) echo "cdi common tls sources formats pvc importer manifests" ;;
     pod)       echo "cdi common tls sources formats pvc importer pod" ;;
-    cmd)       echo "cdi common manifests pod cmd" ;;
+    cmd)       echo "cdi manifests pod cmd" ;;
   esac
 }
 

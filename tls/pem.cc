@@ -8,6 +8,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
+
+#include "common/posix_error.h"
 
 namespace cdi::tls {
 namespace {
@@ -30,23 +33,7 @@ bool IsEndOfPemInput() {
 }  // namespace
 
 Status FileError(int error, std::string_view what, const std::string& path) {
-  std::string message = std::string(what) + " " + path;
-  switch (error) {
-    case ENOENT:
-      return InvalidArgumentError(message + " does not exist");
-    case EACCES:
-    case EPERM:
-      return InvalidArgumentError(message + " cannot be read: permission denied");
-    case EISDIR:
-      return InvalidArgumentError(message + " is a directory, not a PEM file");
-    case ENOTDIR:
-      return InvalidArgumentError(message + " is not a directory");
-    default: {
-      char buffer[256];
-      // GNU strerror_r: returns the text, maybe not in `buffer`.
-      return IoError(message + " cannot be read: " + strerror_r(error, buffer, sizeof buffer));
-    }
-  }
+  return PosixError(error, std::string(what) + " " + path, PathUse::kRead);
 }
 
 Result<std::string> ReadPemFile(const std::string& path, std::string_view what) {

@@ -14,8 +14,8 @@
 
 namespace cdi::tls {
 
-// The one conversion of errno values met while reading TLS files and
-// directories: "<what> <path> does not exist", "... permission denied", ...
+// An errno met while reading a TLS file or directory, as cdi::PosixError
+// words it for an input: "<what> <path>: no such file or directory; ...".
 Status FileError(int error, std::string_view what, const std::string& path);
 
 // Reads a whole PEM file of at most 16 MiB. `what` names the file's role in

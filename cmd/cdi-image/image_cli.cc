@@ -13,12 +13,12 @@
 
 #include "cdi/headers.h"
 #include "cdi/import.h"
+#include "cdi/spdlog.h"
 #include "cmd/cdi-image/apply_command.h"
 #include "cmd/cli/exit_codes.h"
-#include "cmd/cli/library_log.h"
 #include "cmd/cli/progress_view.h"
 #include "cmd/cli/signals.h"
-#include "common/text.h"
+#include "cdi/text.h"
 
 namespace cdi::cli {
 namespace {
@@ -190,7 +190,7 @@ void ConfigureLogging(const CommonFlags& f) {
   if (f.verbose >= 2) level = spdlog::level::debug;
   logger->set_level(level);
   spdlog::set_default_logger(logger);
-  ForwardLibraryLogs(level);
+  ForwardLogsToSpdlog(level);
 }
 
 int ReportError(const Status& status, bool json) {

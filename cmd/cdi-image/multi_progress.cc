@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "common/text.h"
+#include "cdi/text.h"
 
 namespace cdi::apply {
 namespace {

@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "cmd/cli/exit_codes.h"
-#include "common/text.h"
+#include "cdi/text.h"
 
 namespace cdi::apply {
 namespace {

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "cdi/import.h"
+#include "cdi/spdlog.h"
 #include "cmd/cli/exit_codes.h"
-#include "cmd/cli/library_log.h"
 #include "cmd/cli/signals.h"
 #include "pod/metrics_server.h"
 #include "pod/pod_config.h"
@@ -45,7 +45,7 @@ void ConfigureLogging(int verbosity) {
   logger->set_level(level);
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(std::move(logger));
-  cli::ForwardLibraryLogs(level);
+  ForwardLogsToSpdlog(level);
 }
 
 std::string_view ContentTypeName(ContentType type) {

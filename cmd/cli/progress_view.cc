@@ -5,7 +5,7 @@
 #include <chrono>
 #include <cmath>
 
-#include "common/text.h"
+#include "cdi/text.h"
 
 namespace cdi::cli {
 namespace {

@@ -10,30 +10,17 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/posix_error.h"
+
 namespace cdi::importer {
 namespace {
 
 // How long a Read() on a pipe waits before looking at the cancel token again.
 constexpr int kPollMilliseconds = 200;
 
-// The one conversion of errno into Status for local sources.
+// Local sources read their paths: errno says what is wrong with an input.
 Status ErrnoStatus(int error, const std::string& what) {
-  switch (error) {
-    case ENOENT:
-      return InvalidArgumentError(what + ": no such file");
-    case EACCES:
-    case EPERM:
-      return InvalidArgumentError(what + ": permission denied");
-    case EISDIR:
-      return InvalidArgumentError(what + ": is a directory, not an image");
-    case ENOTDIR:
-      return InvalidArgumentError(what + ": a component of the path is not a directory");
-    default: {
-      char buffer[256];
-      // GNU strerror_r: returns the text, maybe not in `buffer`.
-      return IoError(what + ": " + strerror_r(error, buffer, sizeof buffer));
-    }
-  }
+  return PosixError(error, what, PathUse::kRead);
 }
 
 enum class FdOwnership { kOwned, kBorrowed };

@@ -66,6 +66,20 @@ TEST(PosixErrorTest, PathProblemsAreInvalidArguments) {
   }
 }
 
+TEST(PosixErrorTest, ReadingAnInputGivesAdviceForAnInput) {
+  for (auto [error_number, cause] :
+       {std::pair{ENOENT, "no such file or directory; check the path"},
+        std::pair{EACCES,
+                  "permission denied; check the file's owner and mode, or run as a user "
+                  "allowed to read it"},
+        std::pair{EISDIR, "it is a directory; give the path of a file"},
+        std::pair{ENOTDIR, "not a directory (the path or one of its parents); check the path"}}) {
+    Status status = PosixError(error_number, "opening /images/disk.qcow2", PathUse::kRead);
+    EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument) << cause;
+    EXPECT_EQ(status.message(), std::string("opening /images/disk.qcow2: ") + cause);
+  }
+}
+
 TEST(PosixErrorTest, InterruptionsAreRetryable) {
   Status status = PosixError(EINTR, kWhat);
   EXPECT_EQ(status.code(), ErrorCode::kIo);

@@ -63,11 +63,17 @@ int main(int argc, char** argv) {
                                "cdi::importer::", "fmt::"}) {
     EXPECT_EQ(symbols.find(internal), std::string::npos) << internal << " exported:\n" << symbols;
   }
-  // The public headers pull in nothing of the internals.
-  std::string headers = Sh("cat " + prefix + "/include/cdi/*.h");
+  // The public headers pull in nothing of the internals. cdi/spdlog.h, the
+  // optional bridge for hosts that log with spdlog, is the one header that
+  // names spdlog, and no other header includes it.
+  std::string headers =
+      Sh("ls " + prefix + "/include/cdi/*.h | grep -v '/spdlog\\.h$' | xargs cat");
+  ASSERT_NE(headers.find("namespace cdi"), std::string::npos) << headers;
   for (const char* foreign : {"curl", "openssl", "spdlog"}) {
     EXPECT_EQ(headers.find(std::string("#include <") + foreign), std::string::npos) << foreign;
   }
+  EXPECT_EQ(headers.find("cdi/spdlog.h"), std::string::npos);
+  EXPECT_TRUE(FileExists(prefix + "/include/cdi/spdlog.h"));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cdi/import.h"
+#include "cdi/spdlog.h"
 #include "test/support/temp_dir.h"
 
 namespace cdi {
@@ -79,6 +80,28 @@ TEST(LoggerTest, WithoutAHandlerTheHostLoggerStillHearsNothing) {
   EXPECT_EQ(host.text(), "");
   // The library's own default goes to standard error, marked as its own.
   EXPECT_NE(standard_error.find("[cdi] [info] Importing"), std::string::npos) << standard_error;
+}
+
+TEST(LoggerTest, ForwardedLinesReachTheHostLoggerAtTheirLevel) {
+  HostLogger host;
+  ForwardLogsToSpdlog(spdlog::level::info);
+  test::TempDir dir;
+  auto result = ImportSmallFile(dir);
+  SetLogHandler(nullptr);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  // The host's logger prints "[level] line" (HostLogger's pattern is spdlog's
+  // default, which names the level): the import's info lines arrive as info.
+  EXPECT_NE(host.text().find("[info] Importing"), std::string::npos) << host.text();
+  // Debug lines stay below the level asked for.
+  EXPECT_EQ(host.text().find("[debug]"), std::string::npos) << host.text();
+}
+
+TEST(LoggerTest, LevelsMapBothWays) {
+  for (LogLevel level : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning, LogLevel::kError}) {
+    EXPECT_EQ(FromSpdlogLevel(ToSpdlogLevel(level)), level);
+  }
+  EXPECT_EQ(FromSpdlogLevel(spdlog::level::trace), LogLevel::kDebug);
+  EXPECT_EQ(FromSpdlogLevel(spdlog::level::critical), LogLevel::kError);
 }
 
 }  // namespace

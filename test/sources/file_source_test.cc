@@ -99,7 +99,7 @@ TEST(FileSourceTest, MissingFileIsInvalidArgumentNamingThePath) {
   Result<std::unique_ptr<ByteSource>> source = Open("/nonexistent/dir/disk.qcow2");
   ASSERT_FALSE(source.ok());
   EXPECT_EQ(source.status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(source.status().message(), "/nonexistent/dir/disk.qcow2: no such file");
+  EXPECT_EQ(source.status().message(), "/nonexistent/dir/disk.qcow2: no such file or directory; check the path");
 }
 
 TEST(FileSourceTest, DirectoryIsRefused) {
@@ -107,7 +107,7 @@ TEST(FileSourceTest, DirectoryIsRefused) {
   Result<std::unique_ptr<ByteSource>> source = Open(dir.path());
   ASSERT_FALSE(source.ok());
   EXPECT_EQ(source.status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(source.status().message(), dir.path() + ": is a directory, not an image");
+  EXPECT_EQ(source.status().message(), dir.path() + ": it is a directory; give the path of a file");
 }
 
 TEST(FileSourceTest, CharacterDeviceIsRefused) {

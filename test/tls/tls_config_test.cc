@@ -113,7 +113,7 @@ TEST_F(TlsTest, MissingCaFileIsNamed) {
   settings.ca_files = {"/nonexistent/ca.pem"};
   Status status = CreateError(settings);
   EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(status.message(), "CA file /nonexistent/ca.pem does not exist");
+  EXPECT_EQ(status.message(), "CA file /nonexistent/ca.pem: no such file or directory; check the path");
 }
 
 TEST_F(TlsTest, EmptyCaFileIsRefused) {
@@ -164,7 +164,7 @@ TEST_F(TlsTest, BadPemTextAndBadDirectoryFilesAreRefused) {
   missing.ca_dirs = {"/nonexistent/certs"};
   status = CreateError(missing);
   EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(status.message(), "CA directory /nonexistent/certs does not exist");
+  EXPECT_EQ(status.message(), "CA directory /nonexistent/certs: no such file or directory; check the path");
 }
 
 TEST_F(TlsTest, EmptyCaDirectoryIsAWarning) {
@@ -195,7 +195,7 @@ TEST_F(TlsTest, ProxyCasJoinThePoolAndAreNamedAsProxyCas) {
   missing.proxy_ca_dirs = {"/nonexistent/proxycerts"};
   Status status = CreateError(missing);
   EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(status.message(), "proxy CA directory /nonexistent/proxycerts does not exist");
+  EXPECT_EQ(status.message(), "proxy CA directory /nonexistent/proxycerts: no such file or directory; check the path");
 
   test::WriteFile(dir.File("zz-bad.crt"), "garbage");
   TlsSettings bad;
