@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "formats/detect.h"
+#include "formats/foreign.h"
 #include "formats/qcow2/qcow2_decoder.h"
 #include "formats/raw_decoder.h"
 #include "formats/tar/tar_reader.h"
@@ -149,6 +150,9 @@ class ImagePipeline::Impl {
     std::unique_ptr<Decoder> decoder;
     switch (format) {
       case Format::kRaw:
+        if (auto foreign = DetectForeign(head)) {
+          return UnsupportedError(ForeignFormatMessage(*foreign));
+        }
         decoder =
             MakeRawDecoder(writer_, decoder_options,
                            HasIso9660Signature(head) ? RawContent::kIso9660 : RawContent::kDisk);
