@@ -251,6 +251,8 @@ TEST_F(ImportRawTest, BadFlagsAreUsageErrors) {
   r = CdiImage({"--help"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_TRUE(Contains(r.out, "130  cancelled")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "decoded     raw (and ISO), qcow2")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "Parallels")) << r.out;
   ExpectOnlyFiles({});
 }
 
