@@ -229,6 +229,34 @@ class HostileTest : public QemuImgTest {
 
 TEST_F(HostileTest, ValidImageDecodes) { EXPECT_TRUE(Decode(image_).status.ok()); }
 
+// Valid variations qemu-img reads too: each patched image decodes like
+// qemu-img's conversion of it.
+TEST_F(HostileTest, VariantsDecodeLikeQemuImg) {
+  struct Variant {
+    std::string name;
+    std::string image;
+  };
+  std::string discarded = Patched32(0x204, vdi::kMapZero);
+  // Guest block 2 reads as zero; data block 1 is named by no entry and skipped.
+  std::string unreferenced = Patched32(0x208, vdi::kMapUnallocated);
+  // The "version 1 plus" header size VirtualBox writes.
+  std::string header_plus = Patched32(vdi::kHeaderSizeOffset, 0x190);
+  // An odd disk size counts as its next whole sector; the last block's tail is dropped.
+  std::string odd_size = image_;
+  PutLE64(odd_size, vdi::kDiskSizeOffset, 3 * kMiB - 1000);
+  std::string trailing = image_ + std::string(1000, 'x');
+  for (const Variant& v : {Variant{"discarded", discarded}, Variant{"unreferenced", unreferenced},
+                           Variant{"header plus", header_plus}, Variant{"odd size", odd_size},
+                           Variant{"trailing bytes", trailing}}) {
+    SCOPED_TRACE(v.name);
+    cdi::test::WriteFile(dir_.File("variant.vdi"), v.image);
+    RunOk({"qemu-img", "convert", "-f", "vdi", "-O", "raw", dir_.File("variant.vdi"),
+           dir_.File("variant.raw")});
+    ExpectDecodes(Made{v.image, cdi::test::ReadFile(dir_.File("variant.raw"))}, {4099, kMiB + 1},
+                  "dynamic");
+  }
+}
+
 TEST_F(HostileTest, VersionOtherThan11IsRefused) {
   ExpectRefused(Patched32(vdi::kVersionOffset, 0x00010000), ErrorCode::kUnsupported,
                 "version 1.0 is not supported");
