@@ -10,6 +10,7 @@
 #include "formats/raw_decoder.h"
 #include "formats/tar/tar_reader.h"
 #include "formats/unwrapper.h"
+#include "formats/vdi/vdi_decoder.h"
 
 namespace cdi::formats {
 namespace {
@@ -160,8 +161,10 @@ class ImagePipeline::Impl {
       case Format::kQcow2:
         decoder = MakeQcow2Decoder(writer_, decoder_options);
         break;
-      case Format::kVmdk:
       case Format::kVdi:
+        decoder = MakeVdiDecoder(writer_, decoder_options);
+        break;
+      case Format::kVmdk:
       case Format::kVhd:
       case Format::kVhdx:
         return UnsupportedError(UnsupportedFormatMessage(format));

@@ -34,6 +34,19 @@ case $(basename "$fuzzer") in
       { printf "$first\007"; cat "$f"; } > "$work/seeds/$(basename "$f")"
     done
     ;;
+  vdi_fuzz*)
+    # Dynamic and static VDI images: one with no data blocks, one with two.
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    qemu-img create -q -f vdi "$tmp/empty.vdi" 3M
+    { seq 1 200000; head -c 1048576 /dev/zero; seq 1 1000; } > "$tmp/disk.raw"
+    qemu-img convert -q -f raw -O vdi "$tmp/disk.raw" "$tmp/dynamic.vdi"
+    qemu-img convert -q -f raw -O vdi -o static=on "$tmp/disk.raw" "$tmp/static.vdi"
+    for f in "$tmp"/*.vdi; do
+      { printf '\004\007'; cat "$f"; } > "$work/seeds/$(basename "$f")"
+      { printf '\000\003'; cat "$f"; } > "$work/seeds/unknown-size-$(basename "$f")"
+    done
+    ;;
 esac
 
 "$fuzzer" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
