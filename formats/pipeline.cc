@@ -9,6 +9,8 @@
 #include "formats/raw_decoder.h"
 #include "formats/tar/tar_reader.h"
 #include "formats/unwrapper.h"
+#include "formats/vhd/fixed_footer.h"
+#include "formats/vhd/vhd_decoder.h"
 
 namespace cdi::formats {
 namespace {
@@ -20,7 +22,6 @@ enum class Layer { kOutermost, kInsideWrapper };
 
 std::string UnsupportedFormatMessage(Format format) {
   std::string name(FormatName(format));
-  if (format == Format::kVhd) name += " (qemu-img calls it vpc)";
   return "the image is in " + name +
          " format, which this importer does not support; convert it with "
          "'qemu-img convert -O qcow2' (or -O raw) and import that";
@@ -149,16 +150,19 @@ class ImagePipeline::Impl {
     std::unique_ptr<Decoder> decoder;
     switch (format) {
       case Format::kRaw:
-        decoder =
-            MakeRawDecoder(writer_, decoder_options,
-                           HasIso9660Signature(head) ? RawContent::kIso9660 : RawContent::kDisk);
+        // A fixed VHD is raw data with a footer at the end: seen at Finish().
+        decoder = MakeRawOrFixedVhdDecoder(
+            writer_, decoder_options,
+            HasIso9660Signature(head) ? RawContent::kIso9660 : RawContent::kDisk);
         break;
       case Format::kQcow2:
         decoder = MakeQcow2Decoder(writer_, decoder_options);
         break;
+      case Format::kVhd:
+        decoder = MakeVhdDecoder(writer_, decoder_options);
+        break;
       case Format::kVmdk:
       case Format::kVdi:
-      case Format::kVhd:
       case Format::kVhdx:
         return UnsupportedError(UnsupportedFormatMessage(format));
       case Format::kGzip:
