@@ -63,6 +63,9 @@ class ImagePipeline::Impl {
   std::vector<std::string> format_chain() const {
     std::vector<std::string> names;
     for (Format format : chain_) names.emplace_back(FormatName(format));
+    // What the decoder found may go past detection: a raw stream that ends in
+    // a fixed VHD footer is a vhd.
+    if (decoder_ != nullptr && !names.empty()) names.back() = decoder_->Describe().format;
     if (tar_built_) names.emplace_back("tar");
     return names;
   }

@@ -82,7 +82,8 @@ class ImagePipeline : public ByteSink {
 
   // Layers detected so far, outermost first, with lower-case names:
   // {"gzip", "qcow2"}, {"zstd", "tar"}. A refused layer is listed too:
-  // {"gzip", "vmdk"}.
+  // {"gzip", "vmdk"}. The last name is the decoder's once it exists: a raw
+  // stream found at its end to be a fixed VHD reads {"vhd"} after Finish().
   std::vector<std::string> format_chain() const;
   // The decoder's description once it exists (nullopt before detection
   // decided, and when no decoder was built, as for a refused format).
