@@ -70,8 +70,8 @@ class VhdDecoder final : public Decoder {
         end.data_offset != footer_.data_offset) {
       return CorruptImageError(
           "the VHD footer at the end of the image does not match its copy at offset 0 "
-          "(disk type, current size or data offset differ); the image is corrupt: check it with "
-          "'qemu-img check -f vpc'");
+          "(disk type, current size or data offset differ); the image is corrupt: export it again "
+          "from its source");
     }
     return Status::Ok();
   }
@@ -167,7 +167,7 @@ class VhdDecoder final : public Decoder {
                                " of the dynamic disk header lies " +
                                (footer_.data_offset < kFooterSize ? "inside the footer copy"
                                                                   : "past the end of the image") +
-                               "; the image is corrupt: check it with 'qemu-img check -f vpc'");
+                               "; the image is corrupt: export it again from its source");
     }
     stage_ = Stage::kHeader;
     return Status::Ok();
@@ -199,7 +199,7 @@ class VhdDecoder final : public Decoder {
 
   Status Corrupt(const std::string& what) {
     return CorruptImageError("VHD block allocation table: " + what +
-                             "; the image is corrupt: check it with 'qemu-img check -f vpc'");
+                             "; the image is corrupt: export it again from its source");
   }
 
   // Checks every entry, sorts the allocated blocks into host order and zeroes

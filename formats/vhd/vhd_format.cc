@@ -9,7 +9,7 @@ namespace {
 
 constexpr std::string_view kFooterCookie = "conectix";
 constexpr std::string_view kHeaderCookie = "cxsparse";
-constexpr char kCheckAdvice[] = "; the image is corrupt: check it with 'qemu-img check -f vpc'";
+constexpr char kCheckAdvice[] = "; the image is corrupt: export it again from its source";
 
 Status Corrupt(const std::string& what) { return CorruptImageError("VHD " + what + kCheckAdvice); }
 

@@ -10,7 +10,14 @@ seconds=${3:-30}
 here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$work"
 mkdir -p "$work/seeds" "$work/corpus"
-"$here/make_qcow2_seeds.sh" "$work/seeds"
+dict="$here/qcow2.dict"
+case $(basename "$fuzzer") in
+  vhd_fuzz*)
+    "$here/make_vhd_seeds.py" "$work/seeds"
+    dict="$here/vhd.dict"
+    ;;
+  *) "$here/make_qcow2_seeds.sh" "$work/seeds" ;;
+esac
 
 case $(basename "$fuzzer") in
   pipeline_fuzz*)
@@ -37,4 +44,4 @@ case $(basename "$fuzzer") in
 esac
 
 "$fuzzer" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
-  -dict="$here/qcow2.dict" -artifact_prefix="$work/" "$work/corpus" "$work/seeds"
+  -dict="$dict" -artifact_prefix="$work/" "$work/corpus" "$work/seeds"
