@@ -3,7 +3,9 @@
 // VHD images recognised by their footer at the end of a raw stream.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "test/formats/vhd/vhd_test_support.h"
@@ -182,6 +184,44 @@ TEST_F(VhdTest, ShortRawStreamsStayRaw) {
     ASSERT_TRUE(out.status.ok()) << out.status.ToString();
     EXPECT_EQ(out.described->format, "raw");
     EXPECT_EQ(out.image, data);
+  }
+}
+
+// Block sizes qemu-img does not write (it always uses 2 MiB), blocks stored
+// out of guest order, a size that ends inside a block.
+TEST_F(VhdTest, SmallBlocksOutOfOrder) {
+  struct Case {
+    uint32_t block_size;
+    uint64_t size;
+    std::vector<uint32_t> stored;
+  };
+  for (const Case& c : {Case{4096, 40448, {7, 0, 9, 3}}, Case{1u << 16, 200704, {3, 1}},
+                        Case{4096, 16384, {}}}) {
+    SCOPED_TRACE("block size " + std::to_string(c.block_size));
+    std::string path = dir_.File("small.vhd");
+    cdi::test::WriteFile(path, MakeDynamic(c.size, c.block_size, c.stored));
+    ExpectDecodesLikeQemu(path, "dynamic", {7, 4099});
+  }
+}
+
+// Blocks smaller than 4 KiB still have a 512-byte bitmap (one bit per sector,
+// rounded up to a sector). qemu-img reads them without one, so the expected
+// image is built here.
+TEST_F(VhdTest, BlocksOfOneSector) {
+  const std::vector<uint32_t> stored = {9, 1, 4, 0, 8};
+  std::string container = MakeDynamic(5120 - 100, 512, stored);
+  std::string expected(5120 - 100, '\0');
+  for (uint32_t index : stored) {
+    size_t length = std::min<size_t>(512, expected.size() - index * 512);
+    expected.replace(index * 512, length, std::string(length, static_cast<char>(0x40 + index)));
+  }
+  for (size_t chunk : {7, 4099}) {
+    Decoded out = DecodeThroughPipeline(container, chunk, chunk == 7);
+    ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+    EXPECT_TRUE(out.coverage_ok) << out.coverage;
+    EXPECT_EQ(out.described->details[1],
+              (std::pair<std::string, std::string>{"block size", "512"}));
+    EXPECT_EQ(cdi::test::FirstDifference(out.image, expected), "equal");
   }
 }
 

@@ -126,6 +126,49 @@ inline void FixFooters(std::string& image) {
   FixChecksum(image, image.size() - 512, 512, 64);
 }
 
+// A 512-byte footer, as qemu-img writes it ("qem2": sized by current size).
+inline std::string MakeFooter(uint32_t disk_type, uint64_t data_offset, uint64_t size) {
+  std::string footer(512, '\0');
+  footer.replace(0, 8, "conectix");
+  PutBe32(footer, 8, 2);             // features
+  PutBe32(footer, 12, 0x00010000);   // version
+  PutBe64(footer, 16, data_offset);
+  footer.replace(28, 4, "qem2");
+  PutBe32(footer, 32, 0x00050003);
+  PutBe64(footer, 40, size);         // original size
+  PutBe64(footer, 48, size);         // current size
+  PutBe32(footer, 56, 0x00641011);   // a geometry, unused
+  PutBe32(footer, 60, disk_type);
+  FixChecksum(footer, 0, 512, 64);
+  return footer;
+}
+
+// A dynamic VHD with any block size: the blocks of `stored` guest indexes,
+// in that order, each full of `block_byte(index)`, bitmaps all ones.
+inline std::string MakeDynamic(uint64_t size, uint32_t block_size,
+                               const std::vector<uint32_t>& stored) {
+  const uint32_t entries = static_cast<uint32_t>((size + block_size - 1) / block_size);
+  const size_t bitmap = ((block_size / 512 + 7) / 8 + 511) / 512 * 512;
+  const size_t bat = (size_t{entries} * 4 + 511) / 512 * 512;
+  std::string header(1024, '\0');
+  header.replace(0, 8, "cxsparse");
+  PutBe64(header, 8, ~uint64_t{0});
+  PutBe64(header, 16, 1536);
+  PutBe32(header, 24, 0x00010000);
+  PutBe32(header, 28, entries);
+  PutBe32(header, 32, block_size);
+  FixChecksum(header, 0, 1024, 36);
+  std::string table(bat, '\xff');
+  std::string body;
+  for (uint32_t index : stored) {
+    PutBe32(table, size_t{index} * 4, static_cast<uint32_t>((1536 + bat + body.size()) / 512));
+    body += std::string(bitmap, '\xff');
+    body += std::string(block_size, static_cast<char>(0x40 + index % 64));
+  }
+  const std::string footer = MakeFooter(3, 512, size);
+  return footer + header + table + body + footer;
+}
+
 }  // namespace cdi::formats::vhd_testing
 
 #endif  // CDI_TEST_FORMATS_VHD_VHD_TEST_SUPPORT_H_
