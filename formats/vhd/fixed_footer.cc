@@ -26,7 +26,8 @@ class TailHoldingWriter final : public GuestWriter {
   Status Write(uint64_t guest_offset, std::span<const uint8_t> data) override {
     if (guest_offset != end_) {
       return InternalError("the raw decoder wrote out of order (at " +
-                           std::to_string(guest_offset) + ", expected " + std::to_string(end_) + ")");
+                           std::to_string(guest_offset) + ", expected " + std::to_string(end_) +
+                           ")");
     }
     end_ += data.size();
     if (tail_size_ + data.size() <= kFooterSize) {
@@ -61,7 +62,9 @@ class TailHoldingWriter final : public GuestWriter {
   uint64_t end() const { return end_; }
   const std::optional<uint64_t>& announced_size() const { return announced_size_; }
 
-  Status WriteTail() { return tail_size_ == 0 ? Status::Ok() : writer_->Write(end_ - tail_size_, tail()); }
+  Status WriteTail() {
+    return tail_size_ == 0 ? Status::Ok() : writer_->Write(end_ - tail_size_, tail());
+  }
   Status ZeroTail() { return writer_->Zero(end_ - tail_size_, tail_size_); }
 
  private:

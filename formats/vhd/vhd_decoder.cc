@@ -15,7 +15,8 @@ namespace {
 using vhd::kFooterSize;
 using vhd::kSectorSize;
 
-constexpr char kRetryAdvice[] = "; the download was cut short or the source changed: retry the import";
+constexpr char kRetryAdvice[] =
+    "; the download was cut short or the source changed: retry the import";
 
 // An allocated block: where it is in the file and which guest block it holds.
 struct Block {
@@ -65,7 +66,8 @@ class VhdDecoder final : public Decoder {
                                std::to_string(tail_size_) + " bytes after the last block)" +
                                kRetryAdvice);
     }
-    CDI_ASSIGN_OR_RETURN(vhd::Footer end, vhd::ParseFooter(tail_, "footer at the end of the image"));
+    CDI_ASSIGN_OR_RETURN(vhd::Footer end,
+                         vhd::ParseFooter(tail_, "footer at the end of the image"));
     if (end.disk_type != footer_.disk_type || end.current_size != footer_.current_size ||
         end.data_offset != footer_.data_offset) {
       return CorruptImageError(
@@ -112,7 +114,8 @@ class VhdDecoder final : public Decoder {
   }
 
   Status Consume(std::span<const uint8_t> bytes) {
-    if (options_.container_size && bytes.size() > *options_.container_size - std::min(pos_, *options_.container_size)) {
+    if (options_.container_size &&
+        bytes.size() > *options_.container_size - std::min(pos_, *options_.container_size)) {
       return CorruptImageError("the VHD image is longer than the " +
                                std::to_string(*options_.container_size) +
                                " bytes its source announced" + kRetryAdvice);
@@ -161,9 +164,10 @@ class VhdDecoder final : public Decoder {
     }
     const uint64_t end = footer_.data_offset + vhd::kDynamicHeaderSize;
     if (footer_.data_offset < kFooterSize || footer_.data_offset > (uint64_t{1} << 62) ||
-        (options_.container_size &&
-         (*options_.container_size < kFooterSize || end > *options_.container_size - kFooterSize))) {
-      return CorruptImageError("VHD footer: the data offset " + std::to_string(footer_.data_offset) +
+        (options_.container_size && (*options_.container_size < kFooterSize ||
+                                     end > *options_.container_size - kFooterSize))) {
+      return CorruptImageError("VHD footer: the data offset " +
+                               std::to_string(footer_.data_offset) +
                                " of the dynamic disk header lies " +
                                (footer_.data_offset < kFooterSize ? "inside the footer copy"
                                                                   : "past the end of the image") +
@@ -174,17 +178,18 @@ class VhdDecoder final : public Decoder {
   }
 
   Status ReadHeader() {
-    CDI_ASSIGN_OR_RETURN(header_, vhd::ParseDynamicHeader(buffer_, footer_.data_offset,
-                                                          footer_.current_size,
-                                                          options_.container_size));
+    CDI_ASSIGN_OR_RETURN(header_,
+                         vhd::ParseDynamicHeader(buffer_, footer_.data_offset, footer_.current_size,
+                                                 options_.container_size));
     buffer_.clear();
     const uint64_t needed = uint64_t{header_.max_table_entries} * 12 + header_.bitmap_size;
     if (needed > options_.memory_budget) {
       return InvalidArgumentError(
-          "VHD decoding needs " + std::to_string(needed) + " bytes of memory for the block "
-          "allocation table of " + std::to_string(header_.max_table_entries) +
-          " entries, beyond the memory budget of " + std::to_string(options_.memory_budget) +
-          " bytes; raise the memory budget");
+          "VHD decoding needs " + std::to_string(needed) +
+          " bytes of memory for the block "
+          "allocation table of " +
+          std::to_string(header_.max_table_entries) + " entries, beyond the memory budget of " +
+          std::to_string(options_.memory_budget) + " bytes; raise the memory budget");
     }
     buffer_.reserve(header_.max_table_entries * size_t{4});
     description_.virtual_size = footer_.current_size;
@@ -215,7 +220,8 @@ class VhdDecoder final : public Decoder {
       const uint64_t start = uint64_t{sector} * kSectorSize;
       const uint64_t end = start + span;
       auto overlaps = [&](uint64_t from, uint64_t to) { return start < to && from < end; };
-      const std::string entry = "entry " + std::to_string(i) + " (sector " + std::to_string(sector) + ")";
+      const std::string entry =
+          "entry " + std::to_string(i) + " (sector " + std::to_string(sector) + ")";
       if (overlaps(0, kFooterSize) || overlaps(footer_.data_offset, header_end) ||
           overlaps(header_.table_offset, bat_end)) {
         return Corrupt(entry + " points into the footer copy, the dynamic disk header or the BAT");
@@ -238,8 +244,8 @@ class VhdDecoder final : public Decoder {
     for (size_t k = 1; k < blocks_.size(); ++k) {
       const Block& a = blocks_[k - 1];
       const Block& b = blocks_[k];
-      const std::string both = "entries " + std::to_string(a.guest_index) + " and " +
-                               std::to_string(b.guest_index);
+      const std::string both =
+          "entries " + std::to_string(a.guest_index) + " and " + std::to_string(b.guest_index);
       if (a.sector == b.sector) {
         return Corrupt(both + " both point at sector " + std::to_string(a.sector));
       }

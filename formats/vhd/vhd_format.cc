@@ -14,7 +14,8 @@ constexpr char kCheckAdvice[] = "; the image is corrupt: export it again from it
 Status Corrupt(const std::string& what) { return CorruptImageError("VHD " + what + kCheckAdvice); }
 
 bool HasCookie(std::span<const uint8_t> bytes, std::string_view cookie) {
-  return bytes.size() >= cookie.size() && std::memcmp(bytes.data(), cookie.data(), cookie.size()) == 0;
+  return bytes.size() >= cookie.size() &&
+         std::memcmp(bytes.data(), cookie.data(), cookie.size()) == 0;
 }
 
 std::string Hex(uint64_t value) {
@@ -118,8 +119,8 @@ Result<DynamicHeader> ParseDynamicHeader(std::span<const uint8_t> bytes, uint64_
                    " is not a power of two of at least 512");
   }
   const uint64_t sectors = header.block_size / kSectorSize;
-  header.bitmap_size = static_cast<uint32_t>(((sectors + 7) / 8 + kSectorSize - 1) / kSectorSize *
-                                             kSectorSize);
+  header.bitmap_size =
+      static_cast<uint32_t>(((sectors + 7) / 8 + kSectorSize - 1) / kSectorSize * kSectorSize);
   if (current_size > kMaxDynamicSize) {
     return UnsupportedError("VHD current size " + std::to_string(current_size) +
                             " bytes is past the 2040 GiB limit of dynamic VHD images");

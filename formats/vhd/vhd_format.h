@@ -30,13 +30,13 @@ inline constexpr size_t kDynamicHeaderSize = 1024;
 inline constexpr uint64_t kSectorSize = 512;
 
 // Footer fields ("Hard Disk Footer Format").
-inline constexpr size_t kFooterCookieOffset = 0;          // "conectix"
-inline constexpr size_t kFooterDataOffsetOffset = 16;     // u64: the dynamic header, or ~0 when fixed
-inline constexpr size_t kFooterCreatorAppOffset = 28;     // 4 characters
-inline constexpr size_t kFooterCreatorVersionOffset = 32; // u32: major << 16 | minor
-inline constexpr size_t kFooterCurrentSizeOffset = 48;    // u64: the guest size in bytes
-inline constexpr size_t kFooterDiskTypeOffset = 60;       // u32
-inline constexpr size_t kFooterChecksumOffset = 64;       // u32
+inline constexpr size_t kFooterCookieOffset = 0;       // "conectix"
+inline constexpr size_t kFooterDataOffsetOffset = 16;  // u64: the dynamic header, or ~0 when fixed
+inline constexpr size_t kFooterCreatorAppOffset = 28;  // 4 characters
+inline constexpr size_t kFooterCreatorVersionOffset = 32;  // u32: major << 16 | minor
+inline constexpr size_t kFooterCurrentSizeOffset = 48;     // u64: the guest size in bytes
+inline constexpr size_t kFooterDiskTypeOffset = 60;        // u32
+inline constexpr size_t kFooterChecksumOffset = 64;        // u32
 
 // Dynamic disk header fields ("Dynamic Disk Header Format").
 inline constexpr size_t kHeaderCookieOffset = 0;            // "cxsparse"

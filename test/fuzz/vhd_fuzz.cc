@@ -2,8 +2,8 @@
 // decoder behind the fixed-VHD footer check.
 //
 // Input layout: byte 0 selects options (bit 4: the raw/fixed path), byte 1
-// seeds the chunk sizes, the rest is the image. The image is fed in chunks of varying odd sizes to a
-// sink that checks the GuestWriter contract; any violation aborts.
+// seeds the chunk sizes, the rest is the image. The image is fed in chunks of varying odd sizes to
+// a sink that checks the GuestWriter contract; any violation aborts.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>

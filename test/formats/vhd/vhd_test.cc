@@ -35,7 +35,8 @@ class VhdTest : public ::testing::Test {
     const std::string expected = QemuReference(dir_, path);
     for (size_t chunk : chunks) {
       for (bool known : {true, false}) {
-        SCOPED_TRACE("chunk " + std::to_string(chunk) + (known ? ", size known" : ", size unknown"));
+        SCOPED_TRACE("chunk " + std::to_string(chunk) +
+                     (known ? ", size known" : ", size unknown"));
         Decoded out = DecodeThroughPipeline(container, chunk, known);
         ASSERT_TRUE(out.status.ok()) << out.status.ToString();
         EXPECT_EQ(out.chain, std::vector<std::string>{"vhd"});
@@ -88,10 +89,11 @@ TEST_F(VhdTest, DynamicEmptyImage) {
 TEST_F(VhdTest, DynamicWrittenInRandomOrder) {
   std::string path = dir_.File("random.vhd");
   cdi::test::Sh("qemu-img create -q -f vpc -o force_size=on " + Quote(path) + " 20972032");
-  cdi::test::Sh("qemu-io -f vpc -c 'write -P 0x5a 14M 3M' -c 'write -P 0xa5 512 1536' "
-                "-c 'write -P 0x33 7M 100k' -c 'write -P 0x77 20M 512' "
-                "-c 'write -P 0x19 4194000 1024' -c 'write -z 15M 64k' " +
-                Quote(path) + " >/dev/null");
+  cdi::test::Sh(
+      "qemu-io -f vpc -c 'write -P 0x5a 14M 3M' -c 'write -P 0xa5 512 1536' "
+      "-c 'write -P 0x33 7M 100k' -c 'write -P 0x77 20M 512' "
+      "-c 'write -P 0x19 4194000 1024' -c 'write -z 15M 64k' " +
+      Quote(path) + " >/dev/null");
   ExpectDecodesLikeQemu(path, "dynamic", {kMiB + 1, 4099});
 }
 
@@ -112,8 +114,8 @@ TEST_F(VhdTest, DynamicDescribesItself) {
 
 TEST_F(VhdTest, DynamicInsideGzip) {
   std::string path = MakeVhd(dir_, MakeData(2 * kMiB + 5, Pattern::kZeroRuns, 5), "dynamic");
-  Decoded out = DecodeThroughPipeline(
-      testing::Compress(Format::kGzip, cdi::test::ReadFile(path)), 4099, true);
+  Decoded out = DecodeThroughPipeline(testing::Compress(Format::kGzip, cdi::test::ReadFile(path)),
+                                      4099, true);
   ASSERT_TRUE(out.status.ok()) << out.status.ToString();
   EXPECT_EQ(out.chain, (std::vector<std::string>{"gzip", "vhd"}));
   EXPECT_EQ(cdi::test::FirstDifference(out.image, QemuReference(dir_, path)), "equal");
@@ -195,8 +197,8 @@ TEST_F(VhdTest, SmallBlocksOutOfOrder) {
     uint64_t size;
     std::vector<uint32_t> stored;
   };
-  for (const Case& c : {Case{4096, 40448, {7, 0, 9, 3}}, Case{1u << 16, 200704, {3, 1}},
-                        Case{4096, 16384, {}}}) {
+  for (const Case& c :
+       {Case{4096, 40448, {7, 0, 9, 3}}, Case{1u << 16, 200704, {3, 1}}, Case{4096, 16384, {}}}) {
     SCOPED_TRACE("block size " + std::to_string(c.block_size));
     std::string path = dir_.File("small.vhd");
     cdi::test::WriteFile(path, MakeDynamic(c.size, c.block_size, c.stored));
@@ -231,7 +233,7 @@ TEST_F(VhdTest, SectorsNotMarkedInTheBitmapReadAsZero) {
   std::string container = cdi::test::ReadFile(MakeVhd(dir_, data, "dynamic"));
   const uint32_t sector = GetBe32(container, 1536);  // BAT entry 0
   const size_t bitmap = size_t{sector} * 512;
-  container[bitmap] = static_cast<char>(0x5F);  // sectors 0 and 2 unwritten
+  container[bitmap] = static_cast<char>(0x5F);      // sectors 0 and 2 unwritten
   container[bitmap + 1] = static_cast<char>(0xFE);  // sector 15 unwritten
   Decoded out = DecodeThroughPipeline(container, 4099, true);
   ASSERT_TRUE(out.status.ok()) << out.status.ToString();

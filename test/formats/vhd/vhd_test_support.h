@@ -27,8 +27,9 @@ inline std::string Quote(const std::string& path) { return "'" + path + "'"; }
 // current size as Hyper-V reads it, not by the CHS geometry.
 inline std::string QemuReference(const cdi::test::TempDir& dir, const std::string& image) {
   std::string raw = dir.File("reference.raw");
-  cdi::test::Sh("qemu-img convert --image-opts driver=vpc,force_size_calc=current_size,file.filename=" +
-                image + " -O raw " + Quote(raw));
+  cdi::test::Sh(
+      "qemu-img convert --image-opts driver=vpc,force_size_calc=current_size,file.filename=" +
+      image + " -O raw " + Quote(raw));
   return cdi::test::ReadFile(raw);
 }
 
@@ -38,8 +39,8 @@ inline std::string MakeVhd(const cdi::test::TempDir& dir, const std::string& dat
   std::string raw = dir.File(name + ".source");
   cdi::test::WriteFile(raw, data);
   std::string image = dir.File(name);
-  cdi::test::Sh("qemu-img convert -q -f raw -O vpc -o subformat=" + subformat +
-                ",force_size=on " + Quote(raw) + " " + Quote(image));
+  cdi::test::Sh("qemu-img convert -q -f raw -O vpc -o subformat=" + subformat + ",force_size=on " +
+                Quote(raw) + " " + Quote(image));
   return image;
 }
 
@@ -47,7 +48,7 @@ struct Decoded {
   Status status;
   std::vector<std::string> chain;
   std::optional<ImageDescription> description;  // what Begin() was given
-  std::optional<ImageDescription> described;     // the pipeline's Describe() after Finish()
+  std::optional<ImageDescription> described;    // the pipeline's Describe() after Finish()
   std::string image;
   bool coverage_ok = false;
   std::string coverage;
@@ -130,14 +131,14 @@ inline void FixFooters(std::string& image) {
 inline std::string MakeFooter(uint32_t disk_type, uint64_t data_offset, uint64_t size) {
   std::string footer(512, '\0');
   footer.replace(0, 8, "conectix");
-  PutBe32(footer, 8, 2);             // features
-  PutBe32(footer, 12, 0x00010000);   // version
+  PutBe32(footer, 8, 2);            // features
+  PutBe32(footer, 12, 0x00010000);  // version
   PutBe64(footer, 16, data_offset);
   footer.replace(28, 4, "qem2");
   PutBe32(footer, 32, 0x00050003);
-  PutBe64(footer, 40, size);         // original size
-  PutBe64(footer, 48, size);         // current size
-  PutBe32(footer, 56, 0x00641011);   // a geometry, unused
+  PutBe64(footer, 40, size);        // original size
+  PutBe64(footer, 48, size);        // current size
+  PutBe32(footer, 56, 0x00641011);  // a geometry, unused
   PutBe32(footer, 60, disk_type);
   FixChecksum(footer, 0, 512, 64);
   return footer;
