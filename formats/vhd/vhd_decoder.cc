@@ -186,8 +186,7 @@ class VhdDecoder final : public Decoder {
     if (needed > options_.memory_budget) {
       return InvalidArgumentError(
           "VHD decoding needs " + std::to_string(needed) +
-          " bytes of memory for the block "
-          "allocation table of " +
+          " bytes of memory for the block allocation table of " +
           std::to_string(header_.max_table_entries) + " entries, beyond the memory budget of " +
           std::to_string(options_.memory_budget) + " bytes; raise the memory budget");
     }
