@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -144,6 +145,36 @@ TEST_F(VhdTest, FixedFooterIsNotWritten) {
   EXPECT_EQ(out.image, data);
   EXPECT_EQ(out.described->details[1],
             (std::pair<std::string, std::string>{"current size", std::to_string(kMiB)}));
+}
+
+// Inside a wrapper the length is not known before the end: the guest is the
+// footer's current size.
+TEST_F(VhdTest, FixedInsideGzipHasTheFootersSize) {
+  std::string data = MakeData(kMiB + 1536, Pattern::kZeroRuns, 12);
+  std::string container = cdi::test::ReadFile(MakeVhd(dir_, data, "fixed"));
+  Decoded out = DecodeThroughPipeline(testing::Compress(Format::kGzip, container), 4099, true);
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_EQ(out.chain, (std::vector<std::string>{"gzip", "vhd"}));
+  EXPECT_EQ(out.described->virtual_size, data.size());
+  EXPECT_EQ(out.image, data);
+}
+
+// Block data goes to the writer straight from the fed chunk.
+TEST_F(VhdTest, DynamicDataIsNotCopied) {
+  std::string container =
+      cdi::test::ReadFile(MakeVhd(dir_, MakeData(3 * kMiB, Pattern::kRandom, 13), "dynamic"));
+  testing::RecordingWriter writer;
+  std::unique_ptr<Decoder> decoder = MakeVhdDecoder(&writer, {});
+  ASSERT_TRUE(decoder->Feed(testing::Bytes(container)).ok());
+  ASSERT_TRUE(decoder->Finish().ok());
+  const uint8_t* begin = testing::Bytes(container).data();
+  size_t writes = 0;
+  for (const testing::RecordingWriter::Op& op : writer.ops()) {
+    if (op.kind != testing::RecordingWriter::Kind::kWrite) continue;
+    ++writes;
+    EXPECT_TRUE(op.data >= begin && op.data + op.length <= begin + container.size());
+  }
+  EXPECT_EQ(writes, 2u);  // one per block
 }
 
 // A raw image whose last sector merely looks like a footer stays raw.
