@@ -237,6 +237,17 @@ TEST_F(VhdTest, SmallBlocksOutOfOrder) {
   }
 }
 
+// Some writers add one spare BAT entry when the size is a multiple of the
+// block size: up to one block past the current size is accepted.
+TEST_F(VhdTest, OneSpareTableEntryIsAccepted) {
+  std::string path = dir_.File("spare.vhd");
+  std::string container = MakeDynamic(16384, 4096, {2, 0});
+  PutBe32(container, 512 + 28, 5);  // max table entries: 4 needed
+  FixChecksum(container, 512, 1024, 36);
+  cdi::test::WriteFile(path, container);
+  ExpectDecodesLikeQemu(path, "dynamic", {7, 4099});
+}
+
 // Blocks smaller than 4 KiB still have a 512-byte bitmap (one bit per sector,
 // rounded up to a sector). qemu-img reads them without one, so the expected
 // image is built here.
