@@ -23,7 +23,9 @@
 // every later call):
 //  - kUnsupported: vmdk, vdi or vhdx (named, with the qemu-img command to
 //    convert them), a second layer of the same wrapper, an xz stream needing
-//    more than xz_memlimit, a zstd frame with a window past zstd_window_log_max.
+//    more than xz_memlimit, a zstd frame with a window past zstd_window_log_max;
+//    from the decoders, what they do not read (qcow2 backing files, differencing
+//    VHDs, ...: see their headers).
 //  - kCorruptImage, kTooSmall: from the unwrappers and decoders, see their headers.
 //  - A non-ok Status from the GuestWriter is returned unchanged.
 //  - kInternal: fed after Finish(), or finished twice.
