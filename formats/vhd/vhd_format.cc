@@ -148,6 +148,10 @@ Result<DynamicHeader> ParseDynamicHeader(std::span<const uint8_t> bytes, uint64_
       return Corrupt("dynamic disk header: the BAT at " + Hex(header.table_offset) +
                      " overlaps the header at " + Hex(header_offset));
     }
+    if (header.table_offset < kFooterSize) {
+      return Corrupt("dynamic disk header: the BAT at " + Hex(header.table_offset) +
+                     " overlaps the footer copy at 0");
+    }
     return UnsupportedError("VHD block allocation table at " + Hex(header.table_offset) +
                             " comes before the dynamic disk header at " + Hex(header_offset) +
                             "; a streaming import reads them in order: convert the image with "

@@ -122,6 +122,12 @@ INSTANTIATE_TEST_SUITE_P(
         HostileCase{"TableOverlapsTheHeader",
                     [](std::string& i) { PutBe64(i, kHeader + 16, 1024); FixHeader(i); },
                     ErrorCode::kCorruptImage, "overlaps the header"},
+        HostileCase{"TableOverlapsTheFooterCopy",
+                    [](std::string& i) {
+                      PutBe64(i, kHeader + 16, 256);
+                      FixHeader(i);
+                    },
+                    ErrorCode::kCorruptImage, "the BAT at 0x100 overlaps the footer copy"},
         HostileCase{"TablePastTheEnd",
                     [](std::string& i) { PutBe64(i, kHeader + 16, 1ull << 30); FixHeader(i); },
                     ErrorCode::kCorruptImage, "the BAT at 0x40000000 (16 bytes) lies past the end"},
