@@ -11,6 +11,8 @@
 #include "formats/tar/tar_reader.h"
 #include "formats/unwrapper.h"
 #include "formats/vdi/vdi_decoder.h"
+#include "formats/vhd/fixed_footer.h"
+#include "formats/vhd/vhd_decoder.h"
 
 namespace cdi::formats {
 namespace {
@@ -22,7 +24,6 @@ enum class Layer { kOutermost, kInsideWrapper };
 
 std::string UnsupportedFormatMessage(Format format) {
   std::string name(FormatName(format));
-  if (format == Format::kVhd) name += " (qemu-img calls it vpc)";
   return "the image is in " + name +
          " format, which this importer does not support; convert it with "
          "'qemu-img convert -O qcow2' (or -O raw) and import that";
@@ -64,6 +65,9 @@ class ImagePipeline::Impl {
   std::vector<std::string> format_chain() const {
     std::vector<std::string> names;
     for (Format format : chain_) names.emplace_back(FormatName(format));
+    // What the decoder found may go past detection: a raw stream that ends in
+    // a fixed VHD footer is a vhd.
+    if (decoder_ != nullptr && !names.empty()) names.back() = decoder_->Describe().format;
     if (tar_built_) names.emplace_back("tar");
     return names;
   }
@@ -154,9 +158,10 @@ class ImagePipeline::Impl {
         if (auto foreign = DetectForeign(head)) {
           return UnsupportedError(ForeignFormatMessage(*foreign));
         }
-        decoder =
-            MakeRawDecoder(writer_, decoder_options,
-                           HasIso9660Signature(head) ? RawContent::kIso9660 : RawContent::kDisk);
+        // A fixed VHD is raw data with a footer at the end: seen at Finish().
+        decoder = MakeRawOrFixedVhdDecoder(
+            writer_, decoder_options,
+            HasIso9660Signature(head) ? RawContent::kIso9660 : RawContent::kDisk);
         break;
       case Format::kQcow2:
         decoder = MakeQcow2Decoder(writer_, decoder_options);
@@ -164,8 +169,10 @@ class ImagePipeline::Impl {
       case Format::kVdi:
         decoder = MakeVdiDecoder(writer_, decoder_options);
         break;
-      case Format::kVmdk:
       case Format::kVhd:
+        decoder = MakeVhdDecoder(writer_, decoder_options);
+        break;
+      case Format::kVmdk:
       case Format::kVhdx:
         return UnsupportedError(UnsupportedFormatMessage(format));
       case Format::kGzip:

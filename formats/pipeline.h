@@ -8,9 +8,11 @@
 // back at most kDetectBytes (32 KiB) until it has decided.
 //
 // Stages: gzip, xz and zstd get an unwrapper (formats/unwrapper.h) whose output
-// is detected again; raw gets the raw decoder (formats/raw_decoder.h); qcow2
-// gets MakeQcow2Decoder(). DecoderOptions::container_size reaches the decoder
-// only when no wrapper is around the image.
+// is detected again; raw gets the raw decoder (formats/raw_decoder.h) behind
+// the fixed-VHD footer check (formats/vhd/fixed_footer.h); qcow2 gets
+// MakeQcow2Decoder(); vhd gets MakeVhdDecoder() (formats/vhd/vhd_decoder.h).
+// DecoderOptions::container_size reaches the decoder only when no wrapper is
+// around the image.
 //
 // Archive content (the constructor taking a tar::EntryWriter): wrappers are
 // unwrapped the same way, and whatever is not a wrapper is read by the tar
@@ -19,9 +21,11 @@
 //
 // Errors (all returned from Feed()/Finish(); the first one is returned again by
 // every later call):
-//  - kUnsupported: vmdk, vdi, vhd or vhdx (named, with the qemu-img command to
+//  - kUnsupported: vmdk, vdi or vhdx (named, with the qemu-img command to
 //    convert them), a second layer of the same wrapper, an xz stream needing
-//    more than xz_memlimit, a zstd frame with a window past zstd_window_log_max.
+//    more than xz_memlimit, a zstd frame with a window past zstd_window_log_max;
+//    from the decoders, what they do not read (qcow2 backing files, differencing
+//    VHDs, ...: see their headers).
 //  - kCorruptImage, kTooSmall: from the unwrappers and decoders, see their headers.
 //  - A non-ok Status from the GuestWriter is returned unchanged.
 //  - kInternal: fed after Finish(), or finished twice.
@@ -30,7 +34,8 @@
 // unwrapper plus its decompressor (bounded by xz_memlimit and
 // 2^zstd_window_log_max), plus the decoder's DecoderOptions::memory_budget.
 // None of it grows with the image. Large chunks pass through detection and the
-// raw decoder without being copied.
+// raw decoder without being copied (but for the last 512 bytes of a raw stream,
+// held back until its end to see whether they are a fixed VHD footer).
 //
 // Thread-safety: none; one thread feeds the pipeline, and the GuestWriter is
 // called on that thread. The xz unwrapper may decode on DecoderOptions::threads
@@ -79,7 +84,8 @@ class ImagePipeline : public ByteSink {
 
   // Layers detected so far, outermost first, with lower-case names:
   // {"gzip", "qcow2"}, {"zstd", "tar"}. A refused layer is listed too:
-  // {"gzip", "vmdk"}.
+  // {"gzip", "vmdk"}. The last name is the decoder's once it exists: a raw
+  // stream found at its end to be a fixed VHD reads {"vhd"} after Finish().
   std::vector<std::string> format_chain() const;
   // The decoder's description once it exists (nullopt before detection
   // decided, and when no decoder was built, as for a refused format).

@@ -1,5 +1,6 @@
 // libFuzzer target for the whole format side of an import: detection,
-// gzip/xz/zstd unwrapping, and the raw, qcow2 and tar decoders behind them.
+// gzip/xz/zstd unwrapping, and the raw (with its fixed-VHD footer check),
+// qcow2, vhd and tar decoders behind them.
 //
 // Input layout: byte 0 selects disk image or archive content and the limits,
 // byte 1 seeds the chunk sizes, the rest is the stream. Output is checked for

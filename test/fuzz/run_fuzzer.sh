@@ -10,7 +10,14 @@ seconds=${3:-30}
 here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$work"
 mkdir -p "$work/seeds" "$work/corpus"
-"$here/make_qcow2_seeds.sh" "$work/seeds"
+dict="$here/qcow2.dict"
+case $(basename "$fuzzer") in
+  vhd_fuzz*)
+    "$here/make_vhd_seeds.py" "$work/seeds"
+    dict="$here/vhd.dict"
+    ;;
+  *) "$here/make_qcow2_seeds.sh" "$work/seeds" ;;
+esac
 
 case $(basename "$fuzzer") in
   pipeline_fuzz*)
@@ -24,7 +31,11 @@ case $(basename "$fuzzer") in
     : > "$tmp/tree/empty"
     tar -C "$tmp/tree" -cf "$tmp/archive.tar" .
     qemu-img convert -q -c -f raw -O qcow2 -o cluster_size=512 "$tmp/disk.raw" "$tmp/disk.qcow2"
-    for f in disk.raw disk.qcow2 archive.tar; do
+    # Small VHDs (dynamic with 4 KiB blocks, fixed), without vhd_fuzz's option bytes.
+    "$here/make_vhd_seeds.py" "$tmp/vhd"
+    tail -c +3 "$tmp/vhd/dynamic-shuffled" > "$tmp/disk.vhd"
+    tail -c +3 "$tmp/vhd/fixed" > "$tmp/disk.fixed-vhd"
+    for f in disk.raw disk.qcow2 disk.vhd disk.fixed-vhd archive.tar; do
       gzip -c "$tmp/$f" > "$tmp/$f.gz"
       xz -c "$tmp/$f" > "$tmp/$f.xz"
       zstd -q -c "$tmp/$f" > "$tmp/$f.zst"
@@ -50,4 +61,4 @@ case $(basename "$fuzzer") in
 esac
 
 "$fuzzer" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
-  -dict="$here/qcow2.dict" -artifact_prefix="$work/" "$work/corpus" "$work/seeds"
+  -dict="$dict" -artifact_prefix="$work/" "$work/corpus" "$work/seeds"
