@@ -10,6 +10,7 @@
 #include "formats/raw_decoder.h"
 #include "formats/tar/tar_reader.h"
 #include "formats/unwrapper.h"
+#include "formats/vmdk/vmdk_decoder.h"
 
 namespace cdi::formats {
 namespace {
@@ -161,6 +162,8 @@ class ImagePipeline::Impl {
         decoder = MakeQcow2Decoder(writer_, decoder_options);
         break;
       case Format::kVmdk:
+        decoder = MakeVmdkDecoder(writer_, decoder_options);
+        break;
       case Format::kVdi:
       case Format::kVhd:
       case Format::kVhdx:

@@ -9,7 +9,7 @@
 //
 // Stages: gzip, xz and zstd get an unwrapper (formats/unwrapper.h) whose output
 // is detected again; raw gets the raw decoder (formats/raw_decoder.h); qcow2
-// gets MakeQcow2Decoder(). DecoderOptions::container_size reaches the decoder
+// gets MakeQcow2Decoder(), vmdk MakeVmdkDecoder(). DecoderOptions::container_size reaches the decoder
 // only when no wrapper is around the image.
 //
 // Archive content (the constructor taking a tar::EntryWriter): wrappers are
@@ -19,7 +19,7 @@
 //
 // Errors (all returned from Feed()/Finish(); the first one is returned again by
 // every later call):
-//  - kUnsupported: vmdk, vdi, vhd or vhdx (named, with the qemu-img command to
+//  - kUnsupported: vdi, vhd or vhdx (named, with the qemu-img command to
 //    convert them), a second layer of the same wrapper, an xz stream needing
 //    more than xz_memlimit, a zstd frame with a window past zstd_window_log_max.
 //  - kCorruptImage, kTooSmall: from the unwrappers and decoders, see their headers.
