@@ -6,7 +6,9 @@
 #include <cstring>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "formats/vmdk/vmdk_format.h"
@@ -18,6 +20,7 @@ namespace {
 constexpr uint64_t kRangeEntryBytes = 64;
 // A zlib inflate state with its 32 KiB window.
 constexpr uint64_t kInflateStateBytes = 48ull << 10;
+constexpr uint64_t kTableBytes = kGtesPerGt * 4;
 
 class StreamBody final : public ExtentBody {
  public:
@@ -30,6 +33,18 @@ class StreamBody final : public ExtentBody {
         max_compressed_(max_compressed),
         position_(position),
         skip_(header.overhead * kSectorSize - position) {
+    uint64_t gd_start = header.gd_offset * kSectorSize;
+    uint64_t gd_bytes = header.gd_entries() * 4;
+    if (header.gd_offset != kGdAtEnd && gd_start >= position &&
+        gd_start + gd_bytes <= header.overhead * kSectorSize &&
+        fixed_memory_ + gd_bytes <= budget_) {
+      // The grain directory and tables lie before the grains: count the
+      // grains they name, to tell an image that ends after its last grain
+      // from a truncated one when the end-of-stream marker is missing.
+      state_ = State::kDirectory;
+      skip_ = gd_start - position;
+      want_ = static_cast<size_t>(gd_bytes);
+    }
     grain_.resize(header.grain_bytes());
     buffer_.reserve(kMarkerHeaderSize);
     std::memset(&zlib_, 0, sizeof(zlib_));
@@ -64,7 +79,9 @@ class StreamBody final : public ExtentBody {
   }
 
   Status Finish() override {
-    if (state_ != State::kDone) {
+    bool ends_after_last_grain = state_ == State::kMarker && skip_ == 0 && buffer_.empty() &&
+                                 expected_grains_ && grains_seen_ == *expected_grains_;
+    if (state_ != State::kDone && !ends_after_last_grain) {
       return TruncatedError(position_, skip_ > 0 || state_ == State::kMarker
                                            ? "its end-of-stream marker"
                                            : "the end of the marker at offset " +
@@ -84,11 +101,63 @@ class StreamBody final : public ExtentBody {
   }
 
  private:
-  enum class State { kMarker, kMetadataType, kGrain, kDone };
+  enum class State { kDirectory, kTable, kMarker, kMetadataType, kGrain, kDone };
+
+  // The grains the directory and tables before the markers name, once read.
+  void OnDirectory() {
+    uint64_t start = header_.overhead * kSectorSize;
+    for (uint64_t i = 0; i < header_.gd_entries(); ++i) {
+      uint64_t sector = LoadLe32(buffer_, i * 4);
+      if (sector == 0) continue;
+      if (sector * kSectorSize < position_ || sector * kSectorSize + kTableBytes > start) {
+        tables_.clear();  // a table outside the preamble: no count
+        return ToMarkers();
+      }
+      tables_.push_back({sector, i});
+    }
+    std::sort(tables_.begin(), tables_.end());
+    for (size_t i = 1; i < tables_.size(); ++i) {
+      if (tables_[i].first * kSectorSize < tables_[i - 1].first * kSectorSize + kTableBytes) {
+        tables_.clear();
+        return ToMarkers();
+      }
+    }
+    if (tables_.empty()) return ToMarkers(0);
+    state_ = State::kTable;
+    skip_ = tables_[0].first * kSectorSize - position_;
+    want_ = kTableBytes;
+  }
+
+  void OnTable() {
+    bool zeroed_grain_gte = (header_.flags & kFlagZeroedGrainGte) != 0;
+    uint64_t first_grain = tables_[next_table_].second * kGtesPerGt;
+    for (size_t i = 0; i < kGtesPerGt && first_grain + i < header_.grain_count(); ++i) {
+      uint32_t entry = LoadLe32(buffer_, i * 4);
+      if (entry != 0 && !(entry == kZeroedGrainGte && zeroed_grain_gte)) ++counted_;
+    }
+    if (++next_table_ == tables_.size()) return ToMarkers(counted_);
+    skip_ = tables_[next_table_].first * kSectorSize - position_;
+  }
+
+  void ToMarkers(std::optional<uint64_t> expected_grains = std::nullopt) {
+    expected_grains_ = expected_grains;
+    tables_ = {};
+    state_ = State::kMarker;
+    want_ = kMarkerHeaderSize;
+    skip_ = header_.overhead * kSectorSize - position_;
+  }
 
   Status OnBuffer() {
     std::span<const uint8_t> data(buffer_);
     switch (state_) {
+      case State::kDirectory:
+        OnDirectory();
+        buffer_.clear();
+        return Status::Ok();
+      case State::kTable:
+        OnTable();
+        buffer_.clear();
+        return Status::Ok();
       case State::kMarker: {
         marker_offset_ = position_ - kMarkerHeaderSize;
         value_ = LoadLe64(data, 0);
@@ -197,6 +266,7 @@ class StreamBody final : public ExtentBody {
                                std::to_string(length) + "; the image is corrupt");
     }
     CDI_RETURN_IF_ERROR(Cover(value_ / header_.grain_size));
+    ++grains_seen_;
     return writer_->Write(guest_offset, std::span<const uint8_t>(grain_).first(length));
   }
 
@@ -245,6 +315,12 @@ class StreamBody final : public ExtentBody {
   std::map<uint64_t, uint64_t> covered_;  // first grain -> one past the last, merged
   z_stream zlib_;
   bool zlib_ok_ = false;
+  // The grain tables before the grains: {sector, directory index}, by sector.
+  std::vector<std::pair<uint64_t, uint64_t>> tables_;
+  size_t next_table_ = 0;
+  uint64_t counted_ = 0;                    // grains the tables read so far name
+  std::optional<uint64_t> expected_grains_;  // grains the tables name, when read
+  uint64_t grains_seen_ = 0;
 };
 
 }  // namespace

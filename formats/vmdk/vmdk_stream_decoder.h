@@ -6,14 +6,19 @@
 // last grain of the capacity may inflate short, to the capacity's end).
 // Metadata markers (grain tables, grain directory, footer) are skipped with
 // their data: the markers alone place every grain. The end-of-stream marker
-// ends the image; bytes after it are ignored. At Finish() the guest ranges no
-// grain covered are Zero().
+// ends the image; bytes after it are ignored. Images whose grain directory
+// and tables lie before the grains (gdOffset not GD_AT_END, as qemu-img
+// writes them) may lack that marker: their tables are read as they pass, only
+// to count the grains they name, and such an image is complete when it ends
+// right after that many grains. At Finish() the guest ranges no grain covered
+// are Zero().
 //
 // Refused as corrupt: an LBA past the capacity or not at a grain boundary, a
 // grain seen twice, a compressed size past what zlib can produce from one
 // grain, data that does not inflate to the grain, an unknown marker type, and
-// an image that ends before its end-of-stream marker. Memory: one compressed
-// and one inflated grain, plus the ranges covered (kept merged), all within
+// an image that ends before its end-of-stream marker (or, without one, before
+// the last grain its tables name). Memory: one compressed and one inflated
+// grain, the grain directory, plus the ranges covered (kept merged), all within
 // DecoderOptions::memory_budget.
 #ifndef CDI_FORMATS_VMDK_VMDK_STREAM_DECODER_H_
 #define CDI_FORMATS_VMDK_VMDK_STREAM_DECODER_H_

@@ -197,8 +197,7 @@ TEST_P(UnsupportedFormatTest, RefusedByNameWithWhatToDo) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, UnsupportedFormatTest,
-                         ::testing::Values(UnsupportedCase{"vmdk", "vmdk", "KDMV", 0},
-                                           UnsupportedCase{"vdi", "vdi", "\x7F\x10\xDA\xBE", 0x40},
+                         ::testing::Values(UnsupportedCase{"vdi", "vdi", "\x7F\x10\xDA\xBE", 0x40},
                                            UnsupportedCase{"vhd", "vhd (qemu-img calls it vpc)",
                                                            "conectix", 0},
                                            UnsupportedCase{"vhdx", "vhdx", "vhdxfile", 0}),
@@ -213,7 +212,7 @@ TEST(PipelineTest, ImagesMadeByQemuImgInUnsupportedFormatsAreRefused) {
     std::string message_name;
   };
   for (const Case& c :
-       {Case{"vmdk", "vmdk", "vmdk"}, Case{"vdi", "vdi", "vdi"},
+       {Case{"vdi", "vdi", "vdi"},
         Case{"vpc", "vhd", "vhd (qemu-img calls it vpc)"}, Case{"vhdx", "vhdx", "vhdx"}}) {
     std::string path = dir.File("image." + c.qemu_format);
     cdi::test::RunResult r =
