@@ -362,9 +362,11 @@ int RunInfo(const std::string& source, bool json, InspectDepth depth, const Sour
 // What --help says of formats; README's "Formats" table says it in full.
 constexpr std::string_view kFormatsHelp =
     "Image formats, detected from the bytes:\n"
-    "  decoded     raw (and ISO), qcow2 v2/v3; inside gzip, xz or zstd\n"
-    "  refused     vmdk, vdi, vhd, vhdx, QED, Parallels, Bochs, cloop, LUKS, VMDK extents and\n"
-    "              descriptors (exit 3, with the qemu-img command that converts them)\n\n";
+    "  decoded     raw (and ISO), qcow2 v2/v3, vmdk (streamOptimized, monolithicSparse);\n"
+    "              inside gzip, xz or zstd\n"
+    "  refused     vdi, vhd, vhdx, QED, Parallels, Bochs, cloop, LUKS, other VMDK kinds,\n"
+    "              extents and descriptors (exit 3, with the qemu-img command that converts\n"
+    "              them)\n\n";
 
 int RunImageCli(int argc, char** argv) {
   CLI::App app{"cdi-image " + std::string(Version()) +
