@@ -4,6 +4,7 @@
 // real ones, each refused with its own message.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -215,6 +216,48 @@ TEST(VmdkTest, StreamWithoutEndMarkerIsCheckedAgainstItsTables) {
     EXPECT_EQ(status.code(), ErrorCode::kCorruptImage) << "cut at " << cut;
     EXPECT_NE(status.message().find("truncated"), std::string::npos) << status.message();
   }
+}
+
+// A stream as VMware writes one (the disk inside an OVA): gdOffset is
+// GD_AT_END, nothing but zeros before the grains, and after them a grain
+// table, the grain directory and the footer, each behind its marker, then the
+// end-of-stream marker. The grains here come out of LBA order.
+TEST(VmdkTest, StreamWithTablesAtTheEnd) {
+  if (!cdi::test::HaveProgram("qemu-img")) GTEST_SKIP() << "qemu-img is not installed";
+  Made made = MakeVmdk(MakeData(500000, Pattern::kZeroRuns, 7), "streamOptimized");
+  std::string& qemu = made.vmdk;
+  std::vector<size_t> markers = Markers(qemu);
+  ASSERT_GE(markers.size(), 4u);
+  size_t overhead = GetLe32(qemu, 64) * 512;
+  std::string head = qemu.substr(0, overhead);
+  std::fill(head.begin() + 512 + GetLe32(head, 36) * 512, head.end(), '\0');
+  std::string footer = head.substr(0, 512);
+  PutLe64(head, 56, 0xFFFFFFFFFFFFFFFFull);
+  auto marker = [](uint64_t sectors, uint32_t type) {
+    std::string m(512, '\0');
+    PutLe64(m, 0, sectors);
+    PutLe32(m, 12, type);
+    return m;
+  };
+  // Grains in the order 1, 0, 2, 3...: a grain's marker and data run to the next marker.
+  std::string grains = qemu.substr(markers[1], markers[2] - markers[1]) +
+                       qemu.substr(markers[0], markers[1] - markers[0]) +
+                       qemu.substr(markers[2], markers.back() - markers[2]);
+  size_t gt_sector = (overhead + grains.size()) / 512 + 1;
+  PutLe64(footer, 56, gt_sector + 4 + 1);
+  std::string image = head + grains + marker(4, 1) + std::string(2048, '\0') + marker(1, 2) +
+                      std::string(512, '\0') + marker(1, 3) + footer + marker(0, 0);
+  for (size_t chunk : {size_t{7}, size_t{4099}, size_t{(1 << 20) + 1}}) {
+    RecordingWriter writer;
+    Status status = Decode(image, chunk, writer);
+    ASSERT_TRUE(status.ok()) << status.ToString();
+    EXPECT_TRUE(writer.CoverageOk());
+    EXPECT_TRUE(writer.image() == made.reference) << "chunk " << chunk;
+  }
+  // Cut inside the footer: truncated.
+  RecordingWriter writer;
+  Status status = Decode(image.substr(0, image.size() - 700), 4099, writer);
+  EXPECT_EQ(status.code(), ErrorCode::kCorruptImage) << status.ToString();
 }
 
 // One patched image per refusal: the code and a word of the message.
