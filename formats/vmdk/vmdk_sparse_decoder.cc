@@ -264,6 +264,12 @@ Result<std::unique_ptr<ExtentBody>> MakeSparseBody(GuestWriter* writer, const He
                             "be read out of order; convert it with 'qemu-img convert -O qcow2' "
                             "(or -O raw) and import that");
   }
+  uint64_t gd_bytes = header.gd_entries() * 4;
+  if (gd_bytes > options.memory_budget) {
+    return MemoryBudgetError("the grain directory of " + std::to_string(header.gd_entries()) +
+                                 " entries",
+                             gd_bytes, options.memory_budget);
+  }
   return std::unique_ptr<ExtentBody>(new SparseBody(writer, header, options, position));
 }
 

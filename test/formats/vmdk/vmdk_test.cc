@@ -321,6 +321,51 @@ TEST(VmdkTest, DiskOfAnOvaDecodesAsTheArchiveStreams) {
   EXPECT_TRUE(writer.image() == made.reference);
 }
 
+// qemu-io writes zeroes into a zeroed-grain image as table entries of 1.
+TEST(VmdkTest, ZeroedGrainEntriesReadAsZero) {
+  if (!cdi::test::HaveProgram("qemu-img") || !cdi::test::HaveProgram("qemu-io")) {
+    GTEST_SKIP() << "qemu-img or qemu-io is not installed";
+  }
+  cdi::test::TempDir dir;
+  std::string path = dir.File("z.vmdk");
+  cdi::test::RunResult r =
+      cdi::test::Run({"qemu-img", "create", "-q", "-f", "vmdk", "-o", "zeroed_grain=on", path, "1M"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = cdi::test::Run({"qemu-io", "-f", "vmdk", "-c", "write -P 0x55 0 64k", "-c",
+                      "write -z 64k 128k", "-c", "write -P 0xaa 192k 64k", path});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string image = cdi::test::ReadFile(path);
+  ASSERT_EQ(GetLe32(image, 8) & 4, 4u) << "no zeroed-grain flag";
+  r = cdi::test::Run({"qemu-img", "convert", "-f", "vmdk", "-O", "raw", path, dir.File("z.raw")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  RecordingWriter writer;
+  Status status = Decode(image, 4099, writer);
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  EXPECT_TRUE(writer.CoverageOk());
+  EXPECT_TRUE(writer.image() == cdi::test::ReadFile(dir.File("z.raw")));
+  uint64_t written = 0;
+  for (const RecordingWriter::Op& op : writer.ops()) {
+    if (op.kind == RecordingWriter::Kind::kWrite) written += op.length;
+  }
+  EXPECT_EQ(written, 2 * kGrain);
+}
+
+// A header may claim any capacity; the grain directory must fit the budget
+// before a byte of it is held (the container's length is not known here).
+TEST(VmdkTest, HugeGrainDirectoryIsRefusedBeforeItIsRead) {
+  if (!cdi::test::HaveProgram("qemu-img")) GTEST_SKIP() << "qemu-img is not installed";
+  Made made = MakeVmdk(MakeData(100000, Pattern::kRandom), "monolithicSparse");
+  PutLe64(made.vmdk, 12, 1ull << 40);  // capacity
+  PutLe64(made.vmdk, 20, 1);           // grain size: 2^31 directory entries
+  PutDescriptor(made.vmdk,
+                Descriptor("monolithicSparse", "RW " + std::to_string(1ull << 40) + " SPARSE \"a\""));
+  RecordingWriter writer;
+  std::unique_ptr<Decoder> decoder = MakeVmdkDecoder(&writer, {});
+  Status status = FeedInChunks(*decoder, made.vmdk, 4099);
+  EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument) << status.ToString();
+  EXPECT_NE(status.message().find("grain directory"), std::string::npos) << status.message();
+}
+
 // One patched image per refusal: the code and a word of the message.
 struct Hostile {
   std::string name;
