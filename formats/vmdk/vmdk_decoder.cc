@@ -58,6 +58,11 @@ class VmdkDecoder final : public Decoder {
         if (buffer_.size() == vmdk::kHeaderSize) {
           CDI_ASSIGN_OR_RETURN(header_, vmdk::ParseHeader(buffer_, options_.container_size));
           buffer_.clear();
+          if (header_->descriptor_size * kSectorSize > options_.memory_budget) {
+            return vmdk::MemoryBudgetError("the embedded descriptor",
+                                           header_->descriptor_size * kSectorSize,
+                                           options_.memory_budget);
+          }
         }
       } else if (uint64_t start = header_->descriptor_offset * kSectorSize; position_ < start) {
         n = static_cast<size_t>(std::min<uint64_t>(start - position_, bytes.size()));

@@ -24,6 +24,9 @@ case $(basename "$fuzzer") in
     : > "$tmp/tree/empty"
     tar -C "$tmp/tree" -cf "$tmp/archive.tar" .
     qemu-img convert -q -c -f raw -O qcow2 -o cluster_size=512 "$tmp/disk.raw" "$tmp/disk.qcow2"
+    for sub in streamOptimized monolithicSparse; do
+      qemu-img convert -q -f raw -O vmdk -o subformat=$sub "$tmp/disk.raw" "$tmp/disk.$sub.vmdk"
+    done
     for f in disk.raw disk.qcow2 archive.tar; do
       gzip -c "$tmp/$f" > "$tmp/$f.gz"
       xz -c "$tmp/$f" > "$tmp/$f.xz"

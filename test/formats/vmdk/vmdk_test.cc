@@ -498,6 +498,16 @@ INSTANTIATE_TEST_SUITE_P(
                   PutLe32(i, gt + 4, GetLe32(i, gt) + 8);
                 },
                 ErrorCode::kCorruptImage, "overlap"},
+        Hostile{"GrainBeforeItsTable", kSparse,
+                [](std::string& i) {
+                  // overHead 27 lets a grain start at sector 28, inside the
+                  // table at 27-30 that maps it: it would pass before it is known.
+                  PutLe64(i, 64, 27);
+                  size_t gt = GetLe32(i, GetLe32(i, 56) * 512) * 512;
+                  ASSERT_EQ(gt, 27u * 512);
+                  PutLe32(i, gt, 28);
+                },
+                ErrorCode::kUnsupported, "lies before the end of the grain tables"},
         Hostile{"TableBeforeDirectory", kSparse,
                 [](std::string& i) { PutLe32(i, GetLe32(i, 56) * 512, 21); },
                 ErrorCode::kUnsupported, "out of order"}),
