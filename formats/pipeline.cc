@@ -13,6 +13,7 @@
 #include "formats/vdi/vdi_decoder.h"
 #include "formats/vhd/fixed_footer.h"
 #include "formats/vhd/vhd_decoder.h"
+#include "formats/vmdk/vmdk_decoder.h"
 
 namespace cdi::formats {
 namespace {
@@ -165,6 +166,9 @@ class ImagePipeline::Impl {
         break;
       case Format::kQcow2:
         decoder = MakeQcow2Decoder(writer_, decoder_options);
+        break;
+      case Format::kVmdk:
+        decoder = MakeVmdkDecoder(writer_, decoder_options);
         break;
       case Format::kVdi:
         decoder = MakeVdiDecoder(writer_, decoder_options);

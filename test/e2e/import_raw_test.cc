@@ -177,10 +177,10 @@ TEST_F(ImportRawTest, HttpErrorNamesTheStatusAndHidesSecrets) {
 }
 
 TEST_F(ImportRawTest, UnsupportedFormatIsRefusedByName) {
-  Sh("qemu-img create -q -f vmdk " + www_.File("disk.vmdk") + " 16M");
-  RunResult r = CdiImage({"import", server_->Url("/disk.vmdk"), out_.File("disk.img")});
+  Sh("qemu-img create -q -f qed " + www_.File("disk.qed") + " 16M");
+  RunResult r = CdiImage({"import", server_->Url("/disk.qed"), out_.File("disk.img")});
   EXPECT_EQ(r.exit_code, 3);
-  EXPECT_TRUE(Contains(r.err, "vmdk")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "QED")) << r.err;
   ExpectOnlyFiles({});
 }
 

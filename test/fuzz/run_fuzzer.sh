@@ -35,6 +35,9 @@ case $(basename "$fuzzer") in
     "$here/make_vhd_seeds.py" "$tmp/vhd"
     tail -c +3 "$tmp/vhd/dynamic-shuffled" > "$tmp/disk.vhd"
     tail -c +3 "$tmp/vhd/fixed" > "$tmp/disk.fixed-vhd"
+    for sub in streamOptimized monolithicSparse; do
+      qemu-img convert -q -f raw -O vmdk -o subformat=$sub "$tmp/disk.raw" "$tmp/disk.$sub.vmdk"
+    done
     for f in disk.raw disk.qcow2 disk.vhd disk.fixed-vhd archive.tar; do
       gzip -c "$tmp/$f" > "$tmp/$f.gz"
       xz -c "$tmp/$f" > "$tmp/$f.xz"
