@@ -176,7 +176,6 @@ class ImagePipeline::Impl {
       case Format::kVhd:
         decoder = MakeVhdDecoder(writer_, decoder_options);
         break;
-      case Format::kVmdk:
       case Format::kVhdx:
         return UnsupportedError(UnsupportedFormatMessage(format));
       case Format::kGzip:
