@@ -110,4 +110,14 @@ std::string AsciiLower(std::string_view text) {
   return lower;
 }
 
+std::string Hex(uint64_t value) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string digits;
+  do {
+    digits.insert(digits.begin(), kDigits[value & 15]);
+    value >>= 4;
+  } while (value != 0);
+  return "0x" + digits;
+}
+
 }  // namespace cdi

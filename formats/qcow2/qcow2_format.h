@@ -11,6 +11,8 @@
 #include <span>
 #include <string>
 
+#include "common/text.h"
+
 namespace cdi::formats::qcow2 {
 
 // --- "Header" -----------------------------------------------------------------
@@ -224,17 +226,6 @@ inline CompressedRange DecodeCompressedEntry(uint64_t l2_entry, const Geometry& 
       ((l2_entry >> geometry.compressed_sectors_shift()) & geometry.compressed_sectors_mask()) + 1;
   range.length = sectors * kSectorSize - (range.host_offset & (kSectorSize - 1));
   return range;
-}
-
-// "0x1f00", for messages.
-inline std::string Hex(uint64_t value) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string digits;
-  do {
-    digits.insert(digits.begin(), kDigits[value & 15]);
-    value >>= 4;
-  } while (value != 0);
-  return "0x" + digits;
 }
 
 }  // namespace cdi::formats::qcow2

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "common/text.h"
 namespace cdi::formats::vdi {
 namespace {
 
@@ -18,16 +19,6 @@ Status Corrupt(const std::string& what) {
 
 Status Unsupported(const std::string& what) {
   return UnsupportedError("vdi header: " + what + kConvertAdvice);
-}
-
-std::string Hex(uint64_t value) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string text;
-  do {
-    text.insert(text.begin(), kDigits[value & 0xF]);
-    value >>= 4;
-  } while (value != 0);
-  return "0x" + text;
 }
 
 bool IsNullUuid(const uint8_t* p) {

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "common/text.h"
 namespace cdi::formats::vhd {
 namespace {
 
@@ -16,16 +17,6 @@ Status Corrupt(const std::string& what) { return CorruptImageError("VHD " + what
 bool HasCookie(std::span<const uint8_t> bytes, std::string_view cookie) {
   return bytes.size() >= cookie.size() &&
          std::memcmp(bytes.data(), cookie.data(), cookie.size()) == 0;
-}
-
-std::string Hex(uint64_t value) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string text;
-  do {
-    text.insert(text.begin(), kDigits[value & 0xF]);
-    value >>= 4;
-  } while (value != 0);
-  return "0x" + text;
 }
 
 bool IsPowerOfTwo(uint64_t value) { return value != 0 && (value & (value - 1)) == 0; }

@@ -16,7 +16,7 @@
 #include "formats/decoder.h"
 #include "formats/pipeline.h"
 #include "formats/tar/tar_reader.h"
-#include "test/support/guest_coverage.h"
+#include "test/fuzz/decoder_fuzzing.h"
 
 namespace {
 
@@ -26,33 +26,6 @@ using cdi::Status;
   fprintf(stderr, "contract violated: %s\n", what);
   abort();
 }
-
-// Checks the GuestWriter contract as test/support/guest_coverage.h states it
-// (Begin first, bounds, exactly-once coverage); keeps no data.
-class CheckingWriter : public cdi::formats::GuestWriter {
- public:
-  Status Begin(const cdi::formats::ImageDescription& image) override {
-    Check(coverage_.Begin(image));
-    return Status::Ok();
-  }
-  Status Write(uint64_t guest_offset, std::span<const uint8_t> data) override {
-    volatile uint8_t sum = 0;
-    for (uint8_t byte : data) sum = static_cast<uint8_t>(sum + byte);
-    (void)sum;
-    Check(coverage_.Range(guest_offset, data.size()));
-    return Status::Ok();
-  }
-  Status Zero(uint64_t guest_offset, uint64_t length) override {
-    Check(coverage_.Range(guest_offset, length));
-    return Status::Ok();
-  }
-
- private:
-  static void Check(const std::string& violation) {
-    if (!violation.empty()) Violation(violation.c_str());
-  }
-  cdi::test::GuestCoverage coverage_;
-};
 
 // Checks the entry protocol: Begin, exactly `size` bytes of Data, End.
 class CheckingEntries : public cdi::formats::tar::EntryWriter {
@@ -118,7 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CheckingEntries entries;
     Feed(&entries, data, size, options, seed);
   } else {
-    CheckingWriter writer;
+    cdi::fuzz::ContractWriter writer(cdi::fuzz::ContractWriter::Size::kOptional);
     Feed(&writer, data, size, options, seed);
   }
   return 0;
