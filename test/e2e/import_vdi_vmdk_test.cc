@@ -1,0 +1,65 @@
+// VDI and VMDK through cdi-image, end to end: images made by qemu-img,
+// imported from a file and, inside xz, from standard input, compared with
+// qemu-img's own conversion to raw.
+#include <gtest/gtest.h>
+
+#include <ostream>
+#include <string>
+
+#include "test/e2e/e2e_util.h"
+#include "test/support/temp_dir.h"
+
+namespace cdi::test {
+namespace {
+
+struct Case {
+  std::string name;     // the image file
+  std::string options;  // qemu-img convert's -O and -o
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+class ImportVdiVmdkTest : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    if (!HaveProgram("qemu-img")) GTEST_SKIP() << "needs qemu-img";
+    // 3 MiB + 12345 bytes: data, zero runs, and a size that is no multiple
+    // of a block or a grain.
+    WriteFile(dir_.File("guest.raw"), MakeRawImage(100, 3, 5) + RandomBytes(12345, 6));
+    Sh("cd " + dir_.path() + " && qemu-img convert -q -f raw " + GetParam().options +
+       " guest.raw " + GetParam().name + " && qemu-img convert -q -O raw " + GetParam().name +
+       " expected.raw");
+  }
+  TempDir dir_;
+};
+
+TEST_P(ImportVdiVmdkTest, ImportsLikeQemuImgFromAFileAndFromAPipe) {
+  const std::string image = dir_.File(GetParam().name);
+  const std::string expected = Sha256File(dir_.File("expected.raw"));
+
+  RunResult r = CdiImage({"import", image, dir_.File("file.img"), "--progress", "none"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Sha256File(dir_.File("file.img")), expected);
+  EXPECT_EQ(FileSize(dir_.File("file.img")), FileSize(dir_.File("expected.raw")));
+
+  Sh("xz -0 -k " + image);
+  RunOptions options;
+  options.stdin_data = ReadFile(image + ".xz");
+  r = CdiImage({"import", "-", dir_.File("pipe.img"), "--progress", "none"}, options);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Sha256File(dir_.File("pipe.img")), expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Formats, ImportVdiVmdkTest,
+    ::testing::Values(Case{"dynamic.vdi", "-O vdi"}, Case{"static.vdi", "-O vdi -o static=on"},
+                      Case{"stream.vmdk", "-O vmdk -o subformat=streamOptimized"},
+                      Case{"sparse.vmdk", "-O vmdk -o subformat=monolithicSparse"}),
+    [](const auto& test_info) {
+      std::string name = test_info.param.name;
+      name[name.find('.')] = '_';
+      return name;
+    });
+
+}  // namespace
+}  // namespace cdi::test
