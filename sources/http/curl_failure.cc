@@ -85,6 +85,31 @@ std::optional<Status> ProxyFailure(const CurlFailureFacts& facts, const CurlFail
   return std::nullopt;
 }
 
+// libcurl's limit on one header line (CURL_MAX_HTTP_HEADER, public) and,
+// as libcurl 7.84 to 8.x set it, on all the headers of a response (internal
+// to libcurl; its message names the value in force).
+constexpr size_t kCurlHeaderLineLimit = CURL_MAX_HTTP_HEADER;
+constexpr size_t kCurlHeadersLimit = 300 * 1024;
+
+std::string KiB(size_t bytes) { return std::to_string(bytes / 1024) + " KiB"; }
+
+// The limit libcurl names in "Too large response headers: 308086 > 307200";
+// its usual value when the message has none.
+size_t HeadersLimitFrom(std::string_view message) {
+  size_t greater = message.rfind("> ");
+  if (greater == std::string_view::npos) return kCurlHeadersLimit;
+  std::optional<uint64_t> limit = ParseUnsigned(TrimSpace(message.substr(greater + 2)));
+  return limit ? static_cast<size_t>(*limit) : kCurlHeadersLimit;
+}
+
+// The server's response headers went beyond what libcurl accepts: a
+// protocol error of the server's that another attempt repeats.
+Status HeadersTooLarge(std::string what, const std::string& url, const Proxy* proxy) {
+  return NetworkError("the response from " + url + ThroughProxy(proxy) + " has " + what +
+                      "; the server sends a broken response (retrying does not help): fix "
+                      "the server, or whatever adds the headers between it and this importer");
+}
+
 }  // namespace
 
 NameCheck CheckHostName(const std::string& host, const std::function<bool()>& stopping) {
@@ -212,8 +237,17 @@ Status CurlFailure(const CurlFailureFacts& facts, const CurlFailureContext& cont
       return NetworkError(
           "the server closed the connection without answering (" + url + ")" + ThroughProxy(proxy),
           Retryable::kYes);
+#if LIBCURL_VERSION_NUM >= 0x080600
+    case CURLE_TOO_LARGE:
+      return HeadersTooLarge("headers larger than libcurl's limits (" + detail + ")", url, proxy);
+#endif
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
+      if (code == CURLE_RECV_ERROR && detail.starts_with("Too large response headers")) {
+        return HeadersTooLarge("headers larger than libcurl's limit of " +
+                                   KiB(HeadersLimitFrom(detail)) + " in all",
+                               url, proxy);
+      }
       if (context.tls.handshake_facts().client_certificate_requested) {
         return context.tls.TranslateFailure(CURLE_SSL_CLIENTCERT, detail, url, request.origin.host);
       }
@@ -231,6 +265,14 @@ Status CurlFailure(const CurlFailureFacts& facts, const CurlFailureContext& cont
       return NetworkError("invalid HTTP response from " + url + ": " + detail +
                           ThroughProxy(proxy));
     case CURLE_OUT_OF_MEMORY:
+      // What runs out while headers arrive is libcurl's buffer of one header
+      // line, which it caps: the line is too long, not this machine short of
+      // memory.
+      if (facts.in_headers) {
+        return HeadersTooLarge(
+            "a header line longer than libcurl's limit of " + KiB(kCurlHeaderLineLimit), url,
+            proxy);
+      }
       return InternalError("out of memory downloading " + url);
     default:
       break;

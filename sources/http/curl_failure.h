@@ -51,6 +51,7 @@ struct CurlFailureFacts {
   bool stalled = false;     // the transfer stopped the request as stalled
   bool published = false;   // the first response of the download was accepted
   int response_status = 0;  // of the request's response; 0 when none arrived
+  bool in_headers = false;  // the request's final response had not finished its headers
   Progress progress;        // of the download
 };
 
@@ -68,13 +69,16 @@ struct CurlFailureContext {
 // The Status of a request that curl ended with `facts.code` (not CURLE_OK):
 //   kCancelled  aborted by the transfer's callbacks (cancellation, the reader
 //               went away)
-//   kInternal   libcurl could not run the transfer; out of memory
+//   kInternal   libcurl could not run the transfer; out of memory while a
+//               body streams
 //   kNetwork    a stall, a proxy's refusal to open a tunnel (as its HTTP
 //               status), a host or proxy name that does not resolve (not
 //               retryable when it does not exist), connection refused, no
 //               route, connect timeout, a short body, an empty reply, a reset
-//               connection (all retryable), an invalid HTTP response (not
-//               retryable), anything else curl reports (retryable)
+//               connection (all retryable), an invalid HTTP response, a
+//               header line or response headers beyond libcurl's limits (not
+//               retryable: the server's protocol error), anything else curl
+//               reports (retryable)
 //   kTls        a TLS failure, the server's or an https:// proxy's; a
 //               connection dropped after the server asked for a client
 //               certificate that was not configured

@@ -85,11 +85,30 @@ Status CurlHandles::Configure(const NetworkSettings& network, const Callbacks& c
   CDI_RETURN_IF_ERROR(SetOption(CURLOPT_HEADERDATA, callbacks.data, "CURLOPT_HEADERDATA"));
   CDI_RETURN_IF_ERROR(SetOption(CURLOPT_WRITEFUNCTION, callbacks.body, "CURLOPT_WRITEFUNCTION"));
   CDI_RETURN_IF_ERROR(SetOption(CURLOPT_WRITEDATA, callbacks.data, "CURLOPT_WRITEDATA"));
+  // Bytes beyond a declared Content-Length are dropped by curl without an
+  // error; only its debug output says so (see OnDebug).
+  CDI_RETURN_IF_ERROR(SetOption(CURLOPT_DEBUGFUNCTION, &CurlHandles::OnDebug,
+                                "CURLOPT_DEBUGFUNCTION"));
+  CDI_RETURN_IF_ERROR(
+      SetOption(CURLOPT_DEBUGDATA, static_cast<void*>(this), "CURLOPT_DEBUGDATA"));
+  CDI_RETURN_IF_ERROR(SetOption(CURLOPT_VERBOSE, 1L, "CURLOPT_VERBOSE"));
   return tls.Apply(easy_.get());
+}
+
+int CurlHandles::OnDebug(CURL* /*handle*/, curl_infotype type, char* text, size_t size,
+                         void* self_pointer) {
+  // curl's note, "Excess found in a read: excess = N, ..." (7.x) or
+  // "Excess found writing body: ..." (8.x).
+  constexpr std::string_view kExcess = "Excess found";
+  if (type == CURLINFO_TEXT && std::string_view(text, size).starts_with(kExcess)) {
+    static_cast<CurlHandles*>(self_pointer)->excess_found_ = true;
+  }
+  return 0;
 }
 
 Status CurlHandles::Prepare(const RequestOptions& request) {
   error_buffer_[0] = '\0';
+  excess_found_ = false;
   CDI_RETURN_IF_ERROR(SetOption(CURLOPT_URL, request.url->request_url.c_str(), "CURLOPT_URL"));
   const Proxy* proxy = request.proxy;
   // "" is curl's "no proxy", which also keeps it from the environment.

@@ -67,7 +67,8 @@ class CurlHandles {
   // and https only, no redirects followed by curl, HTTP/1.1 GET, the
   // User-Agent, no signals, TCP keep-alive, headers for the server only (not
   // a proxy's CONNECT), no proxy from the environment, curl's largest
-  // receive buffer, the connect timeout, the callbacks, and `tls` (which
+  // receive buffer, the connect timeout, the callbacks, curl's debug output
+  // (read for excess body bytes only), and `tls` (which
   // must outlive the handles' transfers). kInternal when libcurl refuses.
   Status Configure(const NetworkSettings& network, const Callbacks& callbacks, tls::CurlTls& tls);
 
@@ -86,6 +87,12 @@ class CurlHandles {
   long os_errno() const;  // NOLINT(google-runtime-int): curl's type
   // The HTTP status of a proxy's answer to CONNECT; 0 when there was none.
   long connect_code() const;  // NOLINT(google-runtime-int): curl's type
+
+  // True when curl found bytes beyond the declared Content-Length in the
+  // last request's response. Curl drops them and tells only its debug
+  // output, and only for bytes that arrive in the same read as the body's
+  // last bytes: later ones it never reads.
+  bool excess_found() const { return excess_found_; }
 
   // Any thread: interrupts the running thread's wait for the network.
   void Wakeup();
@@ -106,6 +113,9 @@ class CurlHandles {
   using HeaderList = std::unique_ptr<curl_slist, HeaderListDeleter>;
 
   static Status AppendHeader(HeaderList& list, const std::string& header);
+  // curl's debug output: only the note of excess body bytes is looked at;
+  // nothing of it is kept or logged (it holds request headers).
+  static int OnDebug(CURL* handle, curl_infotype type, char* text, size_t size, void* self_pointer);
 
   // Created before the transfer thread starts and destroyed after it ends.
   std::unique_ptr<CURL, EasyDeleter> easy_;
@@ -113,6 +123,7 @@ class CurlHandles {
   char error_buffer_[CURL_ERROR_SIZE] = {};
   HeaderList request_headers_;
   std::string range_;
+  bool excess_found_ = false;
 };
 
 }  // namespace cdi::importer

@@ -46,6 +46,9 @@ void ParseHeaderLine(std::string_view line, ResponseHeaders* response) {
   if (name == "location") {
     response->location = value;
   } else if (name == "content-length") {
+    if (!value.empty() && response->content_lengths.size() < kMaxContentLengths) {
+      response->content_lengths.push_back(value.substr(0, 40));
+    }
     response->content_length = value;
   } else if (name == "content-encoding") {
     response->content_encoding = value;
@@ -174,12 +177,42 @@ std::optional<ContentRange> ParseContentRange(std::string_view value) {
 
 Result<std::optional<uint64_t>> DeclaredLength(const ResponseHeaders& response,
                                                std::string_view url) {
-  if (!response.transfer_encoding.empty() || response.content_length.empty()) {
+  // Every number in every Content-Length; a value that is not one is
+  // reported below, unless a Transfer-Encoding makes it moot.
+  std::optional<uint64_t> agreed;
+  bool invalid = false;
+  bool conflict = false;
+  for (const std::string& value : response.content_lengths) {
+    std::string_view rest = value;
+    while (true) {
+      size_t comma = rest.find(',');
+      std::optional<uint64_t> number = ParseUnsigned(TrimSpace(rest.substr(0, comma)));
+      if (!number) {
+        invalid = true;
+      } else if (agreed && *agreed != *number) {
+        conflict = true;
+      } else {
+        agreed = number;
+      }
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  if (conflict) {
+    std::string seen;
+    for (const std::string& value : response.content_lengths) {
+      seen += (seen.empty() ? "" : ", ") + ("'Content-Length: " + value + "'");
+    }
+    return NetworkError("conflicting Content-Length headers from " + std::string(url) + ": " +
+                        seen +
+                        "; the end of the body is ambiguous (RFC 9112 section 6.3), so none of "
+                        "it is used: the server, or a proxy between, sends broken responses");
+  }
+  if (!response.transfer_encoding.empty() || response.content_lengths.empty()) {
     return std::optional<uint64_t>();
   }
-  std::optional<uint64_t> length = ParseUnsigned(response.content_length);
-  if (!length) return NetworkError("invalid Content-Length from " + std::string(url));
-  return length;
+  if (invalid) return NetworkError("invalid Content-Length from " + std::string(url));
+  return agreed;
 }
 
 bool IsWeakEtag(std::string_view etag) { return etag.starts_with("W/"); }

@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cdi/status.h"
 #include "sources/http/proxy.h"
@@ -25,13 +26,20 @@
 
 namespace cdi::importer {
 
+// How many Content-Length values a response may send before the rest are
+// ignored (they are in messages; a few show the conflict).
+inline constexpr size_t kMaxContentLengths = 4;
+
 // One response's status and the headers the source acts on, as they arrive.
 // Empty strings are headers the response did not send.
 struct ResponseHeaders {
   int status = 0;      // 0 until a status line arrived (or when it had none)
   std::string reason;  // at most 64 characters
   std::string location;
-  std::string content_length;
+  std::string content_length;  // the last Content-Length
+  // Every Content-Length value, in order (at most kMaxContentLengths kept):
+  // more than one, or a comma-separated list, may disagree.
+  std::vector<std::string> content_lengths;
   std::string content_encoding;
   std::string transfer_encoding;
   std::string content_range;
@@ -83,6 +91,10 @@ std::optional<ContentRange> ParseContentRange(std::string_view value);
 // (chunked, or ended by closing): a Transfer-Encoding overrides
 // Content-Length (RFC 9112 section 6.3). A Content-Length that is not a
 // number is kNetwork "invalid Content-Length from URL", `url` redacted.
+// Content-Length values that disagree (repeated headers, or a
+// comma-separated list) make the body's end ambiguous (RFC 9112 section
+// 6.3, item 5): kNetwork, not retryable, naming the headers seen, whatever
+// Transfer-Encoding says. Values that agree count as one.
 Result<std::optional<uint64_t>> DeclaredLength(const ResponseHeaders& response,
                                                std::string_view url);
 

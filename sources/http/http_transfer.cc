@@ -186,6 +186,14 @@ Status HttpTransfer::Attempt() {
     if (expected_length_.has_value() && bytes_received_ < *expected_length_) {
       return ShortBodyError(progress(), request.redacted);
     }
+    if (handles_.excess_found()) {
+      // The declared length and the bytes sent disagree: which end is the
+      // image's cannot be told, so neither is taken.
+      return NetworkError("the server sent bytes beyond its 'Content-Length: " +
+                          response_.content_length + "' for " + request.redacted +
+                          "; the end of the body is ambiguous (RFC 9112 section 6.3), so none "
+                          "of it is used: the server, or a proxy between, sends broken responses");
+    }
     return Status::Ok();
   }
 }
@@ -235,6 +243,7 @@ Status HttpTransfer::Failure(CURLcode code, const HttpUrl& request) const {
   facts.stalled = stalled_;
   facts.published = published_;
   facts.response_status = response_.status;
+  facts.in_headers = outcome_ == HopOutcome::kPending;
   facts.progress = progress();
   CurlFailureContext context{
       .request = request,
@@ -334,8 +343,12 @@ bool HttpTransfer::AcceptWholeAgain() {
 }
 
 bool HttpTransfer::AcceptRest() {
-  Result<ContentRange> range = resume_.CheckRest(
-      response_, DeclaredLength(response_, request_->redacted), progress(), request_->redacted);
+  Result<std::optional<uint64_t>> length = DeclaredLength(response_, request_->redacted);
+  // A length that cannot be read says nothing about the range: refuse it as
+  // such (conflicting Content-Lengths above all).
+  if (!length.ok()) return Refuse(length.status());
+  Result<ContentRange> range =
+      resume_.CheckRest(response_, length, progress(), request_->redacted);
   if (!range.ok()) return Refuse(range.status());
   if (!expected_length_ && range->complete) expected_length_ = range->complete;
   effective_url_ = *request_;

@@ -18,6 +18,14 @@ Fault keys (all optional; a path not in the script is served plainly):
   status          status code (default 200; 302 with "redirect")
   reason          reason phrase (default: the standard one)
   headers         extra response headers, {"Name": "value"}
+  header_lines    more header lines, sent as given after all others, names
+                  repeatable: [["Content-Length", "2097152"], ...]
+  filler_headers  {"count": n, "bytes": m}: n more headers "X-Filler-i" with
+                  values of m bytes each (oversized headers)
+  excess          after the body, this many bytes more than it declares,
+                  sent in one write with its last KiB; the connection closes
+  raw             literal bytes sent instead of a response, then the
+                  connection closes (replies that are not HTTP)
   redirect        Location: "other:/p" or "primary:/p" (that origin's absolute
                   URL), or any text as is ("/p", "file:///etc/passwd")
   content_length  the Content-Length to declare (a lie when it differs from the
@@ -237,6 +245,12 @@ class Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(float(delay))
 
+        if "raw" in fault:
+            self.close_connection = True
+            self.wfile.write(fault["raw"].encode("latin-1"))
+            self.wfile.flush()
+            return
+
         if not send_body and "head_status" in fault:
             self.send_simple(int(fault["head_status"]), b"")
             return
@@ -357,6 +371,17 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(end - start))
         for name, value in list(extra.items()) + list(fault.get("headers", {}).items()):
             self.send_header(name, value)
+        filler = fault.get("filler_headers")
+        if filler:
+            value = "f" * int(filler["bytes"])
+            for number in range(int(filler["count"])):
+                self.send_header("X-Filler-%d" % number, value)
+        for name, value in fault.get("header_lines", []):
+            self.send_header(name, value)
+        excess = int(fault.get("excess", 0))
+        if excess:
+            self.close_connection = True
+            self.send_header("Connection", "close")
         self.end_headers()
         if not send_body:
             return
@@ -368,6 +393,9 @@ class Handler(BaseHTTPRequestHandler):
                 stop_at, ending = int(fault[key]), key
         if "close_every" in fault and start + int(fault["close_every"]) < stop_at:
             stop_at, ending = start + int(fault["close_every"]), "close_after"
+        # The body's last KiB goes out with the excess bytes, in one write.
+        tail = min(1024, stop_at - start) if excess and ending is None else 0
+        stop_at -= tail
         gate = fault.get("gate")
         trickle = fault.get("trickle")
         step = int(trickle["bytes"]) if trickle else PIECE
@@ -391,6 +419,10 @@ class Handler(BaseHTTPRequestHandler):
                     offset += len(piece)
                     if interval:
                         time.sleep(interval)
+            if tail:
+                last = b"".join(body.pieces(stop_at, stop_at + tail, tail))
+                self.wfile.write(last + b"x" * excess)
+                sent += len(last) + excess
             if ending is None:
                 if chunked:
                     self.wfile.write(b"0\r\n\r\n")

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "sources/http/proxy.h"
 #include "sources/url.h"
@@ -233,13 +234,56 @@ TEST(DeclaredLengthTest, ContentLengthUnlessChunkedOrAbsent) {
 }
 
 TEST(DeclaredLengthTest, RefusesAMalformedContentLength) {
-  for (std::string_view value : {"abc", "-5", "1,2", "99999999999999999999"}) {
+  for (std::string_view value : {"abc", "-5", "1,", "99999999999999999999"}) {
     Result<std::optional<uint64_t>> length = DeclaredLength(
         Parse({"HTTP/1.1 200 OK", "Content-Length: " + std::string(value)}), "http://host/x");
     ASSERT_FALSE(length.ok()) << value;
     EXPECT_EQ(length.status().code(), ErrorCode::kNetwork);
     EXPECT_FALSE(length.status().retryable());
     EXPECT_EQ(length.status().message(), "invalid Content-Length from http://host/x");
+  }
+}
+
+ResponseHeaders ParseLines(const std::vector<std::string>& lines) {
+  ResponseHeaders response;
+  for (const std::string& line : lines) ParseHeaderLine(line, &response);
+  return response;
+}
+
+TEST(DeclaredLengthTest, ConflictingContentLengthsAreRefusedNamingThem) {
+  // RFC 9112 section 6.3: differing lengths, in repeated headers or in one
+  // list, leave the end of the body unknown; a Transfer-Encoding does not
+  // make that any less suspicious.
+  for (const std::vector<std::string>& lines :
+       std::vector<std::vector<std::string>>{
+           {"HTTP/1.1 200 OK", "Content-Length: 4194304", "Content-Length: 2097152"},
+           {"HTTP/1.1 200 OK", "Content-Length: 4194304, 2097152"},
+           {"HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Content-Length: 1",
+            "Content-Length: 2"}}) {
+    Result<std::optional<uint64_t>> length = DeclaredLength(ParseLines(lines), "http://host/x");
+    ASSERT_FALSE(length.ok()) << lines[1];
+    EXPECT_EQ(length.status().code(), ErrorCode::kNetwork);
+    EXPECT_FALSE(length.status().retryable());
+    EXPECT_TRUE(length.status().message().starts_with(
+        "conflicting Content-Length headers from http://host/x: 'Content-Length: "))
+        << length.status().message();
+  }
+  Result<std::optional<uint64_t>> length = DeclaredLength(
+      Parse({"HTTP/1.1 200 OK", "Content-Length: 4194304", "Content-Length: 2097152"}),
+      "http://host/x");
+  EXPECT_EQ(length.status().message(),
+            "conflicting Content-Length headers from http://host/x: 'Content-Length: 4194304', "
+            "'Content-Length: 2097152'; the end of the body is ambiguous (RFC 9112 section 6.3), "
+            "so none of it is used: the server, or a proxy between, sends broken responses");
+}
+
+TEST(DeclaredLengthTest, AgreeingContentLengthsAreOneLength) {
+  for (const std::vector<std::string>& lines : std::vector<std::vector<std::string>>{
+           {"HTTP/1.1 200 OK", "Content-Length: 42", "Content-Length: 42"},
+           {"HTTP/1.1 200 OK", "Content-Length: 42, 42"}}) {
+    Result<std::optional<uint64_t>> length = DeclaredLength(ParseLines(lines), "http://host/x");
+    ASSERT_TRUE(length.ok()) << length.status().ToString();
+    EXPECT_EQ(*length, 42u);
   }
 }
 
