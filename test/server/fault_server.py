@@ -22,8 +22,9 @@ Fault keys (all optional; a path not in the script is served plainly):
                   repeatable: [["Content-Length", "2097152"], ...]
   filler_headers  {"count": n, "bytes": m}: n more headers "X-Filler-i" with
                   values of m bytes each (oversized headers)
-  excess          after the body, this many bytes more than it declares,
-                  sent in one write with its last KiB; the connection closes
+  excess          after the body, this many bytes more than it declares; the
+                  headers, the whole body and these go out in one write (for
+                  small bodies), and the connection closes
   raw             literal bytes sent instead of a response, then the
                   connection closes (replies that are not HTTP)
   redirect        Location: "other:/p" or "primary:/p" (that origin's absolute
@@ -379,9 +380,19 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in fault.get("header_lines", []):
             self.send_header(name, value)
         excess = int(fault.get("excess", 0))
-        if excess:
-            self.close_connection = True
+        if excess and send_body:
             self.send_header("Connection", "close")
+            self._headers_buffer.append(b"\r\n")
+            whole = b"".join(self._headers_buffer) + b"".join(
+                body.pieces(start, end, PIECE)) + b"x" * excess
+            self._headers_buffer = []
+            self.wfile.write(whole)
+            self.wfile.flush()
+            self.server.state.record_sent({
+                "origin": self.server.origin_name, "method": self.command,
+                "path": urlsplit(self.path).path, "status": status, "first": start,
+                "bytes": end - start + excess, "ending": "complete"})
+            return
         self.end_headers()
         if not send_body:
             return
@@ -393,9 +404,6 @@ class Handler(BaseHTTPRequestHandler):
                 stop_at, ending = int(fault[key]), key
         if "close_every" in fault and start + int(fault["close_every"]) < stop_at:
             stop_at, ending = start + int(fault["close_every"]), "close_after"
-        # The body's last KiB goes out with the excess bytes, in one write.
-        tail = min(1024, stop_at - start) if excess and ending is None else 0
-        stop_at -= tail
         gate = fault.get("gate")
         trickle = fault.get("trickle")
         step = int(trickle["bytes"]) if trickle else PIECE
@@ -419,10 +427,6 @@ class Handler(BaseHTTPRequestHandler):
                     offset += len(piece)
                     if interval:
                         time.sleep(interval)
-            if tail:
-                last = b"".join(body.pieces(stop_at, stop_at + tail, tail))
-                self.wfile.write(last + b"x" * excess)
-                sent += len(last) + excess
             if ending is None:
                 if chunked:
                     self.wfile.write(b"0\r\n\r\n")
