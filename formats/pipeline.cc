@@ -78,6 +78,11 @@ class ImagePipeline::Impl {
     return decoder_->Describe();
   }
 
+  std::optional<uint64_t> DeclaredRawSize() const {
+    if (chain_ != std::vector<Format>{Format::kZstd, Format::kRaw}) return std::nullopt;
+    return zstd_declared_size_;
+  }
+
  private:
   // Holds back the first kDetectBytes of its input (or all of it, when the
   // input is shorter), detects the format, has the next stage built, then
@@ -143,6 +148,9 @@ class ImagePipeline::Impl {
     chain_.push_back(format);
     if (IsWrapper(format)) {
       if (nested) return UnsupportedError(NestedWrapperMessage(format));
+      if (format == Format::kZstd && chain_.size() == 1) {
+        zstd_declared_size_ = ZstdDeclaredFrameSize(head);
+      }
       auto inner = std::make_unique<DetectStage>(this, Layer::kInsideWrapper);
       CDI_ASSIGN_OR_RETURN(std::unique_ptr<ByteSink> unwrapper,
                            MakeUnwrapper(format, inner.get(), UnwrapOptionsFor()));
@@ -209,6 +217,7 @@ class ImagePipeline::Impl {
   DetectStage root_;
   std::vector<Format> chain_;   // outermost first
   Decoder* decoder_ = nullptr;  // in stages_, once built
+  std::optional<uint64_t> zstd_declared_size_;  // of an outermost zstd wrapper
   bool tar_built_ = false;      // the chain ends in the tar reader
   Status status_;               // the first error, returned from then on
   bool finished_ = false;
@@ -229,5 +238,9 @@ Status ImagePipeline::Finish() { return impl_->Finish(); }
 std::vector<std::string> ImagePipeline::format_chain() const { return impl_->format_chain(); }
 
 std::optional<ImageDescription> ImagePipeline::Describe() const { return impl_->Describe(); }
+
+std::optional<uint64_t> ImagePipeline::DeclaredRawSize() const {
+  return impl_->DeclaredRawSize();
+}
 
 }  // namespace cdi::formats

@@ -90,6 +90,10 @@ class ImagePipeline : public ByteSink {
   // The decoder's description once it exists (nullopt before detection
   // decided, and when no decoder was built, as for a refused format).
   std::optional<ImageDescription> Describe() const;
+  // The size of a raw image inside zstd, as the zstd frame header declares
+  // it (ZstdDeclaredFrameSize); nullopt for every other chain, and when the
+  // header does not say.
+  std::optional<uint64_t> DeclaredRawSize() const;
 
  private:
   class Impl;

@@ -43,6 +43,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -79,6 +80,14 @@ Result<std::unique_ptr<ByteSink>> MakeGzipUnwrapper(ByteSink* downstream,
                                                     const UnwrapOptions& options);
 Result<std::unique_ptr<ByteSink>> MakeXzUnwrapper(ByteSink* downstream,
                                                   const UnwrapOptions& options);
+// The decompressed size the zstd frame starting at `head` declares in its
+// header (Frame_Content_Size, RFC 8878 section 3.1.1.1.4); nullopt when
+// `head` does not start with a zstd frame (a skippable frame, too few bytes)
+// or the header leaves the size out (as zstd does when it compresses a pipe).
+// It is that frame's size: the stream's whole size when it is the only
+// frame, as zstd writes a file.
+std::optional<uint64_t> ZstdDeclaredFrameSize(std::span<const uint8_t> head);
+
 Result<std::unique_ptr<ByteSink>> MakeZstdUnwrapper(ByteSink* downstream,
                                                     const UnwrapOptions& options);
 

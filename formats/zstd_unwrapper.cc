@@ -165,6 +165,15 @@ class ZstdUnwrapper final : public Unwrapper {
 
 }  // namespace
 
+std::optional<uint64_t> ZstdDeclaredFrameSize(std::span<const uint8_t> head) {
+  ZSTD_frameHeader header{};
+  if (ZSTD_getFrameHeader(&header, head.data(), head.size()) != 0) return std::nullopt;
+  if (header.frameType != ZSTD_frame || header.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN) {
+    return std::nullopt;
+  }
+  return header.frameContentSize;
+}
+
 Result<std::unique_ptr<ByteSink>> MakeZstdUnwrapper(ByteSink* downstream,
                                                     const UnwrapOptions& options) {
   auto unwrapper = std::make_unique<ZstdUnwrapper>(downstream, options);

@@ -71,6 +71,11 @@ Result<ImageInfo> Inspect(const SourceSpec& source_spec, const ImportHooks& hook
   info.virtual_size = inspector.image()->virtual_size;
   info.container_size = source->size();
   info.details = inspector.image()->details;
+  if (!info.virtual_size) {
+    // A raw image has no header of its own; a zstd frame's may say its size.
+    info.virtual_size = pipeline.DeclaredRawSize();
+    if (info.virtual_size) info.details.emplace_back("size declared by", "the zstd frame header");
+  }
   if (depth == InspectDepth::kFull) {
     if (!info.virtual_size) info.virtual_size = inspector.covered_end();
     if (auto described = pipeline.Describe()) info.details = described->details;

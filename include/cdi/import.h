@@ -138,7 +138,9 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks = {
 // What a source holds, read only as far as needed to say it.
 struct ImageInfo {
   std::vector<std::string> format_chain;
-  std::optional<uint64_t> virtual_size;    // unknown for raw inside a compressed wrapper
+  // Unknown for raw inside a compressed wrapper, unless a zstd frame header
+  // declares it (then details hold {"size declared by", "the zstd frame header"}).
+  std::optional<uint64_t> virtual_size;
   std::optional<uint64_t> container_size;  // bytes as served, when declared
   // Format-specific facts, in display order: {"version", "3"}, {"cluster size", "65536"}.
   std::vector<std::pair<std::string, std::string>> details;

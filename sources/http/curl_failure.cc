@@ -106,7 +106,7 @@ size_t HeadersLimitFrom(std::string_view message) {
 // protocol error of the server's that another attempt repeats.
 Status HeadersTooLarge(std::string what, const std::string& url, const Proxy* proxy) {
   return NetworkError("the response from " + url + ThroughProxy(proxy) + " has " + what +
-                      "; the server sends a broken response (retrying does not help): fix "
+                      "; the server sends a broken response, not tried again: fix "
                       "the server, or whatever adds the headers between it and this importer");
 }
 

@@ -239,6 +239,30 @@ TEST_F(ImportRawTest, InfoReportsTheChainAndSizes) {
   EXPECT_TRUE(Contains(r.out, "virtual size:   unknown until decompressed")) << r.out;
 }
 
+// zstd writes the size of a file it compresses into the frame header; from a
+// pipe it cannot.
+TEST_F(ImportRawTest, InfoReportsTheSizeAZstdFrameHeaderDeclares) {
+  const std::string size = std::to_string(image_.size());
+  RunResult r = CdiImage({"info", server_->Url("/disk.raw.zst")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "format:           zstd > raw\n")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "\nvirtual size:     ")) << r.out;
+  EXPECT_TRUE(Contains(r.out, " (" + size + " bytes)\n")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "size declared by: the zstd frame header\n")) << r.out;
+  EXPECT_FALSE(Contains(r.out, "unknown")) << r.out;
+  r = CdiImage({"info", server_->Url("/disk.raw.zst"), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "\"virtual_size\":" + size + ",")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "\"size declared by\":\"the zstd frame header\"")) << r.out;
+
+  Sh("zstd -q -c < " + www_.File("disk.raw") + " > " + www_.File("piped.raw.zst"));
+  r = CdiImage({"info", server_->Url("/piped.raw.zst"), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "\"virtual_size\":null,")) << r.out;
+  r = CdiImage({"info", server_->Url("/piped.raw.zst")});
+  EXPECT_TRUE(Contains(r.out, "virtual size:   unknown until decompressed")) << r.out;
+}
+
 TEST_F(ImportRawTest, BadFlagsAreUsageErrors) {
   RunResult r = CdiImage({"import", server_->Url("/disk.raw"), out_.File("a.img"), "--size", "10Q"});
   EXPECT_EQ(r.exit_code, 2);

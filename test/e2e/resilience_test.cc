@@ -152,8 +152,13 @@ TEST_F(ResilienceTest, PermanentFailuresAreNeverRetried) {
   // A qcow2 image cut in half: served completely, it is corrupt.
   Sh("qemu-img convert -f raw -O qcow2 " + www_.File("disk.raw") + " " + www_.File("bad.qcow2") +
      " && truncate -s 1M " + www_.File("bad.qcow2"));
+  // The 4 MiB image with a second Content-Length of 2 MiB (once imported as a
+  // 2 MiB disk); a 10 MB header line; 400 KB of headers.
   FaultServer server(www_.path(), R"({"/gone": {"status": 404},
-                                      "/forbidden": {"status": 403}})");
+      "/forbidden": {"status": 403},
+      "/dup": {"file": "disk.raw", "header_lines": [["Content-Length", "2097152"]]},
+      "/bigheader": {"file": "disk.raw", "filler_headers": {"count": 1, "bytes": 10485760}},
+      "/manyheaders": {"file": "disk.raw", "filler_headers": {"count": 400, "bytes": 1000}}})");
   struct Case {
     std::string path;
     std::vector<std::string> flags;
@@ -163,6 +168,15 @@ TEST_F(ResilienceTest, PermanentFailuresAreNeverRetried) {
   const std::vector<Case> cases = {
       {"/gone", {}, 5, "error: HTTP 404 Not Found from " + server.Url("/gone")},
       {"/forbidden", {}, 5, "error: HTTP 403 Forbidden from " + server.Url("/forbidden")},
+      {"/dup", {}, 5,
+       "error: conflicting Content-Length headers from " + server.Url("/dup") +
+           ": 'Content-Length: 4194304', 'Content-Length: 2097152'"},
+      {"/bigheader", {}, 5,
+       "error: the response from " + server.Url("/bigheader") +
+           " has a header line longer than libcurl's limit of 100 KiB"},
+      {"/manyheaders", {}, 5,
+       "error: the response from " + server.Url("/manyheaders") +
+           " has headers larger than libcurl's limit of 300 KiB in all"},
       {"/bad.qcow2", {}, 4, "error: "},
       {"/disk.raw", {"--checksum", "sha256:" + std::string(64, '0')}, 9, "checksum mismatch"},
       {"/disk.raw", {"--size", "1Mi"}, 7, "is larger than the reported available storage"},

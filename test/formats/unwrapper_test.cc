@@ -10,6 +10,9 @@
 
 #include "formats/pipeline.h"
 #include "test/formats/formats_testing.h"
+#include "test/support/files.h"
+#include "test/support/process.h"
+#include "test/support/temp_dir.h"
 
 namespace cdi::formats {
 namespace {
@@ -65,6 +68,7 @@ struct Decoded {
   Status status;
   std::vector<std::string> chain;
   std::unique_ptr<RecordingWriter> writer;
+  std::optional<uint64_t> declared_raw_size;
 };
 
 Decoded Decode(const std::string& stream, size_t chunk, PipelineOptions options = {},
@@ -74,6 +78,7 @@ Decoded Decode(const std::string& stream, size_t chunk, PipelineOptions options 
   ImagePipeline pipeline(decoded.writer.get(), std::move(options));
   decoded.status = FeedInChunks(pipeline, stream, chunk);
   decoded.chain = pipeline.format_chain();
+  decoded.declared_raw_size = pipeline.DeclaredRawSize();
   return decoded;
 }
 
@@ -207,6 +212,40 @@ TEST(ZstdTest, DecodesWhatPzstdMade) {
   ASSERT_TRUE(decoded.status.ok()) << decoded.status.ToString();
   EXPECT_EQ(decoded.chain, (std::vector<std::string>{"zstd", "raw"}));
   EXPECT_TRUE(decoded.writer->image() == data);
+}
+
+// What `zstd FILE` writes declares the size; what it writes from a pipe, and
+// pzstd's leading skippable frame, do not say it.
+TEST(ZstdTest, TheFrameHeaderDeclaresTheSizeWhenZstdKnewIt) {
+  std::string data = MakeData(3 * kMiB + 11, Pattern::kZeroRuns);
+  cdi::test::TempDir dir;
+  cdi::test::WriteFile(dir.File("disk.raw"), data);
+  cdi::test::RunResult made =
+      cdi::test::Run({"zstd", "-q", "-1", "-c", dir.File("disk.raw")});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  EXPECT_EQ(ZstdDeclaredFrameSize(Bytes(made.out)), data.size());
+  cdi::test::RunOptions piped;
+  piped.stdin_data = data;
+  made = cdi::test::Run({"zstd", "-q", "-1", "-c"}, piped);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  EXPECT_EQ(ZstdDeclaredFrameSize(Bytes(made.out)), std::nullopt);
+  EXPECT_EQ(ZstdDeclaredFrameSize(Bytes(made.out.substr(0, 3))), std::nullopt);
+}
+
+TEST(ZstdTest, ThePipelineTellsTheDeclaredSizeOfARawImageOnly) {
+  std::string data = MakeData(kMiB + 5, Pattern::kZeroRuns);
+  cdi::test::TempDir dir;
+  cdi::test::WriteFile(dir.File("disk.raw"), data);
+  cdi::test::RunResult made =
+      cdi::test::Run({"zstd", "-q", "-1", "-c", dir.File("disk.raw")});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  Decoded decoded = Decode(made.out, 4096);
+  ASSERT_TRUE(decoded.status.ok()) << decoded.status.ToString();
+  EXPECT_EQ(decoded.declared_raw_size, data.size());
+
+  decoded = Decode(Compress(Format::kGzip, data), 4096);
+  ASSERT_TRUE(decoded.status.ok()) << decoded.status.ToString();
+  EXPECT_EQ(decoded.declared_raw_size, std::nullopt);
 }
 
 class WrapperErrorTest : public ::testing::TestWithParam<Format> {};

@@ -156,7 +156,7 @@ TEST_F(FramingTest, AHeaderLineOverLibcurlsLimitFailsAtOnceNamingTheLimit) {
   EXPECT_FALSE(status.retryable());
   EXPECT_EQ(status.message(), "the response from " + server.Url("/big.img") +
                                   " has a header line longer than libcurl's limit of 100 KiB; the "
-                                  "server sends a broken response (retrying does not help): fix "
+                                  "server sends a broken response, not tried again: fix "
                                   "the server, or whatever adds the headers between it and this "
                                   "importer");
   EXPECT_EQ(server.RequestsFor("/big.img").size(), 1u);
@@ -171,7 +171,7 @@ TEST_F(FramingTest, HeadersOverLibcurlsTotalLimitFailAtOnceNamingTheLimit) {
   EXPECT_FALSE(status.retryable());
   EXPECT_EQ(status.message(), "the response from " + server.Url("/many.img") +
                                   " has headers larger than libcurl's limit of 300 KiB in all; "
-                                  "the server sends a broken response (retrying does not help): "
+                                  "the server sends a broken response, not tried again: "
                                   "fix the server, or whatever adds the headers between it and "
                                   "this importer");
   EXPECT_EQ(server.RequestsFor("/many.img").size(), 1u);
