@@ -10,10 +10,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,7 +32,11 @@ namespace {
 using cdi::UniqueFd;
 using Clock = std::chrono::steady_clock;
 
-constexpr auto kConnectionBudget = std::chrono::seconds(5);
+// Each connection has this long for its TLS handshake, then this long for
+// its request and the response: a client that stays silent holds only its
+// own connection, and only so long.
+constexpr auto kHandshakeBudget = std::chrono::seconds(3);
+constexpr auto kRequestBudget = std::chrono::seconds(5);
 constexpr size_t kMaxRequestBytes = 8192;
 
 // The certificate's subject and how long it is valid: CDI's controller
@@ -86,7 +92,7 @@ Result<UniqueFd> Listen(const ListenAddress& address) {
       int off = 0;
       setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
     }
-    if (bind(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd.get(), 16) == 0) {
+    if (bind(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd.get(), 128) == 0) {
       return fd;
     }
     last_errno = errno;
@@ -132,6 +138,12 @@ Result<ListenAddress> ParseListenAddress(std::string_view address) {
 }
 
 struct MetricsServer::State {
+  // One connection being served, on a thread of its own.
+  struct Worker {
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+
   std::optional<tls::ServerContext> tls;
   UniqueFd listen_fd;
   UniqueFd wake_read;
@@ -139,6 +151,9 @@ struct MetricsServer::State {
   uint16_t port = 0;
   std::function<std::string()> render;
   std::thread thread;
+  // Used by the accepting thread only.
+  std::list<Worker> workers;
+  bool warned_full = false;
 
   void Serve() {
     while (true) {
@@ -146,17 +161,51 @@ struct MetricsServer::State {
       if (poll(fds, 2, -1) < 0) {
         if (errno == EINTR) continue;
         Logger()->warn("metrics endpoint stopped: poll: {}", std::strerror(errno));
-        return;
+        break;
       }
-      if (fds[1].revents != 0) return;
+      if (fds[1].revents != 0) break;
       UniqueFd connection(accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-      if (connection.valid()) Handle(connection.get());
+      if (!connection.valid()) continue;
+      Reap();
+      if (workers.size() >= MetricsServer::kMaxConnections) {
+        // Closed at once rather than queued: a queue would make a scrape
+        // wait behind every held connection's budget.
+        if (!warned_full) {
+          warned_full = true;
+          Logger()->warn(
+              "metrics endpoint: {} connections open, closing further ones until some end",
+              MetricsServer::kMaxConnections);
+        }
+        continue;
+      }
+      warned_full = false;
+      Worker& worker = workers.emplace_back();
+      worker.thread = std::thread([this, &worker, fd = std::move(connection)] {
+        Handle(fd.get());
+        worker.done.store(true, std::memory_order_release);
+      });
+    }
+    // The wake pipe is readable now: every connection's wait ends.
+    for (Worker& worker : workers) worker.thread.join();
+    workers.clear();
+  }
+
+  // Joins the threads whose connection ended.
+  void Reap() {
+    for (auto it = workers.begin(); it != workers.end();) {
+      if (it->done.load(std::memory_order_acquire)) {
+        it->thread.join();
+        it = workers.erase(it);
+      } else {
+        ++it;
+      }
     }
   }
 
   void Handle(int fd) {
-    tls::ServerConnection connection(*tls, fd, wake_read.get(), Clock::now() + kConnectionBudget);
+    tls::ServerConnection connection(*tls, fd, wake_read.get(), Clock::now() + kHandshakeBudget);
     if (!connection.Handshake()) return;
+    connection.set_deadline(Clock::now() + kRequestBudget);
     std::string request;
     char buffer[2048];
     while (request.find("\r\n\r\n") == std::string::npos && request.size() < kMaxRequestBytes) {

@@ -23,10 +23,12 @@ struct ListenAddress {
 // kInvalidArgument with the expected form for anything else.
 Result<ListenAddress> ParseListenAddress(std::string_view address);
 
-// Serves GET and HEAD of /metrics on its own thread, one connection at a time
-// (a scrape is one short request; each connection has a 5-second budget for
-// its request and response). The body is `render()`, called on the server
-// thread for each scrape, with Content-Type
+// Serves GET and HEAD of /metrics, each connection on a thread of its own, at
+// most kMaxConnections at once (one more is closed as soon as it is
+// accepted). Each connection has 3 seconds for its TLS handshake, then 5 for
+// its request and the response, so idle connections never hold a scrape
+// back. The body is `render()`, called for each scrape on that connection's
+// thread (so from several threads at once), with Content-Type
 // "text/plain; version=0.0.4; charset=utf-8". Other paths get 404, other
 // methods 405.
 //
@@ -38,12 +40,15 @@ Result<ListenAddress> ParseListenAddress(std::string_view address);
 // not end the import.
 class MetricsServer {
  public:
+  // Connections served at once.
+  static constexpr size_t kMaxConnections = 64;
+
   // Binds and starts serving. Errors: kInvalidArgument for a bad address,
   // kIo when the address cannot be bound, kTls when the certificate cannot
   // be made.
   static Result<std::unique_ptr<MetricsServer>> Start(std::string_view address,
                                                       std::function<std::string()> render);
-  // Stops serving and joins the thread.
+  // Stops serving, ends every connection and joins the threads.
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

@@ -92,6 +92,10 @@ class ServerConnection {
   // Sends all of `data`. False when it could not.
   bool WriteAll(std::string_view data);
 
+  // Moves the deadline of what follows (a handshake's budget, then the
+  // request's).
+  void set_deadline(std::chrono::steady_clock::time_point deadline) { deadline_ = deadline; }
+
   // Tells the client that the server is done (TLS close_notify), without
   // waiting for its answer.
   void Close();

@@ -2,10 +2,18 @@
 // reads it.
 #include "pod/progress_metric.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "pod/metrics_server.h"
 #include "test/support/controller_scrape.h"
@@ -123,9 +131,9 @@ TEST_F(MetricsServerTest, OtherPathsAndMethods) {
   EXPECT_EQ(r.out.find("kubevirt_cdi_import_progress_total{"), std::string::npos);
 }
 
-TEST_F(MetricsServerTest, ASilentClientHoldsOthersUpOnlyForItsBudget) {
-  // A plain TCP client that never speaks TLS: dropped after its 5 seconds,
-  // then the next scrape is served.
+TEST_F(MetricsServerTest, ASilentClientDoesNotHoldOthersUp) {
+  // A plain TCP client that never speaks TLS holds only its own connection
+  // (until its handshake budget ends); the scrape is served meanwhile.
   TempDir dir;
   BackgroundProcess silent(
       {"python3", "-c",
@@ -138,6 +146,77 @@ TEST_F(MetricsServerTest, ASilentClientHoldsOthersUpOnlyForItsBudget) {
   RunResult r = Curl({base_ + "/metrics"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Scrape(r.out, "owner-1"), "0");
+}
+
+// An idle TCP connection to the endpoint, closed on destruction.
+class IdleConnection {
+ public:
+  explicit IdleConnection(uint16_t port) : fd_(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = fd_ >= 0 &&
+                 connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+  }
+  ~IdleConnection() {
+    if (fd_ >= 0) close(fd_);
+  }
+  IdleConnection(const IdleConnection&) = delete;
+  IdleConnection& operator=(const IdleConnection&) = delete;
+
+  bool connected() const { return connected_; }
+  // True when the server closed the connection: within `wait_ms`, or already.
+  bool ClosedByServer(int wait_ms) const {
+    pollfd fd{fd_, POLLIN, 0};
+    if (poll(&fd, 1, wait_ms) <= 0) return false;
+    char byte;
+    return recv(fd_, &byte, 1, MSG_DONTWAIT) <= 0;
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+};
+
+TEST_F(MetricsServerTest, AScrapeIsServedWhileFiftyIdleConnectionsAreOpen) {
+  // Served one after another, each idle connection would hold the scrape
+  // back for its budget: minutes for fifty, past curl's --max-time.
+  std::vector<std::unique_ptr<IdleConnection>> idle;
+  for (int i = 0; i < 50; ++i) {
+    idle.push_back(std::make_unique<IdleConnection>(server_->port()));
+    ASSERT_TRUE(idle.back()->connected()) << i;
+  }
+  metric_.Update(0.425);
+  for (int scrape = 0; scrape < 3; ++scrape) {
+    RunResult r = Curl({base_ + "/metrics"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(Scrape(r.out, "owner-1"), "42.5") << r.out;
+  }
+  // The idle connections were not dropped to serve the scrapes.
+  EXPECT_FALSE(idle.front()->ClosedByServer(0));
+}
+
+TEST_F(MetricsServerTest, ConnectionsBeyondTheLimitAreClosedAtOnce) {
+  std::vector<std::unique_ptr<IdleConnection>> held;
+  for (size_t i = 0; i < pod::MetricsServer::kMaxConnections; ++i) {
+    held.push_back(std::make_unique<IdleConnection>(server_->port()));
+    ASSERT_TRUE(held.back()->connected()) << i;
+  }
+  IdleConnection extra(server_->port());
+  ASSERT_TRUE(extra.connected());
+  // The extra one is closed without waiting for a held one's budget to end:
+  // when it is, the first held connection is still open.
+  EXPECT_TRUE(extra.ClosedByServer(20000));
+  EXPECT_FALSE(held.front()->ClosedByServer(0));
+  held.clear();
+  // Once they are gone, scrapes are served again.
+  bool served = false;
+  for (int attempt = 0; attempt < 50 && !served; ++attempt) {
+    served = Curl({base_ + "/metrics"}).exit_code == 0;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(served);
 }
 
 TEST(MetricsServer, AnAddressInUseIsAnError) {
