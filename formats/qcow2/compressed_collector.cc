@@ -137,6 +137,9 @@ void CompressedCollector::Submit(Gathering& gathering) {
 Status CompressedCollector::FromGaps(const Run& run) {
   uint64_t available = gaps_->HeldLength(run.host_offset, run.length);
   if (available == 0) {
+    if (gaps_->MarkedFree(run.host_offset, run.length)) {
+      return GapKeeper::FreeButMapped(ClaimText(run.claim()));
+    }
     return CorruptImageError("qcow2: " + ClaimText(run.claim()) +
                              " overlaps image metadata or data already mapped" + kCheckAdvice);
   }

@@ -36,8 +36,10 @@ Result<uint64_t> GapKeeper::Take(uint64_t position, std::span<const uint8_t> byt
   if (!keeping()) return count;
   // Free clusters (refcount 0) hold nothing a table may refer to.
   while (!free_ranges_.empty() && free_ranges_.begin()->second <= position) {
+    const auto [start, end] = *free_ranges_.begin();
     free_ranges_.erase(free_ranges_.begin());
-    free_ranges_reservation_.Resize(budget_, free_ranges_.size() * kFreeRangeBytes);
+    AddPassedFree(start, end);
+    ReserveFreeRanges();
   }
   if (!free_ranges_.empty()) {
     const auto& [free_start, free_end] = *free_ranges_.begin();
@@ -56,6 +58,7 @@ void GapKeeper::AddFreeClusters(uint64_t first, uint64_t count, uint64_t positio
     // Take only what is kept whole: a free cluster that is also claimed is
     // a table error that the claim will report.
     for (uint64_t c = start; c < behind_end; c += cluster_size()) Drop(c, cluster_size());
+    AddPassedFree(start, behind_end);
     start = behind_end;
   }
   if (start >= end || free_ranges_full_) return;
@@ -67,8 +70,9 @@ void GapKeeper::AddFreeClusters(uint64_t first, uint64_t count, uint64_t positio
       return;
     }
   }
-  if (!free_ranges_reservation_.Resize(budget_, (free_ranges_.size() + 1) * kFreeRangeBytes,
-                                       Reservation::Reclaim::kNo)) {
+  if (!free_ranges_reservation_.Resize(
+          budget_, (free_ranges_.size() + passed_free_.size() + 1) * kFreeRangeBytes,
+          Reservation::Reclaim::kNo)) {
     free_ranges_full_ = true;  // an optimisation only: keep instead
     return;
   }
@@ -79,6 +83,8 @@ void GapKeeper::ReleaseIfDone() {
   if (!keeping() && !released_) {
     released_ = true;
     spool_->Clear();
+    passed_free_.clear();
+    ReserveFreeRanges();
   }
 }
 
@@ -99,8 +105,53 @@ void GapKeeper::Drop(uint64_t host_offset, uint64_t length) {
   if (Holds(host_offset, length)) spool_->Take(host_offset, length);
 }
 
+void GapKeeper::AddPassedFree(uint64_t start, uint64_t end) {
+  if (start >= end) return;
+  // Coalesce with the range that ends here (ranges pass in host order).
+  if (!passed_free_.empty()) {
+    auto last = std::prev(passed_free_.end());
+    if (last->second == start) {
+      last->second = end;
+      return;
+    }
+  }
+  // Only to explain an error better: without room, a mapped free cluster is
+  // reported as a cluster referenced twice.
+  if (!free_ranges_reservation_.Resize(
+          budget_, (free_ranges_.size() + passed_free_.size() + 1) * kFreeRangeBytes,
+          Reservation::Reclaim::kNo)) {
+    return;
+  }
+  passed_free_.emplace(start, end);
+}
+
+void GapKeeper::ReserveFreeRanges() {
+  free_ranges_reservation_.Resize(budget_,
+                                  (free_ranges_.size() + passed_free_.size()) * kFreeRangeBytes);
+}
+
+bool GapKeeper::MarkedFree(uint64_t host_offset, uint64_t length) const {
+  const uint64_t end = host_offset + length;
+  for (const auto* ranges : {&passed_free_, &free_ranges_}) {
+    // The last range starting before `end` is the only one that may overlap.
+    auto after = ranges->lower_bound(end);
+    if (after == ranges->begin()) continue;
+    if (std::prev(after)->second > host_offset) return true;
+  }
+  return false;
+}
+
+Status GapKeeper::FreeButMapped(const std::string& what) {
+  return CorruptImageError(
+      "qcow2: " + what +
+      " lies in a cluster that the refcounts mark free (refcount 0), yet a table maps it: the "
+      "image's metadata is inconsistent (qemu-img check reports it as 'refcount=0 "
+      "reference=1'); repair the image with 'qemu-img check -r all IMAGE', then import it again");
+}
+
 Status GapKeeper::Replay(const Run& run, GuestOutput& output) {
   if (!Holds(run.host_offset, run.length)) {
+    if (MarkedFree(run.host_offset, run.length)) return FreeButMapped(ClaimText(run.claim()));
     return CorruptImageError("qcow2: " + ClaimText(run.claim()) +
                              " overlaps image metadata or data already mapped (a cluster "
                              "referenced twice)" +

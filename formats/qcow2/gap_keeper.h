@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "cdi/status.h"
@@ -74,6 +75,14 @@ class GapKeeper {
   // Writes the standard run whose bytes passed before its L2 table, and takes them back.
   Status Replay(const Run& run, GuestOutput& output);
 
+  // True when [host_offset, host_offset + length) touches clusters the
+  // refcounts marked free and that were skipped or let go of as such.
+  bool MarkedFree(uint64_t host_offset, uint64_t length) const;
+  // The kCorruptImage error of `what` (a ClaimText) that a table maps into
+  // clusters the refcounts mark free: which inconsistency it is, and the
+  // qemu-img command that repairs it.
+  static Status FreeButMapped(const std::string& what);
+
   // Keeps bytes that passed earlier without being kept: the tail of a
   // compressed cluster's range, once its stream's length is known.
   Status Insert(uint64_t host_offset, std::span<const uint8_t> bytes) {
@@ -106,8 +115,15 @@ class GapKeeper {
   uint64_t replayed_bytes_ = 0;
   std::vector<uint8_t> buffer_;  // one cluster, for Replay
   Reservation buffer_reservation_;
+  // Records the free range [start, end) as passed (skipped or let go of).
+  void AddPassedFree(uint64_t start, uint64_t end);
+  void ReserveFreeRanges();
+
   std::map<uint64_t, uint64_t> free_ranges_;  // start -> end, ahead of the position
-  Reservation free_ranges_reservation_;
+  // Free ranges behind the position, kept while tables may still come, to
+  // tell a free cluster that a late table maps from one referenced twice.
+  std::map<uint64_t, uint64_t> passed_free_;
+  Reservation free_ranges_reservation_;  // for both maps
   bool free_ranges_full_ = false;
 };
 

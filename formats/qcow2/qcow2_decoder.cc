@@ -324,6 +324,10 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
       return OverlapError({ClaimKind::kL2, l2_offset, l2_end, mapping.guest_offset}, last_claim_);
     }
     if (!gaps_->Holds(l2_offset, cluster_size())) {
+      if (gaps_->MarkedFree(l2_offset, cluster_size())) {
+        return GapKeeper::FreeButMapped("the L2 table at host offset " + Hex(l2_offset) + " (L1 entry " +
+                                        std::to_string(index) + ")");
+      }
       return reader_->L1EntryError(index, entry,
                                    "points to an L2 table at " + Hex(l2_offset) +
                                        " that overlaps other metadata or is referenced twice");

@@ -451,6 +451,45 @@ TEST_F(HostileTest, DataClusterReferencedTwice) {
                 false);
 }
 
+// A data cluster whose refcount is 0 while an L2 table maps it, the L2 table
+// coming after the data (as after a resize): the data was let go of as free
+// when it passed. qemu-img check reports exactly this, and repairs it.
+TEST_F(HostileTest, FreeClusterMappedByALaterL2Table) {
+  constexpr uint64_t kRefcountBlock = 0x20000;  // 16-bit refcounts, one per cluster
+  std::string image = Good();
+  ASSERT_EQ(image.size(), 0x80000u);
+  // The L2 table moves behind the data: a copy in cluster 8, the L1 entry
+  // naming it, the refcounts following.
+  image += image.substr(0x40000, 0x10000);
+  PutBE(image, Layout(image).l1_offset, 8, 0x8000000000080000u);
+  PutBE(image, kRefcountBlock + 8 * 2, 2, 1);
+  PutBE(image, kRefcountBlock + 4 * 2, 2, 0);
+  Outcome moved = Decode(image);
+  ASSERT_TRUE(moved.status.ok()) << "the moved layout itself must decode: "
+                                 << moved.status.ToString();
+
+  PutBE(image, kRefcountBlock + 5 * 2, 2, 0);  // the data of guest offset 0
+  std::string path = dir_->File("free-but-mapped.qcow2");
+  WriteFile(path, image);
+  RunResult check = test::Run({"qemu-img", "check", path});
+  EXPECT_NE((check.out + check.err).find("ERROR cluster 5 refcount=0 reference=1"), std::string::npos)
+      << check.out << check.err;
+  ExpectRefused(image, ErrorCode::kCorruptImage,
+                "qcow2: the data for guest offset 0x0 at host offset 0x50000 lies in a cluster "
+                "that the refcounts mark free (refcount 0), yet a table maps it: the image's "
+                "metadata is inconsistent (qemu-img check reports it as 'refcount=0 "
+                "reference=1'); repair the image with 'qemu-img check -r all IMAGE', then "
+                "import it again",
+                false);
+
+  // What the message suggests works.
+  RunResult repair = test::Run({"qemu-img", "check", "-r", "all", path});
+  EXPECT_EQ(repair.exit_code, 0) << repair.out << repair.err;
+  Outcome repaired = Decode(ReadFile(path));
+  EXPECT_TRUE(repaired.status.ok()) << repaired.status.ToString();
+  EXPECT_EQ(repaired.problems, "");
+}
+
 TEST_F(HostileTest, ZeroFlagInVersion2) {
   std::string image = *v2_;
   const uint64_t l2 = L2(image);
