@@ -279,6 +279,10 @@ CURLcode TlsCallbacks::SslContext(CURL* /*handle*/, void* ssl_ctx, void* self_po
     X509_STORE_add_cert(store, certificate.get());
   }
   SSL_CTX_set_ex_data(context, ContextIndex(), self);
+  // curl traces every TLS record into its debug output when that is on
+  // (the HTTP source reads it for one note): a formatted line per 16 KiB
+  // record that nobody reads.
+  SSL_CTX_set_msg_callback(context, nullptr);
   // Keep curl's verification mode; only observe what fails, to explain it.
   // Also with TlsVerify::kOff: an https:// proxy is verified all the same.
   SSL_CTX_set_verify(context, SSL_CTX_get_verify_mode(context), &TlsCallbacks::Verify);
