@@ -167,6 +167,30 @@ TEST_F(CurlFailureTest, AnInvalidResponseIsNotRetried) {
   }
 }
 
+TEST_F(CurlFailureTest, HeadersBeyondLibcurlsLimitsAreTheServersAndNotRetried) {
+  // libcurl's buffer of one header line is what runs out while headers arrive.
+  Status status = Map(CURLE_OUT_OF_MEMORY, {.in_headers = true});
+  EXPECT_EQ(status.code(), ErrorCode::kNetwork);
+  EXPECT_FALSE(status.retryable());
+  EXPECT_EQ(status.message(), std::string("the response from ") + kRedacted +
+                                  " has a header line longer than libcurl's limit of 100 KiB; the "
+                                  "server sends a broken response, not tried again: fix the "
+                                  "server, or whatever adds the headers between it and this "
+                                  "importer");
+  // The limit in force is the one libcurl names.
+  status = Map(CURLE_RECV_ERROR,
+               {.curl_message = "Too large response headers: 308086 > 307200", .in_headers = true});
+  EXPECT_EQ(status.code(), ErrorCode::kNetwork);
+  EXPECT_FALSE(status.retryable());
+  EXPECT_TRUE(status.message().starts_with(std::string("the response from ") + kRedacted +
+                                           " has headers larger than libcurl's limit of 300 KiB "
+                                           "in all; "))
+      << status.message();
+  // Out of memory while a body streams is this machine's.
+  status = Map(CURLE_OUT_OF_MEMORY, {.published = true});
+  EXPECT_EQ(status.code(), ErrorCode::kInternal);
+}
+
 TEST_F(CurlFailureTest, TlsFailuresAreTls) {
   for (CURLcode code : {CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR}) {
     ASSERT_TRUE(tls::CurlTls::IsTlsFailure(code));
