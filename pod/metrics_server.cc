@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -180,10 +181,16 @@ struct MetricsServer::State {
       }
       warned_full = false;
       Worker& worker = workers.emplace_back();
-      worker.thread = std::thread([this, &worker, fd = std::move(connection)] {
-        Handle(fd.get());
-        worker.done.store(true, std::memory_order_release);
-      });
+      try {
+        worker.thread = std::thread([this, &worker, fd = std::move(connection)] {
+          Handle(fd.get());
+          worker.done.store(true, std::memory_order_release);
+        });
+      } catch (const std::system_error& error) {
+        // No thread for it (the process's limit): this connection is closed.
+        Logger()->debug("metrics endpoint: cannot serve a connection: {}", error.what());
+        workers.pop_back();
+      }
     }
     // The wake pipe is readable now: every connection's wait ends.
     for (Worker& worker : workers) worker.thread.join();
