@@ -67,6 +67,11 @@ class HttpSource final : public ByteSource {
       }
       opened_cv_.wait_for(lock, kPollInterval);
     }
+    // The transfer may see the cancellation first (in a back-off wait): the
+    // same words whichever thread saw it.
+    if (open_status_.code() == ErrorCode::kCancelled && Cancelled()) {
+      return CancelledError("cancelled while connecting to " + redacted_url_);
+    }
     return open_status_;
   }
 

@@ -279,6 +279,14 @@ TEST_F(FramingTest, PermanentFailuresWithoutAnHttpAnswerFailAtOnce) {
       {"an untrusted server certificate (CURLE_PEER_FAILED_VERIFICATION)",
        [&] { return WithDefaultRetries(tls_server.Url("/small.img")); }, ErrorCode::kTls,
        "unknown issuer"},
+      {"a proxy name that does not exist (CURLE_COULDNT_RESOLVE_PROXY)",
+       [&] {
+         SourceSpec spec = WithDefaultRetries(tls_server.Url("/small.img"));
+         spec.network.proxy.https_proxy = "http://no-such-proxy.invalid:3128";
+         spec.network.proxy.no_proxy = "";  // not even 127.0.0.1 goes around it
+         return spec;
+       },
+       ErrorCode::kNetwork, "no such host"},
       {"a proxy that refuses the tunnel (HTTP 403 to CONNECT)",
        [&] {
          SourceSpec spec = WithDefaultRetries("https://no-tunnel.example/disk.img");
