@@ -190,9 +190,9 @@ void KilledExtraction(const std::string& root) {
     bool ok = t.MakeDirectory("etc", 0750, 1500000000).ok() &&
               t.BeginFile("etc/motd", 6, 0640, std::nullopt).ok() &&
               t.WriteFile(Bytes("hello\n")).ok() && t.EndFile().ok() &&
+              t.MakeDirectory("stale-only", 0755, std::nullopt).ok() &&
               t.BeginFile("images/nested/disk.img", 1 << 20, 0644, std::nullopt).ok() &&
-              t.WriteFile(Bytes(std::string(4096, 'x'))).ok() &&
-              t.MakeDirectory("stale-only", 0755, std::nullopt).ok();
+              t.WriteFile(Bytes(std::string(4096, 'x'))).ok();
     _exit(ok ? 0 : 2);  // no destructor runs: nothing is aborted
   }
   int status = 0;
