@@ -529,7 +529,12 @@ Result<std::unique_ptr<DirectoryTarget>> OpenDirectoryTarget(
                                   "may write a volume at a time: wait for that import to end, "
                                   "or stop it, then try again");
     }
-    return PosixError(errno, "locking " + root + " to extract into it");
+    if (errno != ENOLCK && errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL) {
+      return PosixError(errno, "locking " + root + " to extract into it");
+    }
+    Logger()->warn("{}: the filesystem does not support locks; a second import into it at the "
+                   "same time would not be noticed",
+                   root);
   }
   CDI_RETURN_IF_ERROR(RemoveUnfinishedExtraction(fd.get(), root));
   CDI_ASSIGN_OR_RETURN(uint64_t available, AvailableSpace(root));

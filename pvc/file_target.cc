@@ -54,6 +54,12 @@ std::string JoinPath(const std::string& dir, const std::string& name) {
   return dir == "/" ? "/" + name : dir + "/" + name;
 }
 
+// flock errors that mean "this filesystem has no locks", not "it is held".
+bool LockUnsupported(int error_number) {
+  return error_number == ENOLCK || error_number == EOPNOTSUPP || error_number == ENOSYS ||
+         error_number == EINVAL;
+}
+
 // The error for a target another import is writing.
 Status BusyError(const std::string& path, const std::string& partial_path) {
   return InvalidArgumentError(path + " is being written by another import (it holds " +
@@ -87,8 +93,15 @@ Result<UniqueFd> TakePartialFile(int dir_fd, const std::string& dir, const std::
     }
     if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
       if (errno == EWOULDBLOCK) return BusyError(path, partial_path);
-      return PosixError(errno, "locking " + partial_path + " (where " + path +
-                                   " is written until it is complete)");
+      if (!LockUnsupported(errno)) {
+        return PosixError(errno, "locking " + partial_path + " (where " + path +
+                                     " is written until it is complete)");
+      }
+      // Some network and FUSE filesystems have no locks: importing there
+      // still works, as it did before locks were taken.
+      Logger()->warn("{}: the filesystem does not support locks; a second import into it "
+                     "at the same time would not be noticed",
+                     partial_path);
     }
     struct stat held {};
     struct stat named {};
