@@ -189,7 +189,7 @@ TEST_F(TargetOwnershipTest, SecondPodOnTheSameVolumeIsRefusedAndTheFirstFinishes
     return !server.RequestsFor("/gated").empty() && FileExists(partial);
   })) << ReadFile(log);
 
-  RunResult second = Run(second_argv, second_pod.Options({{"IMPORTER_SOURCE", "http"},
+  RunResult second = test::Run(second_argv, second_pod.Options({{"IMPORTER_SOURCE", "http"},
                                                           {"IMPORTER_ENDPOINT",
                                                            server.Url("/disk.raw")}}));
   EXPECT_EQ(second.exit_code, 1) << second.err;
