@@ -71,7 +71,30 @@ class TargetSet {
   bool committed_ = false;
 };
 
-Result<std::unique_ptr<pvc::Target>> OpenTarget(const TargetSpec& spec) {
+// What one target may hold in memory. An import onto many targets (a pool's
+// replicas) divides its budget among them, so that it holds what an import
+// onto one does: a quarter of the budget for the targets' direct I/O buffers
+// (a single target keeps its full buffers under the default budget; many
+// small shares fall back to the page cache), and page cache windows that
+// shrink with the number of targets.
+struct TargetMemory {
+  uint64_t staging = pvc::kDefaultStagingMemory;
+  uint64_t writeback_window = pvc::kDefaultWritebackWindow;
+};
+
+constexpr uint64_t kMinWritebackWindow = 256 * kKiB;
+
+TargetMemory TargetMemoryFor(const ImportSpec& spec) {
+  const uint64_t count = std::max<uint64_t>(1, spec.targets.size());
+  TargetMemory memory;
+  memory.staging = std::min(pvc::kDefaultStagingMemory, spec.memory_budget / 4 / count);
+  memory.writeback_window =
+      std::max(kMinWritebackWindow, pvc::kDefaultWritebackWindow / count);
+  return memory;
+}
+
+Result<std::unique_ptr<pvc::Target>> OpenTarget(const TargetSpec& spec,
+                                                const TargetMemory& memory = {}) {
   if (spec.path.empty()) return InvalidArgumentError("no target path given");
   TargetKind kind = spec.kind;
   if (kind == TargetKind::kAuto) {
@@ -84,6 +107,8 @@ Result<std::unique_ptr<pvc::Target>> OpenTarget(const TargetSpec& spec) {
     // Preallocation on a device: zero ranges are written, not unmapped, so
     // that thin storage allocates them.
     pvc::BlockTargetOptions options;
+    options.writeback_window = memory.writeback_window;
+    options.staging_memory = memory.staging;
     if (spec.preallocation == Preallocation::kOn) {
       options.first_zero_method = pvc::ZeroMethod::kWriteZeros;
     }
@@ -93,7 +118,9 @@ Result<std::unique_ptr<pvc::Target>> OpenTarget(const TargetSpec& spec) {
   return pvc::OpenFileTarget(spec.path, {.requested_size = spec.requested_size,
                                          .filesystem_overhead = spec.filesystem_overhead,
                                          .existing = spec.existing,
-                                         .preallocation = spec.preallocation});
+                                         .preallocation = spec.preallocation,
+                                         .writeback_window = memory.writeback_window,
+                                         .staging_memory = memory.staging});
 }
 
 Status ValidateSpec(const ImportSpec& spec) {
@@ -285,8 +312,14 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
   // Local problems (a file in the way, a busy device) fail before any download.
   TargetSet targets;
   std::vector<importer::SinkTarget> sink_targets;
+  const TargetMemory memory = TargetMemoryFor(spec);
+  if (spec.targets.size() > 1) {
+    Logger()->debug("{} targets: up to {} bytes of direct I/O buffers and a {}-byte writeback "
+                    "window each",
+                    spec.targets.size(), memory.staging, memory.writeback_window);
+  }
   for (const TargetSpec& target_spec : spec.targets) {
-    auto opened = OpenTarget(target_spec);
+    auto opened = OpenTarget(target_spec, memory);
     if (!opened.ok()) return opened.status();
     const bool fill = (*opened)->kind() == pvc::TargetKind::kBlockDevice ||
                       target_spec.requested_size.has_value();

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include "pvc/capacity.h"
 
@@ -41,6 +42,10 @@ std::string SizeText(uint64_t bytes) { return std::to_string(bytes) + " bytes"; 
 }  // namespace
 
 void CheckTargets(ExistingFile existing, Plan* plan, Problems* problems) {
+  // Devices by number: two paths (a link and its device) may name one, and
+  // two DataVolumes written onto one device would each report success for
+  // a disk that holds the other's image.
+  std::map<dev_t, const DataVolumePlan*> devices;
   for (DataVolumePlan& dv : plan->data_volumes) {
     auto report = [&](const std::string& field, std::string message) {
       problems->Add(dv.declared_in, dv.line, field, "DataVolume " + dv.name + ": " + message);
@@ -52,6 +57,17 @@ void CheckTargets(ExistingFile existing, Plan* plan, Problems* problems) {
         continue;
       }
       dv.usable_size = *size;
+      struct stat st {};
+      if (stat(dv.target.c_str(), &st) == 0) {
+        auto [it, added] = devices.emplace(st.st_rdev, &dv);
+        if (!added) {
+          report("", "--block " + dv.name + "=" + dv.target + ": " + dv.target +
+                         " is the same device as " + it->second->target +
+                         ", given to DataVolume " + it->second->name +
+                         "; give each DataVolume a device of its own");
+          continue;
+        }
+      }
       if (dv.requested && *size < *dv.requested) {
         report(dv.size_field,
                "the device " + dv.target + " holds " + SizeText(*size) + ", less than the " +

@@ -85,7 +85,8 @@ class BlockTarget final : public Target {
         size_(size),
         logical_block_size_(logical_block_size),
         writeback_(fd_.get(), path_, options.writeback_window),
-        writer_(fd_.get(), std::move(direct_fd), &writeback_, &path_) {
+        writer_(fd_.get(), std::move(direct_fd), &writeback_, &path_,
+                DirectWriter::StageSizeFor(options.staging_memory)) {
     for (size_t i = 0; i < kOffloads.size(); ++i) {
       offload_usable_[i] =
           static_cast<int>(kOffloads[i]) >= static_cast<int>(options.first_zero_method);
@@ -269,8 +270,19 @@ Result<std::unique_ptr<Target>> OpenBlockTarget(const std::string& path,
   }
   // O_EXCL on a block device fails with EBUSY while it is mounted or held by
   // another exclusive opener: writing under a live filesystem corrupts it.
+  // The same claim makes an import the one owner of its device: a second
+  // import, in this process or another, is refused here at once.
   UniqueFd fd(open(path.c_str(), O_RDWR | O_EXCL | O_CLOEXEC));
-  if (!fd.valid()) return PosixError(errno, "opening block device " + path + " for writing");
+  if (!fd.valid()) {
+    if (errno == EBUSY) {
+      return InvalidArgumentError(
+          "opening block device " + path +
+          " for writing: it is in use (mounted, or opened exclusively by another program, such "
+          "as another import writing it); only one import may write a device at a time: unmount "
+          "it or wait for the other program to end, then try again");
+    }
+    return PosixError(errno, "opening block device " + path + " for writing");
+  }
   if (fstat(fd.get(), &st) != 0) return PosixError(errno, "checking block device " + path);
   if (!S_ISBLK(st.st_mode)) {
     return InvalidArgumentError(path +
@@ -300,7 +312,9 @@ Result<std::unique_ptr<Target>> OpenBlockTarget(const std::string& path,
   Logger()->debug("{}: block device of {} bytes, logical block size {}", path, size,
                 logical_block_size);
   UniqueFd direct_fd;
-  if (options.direct_io) direct_fd = OpenDirect(AT_FDCWD, path, fd.get(), path);
+  if (options.direct_io && DirectWriter::StageSizeFor(options.staging_memory) > 0) {
+    direct_fd = OpenDirect(AT_FDCWD, path, fd.get(), path);
+  }
   return std::unique_ptr<Target>(
       std::make_unique<BlockTarget>(path, std::move(fd), std::move(direct_fd), size,
                                     static_cast<uint64_t>(logical_block_size), options));

@@ -29,17 +29,23 @@ static_assert(DirectWriter::kMinDirectRun >= 2 * DirectWriter::kAlignment);
 
 }  // namespace
 
+size_t DirectWriter::StageSizeFor(uint64_t memory) {
+  const uint64_t stage = std::min<uint64_t>(kStageSize, AlignDown(memory / kStageCount));
+  return stage < kMinDirectRun ? 0 : static_cast<size_t>(stage);
+}
+
 DirectWriter::DirectWriter(int fd, UniqueFd direct_fd, WritebackLimiter* writeback,
-                           const std::string* path)
+                           const std::string* path, size_t stage_size)
     : fd_(fd),
       direct_fd_(std::move(direct_fd)),
       writeback_(writeback),
       path_(path),
+      stage_size_(std::max<size_t>(kMinDirectRun, AlignDown(stage_size))),
       staged_(direct_fd_.valid()) {
   if (!staged_) return;
   for (size_t i = 0; i < kStageCount; ++i) {
     Stage stage;
-    stage.buffer.reset(static_cast<uint8_t*>(std::aligned_alloc(kAlignment, kStageSize)));
+    stage.buffer.reset(static_cast<uint8_t*>(std::aligned_alloc(kAlignment, stage_size_)));
     if (!stage.buffer) throw std::bad_alloc();
     (i == 0 ? current_ : free_.emplace_back()) = std::move(stage);
   }
@@ -64,12 +70,12 @@ Status DirectWriter::Write(uint64_t offset, std::span<const uint8_t> data) {
       current_.base = AlignDown(offset);
       current_.lead = current_.fill = static_cast<size_t>(offset - current_.base);
     }
-    size_t n = std::min(kStageSize - current_.fill, data.size());
+    size_t n = std::min(stage_size_ - current_.fill, data.size());
     std::memcpy(current_.buffer.get() + current_.fill, data.data(), n);
     current_.fill += n;
     offset += n;
     data = data.subspan(n);
-    if (current_.fill == kStageSize) CDI_RETURN_IF_ERROR(Submit());
+    if (current_.fill == stage_size_) CDI_RETURN_IF_ERROR(Submit());
   }
   return Status::Ok();
 }

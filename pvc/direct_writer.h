@@ -46,7 +46,8 @@ namespace cdi::pvc {
 // caller's again once Flush or Discard returns. One thread calls the methods.
 class DirectWriter {
  public:
-  // How much one direct write carries: the size of each staging buffer.
+  // How much one direct write carries at most: the size of each staging
+  // buffer, unless a target's memory share asks for smaller ones.
   static constexpr size_t kStageSize = 4 << 20;
   // Writer threads: two direct writes in flight keep a virtual disk busier
   // than one.
@@ -58,11 +59,20 @@ class DirectWriter {
   // Alignment of direct writes: the largest logical block size in use.
   static constexpr size_t kAlignment = 4096;
 
+  // The stage size that keeps a writer's buffers (kStageCount of them)
+  // within `memory` bytes: at most kStageSize, aligned; 0 when even stages of
+  // kMinDirectRun do not fit, and the target should write through the page
+  // cache (pass no direct descriptor).
+  static size_t StageSizeFor(uint64_t memory);
+
   // `fd` is the target's ordinary descriptor; `direct_fd` the same file opened
   // with O_DIRECT, or invalid to write everything at once through the page
-  // cache. `fd`, `writeback` and `path` are borrowed and must outlive the
+  // cache. `stage_size` (a multiple of kAlignment, at least kMinDirectRun)
+  // sizes the staging buffers, which then hold kStageCount * stage_size
+  // bytes. `fd`, `writeback` and `path` are borrowed and must outlive the
   // writer.
-  DirectWriter(int fd, UniqueFd direct_fd, WritebackLimiter* writeback, const std::string* path);
+  DirectWriter(int fd, UniqueFd direct_fd, WritebackLimiter* writeback, const std::string* path,
+               size_t stage_size = kStageSize);
   ~DirectWriter();
   DirectWriter(const DirectWriter&) = delete;
   DirectWriter& operator=(const DirectWriter&) = delete;
@@ -106,6 +116,7 @@ class DirectWriter {
   std::atomic<bool> direct_refused_{false};  // the filesystem refused a direct write
   WritebackLimiter* const writeback_;
   const std::string* const path_;
+  const size_t stage_size_;
   const bool staged_;  // direct I/O was available at the start
   Stage current_;      // the caller's
 

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,8 +39,21 @@ constexpr size_t kMaxDepth = 256;
 constexpr mode_t kWorkingDirectoryMode = 0700;
 constexpr uint32_t kImplicitDirectoryMode = 0755;
 
+// The journal: the entries an extraction created at the top of what it
+// created (cleanup_ below), each followed by a NUL, in the root. It exists
+// from open to Commit or Abort, so one found at open was left by an
+// extraction that was killed: what it lists is removed before anything is
+// written, and a rerun makes the same tree as a first run (a directory left
+// at its working mode, 0700, would otherwise be "used as it is"). Written
+// without fsync: it guards against a killed process, whose writes the page
+// cache keeps.
+constexpr char kJournalName[] = ".cdi-extract-in-progress";
+
 // Splits a normalised relative path into components, refusing anything else.
-Result<std::vector<std::string>> Components(std::string_view path) {
+// With Reserved::kRefuse, the journal's name at the top is refused too.
+enum class Reserved { kRefuse, kAllow };
+Result<std::vector<std::string>> Components(std::string_view path,
+                                            Reserved reserved = Reserved::kRefuse) {
   auto refuse = [&](std::string_view why) {
     return InvalidArgumentError("the path '" + std::string(path) + "' " + std::string(why) +
                                 "; only normalised relative paths are created beneath the volume");
@@ -60,6 +74,11 @@ Result<std::vector<std::string>> Components(std::string_view path) {
   }
   if (components.size() > kMaxDepth) {
     return refuse("is more than " + std::to_string(kMaxDepth) + " directories deep");
+  }
+  if (reserved == Reserved::kRefuse && components.front() == kJournalName) {
+    return InvalidArgumentError("the path '" + std::string(path) +
+                                "' is where the importer lists what an unfinished extraction "
+                                "created; rename it in the archive");
   }
   return components;
 }
@@ -111,10 +130,11 @@ void RemoveTreeAt(int parent_fd, const std::string& name, const std::string& sho
 
 class DirectoryTargetImpl final : public DirectoryTarget {
  public:
-  DirectoryTargetImpl(std::string root, UniqueFd root_fd, uint64_t capacity,
+  DirectoryTargetImpl(std::string root, UniqueFd root_fd, UniqueFd journal_fd, uint64_t capacity,
                       const DirectoryTargetOptions& options)
       : root_(std::move(root)),
         root_fd_(std::move(root_fd)),
+        journal_fd_(std::move(journal_fd)),
         capacity_(capacity),
         options_(options) {}
 
@@ -181,7 +201,7 @@ class DirectoryTargetImpl final : public DirectoryTarget {
     UniqueFd fd(openat(parent.get(), leaf.c_str(),
                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd.valid()) return PosixError(errno, "creating " + shown);
-    NoteCreated(components, components.size());
+    CDI_RETURN_IF_ERROR(NoteCreated(components, components.size()));
     if (fchmod(fd.get(), mode & 0777) != 0)
       return PosixError(errno, "setting the mode of " + shown);
 
@@ -278,6 +298,11 @@ class DirectoryTargetImpl final : public DirectoryTarget {
     }
     // One syncfs flushes every file written, instead of one fsync per file.
     if (syncfs(root_fd_.get()) != 0) return PosixError(errno, "flushing " + root_ + " to disk");
+    // Only once everything is on disk: a journal left by a crash here makes
+    // the next run extract again, the same tree.
+    if (unlinkat(root_fd_.get(), kJournalName, 0) != 0) {
+      return PosixError(errno, "removing " + Shown(kJournalName));
+    }
     if (fsync(root_fd_.get()) != 0) return PosixError(errno, "flushing " + root_ + " to disk");
     state_ = State::kCommitted;
     Logger()->info("Successfully completed fsync({}) syscall, committed to disk", root_);
@@ -296,6 +321,7 @@ class DirectoryTargetImpl final : public DirectoryTarget {
       if (!parent.ok()) continue;
       RemoveTreeAt(parent->get(), components->back(), Shown(*it), components->size());
     }
+    RemoveJournal();
   }
 
  private:
@@ -332,9 +358,17 @@ class DirectoryTargetImpl final : public DirectoryTarget {
   // Records that the first `count` components name something created here.
   // Cleanup removes it unless its parent was created here too (removing the
   // parent removes it).
-  void NoteCreated(const std::vector<std::string>& components, size_t count) {
+  Status NoteCreated(const std::vector<std::string>& components, size_t count) {
     std::string parent = Join(components, count - 1);
-    if (count == 1 || !created_dirs_.contains(parent)) cleanup_.push_back(Join(components, count));
+    if (count > 1 && created_dirs_.contains(parent)) return Status::Ok();
+    std::string path = Join(components, count);
+    cleanup_.push_back(path);
+    path.push_back('\0');
+    CDI_RETURN_IF_ERROR(
+        WriteFully(journal_fd_.get(), journal_size_, AsBytes(path), Shown(kJournalName))
+            .Annotate("recording what the extraction created"));
+    journal_size_ += path.size();
+    return Status::Ok();
   }
 
   // Creates the directory named by the first `count` components inside
@@ -343,7 +377,7 @@ class DirectoryTargetImpl final : public DirectoryTarget {
     const std::string& name = components[count - 1];
     if (mkdirat(parent_fd, name.c_str(), kWorkingDirectoryMode) == 0) {
       std::string path = Join(components, count);
-      NoteCreated(components, count);
+      CDI_RETURN_IF_ERROR(NoteCreated(components, count));
       created_dirs_.emplace(path, CreatedDirectory{});
       finish_order_.push_back(path);
       ++stats_.directories;
@@ -390,8 +424,21 @@ class DirectoryTargetImpl final : public DirectoryTarget {
     return dir;
   }
 
+  void RemoveJournal() {
+    if (unlinkat(root_fd_.get(), kJournalName, 0) != 0 && errno != ENOENT) {
+      Logger()->error("{}; remove it by hand",
+                      PosixError(errno, "removing " + Shown(kJournalName)).message());
+    }
+  }
+
+  static std::span<const uint8_t> AsBytes(const std::string& text) {
+    return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
+  }
+
   const std::string root_;
-  UniqueFd root_fd_;
+  UniqueFd root_fd_;  // holds the lock (flock) that makes this the root's one extraction
+  UniqueFd journal_fd_;
+  uint64_t journal_size_ = 0;
   const uint64_t capacity_;
   const DirectoryTargetOptions options_;
   State state_ = State::kOpen;
@@ -415,11 +462,81 @@ class DirectoryTargetImpl final : public DirectoryTarget {
 
 }  // namespace
 
+namespace {
+
+std::string ShownIn(const std::string& root, std::string_view path) {
+  return (root == "/" ? "" : root) + "/" + std::string(path);
+}
+
+// Removes what an extraction that was killed created, as its journal lists
+// it, and the journal. Entries that are not normalised relative paths are
+// skipped: nothing outside the root is ever touched.
+Status RemoveUnfinishedExtraction(int root_fd, const std::string& root) {
+  const std::string journal_path = ShownIn(root, kJournalName);
+  UniqueFd journal(openat(root_fd, kJournalName, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!journal.valid()) {
+    if (errno == ENOENT) return Status::Ok();
+    return PosixError(errno, "opening " + journal_path);
+  }
+  std::string listed;
+  char buffer[65536];
+  while (true) {
+    ssize_t n = read(journal.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return PosixError(errno, "reading " + journal_path);
+    if (n == 0) break;
+    listed.append(buffer, static_cast<size_t>(n));
+  }
+  size_t removed = 0;
+  for (size_t pos = 0; pos < listed.size();) {
+    size_t end = listed.find('\0', pos);
+    if (end == std::string::npos) break;  // a last entry cut short was never created
+    std::string_view path(listed.data() + pos, end - pos);
+    pos = end + 1;
+    auto components = Components(path, Reserved::kAllow);
+    if (!components.ok()) continue;
+    UniqueFd parent(openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    for (size_t i = 0; parent.valid() && i + 1 < components->size(); ++i) {
+      parent.reset(openat(parent.get(), (*components)[i].c_str(),
+                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    }
+    if (!parent.valid()) continue;
+    RemoveTreeAt(parent.get(), components->back(), ShownIn(root, path), components->size());
+    ++removed;
+  }
+  Logger()->info("Removed {} entries of {} that an earlier extraction, which did not finish, "
+                 "created",
+                 removed, root);
+  if (unlinkat(root_fd, kJournalName, 0) != 0 && errno != ENOENT) {
+    return PosixError(errno, "removing " + journal_path);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<DirectoryTarget>> OpenDirectoryTarget(
     const std::string& root, const DirectoryTargetOptions& options) {
   if (root.empty()) return InvalidArgumentError("no directory was given to extract into");
   UniqueFd fd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) return PosixError(errno, "opening the directory " + root + " to extract into");
+  // One extraction at a time: two would remove each other's entries, and one
+  // would commit what the other had not finished.
+  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return InvalidArgumentError(root +
+                                  " is being extracted into by another import; only one import "
+                                  "may write a volume at a time: wait for that import to end, "
+                                  "or stop it, then try again");
+    }
+    if (errno != ENOLCK && errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL) {
+      return PosixError(errno, "locking " + root + " to extract into it");
+    }
+    Logger()->warn("{}: the filesystem does not support locks; a second import into it at the "
+                   "same time would not be noticed",
+                   root);
+  }
+  CDI_RETURN_IF_ERROR(RemoveUnfinishedExtraction(fd.get(), root));
   CDI_ASSIGN_OR_RETURN(uint64_t available, AvailableSpace(root));
   uint64_t bound =
       options.requested_size ? std::min(available, *options.requested_size) : available;
@@ -428,8 +545,16 @@ Result<std::unique_ptr<DirectoryTarget>> OpenDirectoryTarget(
                 available,
                 options.requested_size ? std::to_string(*options.requested_size) : "nothing",
                 options.filesystem_overhead, capacity);
+  UniqueFd journal(openat(fd.get(), kJournalName,
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!journal.valid()) {
+    return PosixError(errno, "creating " + ShownIn(root, kJournalName) +
+                                 " (the list of what the extraction creates, removed when it "
+                                 "ends)");
+  }
   return std::unique_ptr<DirectoryTarget>(
-      std::make_unique<DirectoryTargetImpl>(root, std::move(fd), capacity, options));
+      std::make_unique<DirectoryTargetImpl>(root, std::move(fd), std::move(journal), capacity,
+                                            options));
 }
 
 }  // namespace cdi::pvc

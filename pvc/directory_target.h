@@ -38,6 +38,18 @@
 // owner-writable while entries are added and get their final mode and mtime
 // at Commit.
 //
+// One extraction per root: the target holds an exclusive lock (flock) on the
+// root from open to Commit or Abort; while another target (in any process, or
+// in this one) holds it, opening fails at once with kInvalidArgument
+// ("... is being extracted into by another import ...").
+//
+// Reruns make the same tree: the root holds a journal,
+// ".cdi-extract-in-progress", listing what this target created, from open to
+// Commit or Abort. A journal found at open was left by an extraction that was
+// killed: everything it lists is removed first, so that nothing of the killed
+// attempt (a directory still at its working mode, a file cut short) survives
+// into the new one. An archive path at that name is refused.
+//
 // Commit makes everything durable (syncfs of the volume, then fsync of the
 // root) and logs at info "Successfully completed fsync(<root>) syscall,
 // committed to disk" (CDI's line). Abort removes every file and directory this

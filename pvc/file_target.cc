@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,6 +54,79 @@ std::string JoinPath(const std::string& dir, const std::string& name) {
   return dir == "/" ? "/" + name : dir + "/" + name;
 }
 
+// flock errors that mean "this filesystem has no locks", not "it is held".
+bool LockUnsupported(int error_number) {
+  return error_number == ENOLCK || error_number == EOPNOTSUPP || error_number == ENOSYS ||
+         error_number == EINVAL;
+}
+
+// The error for a target another import is writing.
+Status BusyError(const std::string& path, const std::string& partial_path) {
+  return InvalidArgumentError(path + " is being written by another import (it holds " +
+                              partial_path +
+                              "); only one import may write a target at a time: wait for that "
+                              "import to end, or stop it, then try again");
+}
+
+// Opens the partial file "<dir>/.<name>.partial", creating it, and takes an
+// exclusive lock on it (flock) that lasts as long as the descriptor: the lock
+// is what makes an import the owner of its target. An import that finds the
+// lock held by another, in this process or another, refuses at once: two
+// imports writing one partial file would rename each other's unfinished bytes
+// into place. A partial file whose lock is free was left by an import that
+// ended without cleaning up (killed): it holds nothing worth keeping, and is
+// emptied, which also returns its space before the free space is measured.
+Result<UniqueFd> TakePartialFile(int dir_fd, const std::string& dir, const std::string& name,
+                                 const std::string& path, unsigned mode) {
+  const std::string partial_path = JoinPath(dir, name);
+  // The owner removes or renames the name when it ends: a lock taken on a
+  // file that no longer has the name guards nothing, so take it again.
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    UniqueFd fd(openat(dir_fd, name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode));
+    if (!fd.valid()) {
+      if (errno == ELOOP) {
+        return InvalidArgumentError(partial_path + " is a symbolic link, where " + path +
+                                    " is written until it is complete; remove it and try again");
+      }
+      return PosixError(errno, "creating " + partial_path + " (where " + path +
+                                   " is written until it is complete)");
+    }
+    if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EWOULDBLOCK) return BusyError(path, partial_path);
+      if (!LockUnsupported(errno)) {
+        return PosixError(errno, "locking " + partial_path + " (where " + path +
+                                     " is written until it is complete)");
+      }
+      // Some network and FUSE filesystems have no locks: importing there
+      // still works, as it did before locks were taken.
+      Logger()->warn("{}: the filesystem does not support locks; a second import into it "
+                     "at the same time would not be noticed",
+                     partial_path);
+    }
+    struct stat held {};
+    struct stat named {};
+    if (fstat(fd.get(), &held) != 0) return PosixError(errno, "checking " + partial_path);
+    if (fstatat(dir_fd, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;
+      return PosixError(errno, "checking " + partial_path);
+    }
+    if (held.st_dev != named.st_dev || held.st_ino != named.st_ino) continue;
+    if (!S_ISREG(held.st_mode)) {
+      return InvalidArgumentError(partial_path + " is not a regular file, where " + path +
+                                  " is written until it is complete; remove it and try again");
+    }
+    if (held.st_size != 0) {
+      Logger()->info("Replacing {}, left by an earlier import that did not finish",
+                     partial_path);
+      if (ftruncate(fd.get(), 0) != 0) {
+        return PosixError(errno, "emptying " + partial_path + ", left by an earlier import");
+      }
+    }
+    return fd;
+  }
+  return BusyError(path, partial_path);
+}
+
 class FileTarget final : public Target {
  public:
   FileTarget(std::string path, PathParts parts, UniqueFd dir_fd, std::string partial_name,
@@ -65,7 +139,8 @@ class FileTarget final : public Target {
         fd_(std::move(fd)),
         options_(options),
         writeback_(fd_.get(), path_, options.writeback_window),
-        writer_(fd_.get(), std::move(direct_fd), &writeback_, &path_) {}
+        writer_(fd_.get(), std::move(direct_fd), &writeback_, &path_,
+                DirectWriter::StageSizeFor(options.staging_memory)) {}
 
   ~FileTarget() override {
     if (state_ == State::kOpen) Abort();
@@ -167,15 +242,16 @@ class FileTarget final : public Target {
     if (state_ != State::kOpen) return;
     state_ = State::kAborted;
     writer_.Discard();
-    fd_.reset();
     // After a Commit that failed past the rename, the file at the final path
-    // is the incomplete one.
+    // is the incomplete one. Removed before the descriptor closes: closing
+    // releases the lock, and another import may then take the partial name.
     const std::string& name = renamed_ ? parts_.name : partial_name_;
     if (unlinkat(dir_fd_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
       Status status =
           PosixError(errno, "removing " + JoinPath(parts_.dir, name) + " after the import failed");
       Logger()->error("{}; remove it by hand: it is incomplete", status.message());
     }
+    fd_.reset();
   }
 
  private:
@@ -300,21 +376,14 @@ Result<std::unique_ptr<Target>> OpenFileTarget(const std::string& path,
     return PosixError(errno, "checking whether " + path + " exists");
   }
 
-  // A partial file left by a crashed run holds nothing worth keeping, and
-  // removing it first returns its space before the free space is measured.
+  // The partial file is the target's lock (see TakePartialFile).
   std::string partial_name = "." + parts.name + ".partial";
-  std::string partial_path = JoinPath(parts.dir, partial_name);
-  if (unlinkat(dir_fd.get(), partial_name.c_str(), 0) != 0 && errno != ENOENT) {
-    return PosixError(errno, "removing " + partial_path + ", left by an earlier import");
-  }
-  UniqueFd fd(openat(dir_fd.get(), partial_name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-                     options.mode & 07777));
-  if (!fd.valid()) {
-    return PosixError(errno, "creating " + partial_path + " (where " + path +
-                                 " is written until it is complete)");
-  }
+  CDI_ASSIGN_OR_RETURN(UniqueFd fd, TakePartialFile(dir_fd.get(), parts.dir, partial_name, path,
+                                                    options.mode & 07777));
   UniqueFd direct_fd;
-  if (options.direct_io) direct_fd = OpenDirect(dir_fd.get(), partial_name, fd.get(), path);
+  if (options.direct_io && DirectWriter::StageSizeFor(options.staging_memory) > 0) {
+    direct_fd = OpenDirect(dir_fd.get(), partial_name, fd.get(), path);
+  }
   auto target = std::make_unique<FileTarget>(path, std::move(parts), std::move(dir_fd),
                                              std::move(partial_name), std::move(fd),
                                              std::move(direct_fd), options);

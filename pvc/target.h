@@ -26,6 +26,12 @@ using cdi::Preallocation;
 // 0 leaves writeback to the kernel.
 inline constexpr uint64_t kDefaultWritebackWindow = 32ull << 20;
 
+// Memory a target may hold in its buffers for direct I/O (pvc/direct_writer.h:
+// three staging buffers of 4 MiB at most). Less gives smaller buffers; below
+// three times 256 KiB the target writes everything through the page cache.
+// An import that writes many targets divides its memory budget among them.
+inline constexpr uint64_t kDefaultStagingMemory = 12ull << 20;
+
 struct FileTargetOptions {
   // Requested storage in bytes (a PVC's size); nullopt: as much as the
   // filesystem holds. capacity() is
@@ -42,6 +48,7 @@ struct FileTargetOptions {
   // Long runs of data are written with direct I/O where the filesystem
   // supports it (see DirectWriter); false: everything through the page cache.
   bool direct_io = true;
+  uint64_t staging_memory = kDefaultStagingMemory;
 };
 
 // How a block device range is made to read zero. Zero() tries them in this
@@ -58,6 +65,7 @@ struct BlockTargetOptions {
   ZeroMethod first_zero_method = ZeroMethod::kBlkZeroOut;
   uint64_t writeback_window = kDefaultWritebackWindow;
   bool direct_io = true;  // as FileTargetOptions::direct_io
+  uint64_t staging_memory = kDefaultStagingMemory;
 };
 
 // Counters, for results and tests.
@@ -118,8 +126,13 @@ class Target {
 };
 
 // Creates a file target at `path`. The data goes to a partial file beside it,
-// "<dir>/.<name>.partial" (a stale one left by a crashed run is replaced),
-// until Commit renames it into place. Refuses an existing `path`
+// "<dir>/.<name>.partial", until Commit renames it into place. The partial
+// file is also the target's lock: the target holds an exclusive flock on it
+// from open to Commit or Abort, so only one import (in any process, or in this
+// one) writes a target at a time; while another holds it, opening fails at
+// once with kInvalidArgument ("... is being written by another import ...").
+// A stale partial file (its lock free: left by a killed import) is emptied
+// and reused. Refuses an existing `path`
 // (kInvalidArgument, "pass --force to replace it") unless options.existing is
 // kReplace; with kRefuse, Commit also refuses a file that appeared meanwhile.
 // With kReplace the old file keeps its space until Commit replaces it, so the
@@ -133,8 +146,9 @@ class Target {
 Result<std::unique_ptr<Target>> OpenFileTarget(const std::string& path,
                                                const FileTargetOptions& options);
 
-// Opens an existing block device exclusively (O_EXCL: refused while it is
-// mounted or held by another exclusive user, with a message saying so). Its
+// Opens an existing block device exclusively (O_EXCL: refused at once, with
+// kInvalidArgument and a message saying so, while it is mounted or held by
+// another exclusive user, such as another import, in any process). Its
 // capacity and size are the device size (BLKGETSIZE64); it is never resized.
 // Zero() really zeroes (see ZeroMethod): a device is never assumed to read zero.
 Result<std::unique_ptr<Target>> OpenBlockTarget(const std::string& path,

@@ -5,21 +5,31 @@
 
 #include <atomic>
 
-#include "cmd/cli/exit_codes.h"
-
 namespace cdi::cli {
 namespace {
 
 std::atomic<CancelToken*> g_token{nullptr};
 std::atomic<int> g_signals{0};
 
-void OnSignal(int) {
-  // Only async-signal-safe calls here: an atomic store and write(2).
-  if (g_signals.fetch_add(1) > 0) _exit(kExitCancelled);
-  if (CancelToken* token = g_token.load()) token->Cancel();
-  static const char kMessage[] = "\ncancelling: cleaning up (signal again to exit at once)\n";
-  ssize_t ignored = write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
+void Say(const char* message, size_t length) {
+  ssize_t ignored = write(STDERR_FILENO, message, length);
   (void)ignored;
+}
+
+void OnSignal(int) {
+  // Only async-signal-safe calls here: atomics and write(2). A later signal
+  // never exits: leaving now would skip the removal of a partial file or the
+  // zeroing of a device's ends, and leave a target that looks complete.
+  if (g_signals.fetch_add(1) > 0) {
+    static const char kAgain[] =
+        "\nstill cleaning up (this takes a second or two); SIGKILL stops it, but leaves what "
+        "was written\n";
+    Say(kAgain, sizeof kAgain - 1);
+    return;
+  }
+  if (CancelToken* token = g_token.load()) token->Cancel();
+  static const char kFirst[] = "\ncancelling: cleaning up\n";
+  Say(kFirst, sizeof kFirst - 1);
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <mutex>
 #include <string>
@@ -166,6 +168,104 @@ TEST_F(DirectoryTargetTest, AbortRemovesWhatItCreatedAndNothingElse) {
   }
   EXPECT_EQ(ListDir(root_.path()), std::vector<std::string>{"lost+found"});
   EXPECT_EQ(ListDir(root_.File("lost+found")), std::vector<std::string>{"keep"});
+}
+
+// A listing of a tree: each entry's path, type, mode and, for files, content
+// digest, in path order.
+std::string Tree(const std::string& root) {
+  return Sh("cd " + root +
+            " && find . -mindepth 1 -printf '%p %y %m %s\\n' | sort && "
+            "find . -type f -exec sha256sum {} + | sort -k2");
+}
+
+// What an extraction killed part way leaves (its process ends without
+// aborting, as under SIGKILL), made in a child process that exits at once.
+void KilledExtraction(const std::string& root) {
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto target = pvc::OpenDirectoryTarget(root, {});
+    if (!target.ok()) _exit(1);
+    auto& t = **target;
+    bool ok = t.MakeDirectory("etc", 0750, 1500000000).ok() &&
+              t.BeginFile("etc/motd", 6, 0640, std::nullopt).ok() &&
+              t.WriteFile(Bytes("hello\n")).ok() && t.EndFile().ok() &&
+              t.MakeDirectory("stale-only", 0755, std::nullopt).ok() &&
+              t.BeginFile("images/nested/disk.img", 1 << 20, 0644, std::nullopt).ok() &&
+              t.WriteFile(Bytes(std::string(4096, 'x'))).ok();
+    _exit(ok ? 0 : 2);  // no destructor runs: nothing is aborted
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+// The whole extraction, as a rerun of the killed one makes it.
+Status Extract(pvc::DirectoryTarget& target, const std::string& disk) {
+  CDI_RETURN_IF_ERROR(target.MakeDirectory("etc", 0750, 1500000000));
+  CDI_RETURN_IF_ERROR(target.BeginFile("etc/motd", 6, 0640, std::nullopt));
+  CDI_RETURN_IF_ERROR(target.WriteFile(Bytes("hello\n")));
+  CDI_RETURN_IF_ERROR(target.EndFile());
+  CDI_RETURN_IF_ERROR(target.BeginFile("images/nested/disk.img", disk.size(), 0644, 1600000000));
+  CDI_RETURN_IF_ERROR(target.WriteFile(Bytes(disk)));
+  CDI_RETURN_IF_ERROR(target.EndFile());
+  return target.Commit();
+}
+
+TEST_F(DirectoryTargetTest, ARerunAfterAKilledExtractionMakesTheSameTree) {
+  Sh("mkdir " + root_.File("lost+found"));
+  WriteFile(root_.File("lost+found/keep"), "keep");
+  KilledExtraction(root_.path());
+  // The killed attempt left its directories at their working mode.
+  ASSERT_EQ(Mode(root_.File("images")), 0700u);
+  ASSERT_TRUE(FileExists(root_.File("stale-only")));
+
+  const std::string disk = RandomBytes(1 << 20, 9);
+  auto rerun = Open();
+  ASSERT_TRUE(rerun);
+  ASSERT_TRUE(Extract(*rerun, disk).ok());
+
+  TempDir clean;
+  Sh("mkdir " + clean.File("lost+found"));
+  WriteFile(clean.File("lost+found/keep"), "keep");
+  auto first_time = pvc::OpenDirectoryTarget(clean.path(), {});
+  ASSERT_TRUE(first_time.ok()) << first_time.status().ToString();
+  ASSERT_TRUE(Extract(**first_time, disk).ok());
+
+  EXPECT_EQ(Tree(root_.path()), Tree(clean.path()));
+  EXPECT_EQ(Mode(root_.File("images")), 0755u);
+  EXPECT_EQ(Mode(root_.File("images/nested")), 0755u);
+  EXPECT_EQ(Mode(root_.File("etc")), 0750u);
+  EXPECT_EQ(ListDir(root_.path()), (std::vector<std::string>{"etc", "images", "lost+found"}));
+}
+
+TEST_F(DirectoryTargetTest, OneExtractionAtATime) {
+  auto first = Open();
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(WriteWholeFile(*first, "a/file", "first").ok());
+  auto second = pvc::OpenDirectoryTarget(root_.path(), {});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(second.status().message(),
+            root_.path() +
+                " is being extracted into by another import; only one import may write a volume "
+                "at a time: wait for that import to end, or stop it, then try again");
+  // The refused one removed nothing of the first one's work.
+  ASSERT_TRUE(first->Commit().ok());
+  EXPECT_EQ(ReadFile(root_.File("a/file")), "first");
+  EXPECT_EQ(ListDir(root_.path()), std::vector<std::string>{"a"});
+  first.reset();
+  auto third = pvc::OpenDirectoryTarget(root_.path(), {});
+  EXPECT_TRUE(third.ok()) << third.status().ToString();
+}
+
+TEST_F(DirectoryTargetTest, TheJournalsNameIsRefusedAsAnArchivePath) {
+  auto target = Open();
+  Status status = target->BeginFile(".cdi-extract-in-progress", 1, 0644, std::nullopt);
+  EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "the path '.cdi-extract-in-progress' is where the importer lists what an unfinished "
+            "extraction created; rename it in the archive");
 }
 
 TEST_F(DirectoryTargetTest, CommitSaysItFlushedTheVolume) {

@@ -184,6 +184,63 @@ TEST_F(FileTargetTest, ReplacesAStalePartialFile) {
   EXPECT_EQ(test::ListDir(dir_.path()), std::vector<std::string>{"disk.img"});
 }
 
+TEST_F(FileTargetTest, OneImportOwnsATargetAtATime) {
+  auto first = Open();
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  std::string data = test::RandomBytes(kMiB, 15);
+  ASSERT_TRUE((*first)->Write(0, Bytes(data.substr(0, kMiB / 2))).ok());
+  for (ExistingFile existing : {ExistingFile::kRefuse, ExistingFile::kReplace}) {
+    auto second = Open({.existing = existing});
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.status().code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(second.status().message(),
+              path_ + " is being written by another import (it holds " + partial_path_ +
+                  "); only one import may write a target at a time: wait for that import to "
+                  "end, or stop it, then try again");
+  }
+  // The refused imports touched nothing of the first one's.
+  ASSERT_TRUE((*first)->Write(kMiB / 2, Bytes(data.substr(kMiB / 2))).ok());
+  ASSERT_TRUE((*first)->SetSize(kMiB).ok());
+  ASSERT_TRUE((*first)->Commit().ok());
+  EXPECT_TRUE(test::ReadFile(path_) == data);
+  EXPECT_EQ(test::ListDir(dir_.path()), std::vector<std::string>{"disk.img"});
+  // Once it has ended, the target is free again.
+  auto next = Open({.existing = ExistingFile::kReplace});
+  EXPECT_TRUE(next.ok()) << next.status().ToString();
+}
+
+TEST_F(FileTargetTest, AnAbortedImportFreesTheTarget) {
+  auto first = Open();
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE((*first)->Write(0, Bytes(test::RandomBytes(kMiB, 16))).ok());
+  (*first)->Abort();
+  auto second = Open();
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_TRUE((*second)->Commit().ok());
+  EXPECT_EQ(test::ListDir(dir_.path()), std::vector<std::string>{"disk.img"});
+}
+
+TEST_F(FileTargetTest, ASmallMemoryShareWritesThroughThePageCache) {
+  struct statfs fs {};
+  ASSERT_EQ(statfs(dir_.path().c_str(), &fs), 0);
+  if (fs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "tmpfs has no direct I/O";
+  const std::string data = test::RandomBytes(8 * kMiB, 17);
+  for (uint64_t memory : {kDefaultStagingMemory, 3 * kMiB, 512 * kKiB}) {
+    SCOPED_TRACE(memory);
+    const std::string path = dir_.File("share-" + std::to_string(memory) + ".img");
+    auto target = OpenFileTarget(path, {.requested_size = 16 * kMiB, .staging_memory = memory});
+    ASSERT_TRUE(target.ok()) << target.status().ToString();
+    for (uint64_t offset = 0; offset < data.size(); offset += kMiB) {
+      ASSERT_TRUE((*target)->Write(offset, Bytes(data.substr(offset, kMiB))).ok());
+    }
+    ASSERT_TRUE((*target)->Commit().ok());
+    // Buffers of at least 256 KiB each write directly; smaller ones would
+    // not pay, and the target goes through the page cache.
+    EXPECT_EQ((*target)->stats().bytes_direct, memory >= 3 * kMiB ? data.size() : 0u);
+    EXPECT_TRUE(test::ReadFile(path) == data);
+  }
+}
+
 TEST_F(FileTargetTest, AbortRemovesThePartialFile) {
   auto target = Open();
   ASSERT_TRUE(target.ok()) << target.status().ToString();

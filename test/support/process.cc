@@ -172,7 +172,7 @@ BackgroundProcess::~BackgroundProcess() {
 void BackgroundProcess::Signal(int signal) {
   // Once: the child leads its own process group, so the group signal reaches
   // it (and its children). Sending it to the pid as well would deliver it
-  // twice, and a second SIGINT/SIGTERM means "exit now" to our programs.
+  // twice.
   if (pid_ > 0 && exit_code_ == -1 && kill(-pid_, signal) != 0) kill(pid_, signal);
 }
 
