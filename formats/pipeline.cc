@@ -13,6 +13,7 @@
 #include "formats/vdi/vdi_decoder.h"
 #include "formats/vhd/fixed_footer.h"
 #include "formats/vhd/vhd_decoder.h"
+#include "formats/vhdx/vhdx_decoder.h"
 #include "formats/vmdk/vmdk_decoder.h"
 
 namespace cdi::formats {
@@ -22,13 +23,6 @@ namespace {
 // from the source (its Content-Length); what a wrapper yields has no length
 // until it ends.
 enum class Layer { kOutermost, kInsideWrapper };
-
-std::string UnsupportedFormatMessage(Format format) {
-  std::string name(FormatName(format));
-  return "the image is in " + name +
-         " format, which this importer does not support; convert it with "
-         "'qemu-img convert -O qcow2' (or -O raw) and import that";
-}
 
 std::string NestedWrapperMessage(Format wrapper) {
   std::string name(FormatName(wrapper));
@@ -177,7 +171,8 @@ class ImagePipeline::Impl {
         decoder = MakeVhdDecoder(writer_, decoder_options);
         break;
       case Format::kVhdx:
-        return UnsupportedError(UnsupportedFormatMessage(format));
+        decoder = MakeVhdxDecoder(writer_, decoder_options);
+        break;
       case Format::kGzip:
       case Format::kXz:
       case Format::kZstd:

@@ -10,9 +10,9 @@
 // Stages: gzip, xz and zstd get an unwrapper (formats/unwrapper.h) whose output
 // is detected again; raw gets the raw decoder (formats/raw_decoder.h) behind
 // the fixed-VHD footer check (formats/vhd/fixed_footer.h); qcow2 gets
-// MakeQcow2Decoder(); vdi MakeVdiDecoder(), vhd MakeVhdDecoder(), vmdk
-// MakeVmdkDecoder(). DecoderOptions::container_size reaches the decoder only
-// when no wrapper is around the image.
+// MakeQcow2Decoder(); vdi MakeVdiDecoder(), vhd MakeVhdDecoder(), vhdx
+// MakeVhdxDecoder(), vmdk MakeVmdkDecoder(). DecoderOptions::container_size
+// reaches the decoder only when no wrapper is around the image.
 //
 // Archive content (the constructor taking a tar::EntryWriter): wrappers are
 // unwrapped the same way, and whatever is not a wrapper is read by the tar
@@ -21,8 +21,7 @@
 //
 // Errors (all returned from Feed()/Finish(); the first one is returned again by
 // every later call):
-//  - kUnsupported: vhdx (named, with the qemu-img command to
-//    convert it), a second layer of the same wrapper, an xz stream needing
+//  - kUnsupported: a second layer of the same wrapper, an xz stream needing
 //    more than xz_memlimit, a zstd frame with a window past zstd_window_log_max;
 //    from the decoders, what they do not read (qcow2 backing files, differencing
 //    VHDs, ...: see their headers).
