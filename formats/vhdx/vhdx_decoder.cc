@@ -339,8 +339,8 @@ class VhdxDecoder final : public Decoder {
     return UnsupportedError(
         "the VHDX image's log holds writes that were not applied to the disk yet (it was not "
         "closed cleanly); replay them by opening it once read-write: attach it in Hyper-V, or "
-        "run 'qemu-img check -r all IMAGE' (or convert it with 'qemu-img convert -O qcow2'), "
-        "then import it again");
+        "run 'qemu-img check -r all IMAGE' (qemu-img convert refuses such an image too), then "
+        "import it again");
   }
 
   Status CheckEnd() {
