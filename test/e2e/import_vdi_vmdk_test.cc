@@ -1,6 +1,6 @@
-// VDI and VMDK through cdi-image, end to end: images made by qemu-img,
+// VDI, VMDK and VHDX through cdi-image, end to end: images made by qemu-img,
 // imported from a file and, inside xz, from standard input, compared with
-// qemu-img's own conversion to raw.
+// qemu-img's own conversion to raw; `cdi-image info` on a VHDX.
 #include <gtest/gtest.h>
 
 #include <ostream>
@@ -54,12 +54,27 @@ INSTANTIATE_TEST_SUITE_P(
     Formats, ImportVdiVmdkTest,
     ::testing::Values(Case{"dynamic.vdi", "-O vdi"}, Case{"static.vdi", "-O vdi -o static=on"},
                       Case{"stream.vmdk", "-O vmdk -o subformat=streamOptimized"},
-                      Case{"sparse.vmdk", "-O vmdk -o subformat=monolithicSparse"}),
+                      Case{"sparse.vmdk", "-O vmdk -o subformat=monolithicSparse"},
+                      Case{"dynamic.vhdx", "-O vhdx -o subformat=dynamic,block_size=1M"},
+                      Case{"fixed.vhdx", "-O vhdx -o subformat=fixed,block_size=8M"}),
     [](const auto& test_info) {
       std::string name = test_info.param.name;
       name[name.find('.')] = '_';
       return name;
     });
+
+TEST(ImageInfoTest, VhdxShowsItsLayout) {
+  if (!HaveProgram("qemu-img")) GTEST_SKIP() << "needs qemu-img";
+  TempDir dir;
+  const std::string image = dir.File("disk.vhdx");
+  Sh("qemu-img create -q -f vhdx -o subformat=dynamic,block_size=2M " + image + " 10M");
+  RunResult r = CdiImage({"info", image, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const std::string part : {"\"vhdx\"", "\"dynamic\"", "\"2097152\"", "10485760",
+                                 "logical sector size"}) {
+    EXPECT_NE(r.out.find(part), std::string::npos) << part << " in " << r.out;
+  }
+}
 
 }  // namespace
 }  // namespace cdi::test
