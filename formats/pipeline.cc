@@ -6,6 +6,7 @@
 
 #include "formats/detect.h"
 #include "formats/foreign.h"
+#include "formats/ova/ova_decoder.h"
 #include "formats/qcow2/qcow2_decoder.h"
 #include "formats/raw_decoder.h"
 #include "formats/tar/tar_reader.h"
@@ -62,7 +63,15 @@ class ImagePipeline::Impl {
     for (Format format : chain_) names.emplace_back(FormatName(format));
     // What the decoder found may go past detection: a raw stream that ends in
     // a fixed VHD footer is a vhd.
-    if (decoder_ != nullptr && !names.empty()) names.back() = decoder_->Describe().format;
+    if (decoder_ != nullptr && !names.empty()) {
+      const std::string format = decoder_->Describe().format;
+      if (ova_ && format != "ova") {
+        names.back() = "ova";  // an OVA's disk: {"ova", "vmdk"}
+        names.push_back(format);
+      } else {
+        names.back() = format;
+      }
+    }
     if (tar_built_) names.emplace_back("tar");
     return names;
   }
@@ -153,6 +162,14 @@ class ImagePipeline::Impl {
         if (auto foreign = DetectForeign(head)) {
           return UnsupportedError(ForeignFormatMessage(*foreign));
         }
+        if (LooksLikeTar(head)) {
+          // An OVA: its disk has a pipeline of its own, inside the decoder.
+          PipelineOptions disk_options = options_;
+          disk_options.decoder = decoder_options;
+          decoder = MakeOvaDecoder(writer_, disk_options);
+          ova_ = true;
+          break;
+        }
         // A fixed VHD is raw data with a footer at the end: seen at Finish().
         decoder = MakeRawOrFixedVhdDecoder(
             writer_, decoder_options,
@@ -205,6 +222,7 @@ class ImagePipeline::Impl {
   std::vector<Format> chain_;   // outermost first
   Decoder* decoder_ = nullptr;  // in stages_, once built
   bool tar_built_ = false;      // the chain ends in the tar reader
+  bool ova_ = false;            // the decoder is an OVA's (a tar in disk mode)
   Status status_;               // the first error, returned from then on
   bool finished_ = false;
 };

@@ -11,8 +11,10 @@
 // is detected again; raw gets the raw decoder (formats/raw_decoder.h) behind
 // the fixed-VHD footer check (formats/vhd/fixed_footer.h); qcow2 gets
 // MakeQcow2Decoder(); vdi MakeVdiDecoder(), vhd MakeVhdDecoder(), vhdx
-// MakeVhdxDecoder(), vmdk MakeVmdkDecoder(). DecoderOptions::container_size
-// reaches the decoder only when no wrapper is around the image.
+// MakeVhdxDecoder(), vmdk MakeVmdkDecoder(); a tar (an OVA) MakeOvaDecoder(),
+// which runs a pipeline of its own over the disk entry
+// (formats/ova/ova_decoder.h). DecoderOptions::container_size reaches the
+// decoder only when no wrapper is around the image.
 //
 // Archive content (the constructor taking a tar::EntryWriter): wrappers are
 // unwrapped the same way, and whatever is not a wrapper is read by the tar
@@ -82,7 +84,7 @@ class ImagePipeline : public ByteSink {
   Status Finish() override;
 
   // Layers detected so far, outermost first, with lower-case names:
-  // {"gzip", "qcow2"}, {"zstd", "tar"}. A refused layer is listed too:
+  // {"gzip", "qcow2"}, {"zstd", "tar"}, {"ova", "vmdk"}. A refused layer is listed too:
   // {"gzip", "vmdk"}. The last name is the decoder's once it exists: a raw
   // stream found at its end to be a fixed VHD reads {"vhd"} after Finish().
   std::vector<std::string> format_chain() const;
