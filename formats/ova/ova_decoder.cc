@@ -86,10 +86,34 @@ std::vector<Tag> StartTags(std::string_view xml) {
   return tags;
 }
 
+// Passes the disk on to the decoder's writer, its description led by the
+// entry it comes from.
+class DiskWriter final : public GuestWriter {
+ public:
+  DiskWriter(GuestWriter* writer, const std::string* name) : writer_(writer), name_(name) {}
+  Status Begin(const ImageDescription& image) override {
+    ImageDescription described = image;
+    described.details.insert(described.details.begin(), {"ova disk", *name_});
+    return writer_->Begin(described);
+  }
+  Status Write(uint64_t guest_offset, std::span<const uint8_t> data) override {
+    return writer_->Write(guest_offset, data);
+  }
+  Status Zero(uint64_t guest_offset, uint64_t length) override {
+    return writer_->Zero(guest_offset, length);
+  }
+  bool CanShrink() const override { return writer_->CanShrink(); }
+  Status Shrink(uint64_t virtual_size) override { return writer_->Shrink(virtual_size); }
+
+ private:
+  GuestWriter* writer_;
+  const std::string* name_;
+};
+
 class OvaDecoder final : public Decoder, private tar::EntryWriter {
  public:
   OvaDecoder(GuestWriter* writer, const PipelineOptions& options)
-      : writer_(writer), options_(options), tar_(tar::MakeTarReader(this)) {}
+      : disk_writer_(writer, &disk_name_), options_(options), tar_(tar::MakeTarReader(this)) {}
 
   Status Feed(std::span<const uint8_t> bytes) override {
     if (!status_.ok()) return status_;
@@ -144,7 +168,7 @@ class OvaDecoder final : public Decoder, private tar::EntryWriter {
     }
     PipelineOptions disk_options = options_;
     disk_options.decoder.container_size = entry.size;
-    disk_ = std::make_unique<ImagePipeline>(writer_, disk_options);
+    disk_ = std::make_unique<ImagePipeline>(&disk_writer_, disk_options);
     disk_name_ = entry.path;
     reading_ = Reading::kDisk;
     return Status::Ok();
@@ -197,7 +221,8 @@ class OvaDecoder final : public Decoder, private tar::EntryWriter {
         "import a disk image, or import the archive's files with archive content type");
   }
 
-  GuestWriter* writer_;
+  std::string disk_name_;
+  DiskWriter disk_writer_;
   PipelineOptions options_;
   std::unique_ptr<ByteSink> tar_;
   Status status_;
@@ -207,7 +232,6 @@ class OvaDecoder final : public Decoder, private tar::EntryWriter {
   std::string ovf_;
   std::optional<std::vector<std::string>> ovf_disks_;
   std::unique_ptr<ImagePipeline> disk_;
-  std::string disk_name_;
   bool disk_done_ = false;
 };
 
