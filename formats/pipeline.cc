@@ -162,6 +162,11 @@ class ImagePipeline::Impl {
         if (auto foreign = DetectForeign(head)) {
           return UnsupportedError(ForeignFormatMessage(*foreign));
         }
+        if (LooksLikeTar(head) && options_.inside_ova) {
+          return UnsupportedError(
+              "the OVA's disk is itself a tar archive; extract the disk image with 'tar -xf' "
+              "and import it");
+        }
         if (LooksLikeTar(head)) {
           // An OVA: its disk has a pipeline of its own, inside the decoder.
           PipelineOptions disk_options = options_;

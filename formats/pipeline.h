@@ -69,6 +69,10 @@ struct PipelineOptions {
   uint64_t xz_memlimit = 128ull << 20;
   // zstd frames with a larger window are refused.
   int zstd_window_log_max = 27;
+  // Set for the pipeline an OVA runs over its disk entry: a tar there is
+  // refused (kUnsupported) rather than opened as an OVA again, so that
+  // nesting stays one level deep whatever the input.
+  bool inside_ova = false;
 };
 
 class ImagePipeline : public ByteSink {

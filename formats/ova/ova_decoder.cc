@@ -168,6 +168,7 @@ class OvaDecoder final : public Decoder, private tar::EntryWriter {
     }
     PipelineOptions disk_options = options_;
     disk_options.decoder.container_size = entry.size;
+    disk_options.inside_ova = true;
     disk_ = std::make_unique<ImagePipeline>(&disk_writer_, disk_options);
     disk_name_ = entry.path;
     reading_ = Reading::kDisk;

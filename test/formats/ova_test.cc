@@ -150,6 +150,21 @@ TEST_F(OvaTest, TheDeclaredDiskMissingIsCorrupt) {
   EXPECT_NE(status.message().find("disk1.vmdk"), std::string::npos) << status.message();
 }
 
+// An OVA whose disk entry is another OVA is refused, not opened again: the
+// nesting stays one level deep whatever the input.
+TEST_F(OvaTest, AnOvaInsideAnOvaIsRefused) {
+  MakeDisk("disk.vmdk", MakeData(kMiB, Pattern::kRandom, 8));
+  Tar("disk.vmdk");
+  cdi::test::Sh("cd " + dir_.path() + " && mv package.ova inner.vmdk");
+  const std::string ova = Tar("inner.vmdk");
+  RecordingWriter writer;
+  ImagePipeline pipeline(&writer, {});
+  Status status = FeedInChunks(pipeline, ova, 4096);
+  EXPECT_EQ(status.code(), ErrorCode::kUnsupported) << status.ToString();
+  EXPECT_NE(status.message().find("itself a tar archive"), std::string::npos) << status.message();
+  EXPECT_EQ(writer.begin_calls(), 0);
+}
+
 TEST(OvfDisksTest, DisksInDiskSectionOrderThroughTheirFiles) {
   auto disks = OvfDisks(Ovf({"b.vmdk", "a.vmdk"}));
   ASSERT_TRUE(disks.ok()) << disks.status().ToString();
