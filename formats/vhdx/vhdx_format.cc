@@ -297,7 +297,7 @@ Result<Metadata> ParseMetadata(std::span<const uint8_t> region) {
       return Corrupt("VHDX: " + name + " holds " + std::to_string(length) + " bytes, not " +
                      std::to_string(known->size));
     }
-    items[k] = region.subspan(offset, length);
+    items[k] = length == 0 ? std::span<const uint8_t>() : region.subspan(offset, length);
   }
   for (size_t k = 0; k < kMetadataItems.size(); ++k) {
     if (*kMetadataItems[k].guid == kParentLocatorGuid || items[k]) continue;
