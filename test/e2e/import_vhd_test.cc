@@ -87,6 +87,9 @@ TEST_F(ImportVhdTest, FixedWithAKnownLengthHasTheFootersSize) {
     EXPECT_EQ(FileSize(target), expected.size());
     EXPECT_EQ(Sha256File(target), Sha256Bytes(expected));
   }
+  RunResult r = CdiImage({"info", "--full", "--json", dir_.File("fixed.vhd")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "\"virtual_size\":" + std::to_string(expected.size()))) << r.out;
 }
 
 TEST_F(ImportVhdTest, DifferencingIsRefusedByName) {
