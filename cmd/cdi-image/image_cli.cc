@@ -363,8 +363,8 @@ int RunInfo(const std::string& source, bool json, InspectDepth depth, const Sour
 constexpr std::string_view kFormatsHelp =
     "Image formats, detected from the bytes:\n"
     "  decoded     raw (and ISO), qcow2 v2/v3, vmdk (streamOptimized, monolithicSparse),\n"
-    "              vhd (dynamic, fixed), vhdx (dynamic, fixed), vdi (dynamic, static);\n"
-    "              inside gzip, xz or zstd\n"
+    "              vhd (dynamic, fixed), vhdx (dynamic, fixed), vdi (dynamic, static),\n"
+    "              the disk of an OVA; inside gzip, xz or zstd\n"
     "  refused     differencing vhd, vhdx and vdi, QED, Parallels, Bochs, cloop, LUKS, other\n"
     "              VMDK kinds, extents and descriptors (exit 3, with the qemu-img command\n"
     "              that converts them)\n\n";
