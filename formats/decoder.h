@@ -37,6 +37,11 @@ struct ImageDescription {
 //    found (the importer's TargetSink).
 //  - For a stream of unknown virtual size (Begin with nullopt), the virtual size
 //    is the end of the last range covered.
+//  - A decoder that held back the tail of a stream whose size it announced
+//    may, once, after its last Write()/Zero(), lower the virtual size with
+//    Shrink() when the writer CanShrink(); no range at or past the new size
+//    was covered. A writer that cannot shrink (the default) gets the tail
+//    covered some other way (the fixed VHD footer: zeroed).
 //  - All calls come from the thread that calls Feed()/Finish() on the decoder.
 //  - `data` is valid only during the call.
 // A non-ok Status from any method stops decoding; the decoder returns it from
@@ -47,6 +52,13 @@ class GuestWriter {
   virtual Status Begin(const ImageDescription& image) = 0;
   virtual Status Write(uint64_t guest_offset, std::span<const uint8_t> data) = 0;
   virtual Status Zero(uint64_t guest_offset, uint64_t length) = 0;
+  // Whether Shrink() may be called. The default: no.
+  virtual bool CanShrink() const { return false; }
+  // Lowers the virtual size given to Begin() to `virtual_size` (see above).
+  virtual Status Shrink(uint64_t virtual_size) {
+    return InternalError("this writer cannot shrink the image to " +
+                         std::to_string(virtual_size) + " bytes");
+  }
 };
 
 // A stage of the stream: fed input bytes in order, then finished once.

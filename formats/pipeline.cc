@@ -6,6 +6,7 @@
 
 #include "formats/detect.h"
 #include "formats/foreign.h"
+#include "formats/ova/ova_decoder.h"
 #include "formats/qcow2/qcow2_decoder.h"
 #include "formats/raw_decoder.h"
 #include "formats/tar/tar_reader.h"
@@ -13,6 +14,7 @@
 #include "formats/vdi/vdi_decoder.h"
 #include "formats/vhd/fixed_footer.h"
 #include "formats/vhd/vhd_decoder.h"
+#include "formats/vhdx/vhdx_decoder.h"
 #include "formats/vmdk/vmdk_decoder.h"
 
 namespace cdi::formats {
@@ -22,13 +24,6 @@ namespace {
 // from the source (its Content-Length); what a wrapper yields has no length
 // until it ends.
 enum class Layer { kOutermost, kInsideWrapper };
-
-std::string UnsupportedFormatMessage(Format format) {
-  std::string name(FormatName(format));
-  return "the image is in " + name +
-         " format, which this importer does not support; convert it with "
-         "'qemu-img convert -O qcow2' (or -O raw) and import that";
-}
 
 std::string NestedWrapperMessage(Format wrapper) {
   std::string name(FormatName(wrapper));
@@ -68,7 +63,15 @@ class ImagePipeline::Impl {
     for (Format format : chain_) names.emplace_back(FormatName(format));
     // What the decoder found may go past detection: a raw stream that ends in
     // a fixed VHD footer is a vhd.
-    if (decoder_ != nullptr && !names.empty()) names.back() = decoder_->Describe().format;
+    if (decoder_ != nullptr && !names.empty()) {
+      const std::string format = decoder_->Describe().format;
+      if (ova_ && format != "ova") {
+        names.back() = "ova";  // an OVA's disk: {"ova", "vmdk"}
+        names.push_back(format);
+      } else {
+        names.back() = format;
+      }
+    }
     if (tar_built_) names.emplace_back("tar");
     return names;
   }
@@ -167,6 +170,19 @@ class ImagePipeline::Impl {
         if (auto foreign = DetectForeign(head)) {
           return UnsupportedError(ForeignFormatMessage(*foreign));
         }
+        if (LooksLikeTar(head) && options_.inside_ova) {
+          return UnsupportedError(
+              "the OVA's disk is itself a tar archive; extract the disk image with 'tar -xf' "
+              "and import it");
+        }
+        if (LooksLikeTar(head)) {
+          // An OVA: its disk has a pipeline of its own, inside the decoder.
+          PipelineOptions disk_options = options_;
+          disk_options.decoder = decoder_options;
+          decoder = MakeOvaDecoder(writer_, disk_options);
+          ova_ = true;
+          break;
+        }
         // A fixed VHD is raw data with a footer at the end: seen at Finish().
         decoder = MakeRawOrFixedVhdDecoder(
             writer_, decoder_options,
@@ -185,7 +201,8 @@ class ImagePipeline::Impl {
         decoder = MakeVhdDecoder(writer_, decoder_options);
         break;
       case Format::kVhdx:
-        return UnsupportedError(UnsupportedFormatMessage(format));
+        decoder = MakeVhdxDecoder(writer_, decoder_options);
+        break;
       case Format::kGzip:
       case Format::kXz:
       case Format::kZstd:
@@ -219,6 +236,7 @@ class ImagePipeline::Impl {
   Decoder* decoder_ = nullptr;  // in stages_, once built
   std::optional<uint64_t> zstd_declared_size_;  // of an outermost zstd wrapper
   bool tar_built_ = false;      // the chain ends in the tar reader
+  bool ova_ = false;            // the decoder is an OVA's (a tar in disk mode)
   Status status_;               // the first error, returned from then on
   bool finished_ = false;
 };

@@ -10,9 +10,11 @@
 // Stages: gzip, xz and zstd get an unwrapper (formats/unwrapper.h) whose output
 // is detected again; raw gets the raw decoder (formats/raw_decoder.h) behind
 // the fixed-VHD footer check (formats/vhd/fixed_footer.h); qcow2 gets
-// MakeQcow2Decoder(); vdi MakeVdiDecoder(), vhd MakeVhdDecoder(), vmdk
-// MakeVmdkDecoder(). DecoderOptions::container_size reaches the decoder only
-// when no wrapper is around the image.
+// MakeQcow2Decoder(); vdi MakeVdiDecoder(), vhd MakeVhdDecoder(), vhdx
+// MakeVhdxDecoder(), vmdk MakeVmdkDecoder(); a tar (an OVA) MakeOvaDecoder(),
+// which runs a pipeline of its own over the disk entry
+// (formats/ova/ova_decoder.h). DecoderOptions::container_size reaches the
+// decoder only when no wrapper is around the image.
 //
 // Archive content (the constructor taking a tar::EntryWriter): wrappers are
 // unwrapped the same way, and whatever is not a wrapper is read by the tar
@@ -21,8 +23,7 @@
 //
 // Errors (all returned from Feed()/Finish(); the first one is returned again by
 // every later call):
-//  - kUnsupported: vhdx (named, with the qemu-img command to
-//    convert it), a second layer of the same wrapper, an xz stream needing
+//  - kUnsupported: a second layer of the same wrapper, an xz stream needing
 //    more than xz_memlimit, a zstd frame with a window past zstd_window_log_max;
 //    from the decoders, what they do not read (qcow2 backing files, differencing
 //    VHDs, ...: see their headers).
@@ -68,6 +69,10 @@ struct PipelineOptions {
   uint64_t xz_memlimit = 128ull << 20;
   // zstd frames with a larger window are refused.
   int zstd_window_log_max = 27;
+  // Set for the pipeline an OVA runs over its disk entry: a tar there is
+  // refused (kUnsupported) rather than opened as an OVA again, so that
+  // nesting stays one level deep whatever the input.
+  bool inside_ova = false;
 };
 
 class ImagePipeline : public ByteSink {
@@ -83,7 +88,7 @@ class ImagePipeline : public ByteSink {
   Status Finish() override;
 
   // Layers detected so far, outermost first, with lower-case names:
-  // {"gzip", "qcow2"}, {"zstd", "tar"}. A refused layer is listed too:
+  // {"gzip", "qcow2"}, {"zstd", "tar"}, {"ova", "vmdk"}. A refused layer is listed too:
   // {"gzip", "vmdk"}. The last name is the decoder's once it exists: a raw
   // stream found at its end to be a fixed VHD reads {"vhd"} after Finish().
   std::vector<std::string> format_chain() const;

@@ -22,6 +22,12 @@ class Inspector : public formats::GuestWriter {
     return Cover(guest_offset, data.size());
   }
   Status Zero(uint64_t guest_offset, uint64_t length) override { return Cover(guest_offset, length); }
+  // A fixed VHD of known length lowers its size to the footer's at the end.
+  bool CanShrink() const override { return true; }
+  Status Shrink(uint64_t virtual_size) override {
+    if (image_) image_->virtual_size = virtual_size;
+    return Status::Ok();
+  }
 
   const std::optional<formats::ImageDescription>& image() const { return image_; }
   uint64_t covered_end() const { return covered_end_; }

@@ -134,6 +134,21 @@ Status TargetSink::Zero(uint64_t guest_offset, uint64_t length) {
   return AddZero(guest_offset, length);
 }
 
+Status TargetSink::Shrink(uint64_t virtual_size) {
+  if (!begun_ || !virtual_size_ || shrunk_) {
+    return InternalError("the decoder shrank an image it did not announce a size for, or twice");
+  }
+  if (virtual_size > *virtual_size_ || covered_end_ > virtual_size) {
+    return InternalError("the decoder shrank the image from " + std::to_string(*virtual_size_) +
+                         " to " + std::to_string(virtual_size) + " bytes, below what it covered (" +
+                         std::to_string(covered_end_) + ")");
+  }
+  shrunk_ = true;
+  virtual_size_ = virtual_size;
+  limit_ = virtual_size;
+  return Status::Ok();
+}
+
 Status TargetSink::WriteData(uint64_t guest_offset, std::span<const uint8_t> data) {
   // Keep the targets' operations in stream order: a raw image then reaches a
   // block device as one sequential pass.
@@ -198,7 +213,7 @@ Result<uint64_t> TargetSink::Finalize() {
       if (target.size() > virtual_size) {
         status = target.Zero(virtual_size, target.size() - virtual_size);
       }
-    } else if (!virtual_size_ && targets_[i].sizing == Sizing::kToVirtualSize) {
+    } else if ((!virtual_size_ || shrunk_) && targets_[i].sizing == Sizing::kToVirtualSize) {
       status = target.SetSize(virtual_size);
     }
     if (!status.ok()) CDI_RETURN_IF_ERROR(Drop(i, status));

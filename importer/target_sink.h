@@ -41,6 +41,10 @@ class TargetSink : public formats::GuestWriter {
   Status Begin(const formats::ImageDescription& image) override;
   Status Write(uint64_t guest_offset, std::span<const uint8_t> data) override;
   Status Zero(uint64_t guest_offset, uint64_t length) override;
+  // A file sized to the virtual size gets the lowered size at Finalize(); a
+  // block device has what lies past it zeroed there.
+  bool CanShrink() const override { return true; }
+  Status Shrink(uint64_t virtual_size) override;
 
   // After the decoder finished: issues pending zeroing, sets each file's final
   // size, zeroes what a block device holds past the image. Returns the image's
@@ -72,6 +76,7 @@ class TargetSink : public formats::GuestWriter {
   std::vector<Status> failures_;
   bool begun_ = false;
   std::optional<uint64_t> virtual_size_;
+  bool shrunk_ = false;        // the decoder lowered the size given at Begin
   uint64_t limit_ = 0;         // no byte at or past this offset may be covered
   uint64_t covered_end_ = 0;   // end of the highest range covered
   uint64_t guest_bytes_ = 0;

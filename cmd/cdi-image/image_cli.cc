@@ -363,14 +363,15 @@ int RunInfo(const std::string& source, bool json, InspectDepth depth, const Sour
 constexpr std::string_view kFormatsHelp =
     "Image formats, detected from the bytes:\n"
     "  decoded     raw (and ISO), qcow2 v2/v3, vmdk (streamOptimized, monolithicSparse),\n"
-    "              vhd (dynamic, fixed), vdi (dynamic, static); inside gzip, xz or zstd\n"
-    "  refused     vhdx, differencing vhd and vdi, QED, Parallels, Bochs, cloop, LUKS, other\n"
+    "              vhd (dynamic, fixed), vhdx (dynamic, fixed), vdi (dynamic, static),\n"
+    "              the disk of an OVA; inside gzip, xz or zstd\n"
+    "  refused     differencing vhd, vhdx and vdi, QED, Parallels, Bochs, cloop, LUKS, other\n"
     "              VMDK kinds, extents and descriptors (exit 3, with the qemu-img command\n"
     "              that converts them)\n\n";
 
 int RunImageCli(int argc, char** argv) {
   CLI::App app{"cdi-image " + std::string(Version()) +
-               ": bring VM disk images (raw, qcow2, vmdk, vhd, vdi; gzip, xz or zstd compressed) from HTTP(S), a "
+               ": bring VM disk images (raw, qcow2, vmdk, vhd, vhdx, vdi; gzip, xz or zstd compressed) from HTTP(S), a "
                "file or standard input onto a file or a block device, converted to raw while they "
                "stream."};
   app.require_subcommand(1);

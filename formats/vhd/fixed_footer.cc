@@ -58,6 +58,8 @@ class TailHoldingWriter final : public GuestWriter {
     return InternalError("the raw decoder zeroed a range");
   }
 
+  bool CanShrink() const override { return writer_->CanShrink(); }
+
   std::span<const uint8_t> tail() const { return std::span(tail_.data(), tail_size_); }
   uint64_t end() const { return end_; }
   const std::optional<uint64_t>& announced_size() const { return announced_size_; }
@@ -66,6 +68,8 @@ class TailHoldingWriter final : public GuestWriter {
     return tail_size_ == 0 ? Status::Ok() : writer_->Write(end_ - tail_size_, tail());
   }
   Status ZeroTail() { return writer_->Zero(end_ - tail_size_, tail_size_); }
+  // The image ends where the tail starts.
+  Status DropTail() { return writer_->Shrink(end_ - tail_size_); }
 
  private:
   GuestWriter* writer_;
@@ -91,8 +95,15 @@ class RawOrFixedVhdDecoder final : public Decoder {
     fixed_->details = {{"subformat", "fixed"},
                        {"current size", std::to_string(footer->current_size)},
                        {"creator", footer->creator}};
+    if (tail_writer_.announced_size() && tail_writer_.CanShrink()) {
+      // The size was announced before the footer showed: lowered to the
+      // footer's current size.
+      fixed_->virtual_size = footer->current_size;
+      return tail_writer_.DropTail();
+    }
     if (tail_writer_.announced_size()) {
-      // The size was announced before the footer showed; it stays covered.
+      // The size was announced before the footer showed, and the writer
+      // cannot lower it: the footer's bytes read as zero.
       fixed_->virtual_size = tail_writer_.announced_size();
       fixed_->details.emplace_back("footer", "512 bytes zeroed at the end of the guest");
       return tail_writer_.ZeroTail();

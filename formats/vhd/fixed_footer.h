@@ -12,12 +12,12 @@
 // and creator, and the footer is not written. Anything else is raw data and
 // is written then.
 //
-// The virtual size of a fixed VHD is the footer's current size when the raw
-// decoder began without a size (the stream's length was not known). When the
-// length was known, the raw decoder announced it to the GuestWriter at the
-// first byte, before the footer could be seen; the footer's 512 bytes are then
-// Zero()ed rather than written, so the guest is one sector larger than the
-// footer says (details note it).
+// The virtual size of a fixed VHD is the footer's current size. When the
+// stream's length was known, the raw decoder announced it to the GuestWriter
+// at the first byte, before the footer could be seen: the size is then lowered
+// with GuestWriter::Shrink() to the footer's current size. Only a writer that
+// cannot shrink gets the footer's 512 bytes Zero()ed instead, the guest one
+// sector larger than the footer says (details note it).
 //
 // Errors: those of the raw decoder, and the GuestWriter's. Memory: 512 bytes.
 // Thread-safety: none.

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "test/e2e/e2e_util.h"
+#include "test/support/http_server.h"
 #include "test/support/temp_dir.h"
 
 namespace cdi::test {
@@ -69,6 +70,26 @@ TEST_F(ImportVhdTest, FixedFromStandardInputHasTheFootersSize) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Contains(r.out, "fixed")) << r.out;
   EXPECT_TRUE(Contains(r.out, std::to_string(expected.size()))) << r.out;
+}
+
+// From a file, and over HTTP with a Content-Length, the length is known
+// before the footer shows: the announced size is lowered to the footer's
+// current size, so the disk is exactly qemu-img's virtual size.
+TEST_F(ImportVhdTest, FixedWithAKnownLengthHasTheFootersSize) {
+  const std::string expected = Reference("fixed.vhd");
+  ASSERT_EQ(FileSize(dir_.File("fixed.vhd")), expected.size() + 512);
+  NginxServer server(NginxOptions{.root = dir_.path()});
+  for (const std::string& source : {dir_.File("fixed.vhd"), server.Url("/fixed.vhd")}) {
+    SCOPED_TRACE(source);
+    std::string target = dir_.File("fixed-known.img");
+    RunResult r = CdiImage({"import", source, target, "--progress", "none", "--force"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(FileSize(target), expected.size());
+    EXPECT_EQ(Sha256File(target), Sha256Bytes(expected));
+  }
+  RunResult r = CdiImage({"info", "--full", "--json", dir_.File("fixed.vhd")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "\"virtual_size\":" + std::to_string(expected.size()))) << r.out;
 }
 
 TEST_F(ImportVhdTest, DifferencingIsRefusedByName) {

@@ -133,6 +133,31 @@ TEST(TargetSinkTest, UnknownSizeFileEndsAtTheLastByte) {
   EXPECT_EQ(target.ops.back(), (Op{'S', 5000, 0}));
 }
 
+// A decoder that learns at the end that the tail it held back is not part of
+// the disk (a fixed VHD's footer) lowers the size it announced: the file ends
+// there, and nothing may lie past it.
+TEST(TargetSinkTest, ShrunkImageSizesTheFileToTheNewSize) {
+  RecordingTarget target(pvc::TargetKind::kFile, 1 << 20);
+  TargetSink sink({{&target, Sizing::kToVirtualSize}});
+  ASSERT_TRUE(sink.CanShrink());
+  ASSERT_TRUE(sink.Begin(Raw(8192 + 512)).ok());
+  ASSERT_TRUE(sink.Write(0, Data(8192, 1)).ok());
+  ASSERT_TRUE(sink.Shrink(8192).ok());
+  EXPECT_FALSE(sink.Write(8192, Data(512, 2)).ok());
+  auto size = sink.Finalize();
+  ASSERT_TRUE(size.ok()) << size.status().ToString();
+  EXPECT_EQ(*size, 8192u);
+  EXPECT_EQ(target.ops.back(), (Op{'S', 8192, 0}));
+}
+
+TEST(TargetSinkTest, ShrinkingBelowWhatWasWrittenIsRefused) {
+  RecordingTarget target(pvc::TargetKind::kFile, 1 << 20);
+  TargetSink sink({{&target, Sizing::kToVirtualSize}});
+  ASSERT_TRUE(sink.Begin(Raw(8192)).ok());
+  ASSERT_TRUE(sink.Write(0, Data(8192, 1)).ok());
+  EXPECT_EQ(sink.Shrink(4096).code(), ErrorCode::kInternal);
+}
+
 TEST(TargetSinkTest, RequestedSizeGrowsTheFileToCapacity) {
   RecordingTarget target(pvc::TargetKind::kFile, 1 << 20);
   TargetSink sink({{&target, Sizing::kToCapacity}});
