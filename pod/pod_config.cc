@@ -165,9 +165,9 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
     return UnsupportedError("Unable to connect to " + source +
                             " data source: IMPORTER_SOURCE=" + source +
                             " is not supported by this importer, which imports from http and "
-                            "https URLs and creates blank disks (none); use CDI's own importer "
-                            "image for " +
-                            source + " sources");
+                            "https URLs and creates blank disks (none); the overlay image "
+                            "(Containerfile.cdi-overlay) hands " +
+                            source + " sources over to CDI's importer");
   } else {
     return Refusal("Unknown data source: " + source);
   }
@@ -206,8 +206,8 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
   if (env.GetOr("IMPORTER_PULL_METHOD") == "node") {
     return UnsupportedError(
         "Unable to connect to http data source: registry imports with the node pull method "
-        "(IMPORTER_PULL_METHOD=node) are not supported by this importer; use CDI's own importer "
-        "image for registry sources");
+        "(IMPORTER_PULL_METHOD=node) are not supported by this importer; the overlay image "
+        "(Containerfile.cdi-overlay) hands them over to CDI's importer");
   }
   config.endpoint = env.GetOr("IMPORTER_ENDPOINT");
   if (config.endpoint.empty()) {
