@@ -220,11 +220,14 @@ int RunImporterPod(int argc, char** argv) {
   app.add_option("--extra-headers-dir", paths.extra_headers_dir,
                  "directory of secret extra headers (<i>/<key> files)")
       ->capture_default_str();
+  // Repeated klog flags: the last one counts, as in Go's flag package.
   app.add_option("--v", verbosity, "log verbosity, klog style (-v=3: debug)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   bool log_to_stderr = true;
   app.add_flag("--alsologtostderr,--logtostderr", log_to_stderr,
-               "klog's flags, as CDI passes them: accepted; logs always go to standard error");
+               "klog's flags, as CDI passes them: accepted; logs always go to standard error")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string handover_program = HandoverProgram("cdi-importer");
   app.add_option("--handover-program", handover_program,
                  "CDI's importer, to hand the sources this importer does not implement (s3, gcs, "

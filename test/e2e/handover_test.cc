@@ -50,7 +50,7 @@ TEST(HandoverTest, ImporterHandsRegistryToCdiWithItsArgumentsAndEnvironment) {
   pod.handover_program = cdi.program;
   std::vector<std::string> argv = pod.Argv();
   argv.push_back("-alsologtostderr");
-  RunResult r = Run(argv, pod.Options(RegistryPod()));
+  RunResult r = test::Run(argv, pod.Options(RegistryPod()));
 
   // CDI's binary replaced the process: its exit code is the pod's.
   EXPECT_EQ(r.exit_code, 42) << r.err;
@@ -90,7 +90,7 @@ TEST(HandoverTest, EverySourceCdiKnowsAndThisImporterDoesNotIsHandedOver) {
     StandIn cdi;
     PodHarness pod;
     pod.handover_program = cdi.program;
-    RunResult r = Run(pod.Argv(), pod.Options(env));
+    RunResult r = test::Run(pod.Argv(), pod.Options(env));
     const std::string what = env.at("IMPORTER_SOURCE");
     EXPECT_EQ(r.exit_code, 42) << what << "\n" << r.err;
     ASSERT_TRUE(cdi.ran()) << what;
@@ -124,7 +124,7 @@ TEST(HandoverTest, SourcesThisImporterHandlesStayHere) {
   for (const char* flag : {"-alsologtostderr", "-logtostderr=false", "--logtostderr", "-v=3"}) {
     argv.push_back(flag);
   }
-  RunResult r = Run(argv, pod.Options({{"IMPORTER_SOURCE", "none"},
+  RunResult r = test::Run(argv, pod.Options({{"IMPORTER_SOURCE", "none"},
                                        {"IMPORTER_IMAGE_SIZE", "1Mi"},
                                        {"OWNER_UID", "u"}}));
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -134,7 +134,7 @@ TEST(HandoverTest, SourcesThisImporterHandlesStayHere) {
 }
 
 TEST(HandoverTest, ImporterPrintsItsVersion) {
-  RunResult r = Run({BinDir() + "/cdi-importer", "--version"});
+  RunResult r = test::Run({BinDir() + "/cdi-importer", "--version"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "cdi-importer 0.1.0\n");
 }
@@ -145,7 +145,7 @@ TEST(HandoverTest, PollerHandsOverWithCdisArgumentsAndEnvironment) {
   options.env = {{"IMPORTER_ACCESS_KEY_ID", "robot"},
                  {"IMPORTER_SECRET_KEY", "s3cr3t"},
                  {"INSECURE_TLS", "false"}};
-  RunResult r = Run({BinDir() + "/cdi-source-update-poller", "-ns", "golden", "-cron", "fedora",
+  RunResult r = test::Run({BinDir() + "/cdi-source-update-poller", "-ns", "golden", "-cron", "fedora",
                      "-url", "docker://quay.io/containerdisks/fedora:latest",
                      "-handover-program=" + cdi.program, "-certdir", "/certs"},
                     options);
@@ -164,7 +164,7 @@ TEST(HandoverTest, PollerHandsOverWithCdisArgumentsAndEnvironment) {
 TEST(HandoverTest, PollerWithoutCdiPollerFailsClearly) {
   TempDir dir;
   const std::string missing = dir.File("cdi-source-update-poller");
-  RunResult r = Run({BinDir() + "/cdi-source-update-poller", "-ns", "golden", "-cron", "fedora",
+  RunResult r = test::Run({BinDir() + "/cdi-source-update-poller", "-ns", "golden", "-cron", "fedora",
                      "-url", "docker://quay.io/containerdisks/fedora:latest",
                      "--handover-program", missing});
   EXPECT_EQ(r.exit_code, 1);
@@ -172,16 +172,16 @@ TEST(HandoverTest, PollerWithoutCdiPollerFailsClearly) {
   EXPECT_TRUE(Contains(r.err, missing)) << r.err;
   EXPECT_TRUE(Contains(r.err, "Containerfile.cdi-overlay")) << r.err;
 
-  r = Run({BinDir() + "/cdi-source-update-poller", "-ns", "golden", "-handover-program", missing});
+  r = test::Run({BinDir() + "/cdi-source-update-poller", "-ns", "golden", "-handover-program", missing});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(Contains(r.err, "One or more mandatory parameters are missing")) << r.err;
 
-  r = Run({BinDir() + "/cdi-source-update-poller", "-nss", "golden"});
+  r = test::Run({BinDir() + "/cdi-source-update-poller", "-nss", "golden"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(Contains(r.err, "flag provided but not defined: -nss")) << r.err;
   EXPECT_TRUE(Contains(r.err, "Usage of ")) << r.err;
 
-  r = Run({BinDir() + "/cdi-source-update-poller", "--version"});
+  r = test::Run({BinDir() + "/cdi-source-update-poller", "--version"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.out, "cdi-source-update-poller 0.1.0\n");
 }

@@ -187,12 +187,12 @@ TEST_F(ContainerImageServerTest, ServesTheDiskWithRangesUntilDone) {
 
 TEST_F(ContainerImageServerTest, RunsWithoutAnyLibrary) {
   // CDI copies it into containerDisk images that hold nothing else.
-  RunResult r = Run({"ldd", BinDir() + "/cdi-containerimage-server"});
+  RunResult r = test::Run({"ldd", BinDir() + "/cdi-containerimage-server"});
   EXPECT_TRUE(Contains(r.out + r.err, "not a dynamic executable") ||
               Contains(r.out + r.err, "statically linked"))
       << r.out << r.err;
   // The DataImportCron's digest pod runs it with -h only.
-  r = Run({BinDir() + "/cdi-containerimage-server", "-h"});
+  r = test::Run({BinDir() + "/cdi-containerimage-server", "-h"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_TRUE(Contains(r.err, "-image-dir string")) << r.err;
 }
@@ -201,18 +201,18 @@ TEST_F(ContainerImageServerTest, RefusesADirectoryThatIsNotOneDisk) {
   Sh("mkdir -p " + disk_dir_);
   WriteFile(disk_dir_ + "/a.img", "a");
   WriteFile(disk_dir_ + "/b.img", "b");
-  RunResult r = Run(Argv());
+  RunResult r = test::Run(Argv());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(Contains(r.err, "Failed get image filename in " + disk_dir_ +
                                   ": Invalid container image"))
       << r.err;
   EXPECT_FALSE(FileExists(ready_));
 
-  r = Run({BinDir() + "/cdi-containerimage-server", "-image-dir", dir_.File("none")});
+  r = test::Run({BinDir() + "/cdi-containerimage-server", "-image-dir", dir_.File("none")});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(Contains(r.err, "Failed walking the directory")) << r.err;
 
-  r = Run({BinDir() + "/cdi-containerimage-server", "-p", "eighty"});
+  r = test::Run({BinDir() + "/cdi-containerimage-server", "-p", "eighty"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(Contains(r.err, "invalid value \"eighty\" for flag -p")) << r.err;
 }

@@ -263,7 +263,7 @@ TEST(VerbosityArguments, KlogFormsBecomeFlags) {
             (std::vector<std::string>{"--alsologtostderr", "--logtostderr=false", "--logtostderr"}));
 }
 
-TEST(PodConfigTest, KlogArgumentsAreWhatCdisImporterTakes) {
+TEST(VerbosityArguments, KlogArgumentsAreWhatCdisImporterTakes) {
   using pod::KlogArguments;
   EXPECT_EQ(KlogArguments({"--data-dir", "/x", "-v=3", "-alsologtostderr", "--termination-log=/t"}),
             (std::vector<std::string>{"-v=3", "-alsologtostderr"}));
