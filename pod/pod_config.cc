@@ -165,9 +165,9 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
     return UnsupportedError("Unable to connect to " + source +
                             " data source: IMPORTER_SOURCE=" + source +
                             " is not supported by this importer, which imports from http and "
-                            "https URLs and creates blank disks (none); use CDI's own importer "
-                            "image for " +
-                            source + " sources");
+                            "https URLs and creates blank disks (none); the overlay image "
+                            "(Containerfile.cdi-overlay) hands " +
+                            source + " sources over to CDI's importer");
   } else {
     return Refusal("Unknown data source: " + source);
   }
@@ -206,8 +206,8 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
   if (env.GetOr("IMPORTER_PULL_METHOD") == "node") {
     return UnsupportedError(
         "Unable to connect to http data source: registry imports with the node pull method "
-        "(IMPORTER_PULL_METHOD=node) are not supported by this importer; use CDI's own importer "
-        "image for registry sources");
+        "(IMPORTER_PULL_METHOD=node) are not supported by this importer; the overlay image "
+        "(Containerfile.cdi-overlay) hands them over to CDI's importer");
   }
   config.endpoint = env.GetOr("IMPORTER_ENDPOINT");
   if (config.endpoint.empty()) {
@@ -304,11 +304,31 @@ TargetSpec MakeBlankTarget(const PodConfig& config, const PodPaths& paths, Volum
   return target;
 }
 
+namespace {
+
+bool IsNumber(std::string_view text) {
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// "-name=value" or "--name" -> "name"; "" when not a flag.
+std::string_view FlagName(std::string_view argument) {
+  if (!argument.starts_with('-')) return {};
+  argument.remove_prefix(argument.starts_with("--") ? 2 : 1);
+  return argument.substr(0, argument.find('='));
+}
+
+// klog's boolean flags about where logs go: this importer always logs to
+// standard error, so they are accepted and change nothing.
+bool IsKlogBoolean(std::string_view argument) {
+  const std::string_view name = FlagName(argument);
+  return name == "alsologtostderr" || name == "logtostderr";
+}
+
+}  // namespace
+
 std::vector<std::string> NormalizeVerbosityArguments(const std::vector<std::string>& arguments) {
-  auto is_number = [](std::string_view text) {
-    return !text.empty() &&
-           std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-  };
+  auto is_number = IsNumber;
   std::vector<std::string> out;
   for (size_t i = 0; i < arguments.size(); ++i) {
     const std::string& argument = arguments[i];
@@ -323,8 +343,28 @@ std::vector<std::string> NormalizeVerbosityArguments(const std::vector<std::stri
     } else if (argument.size() > 2 && argument.starts_with("-v") &&
                argument.find_first_not_of('v', 1) == std::string::npos) {
       out.push_back("--v=" + std::to_string(argument.size() - 1));
+    } else if (IsKlogBoolean(argument)) {
+      out.push_back(argument.starts_with("--") ? argument : "-" + argument);
     } else {
       out.push_back(argument);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> KlogArguments(const std::vector<std::string>& arguments) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < arguments.size(); ++i) {
+    const std::string& argument = arguments[i];
+    const std::string_view name = FlagName(argument);
+    if (IsKlogBoolean(argument) || (name == "v" && argument.find('=') != std::string::npos)) {
+      out.push_back(argument);
+    } else if (name == "v") {
+      out.push_back(argument);
+      if (i + 1 < arguments.size() && IsNumber(arguments[i + 1])) out.push_back(arguments[++i]);
+    } else if (argument.size() > 2 && argument.starts_with("-v") &&
+               argument.find_first_not_of('v', 1) == std::string::npos) {
+      out.push_back("-v=" + std::to_string(argument.size() - 1));
     }
   }
   return out;

@@ -107,10 +107,17 @@ ImportSpec MakeImportSpec(const PodConfig& config, const PodPaths& paths, Volume
 // The blank disk IMPORTER_SOURCE=none asks for.
 TargetSpec MakeBlankTarget(const PodConfig& config, const PodPaths& paths, VolumeMode mode);
 
-// Rewrites klog-style verbosity arguments, as CDI's controller passes them
-// ("-v=3"), into a form the flag parser takes ("--v=3"); a bare "-v" is
-// "--v=1" and "-vv" "--v=2". Other arguments are unchanged.
+// Rewrites klog-style arguments, as CDI's controller and CDI's image
+// entrypoint pass them, into a form the flag parser takes: "-v=3" is
+// "--v=3", a bare "-v" is "--v=1" and "-vv" "--v=2"; klog's booleans
+// "-alsologtostderr" and "-logtostderr" (also "=true"/"=false") get two
+// dashes. Other arguments are unchanged.
 std::vector<std::string> NormalizeVerbosityArguments(const std::vector<std::string>& arguments);
+
+// klog's arguments among `arguments` (-v=N, -v N, -alsologtostderr,
+// -logtostderr, with one or two dashes, as they came; "-vv" becomes "-v=2"),
+// in their order: what CDI's importer takes, when a pod is handed over to it.
+std::vector<std::string> KlogArguments(const std::vector<std::string>& arguments);
 
 }  // namespace cdi::pod
 

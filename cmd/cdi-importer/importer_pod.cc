@@ -17,6 +17,7 @@
 #include "cdi/spdlog.h"
 #include "cmd/cli/exit_codes.h"
 #include "cmd/cli/signals.h"
+#include "pod/handover.h"
 #include "pod/metrics_server.h"
 #include "pod/pod_config.h"
 #include "pod/progress_metric.h"
@@ -158,6 +159,38 @@ void LogConfiguration(const PodConfig& config, const PodPaths& paths, VolumeMode
   }
 }
 
+// Hands the pod over to CDI's importer when its source is one this importer
+// does not implement and the hand-over program exists (the overlay image).
+// Returns only when the pod stays here: no hand-over is needed or possible
+// (the caller's refusal follows), or exec failed (the outcome says why).
+std::optional<Outcome> HandOverIfNeeded(const Environment& env, const std::string& program,
+                                        const std::vector<std::string>& arguments,
+                                        const PodPaths& paths) {
+  const std::optional<std::string> reason = ImporterHandoverReason(env);
+  if (!reason) return std::nullopt;
+  if (!IsExecutableFile(program)) {
+    spdlog::info("{}: no hand-over to CDI's importer, {} is not in this image", *reason, program);
+    return std::nullopt;
+  }
+  const PodPaths defaults;
+  if (paths.data_dir != defaults.data_dir || paths.block_device != defaults.block_device ||
+      paths.termination_log != defaults.termination_log ||
+      paths.metrics_address != defaults.metrics_address) {
+    spdlog::warn("CDI's importer takes no path flags: it uses CDI's paths (/data, "
+                 "/dev/cdi-block-volume, /dev/termination-log, :8443)");
+  }
+  const std::vector<std::string> klog = KlogArguments(arguments);
+  std::string shown;
+  for (const std::string& argument : klog) shown += (shown.empty() ? "" : " ") + argument;
+  spdlog::info("{} is not implemented by this importer: handing the pod over to CDI's importer "
+               "{} (arguments: {}; the environment as it is)",
+               *reason, program, shown.empty() ? "none" : shown);
+  spdlog::default_logger()->flush();
+  Status failed = ExecProgram(program, klog);
+  return PlainFailure("Unable to process data: handing " + *reason +
+                      " over to CDI's importer failed: " + failed.message());
+}
+
 }  // namespace
 
 int RunImporterPod(int argc, char** argv) {
@@ -187,15 +220,29 @@ int RunImporterPod(int argc, char** argv) {
   app.add_option("--extra-headers-dir", paths.extra_headers_dir,
                  "directory of secret extra headers (<i>/<key> files)")
       ->capture_default_str();
+  // Repeated klog flags: the last one counts, as in Go's flag package.
   app.add_option("--v", verbosity, "log verbosity, klog style (-v=3: debug)")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  bool log_to_stderr = true;
+  app.add_flag("--alsologtostderr,--logtostderr", log_to_stderr,
+               "klog's flags, as CDI passes them: accepted; logs always go to standard error")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  std::string handover_program = HandoverProgram("cdi-importer");
+  app.add_option("--handover-program", handover_program,
+                 "CDI's importer, to hand the sources this importer does not implement (s3, gcs, "
+                 "registry, imageio, vddk, registry node pull) over to; used when it exists")
       ->capture_default_str();
+  app.set_version_flag("--version", "cdi-importer " + std::string(Version()));
 
-  std::vector<std::string> arguments =
-      NormalizeVerbosityArguments(std::vector<std::string>(argv + 1, argv + argc));
+  const std::vector<std::string> given(argv + 1, argv + argc);
+  std::vector<std::string> arguments = NormalizeVerbosityArguments(given);
   std::reverse(arguments.begin(), arguments.end());  // CLI11 takes a vector back to front
   try {
     app.parse(arguments);
   } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);
@@ -205,6 +252,11 @@ int RunImporterPod(int argc, char** argv) {
   spdlog::info("Starting importer (cdi-importer {})", Version());
 
   const Environment env = Environment::FromProcess();
+  if (std::optional<Outcome> failed = HandOverIfNeeded(env, handover_program, given, paths)) {
+    Status written = WriteTerminationLog(paths.termination_log, failed->termination);
+    if (!written.ok()) spdlog::error("{}", written.message());
+    return failed->exit_code;
+  }
   // The metric is served from the start, as CDI's importer does.
   ProgressMetric metric(env.GetOr("OWNER_UID"));
   std::unique_ptr<MetricsServer> metrics;

@@ -39,6 +39,8 @@ inline const std::vector<std::string>& PodVariables() {
                                                   "OWNER_UID",
                                                   "CACHE_MODE",
                                                   "IMPORTER_PULL_METHOD",
+                                                  "IMPORTER_READY_FILE",
+                                                  "IMPORTER_DONE_FILE",
                                                   "http_proxy",
                                                   "https_proxy",
                                                   "HTTPS_PROXY",
@@ -63,6 +65,8 @@ class PodHarness {
   std::string proxy_cert_dir = work_.File("proxycerts");
   std::string extra_headers_dir = work_.File("extraheaders");
   uint16_t metrics_port = UnusedPort();
+  // CDI's importer, to hand sources over to: none unless a test puts one there.
+  std::string handover_program = work_.File("no-cdi-importer");
 
   std::vector<std::string> Argv() const {
     return {BinDir() + "/cdi-importer",
@@ -80,6 +84,8 @@ class PodHarness {
             proxy_cert_dir,
             "--extra-headers-dir",
             extra_headers_dir,
+            "--handover-program",
+            handover_program,
             "-v=1"};
   }
 

@@ -258,6 +258,18 @@ TEST(VerbosityArguments, KlogFormsBecomeFlags) {
   EXPECT_EQ(NormalizeVerbosityArguments({"-vvv"}), std::vector<std::string>{"--v=3"});
   EXPECT_EQ(NormalizeVerbosityArguments({"--v=2", "-x"}),
             (std::vector<std::string>{"--v=2", "-x"}));
+  // klog's booleans, as CDI's image entrypoint passes -alsologtostderr.
+  EXPECT_EQ(NormalizeVerbosityArguments({"-alsologtostderr", "-logtostderr=false", "--logtostderr"}),
+            (std::vector<std::string>{"--alsologtostderr", "--logtostderr=false", "--logtostderr"}));
+}
+
+TEST(VerbosityArguments, KlogArgumentsAreWhatCdisImporterTakes) {
+  using pod::KlogArguments;
+  EXPECT_EQ(KlogArguments({"--data-dir", "/x", "-v=3", "-alsologtostderr", "--termination-log=/t"}),
+            (std::vector<std::string>{"-v=3", "-alsologtostderr"}));
+  EXPECT_EQ(KlogArguments({"-v", "2", "--logtostderr=false", "-vv"}),
+            (std::vector<std::string>{"-v", "2", "--logtostderr=false", "-v=2"}));
+  EXPECT_EQ(KlogArguments({"--metrics-address", "127.0.0.1:0"}), std::vector<std::string>{});
 }
 
 }  // namespace
