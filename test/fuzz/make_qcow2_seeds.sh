@@ -33,7 +33,7 @@ io snapshot -c 'write -P 0x55 0 4k'
 qemu-img snapshot -c s "$work/snapshot.qcow2"
 io snapshot -c 'write -P 0x66 1k 1k'
 # Extended L2 needs 16 KiB clusters, which makes the image 80 KiB: not kept in
-# the committed corpus (test/fuzz/corpus/README.md), written with --all.
+# the committed corpus (test/fuzz/README.md), written with --all.
 if [ "${2:-}" = --all ]; then
   img cluster_size=16k,extended_l2=on extended 256K
   io extended -c 'write -P 0x77 2k 1k' -c 'write -z 8k 1k'
