@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes each target for a while from its committed corpus and merges the
-# inputs that reach new code back into test/fuzz/corpus/<target>/.
+# inputs that reach new code back into test/fuzz/corpus/<target>/, keeping
+# the smallest set of merged inputs that reaches every edge.
 #
 # Usage: scripts/fuzz.sh [-j WORKERS] [--no-merge] SECONDS [TARGET...]
 #   SECONDS      how long each target runs (3600: an hour each)
@@ -55,9 +56,20 @@ for target in "${targets[@]}"; do
     echo "$target: $found (log: $work.log); reproduce with: $fuzzer $found"
   done
   if [ "$merge" = 1 ]; then
+    # The smallest set of inputs, old and new, that reaches every edge the
+    # corpus and this run reached (-use_counters=0: an edge counts once,
+    # however often an input takes it), replaces the merged inputs (named by
+    # their SHA-1). Seeds and regress-* inputs stay as they are.
     before=$(ls "$corpus" | wc -l)
-    "$fuzzer" -merge=1 -timeout=20 -rss_limit_mb=2048 "$corpus" "$work/corpus" \
-      >"$work.merge.log" 2>&1
+    rm -rf "$work/minimized"
+    mkdir -p "$work/minimized"
+    "$fuzzer" -merge=1 -use_counters=0 -timeout=20 -rss_limit_mb=2048 "$work/minimized" \
+      "$corpus" "$work/corpus" >"$work.merge.log" 2>&1
+    find "$corpus" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9a-f]{40}' -delete
+    named=$(find "$corpus" -maxdepth 1 -type f -exec sha1sum {} + | cut -d' ' -f1)
+    for input in "$work/minimized"/*; do
+      grep -qx "$(basename "$input")" <<<"$named" || cp "$input" "$corpus/"
+    done
     echo "$target: corpus $before -> $(ls "$corpus" | wc -l) inputs"
   fi
 done
