@@ -40,17 +40,18 @@ if [ "${2:-}" = --all ]; then
 fi
 
 # Hostile: a backing file, the corrupt bit, an image cut short, an L2 entry
-# that points at the header (its first entry, copied, at offset 0), an L1
-# entry past any image.
+# that maps a guest cluster onto the L1 table, an L1 entry past any image.
 img cluster_size=512,backing_file=plain.qcow2,backing_fmt=qcow2 backing 64K
 cp "$work/plain.qcow2" "$work/corrupt.qcow2"
 printf '\002' | dd of="$work/corrupt.qcow2" bs=1 seek=79 conv=notrunc status=none
 head -c 3000 "$work/plain.qcow2" > "$work/truncated.qcow2"
-cp "$work/plain.qcow2" "$work/l2-at-header.qcow2"
+cp "$work/plain.qcow2" "$work/l2-at-l1.qcow2"
 l1=$(od -An -tu8 --endian=big -j 40 -N 8 "$work/plain.qcow2" | tr -d ' ')
 # The L1 entry's low 32 bits: the L2 table's offset in this small image.
 l2=$(od -An -tu4 --endian=big -j $((l1 + 4)) -N 4 "$work/plain.qcow2" | tr -d ' ')
-printf '\200\000\000\000\000\000\000\000' | dd of="$work/l2-at-header.qcow2" bs=1 seek=$l2 conv=notrunc status=none
+# The L2 table's first entry, copied, now maps guest cluster 0 onto the L1 table.
+entry="\\200\\000\\000\\000\\000\\000\\$(printf %o $((l1 >> 8)))\\$(printf %o $((l1 & 255)))"
+printf "$entry" | dd of="$work/l2-at-l1.qcow2" bs=1 seek="$l2" conv=notrunc status=none
 cp "$work/plain.qcow2" "$work/l1-past-end.qcow2"
 printf '\200\000\001\000\000\000\000\000' | dd of="$work/l1-past-end.qcow2" bs=1 seek="$l1" conv=notrunc status=none
 
