@@ -265,7 +265,7 @@ RunResult ImportWithFault(const std::string& url, const std::string& target,
                           const std::string& call, const std::string& error, uint64_t after,
                           const std::string& shim_log) {
   RunOptions options;
-  options.env = {{"LD_PRELOAD", CDI_FAULT_SHIM},
+  options.env = {{"LD_PRELOAD", CDI_FAULT_PRELOAD},
                  // The target and its partial file, ".disk.img.partial".
                  {"CDI_FAULT_PATH", "disk.img"},
                  {"CDI_FAULT_CALL", call},
