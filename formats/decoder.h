@@ -79,7 +79,8 @@ struct DecoderOptions {
   uint64_t memory_budget = 32ull << 20;
   // Directory for spooling out-of-order data beyond memory_budget. Empty: $TMPDIR or /tmp.
   std::string scratch_dir;
-  // Worker threads for decompression; 0: one per core.
+  // Worker threads for decompression; 0: one per CPU the process may use
+  // (common/resources.h: its affinity mask and cgroup CPU quota).
   unsigned threads = 0;
 };
 

@@ -220,6 +220,7 @@ class ImagePipeline::Impl {
     return UnwrapOptions{
         .max_output_bytes = options_.max_unwrapped_bytes,
         .xz_memlimit = options_.xz_memlimit,
+        .xz_memlimit_threading = options_.xz_memlimit_threading,
         .zstd_window_log_max = options_.zstd_window_log_max,
         .threads = options_.decoder.threads,
     };

@@ -67,6 +67,8 @@ struct PipelineOptions {
   uint64_t max_unwrapped_bytes = UINT64_MAX;
   // liblzma's memory limit (bytes) for an xz stream, worker threads included.
   uint64_t xz_memlimit = 128ull << 20;
+  // What the xz decoder's threads may hold together (UnwrapOptions); 0: xz_memlimit.
+  uint64_t xz_memlimit_threading = 0;
   // zstd frames with a larger window are refused.
   int zstd_window_log_max = 27;
   // Set for the pipeline an OVA runs over its disk entry: a tar there is

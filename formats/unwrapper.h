@@ -3,8 +3,8 @@
 // An unwrapper is fed the compressed bytes of one wrapper layer, in order and
 // in chunks of any size, and pushes the decompressed bytes into a downstream
 // ByteSink in chunks of at most kUnwrapChunkBytes. Its memory is fixed: one
-// output buffer of kUnwrapChunkBytes plus the decompressor's own state (32 KiB
-// for gzip; the stream's dictionary for xz, at most UnwrapOptions::xz_memlimit;
+// output buffer of kUnwrapChunkBytes plus the decompressor's own state (85 KiB
+// for gzip, ISA-L's igzip; the stream's dictionary for xz, at most UnwrapOptions::xz_memlimit;
 // the frame's window for zstd, at most 2^zstd_window_log_max), whatever the
 // size of the image.
 //
@@ -63,10 +63,14 @@ struct UnwrapOptions {
   uint64_t max_output_bytes = UINT64_MAX;
   // liblzma's memory limit (bytes) for decoding an xz stream, threads included.
   uint64_t xz_memlimit = 128ull << 20;
+  // What the threads of the threaded xz decoder may hold together: liblzma
+  // runs as many as fit (one at least). 0: xz_memlimit; never more than it.
+  uint64_t xz_memlimit_threading = 0;
   // zstd frames whose window is larger than 2^zstd_window_log_max bytes are refused.
   int zstd_window_log_max = 27;
   // xz decoder threads (only multi-block streams, as `xz -T0` makes, decode in
-  // parallel); 0: one per core; 1: decode on the feeding thread.
+  // parallel); 0: one per CPU the process may use (ThisProcessResources:
+  // affinity and cgroup quota); 1: decode on the feeding thread.
   unsigned threads = 1;
 };
 

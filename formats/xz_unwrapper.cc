@@ -5,8 +5,7 @@
 #include <array>
 #include <memory>
 #include <string>
-#include <thread>
-
+#include "common/resources.h"
 #include "formats/unwrapper.h"
 
 namespace cdi::formats {
@@ -40,8 +39,10 @@ class XzUnwrapper final : public Unwrapper {
   XzUnwrapper(ByteSink* downstream, const UnwrapOptions& options)
       : Unwrapper(Format::kXz, downstream, options.max_output_bytes),
         memlimit_(options.xz_memlimit),
-        threads_(options.threads != 0 ? options.threads
-                                      : std::max(1u, std::thread::hardware_concurrency())) {}
+        memlimit_threading_(options.xz_memlimit_threading != 0
+                                ? std::min(options.xz_memlimit_threading, memlimit_)
+                                : memlimit_),
+        threads_(options.threads != 0 ? options.threads : ThisProcessResources().cpus) {}
 
   // Sets the decoder up for the next stream; liblzma reuses its allocations.
   // Concatenation is handled here rather than with LZMA_CONCATENATED so that
@@ -54,9 +55,10 @@ class XzUnwrapper final : public Unwrapper {
     } else {
       lzma_mt mt{};
       mt.threads = threads_;
-      // The limit caps every thread's buffers together: with too many threads
-      // liblzma uses fewer, and it refuses only what one thread cannot fit.
-      mt.memlimit_threading = memlimit_;
+      // The threading limit caps every thread's buffers together: with too
+      // many threads liblzma uses fewer (down to one), and it refuses only
+      // what one thread cannot fit in memlimit_stop.
+      mt.memlimit_threading = memlimit_threading_;
       mt.memlimit_stop = memlimit_;
       ret = lzma_stream_decoder_mt(lzma_.get(), &mt);
     }
@@ -201,6 +203,7 @@ class XzUnwrapper final : public Unwrapper {
 
   LzmaStream lzma_;
   uint64_t memlimit_;
+  uint64_t memlimit_threading_;
   uint32_t threads_;
   State state_ = State::kInStream;
   uint64_t padding_ = 0;  // zero bytes since the last stream ended

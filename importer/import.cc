@@ -13,9 +13,11 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/resources.h"
 #include "formats/pipeline.h"
 #include "formats/tar/tar_reader.h"
 #include "importer/checksum.h"
+#include "importer/memory_plan.h"
 #include "importer/progress.h"
 #include "importer/target_sink.h"
 #include "pvc/directory_target.h"
@@ -84,10 +86,10 @@ struct TargetMemory {
 
 constexpr uint64_t kMinWritebackWindow = 256 * kKiB;
 
-TargetMemory TargetMemoryFor(const ImportSpec& spec) {
+TargetMemory TargetMemoryFor(const ImportSpec& spec, const importer::MemoryPlan& plan) {
   const uint64_t count = std::max<uint64_t>(1, spec.targets.size());
   TargetMemory memory;
-  memory.staging = std::min(pvc::kDefaultStagingMemory, spec.memory_budget / 4 / count);
+  memory.staging = std::min(pvc::kDefaultStagingMemory, plan.budget / 4 / count);
   memory.writeback_window =
       std::max(kMinWritebackWindow, pvc::kDefaultWritebackWindow / count);
   return memory;
@@ -137,7 +139,7 @@ Status ValidateSpec(const ImportSpec& spec) {
       }
     }
   }
-  if (spec.memory_budget < 16 * kMiB) {
+  if (spec.memory_budget != 0 && spec.memory_budget < importer::kMinMemoryBudget) {
     return InvalidArgumentError("the memory budget must be at least 16 MiB, got " +
                                 std::to_string(spec.memory_budget) + " bytes");
   }
@@ -165,16 +167,27 @@ struct Digest {
   std::string Expected() const { return expected ? expected->algorithm + ":" + expected->hex : ""; }
 };
 
-formats::PipelineOptions PipelineOptionsFor(const ImportSpec& spec, uint64_t smallest_capacity,
+// The memory plan of an import, logged once.
+importer::MemoryPlan PlanImportMemory(const ImportSpec& spec) {
+  const ProcessResources& resources = ThisProcessResources();
+  importer::MemoryPlan plan = importer::PlanMemory(spec.memory_budget, resources);
+  Logger()->debug("Resources: {}; memory {}", resources.Describe(), plan.Describe());
+  return plan;
+}
+
+formats::PipelineOptions PipelineOptionsFor(const ImportSpec& spec,
+                                            const importer::MemoryPlan& plan,
+                                            uint64_t smallest_capacity,
                                             std::optional<uint64_t> source_size) {
   formats::PipelineOptions options;
   options.decoder.container_size = source_size;
-  options.decoder.memory_budget = spec.memory_budget / 2;
+  options.decoder.memory_budget = plan.budget / 2;
   options.decoder.scratch_dir = spec.scratch_dir;
   options.max_unwrapped_bytes = smallest_capacity > (UINT64_MAX - kUnwrapSlack) / 2
                                     ? UINT64_MAX
                                     : 2 * smallest_capacity + kUnwrapSlack;
-  options.xz_memlimit = std::max<uint64_t>(spec.memory_budget, 128 * kMiB);
+  options.xz_memlimit = plan.xz_memlimit;
+  options.xz_memlimit_threading = plan.xz_threading;
   return options;
 }
 
@@ -239,8 +252,9 @@ class ArchiveSink : public formats::tar::EntryWriter {
   uint64_t extracted_ = 0;
 };
 
-Result<ImportResult> ImportArchive(const ImportSpec& spec, const ImportHooks& hooks,
-                                   Clock::time_point start, Digest& digest) {
+Result<ImportResult> ImportArchive(const ImportSpec& spec, const importer::MemoryPlan& plan,
+                                   const ImportHooks& hooks, Clock::time_point start,
+                                   Digest& digest) {
   const TargetSpec& target = spec.targets.front();
   if (target.kind == TargetKind::kBlockDevice || pvc::IsBlockDevice(target.path)) {
     return InvalidArgumentError(target.path +
@@ -259,7 +273,8 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const ImportHooks& ho
   CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source, OpenAndDescribe(spec, hooks));
   ArchiveSink sink(directory.get());
   formats::ImagePipeline pipeline(&sink,
-                                  PipelineOptionsFor(spec, directory->capacity(), source->size()));
+                                  PipelineOptionsFor(spec, plan, directory->capacity(),
+                                                     source->size()));
   auto update = [&](Phase phase, uint64_t bytes_read) {
     progress.Report({.phase = phase,
                      .source_bytes = bytes_read,
@@ -305,14 +320,15 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
     CDI_ASSIGN_OR_RETURN(digest.expected, ParseChecksum(spec.checksum));
     digest.checksum.emplace(digest.expected->algorithm);
   }
+  const importer::MemoryPlan plan = PlanImportMemory(spec);
   if (spec.content_type == ContentType::kArchive) {
-    return ImportArchive(spec, hooks, start, digest);
+    return ImportArchive(spec, plan, hooks, start, digest);
   }
 
   // Local problems (a file in the way, a busy device) fail before any download.
   TargetSet targets;
   std::vector<importer::SinkTarget> sink_targets;
-  const TargetMemory memory = TargetMemoryFor(spec);
+  const TargetMemory memory = TargetMemoryFor(spec, plan);
   if (spec.targets.size() > 1) {
     Logger()->debug("{} targets: up to {} bytes of direct I/O buffers and a {}-byte writeback "
                     "window each",
@@ -336,7 +352,8 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
   importer::TargetSink sink(sink_targets);
   uint64_t smallest_capacity = UINT64_MAX;
   for (auto& t : targets.targets()) smallest_capacity = std::min(smallest_capacity, t->capacity());
-  formats::ImagePipeline pipeline(&sink, PipelineOptionsFor(spec, smallest_capacity, source_size));
+  formats::ImagePipeline pipeline(&sink,
+                                  PipelineOptionsFor(spec, plan, smallest_capacity, source_size));
 
   uint64_t bytes_read = 0;
   bool announced = false;

@@ -227,7 +227,7 @@ struct ImportFlags {
   std::string overhead = "0";
   bool preallocate = false;
   std::string checksum;
-  std::string memory = "64Mi";
+  std::string memory = "auto";
   std::string scratch_dir;
 };
 
@@ -251,9 +251,14 @@ Result<ImportSpec> BuildImportSpec(const ImportFlags& f, const SourceFlags& sf) 
   target.preallocation = f.preallocate ? Preallocation::kOn : Preallocation::kOff;
   spec.targets.push_back(target);
   spec.checksum = f.checksum;
-  auto memory = ParseQuantity(f.memory);
-  if (!memory.ok()) return memory.status().Annotate("--memory");
-  spec.memory_budget = *memory;
+  if (f.memory != "auto") {
+    auto memory = ParseQuantity(f.memory);
+    if (!memory.ok()) return memory.status().Annotate("--memory");
+    if (*memory == 0) {
+      return InvalidArgumentError("--memory: the memory budget must be at least 16 MiB, or auto");
+    }
+    spec.memory_budget = *memory;
+  }
   spec.scratch_dir = f.scratch_dir;
   return spec;
 }
@@ -402,7 +407,8 @@ int RunImageCli(int argc, char** argv) {
   import->add_option("--checksum", import_flags.checksum,
                      "expected digest of the bytes as served: md5|sha1|sha256|sha512:HEX");
   import->add_option("--memory", import_flags.memory,
-                     "memory budget for buffers and out-of-order data (a quantity)")
+                     "memory budget for buffers and out-of-order data (a quantity), or auto: "
+                     "sized from the cgroup's memory limit or the machine's memory")
       ->capture_default_str();
   import->add_option("--scratch-dir", import_flags.scratch_dir,
                      "where out-of-order data may spill beyond the memory budget (default $TMPDIR)");

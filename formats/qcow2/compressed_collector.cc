@@ -2,8 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
-#include <thread>
 #include <utility>
+
+#include "common/resources.h"
 
 namespace cdi::formats::qcow2 {
 namespace {
@@ -25,8 +26,7 @@ CompressedCollector::CompressedCollector(const Options& options, MemoryBudget* b
       gaps_(gaps),
       output_(output),
       job_bytes_(JobBytes(options.geometry)) {
-  unsigned threads =
-      options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  unsigned threads = options.threads != 0 ? options.threads : ThisProcessResources().cpus;
   const uint64_t inflater_bytes =
       ClusterInflater::MemoryBound(compression_type_, geometry_.cluster_bits);
   // Each worker wants its inflater and two jobs, so that it always has the

@@ -38,11 +38,15 @@ class ClusterInflater {
 
  private:
   Status InflateZlib(std::span<const uint8_t> input, std::span<uint8_t> out, size_t* consumed);
+  Status InflateZlibStream(std::span<const uint8_t> input, std::span<uint8_t> out,
+                           size_t* consumed);
   Status InflateZstd(std::span<const uint8_t> input, std::span<uint8_t> out, size_t* consumed);
 
   CompressionType type_;
   uint32_t cluster_bits_;
-  struct Zlib;
+  struct Deflate;  // libdeflate, the fast path
+  std::unique_ptr<Deflate> deflate_;
+  struct Zlib;  // zlib, for what libdeflate refuses
   std::unique_ptr<Zlib> zlib_;
   struct ZstdContext;
   std::unique_ptr<ZstdContext> zstd_;

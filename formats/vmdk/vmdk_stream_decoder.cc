@@ -1,5 +1,6 @@
 #include "formats/vmdk/vmdk_stream_decoder.h"
 
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -18,8 +19,9 @@ namespace {
 
 // Bytes one entry of the covered-ranges map costs (node and allocator overhead).
 constexpr uint64_t kRangeEntryBytes = 64;
-// A zlib inflate state with its 32 KiB window.
-constexpr uint64_t kInflateStateBytes = 48ull << 10;
+// A zlib inflate state with its 32 KiB window (for grains libdeflate
+// refuses), and libdeflate's decode tables (12 KiB).
+constexpr uint64_t kInflateStateBytes = 64ull << 10;
 constexpr uint64_t kTableBytes = kGtesPerGt * 4;
 
 class StreamBody final : public ExtentBody {
@@ -49,9 +51,11 @@ class StreamBody final : public ExtentBody {
     buffer_.reserve(kMarkerHeaderSize);
     std::memset(&zlib_, 0, sizeof(zlib_));
     zlib_ok_ = inflateInit(&zlib_) == Z_OK;
+    deflate_ = libdeflate_alloc_decompressor();
   }
   ~StreamBody() override {
     if (zlib_ok_) inflateEnd(&zlib_);
+    libdeflate_free_decompressor(deflate_);
   }
   StreamBody(const StreamBody&) = delete;
   StreamBody& operator=(const StreamBody&) = delete;
@@ -241,7 +245,24 @@ class StreamBody final : public ExtentBody {
                              "; the image is corrupt");
   }
 
+  // A grain is a zlib stream of known greatest output: libdeflate inflates
+  // it whole, about twice as fast as zlib. What libdeflate refuses goes to
+  // zlib, which says what is wrong (inflate/qcow2's InflateZlib explains the
+  // few streams the two read differently).
   Status InflateGrain() {
+    uint64_t guest_offset = value_ * kSectorSize;
+    uint64_t length = std::min<uint64_t>(grain_.size(), header_.capacity_bytes() - guest_offset);
+    size_t inflated = 0;
+    if (deflate_ != nullptr &&
+        libdeflate_zlib_decompress(deflate_, buffer_.data(), buffer_.size(), grain_.data(),
+                                   grain_.size(), &inflated) == LIBDEFLATE_SUCCESS &&
+        inflated >= length) {
+      return WriteGrain(guest_offset, length);
+    }
+    return InflateGrainWithZlib();
+  }
+
+  Status InflateGrainWithZlib() {
     if (!zlib_ok_ || inflateReset(&zlib_) != Z_OK) {
       return InternalError("vmdk stream: zlib could not be initialised");
     }
@@ -265,6 +286,11 @@ class StreamBody final : public ExtentBody {
                                " inflates to " + std::to_string(inflated) + " bytes, not " +
                                std::to_string(length) + "; the image is corrupt");
     }
+    return WriteGrain(guest_offset, length);
+  }
+
+  // Writes the first `length` bytes of the grain just inflated.
+  Status WriteGrain(uint64_t guest_offset, uint64_t length) {
     CDI_RETURN_IF_ERROR(Cover(value_ / header_.grain_size));
     ++grains_seen_;
     return writer_->Write(guest_offset, std::span<const uint8_t>(grain_).first(length));
@@ -315,6 +341,7 @@ class StreamBody final : public ExtentBody {
   std::map<uint64_t, uint64_t> covered_;  // first grain -> one past the last, merged
   z_stream zlib_;
   bool zlib_ok_ = false;
+  libdeflate_decompressor* deflate_ = nullptr;  // null when out of memory: zlib alone
   // The grain tables before the grains: {sector, directory index}, by sector.
   std::vector<std::pair<uint64_t, uint64_t>> tables_;
   size_t next_table_ = 0;

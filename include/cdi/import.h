@@ -58,8 +58,12 @@ struct ImportSpec {
   // served (before any decompression). Empty: no check.
   std::string checksum;
   // Upper bound on the memory the import holds for buffers, decompression
-  // windows and out-of-order data, whatever the image's size.
-  uint64_t memory_budget = 64 * kMiB;
+  // windows and out-of-order data, whatever the image's size (at least
+  // 16 MiB). 0: sized from what the process may use (its cgroup's memory
+  // limit, else the machine's memory): a quarter of it, from 16 to 64 MiB,
+  // and up to half of it for the threads of the threaded xz decoder, which
+  // a set budget holds too.
+  uint64_t memory_budget = 0;
   // Where data that arrives before its mapping may spill when memory_budget
   // is exceeded. Empty: $TMPDIR, else /tmp.
   std::string scratch_dir;
