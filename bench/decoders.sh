@@ -41,31 +41,9 @@ for tool in qemu-img taskset gzip xz zstd python3 cmp; do
 done
 [ -x "$ours" ] || scripts/build.sh
 [ -z "$before" ] || [ -x "$before" ] || { echo "BENCH_BEFORE=$before is not executable" >&2; exit 2; }
+. bench/images.sh
 mkdir -p "$images" "$work"
 trap 'rm -rf "$work"' EXIT
-
-# The source disk: 64 slots, half of them data (4 KiB blocks, half random and
-# half zero) in scattered runs; the same bytes as bench/formats.sh's.
-make_source() {
-  [ -f "$images/source.raw" ] && return
-  echo "making $images/source.raw ($size virtual, half data) ..."
-  python3 - "$images/source.raw.tmp" "$(numfmt --from=iec "$size")" <<'PY'
-import os, random, sys
-random.seed(11)
-size = int(sys.argv[2])
-slot = size // 64
-with open(sys.argv[1], "wb") as f:
-    f.truncate(size)
-    for s in sorted(random.sample(range(64), 32)):
-        f.seek(s * slot)
-        left = slot
-        while left:
-            n = min(left, 1 << 20)
-            f.write(b"".join(os.urandom(2048) + bytes(2048) for _ in range(n // 4096)))
-            left -= n
-PY
-  mv "$images/source.raw.tmp" "$images/source.raw"
-}
 
 # case -> image file
 declare -A file=([qcow2-zlib]=disk-zlib.qcow2 [qcow2-zstd]=disk-zstd.qcow2 [gz]=disk.raw.gz

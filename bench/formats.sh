@@ -26,30 +26,9 @@ formats=("$@")
 command -v qemu-img >/dev/null || { echo "qemu-img is needed" >&2; exit 2; }
 command -v taskset >/dev/null || { echo "taskset (util-linux) is needed" >&2; exit 2; }
 [ -x build/bin/cdi-image ] || scripts/build.sh
+. bench/images.sh
 mkdir -p "$images" "$work"
 trap 'rm -rf "$work"' EXIT
-
-# The source disk: 64 slots, half of them data that compresses about 2:1.
-make_source() {
-  [ -f "$images/source.raw" ] && return
-  echo "making $images/source.raw ($size virtual, half data) ..."
-  python3 - "$images/source.raw.tmp" "$(numfmt --from=iec "$size")" <<'PY'
-import os, random, sys
-random.seed(11)
-size = int(sys.argv[2])
-slot = size // 64
-with open(sys.argv[1], "wb") as f:
-    f.truncate(size)
-    for s in sorted(random.sample(range(64), 32)):
-        f.seek(s * slot)
-        left = slot
-        while left:
-            n = min(left, 1 << 20)
-            f.write(b"".join(os.urandom(2048) + bytes(2048) for _ in range(n // 4096)))
-            left -= n
-PY
-  mv "$images/source.raw.tmp" "$images/source.raw"
-}
 
 # format -> qemu-img's driver and creation options
 declare -A driver=([qcow2]=qcow2 [vmdk-stream]=vmdk [vmdk-sparse]=vmdk [vhd]=vpc [vhdx]=vhdx [vdi]=vdi)

@@ -1,5 +1,6 @@
-# The benchmark images, made once and kept in $images (bench/run.sh and
-# bench/compare.sh source this after setting images=DIR).
+# The benchmark images, made once and kept in $images (bench/run.sh,
+# bench/compare.sh, bench/formats.sh and bench/decoders.sh source this after
+# setting images=DIR, and size=SIZE for make_source).
 
 make_raw() {  # 2 GiB: 56 MiB random then 8 MiB of zeros, 32 times
   [ -f "$images/disk.raw" ] && return
@@ -35,3 +36,27 @@ PY
   qemu-img convert -c -f raw -O qcow2 "$images/qsrc.raw" "$images/disk-c.qcow2"
   rm -f "$images/qsrc.raw"
 }
+
+# make_source: $images/source.raw, $size virtual (a quantity: 2G): 64 slots,
+# half of them data (4 KiB blocks, half random and half zero: about 2:1).
+make_source() {
+  [ -f "$images/source.raw" ] && return
+  echo "making $images/source.raw ($size virtual, half data) ..."
+  python3 - "$images/source.raw.tmp" "$(numfmt --from=iec "$size")" <<'PY'
+import os, random, sys
+random.seed(11)
+size = int(sys.argv[2])
+slot = size // 64
+with open(sys.argv[1], "wb") as f:
+    f.truncate(size)
+    for s in sorted(random.sample(range(64), 32)):
+        f.seek(s * slot)
+        left = slot
+        while left:
+            n = min(left, 1 << 20)
+            f.write(b"".join(os.urandom(2048) + bytes(2048) for _ in range(n // 4096)))
+            left -= n
+PY
+  mv "$images/source.raw.tmp" "$images/source.raw"
+}
+
