@@ -150,6 +150,53 @@ TEST(GzipTest, DecodesEveryMemberOfAMultiMemberFile) {
   }
 }
 
+// What gzip's header and trailer carry is checked as zlib checks it: reserved
+// flags, the header's CRC16, the data's CRC32 and its length.
+TEST(GzipTest, HeaderAndTrailerChecksRefuseADamagedMember) {
+  std::string data = MakeData(100000, Pattern::kZeroRuns, 4);
+  const std::string good = Compress(Format::kGzip, data);
+  std::string second = Compress(Format::kGzip, data);
+  struct Case {
+    std::string name;
+    std::string stream;
+    uint64_t offset;  // where the damage is noticed, at least
+    std::string what;
+  };
+  std::vector<Case> cases;
+  std::string reserved = good;
+  reserved[3] = static_cast<char>(reserved[3] | 0x20);
+  cases.push_back({"reserved flag", reserved, 3, "(unknown header flags set)"});
+  // The same in the second member: its offset is counted from the first byte.
+  std::string reserved_second = second;
+  reserved_second[3] = static_cast<char>(reserved_second[3] | 0x80);
+  cases.push_back(
+      {"reserved flag, second member", good + reserved_second, good.size() + 3,
+       "(unknown header flags set)"});
+  // FHCRC set over a header whose CRC16 is wrong.
+  std::string hcrc = good.substr(0, 10);
+  hcrc[3] = static_cast<char>(hcrc[3] | 0x02);
+  cases.push_back({"header crc", hcrc + std::string("\x12\x34", 2) + good.substr(10), 10,
+                   "(incorrect header, data or length check)"});
+  std::string crc = good;
+  crc[crc.size() - 8] = static_cast<char>(crc[crc.size() - 8] ^ 1);
+  cases.push_back({"data crc", crc, crc.size() - 8, "(incorrect header, data or length check)"});
+  std::string length = good;
+  length[length.size() - 4] = static_cast<char>(length[length.size() - 4] ^ 1);
+  cases.push_back(
+      {"length", length, length.size() - 8, "(incorrect header, data or length check)"});
+  for (const Case& c : cases) {
+    for (size_t chunk : {size_t{1}, size_t{4096}}) {
+      Decoded decoded = Decode(c.stream, chunk);
+      EXPECT_EQ(decoded.status.code(), ErrorCode::kCorruptImage) << c.name;
+      const std::string& message = decoded.status.message();
+      const std::string prefix = "the gzip stream is corrupt at compressed offset ";
+      ASSERT_EQ(message.substr(0, prefix.size()), prefix) << c.name << ": " << message;
+      EXPECT_GE(std::stoull(message.substr(prefix.size())), c.offset) << c.name << ": " << message;
+      EXPECT_NE(message.find(c.what), std::string::npos) << c.name << ": " << message;
+    }
+  }
+}
+
 TEST(XzTest, DecodesConcatenatedStreamsWithStreamPadding) {
   std::string a = MakeData(300000, Pattern::kZeroRuns, 1);
   std::string b = MakeData(kMiB + 5, Pattern::kRandom, 2);
