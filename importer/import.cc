@@ -16,6 +16,7 @@
 #include "formats/pipeline.h"
 #include "formats/tar/tar_reader.h"
 #include "importer/checksum.h"
+#include "importer/import_from.h"
 #include "importer/progress.h"
 #include "importer/target_sink.h"
 #include "pvc/directory_target.h"
@@ -123,8 +124,8 @@ Result<std::unique_ptr<pvc::Target>> OpenTarget(const TargetSpec& spec,
                                          .staging_memory = memory.staging});
 }
 
-Status ValidateSpec(const ImportSpec& spec) {
-  if (spec.source.url.empty()) return InvalidArgumentError("no source given");
+Status ValidateSpec(const ImportSpec& spec, bool source_given) {
+  if (!source_given && spec.source.url.empty()) return InvalidArgumentError("no source given");
   if (spec.targets.empty()) return InvalidArgumentError("no target given");
   if (spec.content_type == ContentType::kArchive && spec.targets.size() != 1) {
     return InvalidArgumentError("an archive is extracted into exactly one directory; " +
@@ -178,10 +179,14 @@ formats::PipelineOptions PipelineOptionsFor(const ImportSpec& spec, uint64_t sma
   return options;
 }
 
-Result<std::unique_ptr<importer::ByteSource>> OpenAndDescribe(const ImportSpec& spec,
-                                                              const ImportHooks& hooks) {
-  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source,
-                       importer::OpenSource(spec.source, hooks.cancel));
+// Opens the spec's source, or takes the one given, and logs what it is.
+Result<std::unique_ptr<importer::ByteSource>> OpenAndDescribe(
+    const ImportSpec& spec, const ImportHooks& hooks,
+    std::unique_ptr<importer::ByteSource>& given) {
+  std::unique_ptr<importer::ByteSource> source = std::move(given);
+  if (!source) {
+    CDI_ASSIGN_OR_RETURN(source, importer::OpenSource(spec.source, hooks.cancel));
+  }
   const std::optional<uint64_t> source_size = source->size();
   Logger()->info("Importing {}{} into {}", source->Describe(),
                source_size ? " (" + std::to_string(*source_size) + " bytes)" : std::string(),
@@ -240,7 +245,8 @@ class ArchiveSink : public formats::tar::EntryWriter {
 };
 
 Result<ImportResult> ImportArchive(const ImportSpec& spec, const ImportHooks& hooks,
-                                   Clock::time_point start, Digest& digest) {
+                                   Clock::time_point start, Digest& digest,
+                                   std::unique_ptr<importer::ByteSource>& given) {
   const TargetSpec& target = spec.targets.front();
   if (target.kind == TargetKind::kBlockDevice || pvc::IsBlockDevice(target.path)) {
     return InvalidArgumentError(target.path +
@@ -256,7 +262,8 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const ImportHooks& ho
                                              .filesystem_overhead = target.filesystem_overhead}));
   importer::ProgressReporter progress(hooks.on_progress, start);
   progress.Report(Phase::kConnecting);
-  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source, OpenAndDescribe(spec, hooks));
+  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source,
+                       OpenAndDescribe(spec, hooks, given));
   ArchiveSink sink(directory.get());
   formats::ImagePipeline pipeline(&sink,
                                   PipelineOptionsFor(spec, directory->capacity(), source->size()));
@@ -295,18 +302,17 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const ImportHooks& ho
   return result;
 }
 
-}  // namespace
-
-Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
+Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks,
+                                std::unique_ptr<importer::ByteSource> given) {
   const Clock::time_point start = Clock::now();
-  CDI_RETURN_IF_ERROR(ValidateSpec(spec));
+  CDI_RETURN_IF_ERROR(ValidateSpec(spec, given != nullptr));
   Digest digest;
   if (!spec.checksum.empty()) {
     CDI_ASSIGN_OR_RETURN(digest.expected, ParseChecksum(spec.checksum));
     digest.checksum.emplace(digest.expected->algorithm);
   }
   if (spec.content_type == ContentType::kArchive) {
-    return ImportArchive(spec, hooks, start, digest);
+    return ImportArchive(spec, hooks, start, digest, given);
   }
 
   // Local problems (a file in the way, a busy device) fail before any download.
@@ -330,7 +336,8 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
 
   importer::ProgressReporter progress(hooks.on_progress, start);
   progress.Report(Phase::kConnecting);
-  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source, OpenAndDescribe(spec, hooks));
+  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source,
+                       OpenAndDescribe(spec, hooks, given));
   const std::optional<uint64_t> source_size = source->size();
 
   importer::TargetSink sink(sink_targets);
@@ -399,6 +406,20 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
                result.bytes_zero);
   return result;
 }
+
+}  // namespace
+
+Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
+  return ImportImpl(spec, hooks, nullptr);
+}
+
+namespace importer {
+Result<ImportResult> ImportFrom(const ImportSpec& spec, std::unique_ptr<ByteSource> source,
+                                const ImportHooks& hooks) {
+  if (!source) return InvalidArgumentError("no source given");
+  return ImportImpl(spec, hooks, std::move(source));
+}
+}  // namespace importer
 
 Result<ImportResult> CreateBlankImage(const TargetSpec& target_spec) {
   const Clock::time_point start = Clock::now();

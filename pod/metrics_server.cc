@@ -59,7 +59,9 @@ Result<tls::ServerContext> MakeServerContext() {
   return context;
 }
 
-Result<UniqueFd> Listen(const ListenAddress& address) {
+}  // namespace
+
+Result<UniqueFd> Listen(const ListenAddress& address, std::string_view purpose) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
@@ -76,8 +78,8 @@ Result<UniqueFd> Listen(const ListenAddress& address) {
     error = getaddrinfo(host, port.c_str(), &hints, &found);
   }
   if (error != 0) {
-    return InvalidArgumentError("cannot resolve the metrics address " + address.host + ":" + port +
-                                ": " + gai_strerror(error));
+    return InvalidArgumentError("cannot resolve the " + std::string(purpose) + " address " +
+                                address.host + ":" + port + ": " + gai_strerror(error));
   }
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> list(found, freeaddrinfo);
   int last_errno = 0;
@@ -99,8 +101,10 @@ Result<UniqueFd> Listen(const ListenAddress& address) {
     last_errno = errno;
   }
   return IoError("cannot listen on " + (address.host.empty() ? std::string("*") : address.host) +
-                 ":" + port + " for metrics: " + std::strerror(last_errno));
+                 ":" + port + " for " + std::string(purpose) + ": " + std::strerror(last_errno));
 }
+
+namespace {
 
 std::string Response(std::string_view status, std::string_view content_type,
                      const std::string& body, bool with_body) {
@@ -264,7 +268,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(std::string_view add
   auto state = std::make_unique<State>();
   state->render = std::move(render);
   CDI_ASSIGN_OR_RETURN(state->tls, MakeServerContext());
-  CDI_ASSIGN_OR_RETURN(state->listen_fd, Listen(listen_address));
+  CDI_ASSIGN_OR_RETURN(state->listen_fd, Listen(listen_address, "metrics"));
   sockaddr_storage bound{};
   socklen_t length = sizeof bound;
   if (getsockname(state->listen_fd.get(), reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
