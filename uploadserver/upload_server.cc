@@ -168,6 +168,20 @@ struct UploadServer::State {
     }
   }
 
+  // Stops accepting and gives the connections already open a while to end
+  // on their own (a request that arrived before the end is answered, as Go's
+  // Shutdown answers it: 409 once an upload is done), then ends them.
+  void Drain() {
+    listen_fd.reset();
+    const auto until = Clock::now() + kHeaderBudget + std::chrono::seconds(1);
+    while (Clock::now() < until) {
+      Reap();
+      if (workers.empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    StopAll();
+  }
+
   void StopAll() {
     char byte = 1;
     ssize_t ignored = write(wake_write.get(), &byte, 1);
@@ -452,7 +466,11 @@ Result<RunOutcome> UploadServer::Run(const CancelToken* stop) {
       }
     }
     if (end) {
-      s.StopAll();
+      if (end->ok()) {
+        s.Drain();
+      } else {
+        s.StopAll();
+      }
       return std::move(*end);
     }
     if (stop != nullptr && stop->cancelled()) {
