@@ -339,17 +339,24 @@ class FormFileSource final : public ByteSource {
     while (true) {
       CDI_RETURN_IF_ERROR(Need(std::min(Available() + 1, kMaxPartHeaderBytes)));
       const std::string_view window = Window();
-      const size_t end = window.find("\r\n\r\n");
+      // The boundary line's end: transport padding, then CRLF.
       const size_t line_end = window.find("\r\n");
-      if (line_end == 0) {
-        // A part with no headers at all.
-        begin_ += 2;
-        return std::string();
-      }
-      if (end != std::string_view::npos) {
-        std::string headers(window.substr(0, end + 2));
-        begin_ += end + 4;
-        return headers;
+      if (line_end != std::string_view::npos) {
+        if (window.substr(0, line_end).find_first_not_of(" \t") != std::string_view::npos) {
+          return InvalidArgumentError(description_ + ": a multipart boundary line holds more "
+                                      "than the boundary");
+        }
+        const std::string_view rest = window.substr(line_end + 2);
+        if (rest.substr(0, 2) == "\r\n") {
+          begin_ += line_end + 4;  // a part with no headers at all
+          return std::string();
+        }
+        const size_t end = rest.find("\r\n\r\n");
+        if (end != std::string_view::npos) {
+          std::string headers(rest.substr(0, end + 2));
+          begin_ += line_end + 2 + end + 4;
+          return headers;
+        }
       }
       if (body_ended_ || window.size() >= kMaxPartHeaderBytes) {
         return InvalidArgumentError(description_ +
@@ -360,10 +367,9 @@ class FormFileSource final : public ByteSource {
   }
 
   // The name parameter of a part's Content-Disposition: form-data; "" when
-  // it has none. `headers` begins with the rest of the boundary line.
+  // it has none.
   static std::string FormName(const std::string& headers) {
-    size_t pos = headers.find("\r\n");  // past the boundary line's padding
-    pos = pos == std::string::npos ? headers.size() : pos + 2;
+    size_t pos = 0;
     while (pos < headers.size()) {
       size_t end = headers.find("\r\n", pos);
       if (end == std::string::npos) end = headers.size();

@@ -31,7 +31,7 @@ bool Contains(const std::string& text, const std::string& part) {
 
 // The guest (random MiBs among zero ones) and its containers, made once.
 std::string Corpus() {
-  return CachedFixtureDir("uploadserver-v1", [](const std::string& dir) {
+  return CachedFixtureDir("uploadserver-v2", [](const std::string& dir) {
     std::string raw(kVirtualSize, '\0');
     std::mt19937 rng(7);
     for (uint64_t mib = 0; mib < kVirtualSize >> 20; ++mib) {
@@ -42,7 +42,7 @@ std::string Corpus() {
     WriteFile(dir + "/guest.raw", raw);
     Sh("cd " + dir +
        " && qemu-img convert -q -c -f raw -O qcow2 guest.raw guest.qcow2"
-       " && qemu-img convert -q -f raw -O vpc -o subformat=dynamic guest.raw guest.vhd"
+       " && qemu-img convert -q -f raw -O vpc -o subformat=dynamic,force_size=on guest.raw guest.vhd"
        " && gzip -k guest.raw && xz -k -T1 guest.qcow2 && zstd -q guest.raw -o guest.raw.zst"
        " && mkdir -p tree/sub && printf hello > tree/a.txt && printf world > tree/sub/b.txt"
        " && tar -C tree -czf tree.tar.gz .");
@@ -227,7 +227,7 @@ TEST(UploadServerTest, ClientCertificateMustVerifyAndCarryTheClientName) {
   EXPECT_EQ(server.Curl(upload, nullptr, false).code, "401");
   EXPECT_EQ(server.Curl(upload, &certs.other_client).code, "401");
   // Verified by the CA, but not the name the server expects.
-  UploadServer other_name({{"CLIENT_NAME", "cdi-uploadproxy"}});
+  UploadServer other_name(std::map<std::string, std::string>{{"CLIENT_NAME", "cdi-uploadproxy"}});
   EXPECT_EQ(other_name.Curl({"--data-binary", "@" + corpus + "/guest.qcow2",
                              other_name.Url("/v1beta1/upload")})
                 .code,
@@ -249,8 +249,8 @@ TEST(UploadServerTest, SecondUploadWhileOneRunsIs503AndAfterItIs409) {
   const std::string slow = "(head -c 1000000 " + corpus + "/guest.qcow2; sleep 2; tail -c +1000001 " +
                            corpus + "/guest.qcow2) | curl -sS -o /dev/null -w '%{http_code}' "
                            "--cacert " + certs.ca.cert + " --cert " + certs.client.cert +
-                           " --key " + certs.client.key + " -H 'Transfer-Encoding: chunked' "
-                           "--data-binary @- " + server.Url("/v1beta1/upload") + " > " +
+                           " --key " + certs.client.key + " -H 'Transfer-Encoding: chunked' -X POST "
+                           "-T - " + server.Url("/v1beta1/upload") + " > " +
                            server.data_dir() + "/../slow-code";
   BackgroundProcess first({"sh", "-c", slow}, server.data_dir() + "/../slow.log");
   // A connection opened now whose request comes once the first upload is done.
@@ -275,7 +275,7 @@ TEST(UploadServerTest, SecondUploadWhileOneRunsIs503AndAfterItIs409) {
 
 TEST(UploadServerTest, ImageLargerThanTheVolumeIs400AndLeavesNothing) {
   const std::string corpus = Corpus();
-  UploadServer server({{"UPLOAD_IMAGE_SIZE", "4Mi"}});
+  UploadServer server(std::map<std::string, std::string>{{"UPLOAD_IMAGE_SIZE", "4Mi"}});
   auto answer = server.Curl({"--data-binary", "@" + corpus + "/guest.qcow2",
                              server.Url("/v1beta1/upload")});
   EXPECT_EQ(answer.code, "400") << answer.err;
@@ -296,7 +296,7 @@ TEST(UploadServerTest, DeadlinePassedEndsTheServer) {
   const std::time_t soon = std::time(nullptr) + 2;
   char when[32];
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&soon));
-  UploadServer server({{"DEADLINE", when}});
+  UploadServer server(std::map<std::string, std::string>{{"DEADLINE", when}});
   EXPECT_EQ(server.Wait(std::chrono::seconds(20)), 0) << server.Log();
   EXPECT_EQ(server.Termination(), R"({"deadlinePassed":true,"message":"Deadline Passed"})");
 }
@@ -305,7 +305,7 @@ TEST(UploadServerTest, MissingTlsFilesAreRefused) {
   TempDir dir;
   RunOptions options;
   options.unset_env = {"TLS_KEY_FILE", "TLS_CERT_FILE"};
-  RunResult r = Run({BinDir() + "/cdi-uploadserver", "--termination-log",
+  RunResult r = test::Run({BinDir() + "/cdi-uploadserver", "--termination-log",
                      dir.File("termination-log")},
                     options);
   EXPECT_EQ(r.exit_code, 1);
@@ -316,7 +316,7 @@ TEST(UploadServerTest, BlockVolumeUpload) {
   CDI_SKIP_UNLESS_LOOP_DEVICES();
   const std::string corpus = Corpus();
   LoopDevice device({.size = kVirtualSize, .fill = 0xAB});
-  UploadServer server({{"DESTINATION", device.path()}});
+  UploadServer server(std::map<std::string, std::string>{{"DESTINATION", device.path()}});
   auto answer = server.Curl({"--data-binary", "@" + corpus + "/guest.qcow2",
                              server.Url("/v1beta1/upload")});
   EXPECT_EQ(answer.code, "200") << answer.body << server.Log();
