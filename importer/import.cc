@@ -167,8 +167,10 @@ struct Digest {
 };
 
 formats::PipelineOptions PipelineOptionsFor(const ImportSpec& spec, uint64_t smallest_capacity,
-                                            std::optional<uint64_t> source_size) {
+                                            std::optional<uint64_t> source_size,
+                                            bool raw_only = false) {
   formats::PipelineOptions options;
+  options.raw_only = raw_only;
   options.decoder.container_size = source_size;
   options.decoder.memory_budget = spec.memory_budget / 2;
   options.decoder.scratch_dir = spec.scratch_dir;
@@ -303,7 +305,8 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const ImportHooks& ho
 }
 
 Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks,
-                                std::unique_ptr<importer::ByteSource> given) {
+                                std::unique_ptr<importer::ByteSource> given,
+                                const importer::ImportFromOptions& from = {}) {
   const Clock::time_point start = Clock::now();
   CDI_RETURN_IF_ERROR(ValidateSpec(spec, given != nullptr));
   Digest digest;
@@ -343,7 +346,8 @@ Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks
   importer::TargetSink sink(sink_targets);
   uint64_t smallest_capacity = UINT64_MAX;
   for (auto& t : targets.targets()) smallest_capacity = std::min(smallest_capacity, t->capacity());
-  formats::ImagePipeline pipeline(&sink, PipelineOptionsFor(spec, smallest_capacity, source_size));
+  formats::ImagePipeline pipeline(
+      &sink, PipelineOptionsFor(spec, smallest_capacity, source_size, from.raw_only));
 
   uint64_t bytes_read = 0;
   bool announced = false;
@@ -415,9 +419,9 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
 
 namespace importer {
 Result<ImportResult> ImportFrom(const ImportSpec& spec, std::unique_ptr<ByteSource> source,
-                                const ImportHooks& hooks) {
+                                const ImportHooks& hooks, const ImportFromOptions& options) {
   if (!source) return InvalidArgumentError("no source given");
-  return ImportImpl(spec, hooks, std::move(source));
+  return ImportImpl(spec, hooks, std::move(source), options);
 }
 }  // namespace importer
 

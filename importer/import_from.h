@@ -13,11 +13,18 @@
 
 namespace cdi::importer {
 
+struct ImportFromOptions {
+  // The source is a disk's bytes as they are (a block device's clone stream):
+  // written raw, no wrapper or format looked for. Disk images only.
+  bool raw_only = false;
+};
+
 // Reads `source` once, front to back, as Import() reads the source it opens.
 // The targets are opened before the first byte is read, so a target that
 // cannot be used fails before the source is touched.
 Result<ImportResult> ImportFrom(const ImportSpec& spec, std::unique_ptr<ByteSource> source,
-                                const ImportHooks& hooks = {});
+                                const ImportHooks& hooks = {},
+                                const ImportFromOptions& options = {});
 
 }  // namespace cdi::importer
 

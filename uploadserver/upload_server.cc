@@ -29,6 +29,7 @@
 #include "pod/metrics_server.h"
 #include "pvc/target.h"
 #include "sources/upload/request_body.h"
+#include "sources/upload/snappy_stream.h"
 #include "tls/server_context.h"
 #include "uploadserver/http_request.h"
 
@@ -319,11 +320,14 @@ struct UploadServer::State {
     Logger()->info("Content type header is \"{}\"", content_type);
     const bool async = IsAsync(endpoint);
     const bool clone = content_type == kFilesystemClone || content_type == kBlockdeviceClone;
-    if (clone) {
+    if (clone && async) {
+      Fail(connection, 500, "Saving stream failed: async clone not supported");
+      return;
+    }
+    if (content_type == kFilesystemClone) {
       Fail(connection, 500,
-           async ? "Saving stream failed: async clone not supported"
-                 : "Saving stream failed: clone streams (" + content_type +
-                       ") are not supported by this upload server yet");
+           "Saving stream failed: filesystem-clone streams (a tar written by tar -S) are not "
+           "supported by this upload server yet; blockdevice-clone streams are");
       return;
     }
     if (endpoint == Endpoint::kArchive && pvc::IsBlockDevice(config.destination)) {
@@ -360,6 +364,7 @@ struct UploadServer::State {
       Fail(connection, 400, "Saving stream failed: " + source.status().message());
       return;
     }
+    if (clone) source = importer::OpenSnappyFramedSource(std::move(source).value());
 
     bool answered = false;
     ImportHooks hooks;
@@ -374,8 +379,12 @@ struct UploadServer::State {
         Answer(connection, 200);
       };
     }
-    const ImportSpec spec = SpecFor(endpoint);
-    Result<ImportResult> result = importer::ImportFrom(spec, std::move(source).value(), hooks);
+    ImportSpec spec = SpecFor(endpoint);
+    // A block device's clone is its bytes as they are, and as long as they
+    // are: the volume is not resized to the request.
+    if (clone) spec.targets.front().requested_size.reset();
+    Result<ImportResult> result = importer::ImportFrom(spec, std::move(source).value(), hooks,
+                                                       {.raw_only = clone});
     if (!result.ok()) {
       if (answered) {
         Logger()->error("Error during resumed processing: {}", result.status().message());

@@ -49,6 +49,23 @@ std::string Corpus() {
   });
 }
 
+// Clone streams as CDI's cloner sends them: framed by the Go snappy package
+// the cloner uses (test/tools/snappy_frame.go, built in GOPATH mode against
+// Debian's golang-github-golang-snappy-dev). Empty when Go or the package is
+// missing.
+std::string CloneCorpus() {
+  if (!HaveProgram("go") || !FileExists("/usr/share/gocode/src/github.com/golang/snappy/snappy.go")) {
+    return "";
+  }
+  const std::string corpus = Corpus();
+  return CachedFixtureDir("uploadserver-clone-v1", [&](const std::string& dir) {
+    Sh("cd " + dir + " && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=" + dir +
+       "/gocache go build -o snappy_frame " + SourceDir() + "/test/tools/snappy_frame.go" +
+       " && ./snappy_frame < " + corpus + "/guest.raw > guest.raw.sz" +
+       " && ./snappy_frame < " + corpus + "/guest.qcow2 > guest.qcow2.sz && rm -rf gocache");
+  });
+}
+
 class UploadServer {
  public:
   explicit UploadServer(std::map<std::string, std::string> extra_env = {}) {
@@ -310,6 +327,58 @@ TEST(UploadServerTest, MissingTlsFilesAreRefused) {
                     options);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(Contains(ReadFile(dir.File("termination-log")), "invalid TLS config"));
+}
+
+TEST(UploadServerTest, BlockDeviceCloneStreamIsWrittenRawWithItsHoles) {
+  const std::string clones = CloneCorpus();
+  if (clones.empty()) GTEST_SKIP() << "needs go and golang-github-golang-snappy-dev";
+  const std::string corpus = Corpus();
+  UploadServer server(std::map<std::string, std::string>{{"UPLOAD_IMAGE_SIZE", "1Gi"}});
+  auto answer = server.Curl({"-H", "x-cdi-content-type: blockdevice-clone", "--data-binary",
+                             "@" + clones + "/guest.raw.sz", server.Url("/v1beta1/upload")});
+  EXPECT_EQ(answer.code, "200") << answer.body << server.Log();
+  EXPECT_EQ(server.Wait(), 0) << server.Log();
+  EXPECT_EQ(server.Termination(), R"({"preallocationApplied":false,"message":"Clone Complete"})");
+  // As long as the device, not the request; its zero MiBs are holes.
+  ExpectDiskIsGuest(server.disk(), corpus);
+  EXPECT_LT(AllocatedBytes(server.disk()), kVirtualSize);
+}
+
+TEST(UploadServerTest, BlockDeviceCloneHoldingAQcow2StaysAsItIs) {
+  const std::string clones = CloneCorpus();
+  if (clones.empty()) GTEST_SKIP() << "needs go and golang-github-golang-snappy-dev";
+  const std::string corpus = Corpus();
+  UploadServer server;
+  auto answer = server.Curl({"-H", "x-cdi-content-type: blockdevice-clone", "-H",
+                             "Transfer-Encoding: chunked", "--data-binary",
+                             "@" + clones + "/guest.qcow2.sz", server.Url("/v1alpha1/upload")});
+  EXPECT_EQ(answer.code, "200") << answer.body << server.Log();
+  EXPECT_EQ(server.Wait(), 0) << server.Log();
+  EXPECT_TRUE(ReadFile(server.disk()) == ReadFile(corpus + "/guest.qcow2"));
+}
+
+TEST(UploadServerTest, DamagedOrUnsupportedCloneStreamsAreRefused) {
+  const std::string clones = CloneCorpus();
+  if (clones.empty()) GTEST_SKIP() << "needs go and golang-github-golang-snappy-dev";
+  UploadServer server;
+  std::string damaged = ReadFile(clones + "/guest.raw.sz");
+  damaged[damaged.size() / 2] ^= 0x40;
+  WriteFile(server.data_dir() + "/../damaged.sz", damaged);
+  auto answer = server.Curl({"-H", "x-cdi-content-type: blockdevice-clone", "--data-binary",
+                             "@" + server.data_dir() + "/../damaged.sz",
+                             server.Url("/v1beta1/upload")});
+  EXPECT_EQ(answer.code, "500");
+  EXPECT_TRUE(Contains(answer.body, "Saving stream failed: the snappy-framed stream is damaged"))
+      << answer.body;
+  EXPECT_TRUE(ListDir(server.data_dir()).empty());
+  auto async = server.Curl({"-H", "x-cdi-content-type: blockdevice-clone", "--data-binary",
+                            "@" + clones + "/guest.raw.sz", server.Url("/v1beta1/upload-async")});
+  EXPECT_EQ(async.code, "500");
+  EXPECT_EQ(async.body, "Saving stream failed: async clone not supported");
+  auto filesystem = server.Curl({"-H", "x-cdi-content-type: filesystem-clone", "--data-binary",
+                                 "@" + clones + "/guest.raw.sz", server.Url("/v1beta1/upload")});
+  EXPECT_EQ(filesystem.code, "500");
+  EXPECT_TRUE(ListDir(server.data_dir()).empty());
 }
 
 TEST(UploadServerTest, BlockVolumeUpload) {
