@@ -31,6 +31,7 @@
 #include "sources/upload/request_body.h"
 #include "sources/upload/snappy_stream.h"
 #include "tls/server_context.h"
+#include "uploadserver/digest_header.h"
 #include "uploadserver/http_request.h"
 
 namespace cdi::uploadserver {
@@ -107,6 +108,10 @@ class ConnectionStream final : public importer::RequestStream {
 
 // CDI's answer to a failed upload.
 std::pair<int, std::string> FailureAnswer(const Status& status) {
+  if (status.code() == ErrorCode::kChecksumMismatch) {
+    return {400, "Saving stream failed: " + status.message() +
+                     "; what was written is removed, send the image again"};
+  }
   if (status.code() == ErrorCode::kTooSmall) {
     return {400,
             "Saving stream failed: effective image size is larger than the reported available "
@@ -336,6 +341,11 @@ struct UploadServer::State {
            "pod has a block volume (" + config.destination + ")");
       return;
     }
+    Result<std::optional<std::string>> checksum = ExpectedChecksum(request);
+    if (!checksum.ok()) {
+      Fail(connection, 400, "Saving stream failed: " + checksum.status().message());
+      return;
+    }
     importer::RequestBodySpec body;
     body.content_length = request.content_length;
     body.chunked = request.chunked;
@@ -383,6 +393,10 @@ struct UploadServer::State {
     // A block device's clone is its bytes as they are, and as long as they
     // are: the volume is not resized to the request.
     if (clone) spec.targets.front().requested_size.reset();
+    if (*checksum) {
+      spec.checksum = **checksum;
+      Logger()->info("Verifying the upload against {}", **checksum);
+    }
     Result<ImportResult> result = importer::ImportFrom(spec, std::move(source).value(), hooks,
                                                        {.raw_only = clone});
     if (!result.ok()) {

@@ -66,6 +66,12 @@ std::string CloneCorpus() {
   });
 }
 
+std::string TrimmedSh(const std::string& command) {
+  std::string out = Sh(command);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
 class UploadServer {
  public:
   explicit UploadServer(std::map<std::string, std::string> extra_env = {}) {
@@ -307,6 +313,27 @@ TEST(UploadServerTest, ImageLargerThanTheVolumeIs400AndLeavesNothing) {
   EXPECT_EQ(raw.code, "400") << raw.err;
   EXPECT_TRUE(ListDir(server.data_dir()).empty());
   EXPECT_EQ(server.Wait(std::chrono::seconds(0)), -1) << "the server waits for another try";
+}
+
+TEST(UploadServerTest, ChecksumHeadersAreVerified) {
+  const std::string corpus = Corpus();
+  UploadServer server;
+  const std::string sha256 =
+      TrimmedSh("sha256sum " + corpus + "/guest.qcow2 | cut -d' ' -f1");
+  const std::string wrong(64, '0');
+  auto mismatch = server.Curl({"-H", "X-CDI-Checksum: sha256:" + wrong, "--data-binary",
+                               "@" + corpus + "/guest.qcow2", server.Url("/v1beta1/upload-async")});
+  EXPECT_EQ(mismatch.code, "400");
+  EXPECT_TRUE(Contains(mismatch.body, "checksum mismatch: expected sha256:" + wrong)) << mismatch.body;
+  EXPECT_TRUE(Contains(mismatch.body, sha256)) << mismatch.body;
+  EXPECT_TRUE(ListDir(server.data_dir()).empty());
+  const std::string base64 =
+      TrimmedSh("openssl dgst -sha256 -binary " + corpus + "/guest.qcow2 | base64 -w0");
+  auto good = server.Curl({"-H", "Repr-Digest: sha-256=:" + base64 + ":", "--data-binary",
+                           "@" + corpus + "/guest.qcow2", server.Url("/v1beta1/upload")});
+  EXPECT_EQ(good.code, "200") << good.body;
+  EXPECT_EQ(server.Wait(), 0);
+  ExpectDiskIsGuest(server.disk(), corpus);
 }
 
 TEST(UploadServerTest, DeadlinePassedEndsTheServer) {
