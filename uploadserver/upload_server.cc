@@ -49,6 +49,8 @@ constexpr auto kIdleBudget = std::chrono::minutes(10);
 // this long, so that the client reads the answer instead of a reset.
 constexpr auto kLingerBudget = std::chrono::seconds(5);
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
+// How often an upload's progress is logged.
+constexpr auto kReportEvery = std::chrono::seconds(5);
 constexpr size_t kMaxConnections = 64;
 constexpr int kPollMilliseconds = 200;
 
@@ -377,18 +379,25 @@ struct UploadServer::State {
     if (clone) source = importer::OpenSnappyFramedSource(std::move(source).value());
 
     bool answered = false;
+    Clock::time_point last_report = Clock::now();
     ImportHooks hooks;
     hooks.cancel = &import_cancel;
-    if (async) {
+    hooks.on_progress = [&](const Progress& progress) {
+      if (progress.phase == Phase::kTransferring && Clock::now() - last_report >= kReportEvery) {
+        last_report = Clock::now();
+        const std::optional<double> fraction = progress.Fraction();
+        Logger()->info("Received {} bytes{}, {} bytes of the image decoded",
+                       progress.source_bytes,
+                       fraction ? fmt::format(" ({:.2f}%)", *fraction * 100) : std::string(),
+                       progress.guest_bytes);
+      }
       // The body is in, decoded and checked, the targets resized: what is
       // left is the flush, as CDI's answers after its pause.
-      hooks.on_progress = [&](const Progress& progress) {
-        if (answered || progress.phase != Phase::kFlushing) return;
-        answered = true;
-        Logger()->info("Returning success to caller, continue processing in background");
-        Answer(connection, 200);
-      };
-    }
+      if (!async || answered || progress.phase != Phase::kFlushing) return;
+      answered = true;
+      Logger()->info("Returning success to caller, continue processing in background");
+      Answer(connection, 200);
+    };
     ImportSpec spec = SpecFor(endpoint);
     // A block device's clone is its bytes as they are, and as long as they
     // are: the volume is not resized to the request.
