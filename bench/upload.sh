@@ -107,6 +107,7 @@ ctx.load_cert_chain(certs + "/server.pem", certs + "/server.key")
 ctx.load_verify_locations(certs + "/ca.pem")
 ctx.verify_mode = ssl.CERT_REQUIRED
 with socket.create_server(("127.0.0.1", port)) as sock:
+    open(out + ".listening", "w").close()
     conn, _ = sock.accept()
     with ctx.wrap_socket(conn, server_side=True) as tls:
         head = b""
@@ -128,7 +129,7 @@ with socket.create_server(("127.0.0.1", port)) as sock:
         tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 PY
   local receiver=$!
-  wait_port
+  for _ in $(seq 100); do [ -f "$work/scratch/tmpimage.listening" ] && break; sleep 0.1; done
   local start end code
   start=$(date +%s.%N)
   code=$(curl_upload "https://localhost:$port/v1beta1/upload")

@@ -30,6 +30,17 @@ Result<ListenAddress> ParseListenAddress(std::string_view address);
 // the host does not resolve, kIo when nothing can be bound.
 Result<UniqueFd> Listen(const ListenAddress& address, std::string_view purpose);
 
+// The local port a bound socket listens on (0 when it cannot be read).
+uint16_t BoundPort(int fd);
+
+// A close-on-exec pipe whose read end wakes a server's waits once a byte is
+// written to the write end. kIo naming `purpose` when it cannot be made.
+struct WakePipe {
+  UniqueFd read;
+  UniqueFd write;
+};
+Result<WakePipe> MakeWakePipe(std::string_view purpose);
+
 // Serves GET and HEAD of /metrics, each connection on a thread of its own, at
 // most kMaxConnections at once (one more is closed as soon as it is
 // accepted). Each connection has 3 seconds for its TLS handshake, then 5 for

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <arpa/inet.h>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -455,19 +454,10 @@ Result<std::unique_ptr<UploadServer>> UploadServer::Start(const UploadConfig& co
   CDI_ASSIGN_OR_RETURN(state->tls, tls::ServerContext::Create(identity, options));
   CDI_ASSIGN_OR_RETURN(state->listen_fd,
                        pod::Listen({config.listen_host, config.listen_port}, "uploads"));
-  sockaddr_storage bound{};
-  socklen_t length = sizeof bound;
-  if (getsockname(state->listen_fd.get(), reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
-    state->port =
-        ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                          : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  }
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    return IoError(std::string("cannot start the upload server: pipe: ") + std::strerror(errno));
-  }
-  state->wake_read.reset(pipe_fds[0]);
-  state->wake_write.reset(pipe_fds[1]);
+  state->port = pod::BoundPort(state->listen_fd.get());
+  CDI_ASSIGN_OR_RETURN(pod::WakePipe wake, pod::MakeWakePipe("upload server"));
+  state->wake_read = std::move(wake.read);
+  state->wake_write = std::move(wake.write);
   return std::unique_ptr<UploadServer>(new UploadServer(std::move(state)));
 }
 

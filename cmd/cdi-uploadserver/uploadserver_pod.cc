@@ -64,17 +64,7 @@ int RunUploadServerPod(int argc, char** argv) {
 
   const std::vector<std::string> given(argv + 1, argv + argc);
   std::vector<std::string> arguments = pod::NormalizeVerbosityArguments(given);
-  std::reverse(arguments.begin(), arguments.end());  // CLI11 takes a vector back to front
-  try {
-    app.parse(arguments);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return cli::kExitUsage;
-  }
+  if (std::optional<int> exit_code = cli::ParsePodArguments(app, arguments)) return *exit_code;
   cli::ConfigureKlogLogging("cdi-uploadserver", verbosity);
   spdlog::info("Starting upload server (cdi-uploadserver {})", Version());
 

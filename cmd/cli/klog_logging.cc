@@ -3,9 +3,11 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "cdi/spdlog.h"
+#include "cmd/cli/exit_codes.h"
 
 namespace cdi::cli {
 
@@ -18,6 +20,21 @@ void ConfigureKlogLogging(const std::string& name, int verbosity) {
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(std::move(logger));
   ForwardLogsToSpdlog(level);
+}
+
+std::optional<int> ParsePodArguments(CLI::App& app, std::vector<std::string> arguments) {
+  std::reverse(arguments.begin(), arguments.end());  // CLI11 takes a vector back to front
+  try {
+    app.parse(arguments);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  return std::nullopt;
 }
 
 }  // namespace cdi::cli
