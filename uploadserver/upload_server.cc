@@ -275,19 +275,22 @@ struct UploadServer::State {
       Answer(connection, 401, {}, true);
       return false;
     }
-    std::lock_guard<std::mutex> lock(mutex);
-    if (busy) {
-      Logger()->warn("Got concurrent upload request");
-      Answer(connection, 503, {}, true);
-      return false;
+    int refusal = 0;  // answered after the lock is let go: an answer lingers
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (busy) {
+        refusal = 503;
+      } else if (done) {
+        refusal = 409;
+      } else {
+        busy = true;
+      }
     }
-    if (done) {
-      Logger()->warn("Got upload request after already done");
-      Answer(connection, 409, {}, true);
-      return false;
-    }
-    busy = true;
-    return true;
+    if (refusal == 0) return true;
+    Logger()->warn(refusal == 503 ? "Got concurrent upload request"
+                                  : "Got upload request after already done");
+    Answer(connection, refusal, {}, true);
+    return false;
   }
 
   ImportSpec SpecFor(Endpoint endpoint) const {
