@@ -141,7 +141,8 @@ Result<UploadConfig> ParseUploadEnvironment(const pod::Environment& env, const U
     if (!on) Logger()->warn("PREALLOCATION '{}' is not a boolean: preallocation off", preallocation);
     config.preallocation = on.value_or(false) ? Preallocation::kOn : Preallocation::kOff;
   }
-  for (std::string_view rest = env.GetOr("TLS_CIPHERS"); !rest.empty();) {
+  const std::string ciphers = env.GetOr("TLS_CIPHERS");
+  for (std::string_view rest = ciphers; !rest.empty();) {
     const size_t comma = rest.find(',');
     std::string name(rest.substr(0, comma));
     if (!name.empty()) config.cipher_suites.push_back(name);

@@ -237,7 +237,12 @@ struct UploadServer::State {
     }
     std::string leftover = data.substr(header_end + 4);
     if (request->path == "/healthz") {
-      Answer(connection, 200, "OK");
+      if (request->method == "HEAD") {
+        connection.WriteAll("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
+        connection.Close();
+      } else {
+        Answer(connection, 200, "OK");
+      }
       return;
     }
     std::optional<Endpoint> endpoint = EndpointOf(request->path);

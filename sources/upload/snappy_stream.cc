@@ -70,15 +70,15 @@ class SnappyFramedSource final : public ByteSource {
     }
     const uint8_t type = header[0];
     const size_t length = size_t{header[1]} | (size_t{header[2]} << 8) | (size_t{header[3]} << 16);
+    if (!seen_identifier_ && type != 0xff) {
+      return Corrupt("it does not open with the snappy stream identifier (chunk type " +
+                     Hex(type) + " at " + Hex(chunk_offset) + ")");
+    }
     if (length > kMaxChunk) return Corrupt("a chunk is too long");
     chunk_.resize(length);
     if (length > 0) {
       CDI_ASSIGN_OR_RETURN(bool whole, ReadExactly(chunk_));
       if (!whole) return Corrupt("the stream ends inside a chunk");
-    }
-    if (!seen_identifier_ && type != 0xff) {
-      return Corrupt("it does not open with the snappy stream identifier (chunk type " +
-                     Hex(type) + " at " + Hex(chunk_offset) + ")");
     }
     data_.clear();
     pos_ = 0;
