@@ -140,6 +140,13 @@ class ImagePipeline::Impl {
   // feeding a new detection stage, or a decoder feeding the writer (the tar
   // reader, for archives).
   Result<ByteSink*> BuildStage(std::span<const uint8_t> head, Layer layer) {
+    if (options_.raw_only && archive_writer_ == nullptr) {
+      chain_.push_back(Format::kRaw);
+      std::unique_ptr<Decoder> raw = MakeRawDecoder(writer_, options_.decoder);
+      decoder_ = raw.get();
+      stages_.push_back(std::move(raw));
+      return stages_.back().get();
+    }
     Format format = Detect(head);
     if (archive_writer_ != nullptr && !IsWrapper(format)) {
       // A tar header has no magic at offset 0; the tar reader checks it.

@@ -75,6 +75,9 @@ struct PipelineOptions {
   // refused (kUnsupported) rather than opened as an OVA again, so that
   // nesting stays one level deep whatever the input.
   bool inside_ova = false;
+  // The input is a disk's bytes as they are (a block device's clone): no
+  // wrapper or format is looked for, a qcow2 header inside stays data.
+  bool raw_only = false;
 };
 
 class ImagePipeline : public ByteSink {

@@ -17,6 +17,7 @@
 #include "formats/pipeline.h"
 #include "formats/tar/tar_reader.h"
 #include "importer/checksum.h"
+#include "importer/import_from.h"
 #include "importer/memory_plan.h"
 #include "importer/progress.h"
 #include "importer/target_sink.h"
@@ -125,8 +126,8 @@ Result<std::unique_ptr<pvc::Target>> OpenTarget(const TargetSpec& spec,
                                          .staging_memory = memory.staging});
 }
 
-Status ValidateSpec(const ImportSpec& spec) {
-  if (spec.source.url.empty()) return InvalidArgumentError("no source given");
+Status ValidateSpec(const ImportSpec& spec, bool source_given) {
+  if (!source_given && spec.source.url.empty()) return InvalidArgumentError("no source given");
   if (spec.targets.empty()) return InvalidArgumentError("no target given");
   if (spec.content_type == ContentType::kArchive && spec.targets.size() != 1) {
     return InvalidArgumentError("an archive is extracted into exactly one directory; " +
@@ -178,8 +179,10 @@ importer::MemoryPlan PlanImportMemory(const ImportSpec& spec) {
 formats::PipelineOptions PipelineOptionsFor(const ImportSpec& spec,
                                             const importer::MemoryPlan& plan,
                                             uint64_t smallest_capacity,
-                                            std::optional<uint64_t> source_size) {
+                                            std::optional<uint64_t> source_size,
+                                            bool raw_only = false) {
   formats::PipelineOptions options;
+  options.raw_only = raw_only;
   options.decoder.container_size = source_size;
   options.decoder.memory_budget = plan.budget / 2;
   options.decoder.scratch_dir = spec.scratch_dir;
@@ -191,10 +194,14 @@ formats::PipelineOptions PipelineOptionsFor(const ImportSpec& spec,
   return options;
 }
 
-Result<std::unique_ptr<importer::ByteSource>> OpenAndDescribe(const ImportSpec& spec,
-                                                              const ImportHooks& hooks) {
-  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source,
-                       importer::OpenSource(spec.source, hooks.cancel));
+// Opens the spec's source, or takes the one given, and logs what it is.
+Result<std::unique_ptr<importer::ByteSource>> OpenAndDescribe(
+    const ImportSpec& spec, const ImportHooks& hooks,
+    std::unique_ptr<importer::ByteSource>& given) {
+  std::unique_ptr<importer::ByteSource> source = std::move(given);
+  if (!source) {
+    CDI_ASSIGN_OR_RETURN(source, importer::OpenSource(spec.source, hooks.cancel));
+  }
   const std::optional<uint64_t> source_size = source->size();
   Logger()->info("Importing {}{} into {}", source->Describe(),
                source_size ? " (" + std::to_string(*source_size) + " bytes)" : std::string(),
@@ -254,7 +261,7 @@ class ArchiveSink : public formats::tar::EntryWriter {
 
 Result<ImportResult> ImportArchive(const ImportSpec& spec, const importer::MemoryPlan& plan,
                                    const ImportHooks& hooks, Clock::time_point start,
-                                   Digest& digest) {
+                                   Digest& digest, std::unique_ptr<importer::ByteSource>& given) {
   const TargetSpec& target = spec.targets.front();
   if (target.kind == TargetKind::kBlockDevice || pvc::IsBlockDevice(target.path)) {
     return InvalidArgumentError(target.path +
@@ -270,7 +277,8 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const importer::Memor
                                              .filesystem_overhead = target.filesystem_overhead}));
   importer::ProgressReporter progress(hooks.on_progress, start);
   progress.Report(Phase::kConnecting);
-  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source, OpenAndDescribe(spec, hooks));
+  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source,
+                       OpenAndDescribe(spec, hooks, given));
   ArchiveSink sink(directory.get());
   formats::ImagePipeline pipeline(&sink,
                                   PipelineOptionsFor(spec, plan, directory->capacity(),
@@ -310,11 +318,11 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const importer::Memor
   return result;
 }
 
-}  // namespace
-
-Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
+Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks,
+                                std::unique_ptr<importer::ByteSource> given,
+                                const importer::ImportFromOptions& from = {}) {
   const Clock::time_point start = Clock::now();
-  CDI_RETURN_IF_ERROR(ValidateSpec(spec));
+  CDI_RETURN_IF_ERROR(ValidateSpec(spec, given != nullptr));
   Digest digest;
   if (!spec.checksum.empty()) {
     CDI_ASSIGN_OR_RETURN(digest.expected, ParseChecksum(spec.checksum));
@@ -322,7 +330,7 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
   }
   const importer::MemoryPlan plan = PlanImportMemory(spec);
   if (spec.content_type == ContentType::kArchive) {
-    return ImportArchive(spec, plan, hooks, start, digest);
+    return ImportArchive(spec, plan, hooks, start, digest, given);
   }
 
   // Local problems (a file in the way, a busy device) fail before any download.
@@ -346,14 +354,15 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
 
   importer::ProgressReporter progress(hooks.on_progress, start);
   progress.Report(Phase::kConnecting);
-  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source, OpenAndDescribe(spec, hooks));
+  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source,
+                       OpenAndDescribe(spec, hooks, given));
   const std::optional<uint64_t> source_size = source->size();
 
   importer::TargetSink sink(sink_targets);
   uint64_t smallest_capacity = UINT64_MAX;
   for (auto& t : targets.targets()) smallest_capacity = std::min(smallest_capacity, t->capacity());
-  formats::ImagePipeline pipeline(&sink,
-                                  PipelineOptionsFor(spec, plan, smallest_capacity, source_size));
+  formats::ImagePipeline pipeline(
+      &sink, PipelineOptionsFor(spec, plan, smallest_capacity, source_size, from.raw_only));
 
   uint64_t bytes_read = 0;
   bool announced = false;
@@ -416,6 +425,20 @@ Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
                result.bytes_zero);
   return result;
 }
+
+}  // namespace
+
+Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks) {
+  return ImportImpl(spec, hooks, nullptr);
+}
+
+namespace importer {
+Result<ImportResult> ImportFrom(const ImportSpec& spec, std::unique_ptr<ByteSource> source,
+                                const ImportHooks& hooks, const ImportFromOptions& options) {
+  if (!source) return InvalidArgumentError("no source given");
+  return ImportImpl(spec, hooks, std::move(source), options);
+}
+}  // namespace importer
 
 Result<ImportResult> CreateBlankImage(const TargetSpec& target_spec) {
   const Clock::time_point start = Clock::now();

@@ -59,7 +59,9 @@ Result<tls::ServerContext> MakeServerContext() {
   return context;
 }
 
-Result<UniqueFd> Listen(const ListenAddress& address) {
+}  // namespace
+
+Result<UniqueFd> Listen(const ListenAddress& address, std::string_view purpose) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
@@ -76,8 +78,8 @@ Result<UniqueFd> Listen(const ListenAddress& address) {
     error = getaddrinfo(host, port.c_str(), &hints, &found);
   }
   if (error != 0) {
-    return InvalidArgumentError("cannot resolve the metrics address " + address.host + ":" + port +
-                                ": " + gai_strerror(error));
+    return InvalidArgumentError("cannot resolve the " + std::string(purpose) + " address " +
+                                address.host + ":" + port + ": " + gai_strerror(error));
   }
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> list(found, freeaddrinfo);
   int last_errno = 0;
@@ -99,8 +101,27 @@ Result<UniqueFd> Listen(const ListenAddress& address) {
     last_errno = errno;
   }
   return IoError("cannot listen on " + (address.host.empty() ? std::string("*") : address.host) +
-                 ":" + port + " for metrics: " + std::strerror(last_errno));
+                 ":" + port + " for " + std::string(purpose) + ": " + std::strerror(last_errno));
 }
+
+uint16_t BoundPort(int fd) {
+  sockaddr_storage bound{};
+  socklen_t length = sizeof bound;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) != 0) return 0;
+  return ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                           : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+}
+
+Result<WakePipe> MakeWakePipe(std::string_view purpose) {
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return IoError("cannot start the " + std::string(purpose) + ": pipe: " +
+                   std::strerror(errno));
+  }
+  return WakePipe{UniqueFd(pipe_fds[0]), UniqueFd(pipe_fds[1])};
+}
+
+namespace {
 
 std::string Response(std::string_view status, std::string_view content_type,
                      const std::string& body, bool with_body) {
@@ -264,20 +285,11 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(std::string_view add
   auto state = std::make_unique<State>();
   state->render = std::move(render);
   CDI_ASSIGN_OR_RETURN(state->tls, MakeServerContext());
-  CDI_ASSIGN_OR_RETURN(state->listen_fd, Listen(listen_address));
-  sockaddr_storage bound{};
-  socklen_t length = sizeof bound;
-  if (getsockname(state->listen_fd.get(), reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
-    state->port =
-        ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                          : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  }
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    return IoError(std::string("cannot start the metrics endpoint: pipe: ") + std::strerror(errno));
-  }
-  state->wake_read.reset(pipe_fds[0]);
-  state->wake_write.reset(pipe_fds[1]);
+  CDI_ASSIGN_OR_RETURN(state->listen_fd, Listen(listen_address, "metrics"));
+  state->port = BoundPort(state->listen_fd.get());
+  CDI_ASSIGN_OR_RETURN(WakePipe wake, MakeWakePipe("metrics endpoint"));
+  state->wake_read = std::move(wake.read);
+  state->wake_write = std::move(wake.write);
   State* raw = state.get();
   state->thread = std::thread([raw] { raw->Serve(); });
   return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(state)));

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "cdi/status.h"
+#include "common/unique_fd.h"
 
 namespace cdi::pod {
 
@@ -22,6 +23,23 @@ struct ListenAddress {
 };
 // kInvalidArgument with the expected form for anything else.
 Result<ListenAddress> ParseListenAddress(std::string_view address);
+
+// A listening TCP socket (close-on-exec, backlog 128, SO_REUSEADDR) on
+// `address`: an empty host listens on every address, IPv6 and IPv4 alike.
+// `purpose` names it in messages ("metrics"). Errors: kInvalidArgument when
+// the host does not resolve, kIo when nothing can be bound.
+Result<UniqueFd> Listen(const ListenAddress& address, std::string_view purpose);
+
+// The local port a bound socket listens on (0 when it cannot be read).
+uint16_t BoundPort(int fd);
+
+// A close-on-exec pipe whose read end wakes a server's waits once a byte is
+// written to the write end. kIo naming `purpose` when it cannot be made.
+struct WakePipe {
+  UniqueFd read;
+  UniqueFd write;
+};
+Result<WakePipe> MakeWakePipe(std::string_view purpose);
 
 // Serves GET and HEAD of /metrics, each connection on a thread of its own, at
 // most kMaxConnections at once (one more is closed as soon as it is

@@ -97,6 +97,9 @@ std::string Render(const TerminationMessage& message, const std::optional<std::s
   if (message.preallocation_applied) {
     field("preallocationApplied", *message.preallocation_applied ? "true" : "false");
   }
+  if (message.deadline_passed) {
+    field("deadlinePassed", *message.deadline_passed ? "true" : "false");
+  }
   if (text) field("message", GoJsonString(*text));
   return json + "}";
 }

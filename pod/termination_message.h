@@ -25,11 +25,12 @@ namespace cdi::pod {
 inline constexpr size_t kMaxTerminationMessageBytes = 4096;
 inline constexpr std::string_view kCompleteMessage = "Import Complete";
 
-// CDI's common.TerminationMessage, the fields this importer sets (CDI's
-// deadlinePassed, vddkInfo and labels belong to sources it does not handle).
+// CDI's common.TerminationMessage, the fields this importer and the upload
+// server set (CDI's vddkInfo and labels belong to sources they do not handle).
 struct TerminationMessage {
   std::optional<bool> scratch_space_required;
   std::optional<bool> preallocation_applied;
+  std::optional<bool> deadline_passed;  // the upload server's deadline went by
   std::optional<std::string> message;
 };
 

@@ -4,10 +4,10 @@
 # below it, never above. Run by ctest as `layering`; needs no build.
 #
 #   include/cdi  <- common <- tls <- {sources, formats, pvc} <- importer
-#                <- {manifests, pod} <- cmd
+#                <- {manifests, pod} <- uploadserver <- cmd
 #
-# cmd/ (the faces) includes the public API (cdi/), the manifests/ and pod/
-# libraries and its own headers: no internal header of the library's modules,
+# cmd/ (the faces) includes the public API (cdi/), the manifests/, pod/ and
+# uploadserver/ libraries and its own headers: no internal header of the library's modules,
 # common/ included.
 set -eu
 root=${1:-$(dirname "$0")/..}
@@ -24,13 +24,14 @@ allowed() {
     importer)  echo "cdi common tls sources formats pvc importer" ;;
     manifests) echo "cdi common tls sources formats pvc importer manifests" ;;
     pod)       echo "cdi common tls sources formats pvc importer pod" ;;
-    cmd)       echo "cdi manifests pod cmd" ;;
+    uploadserver) echo "cdi common tls sources formats pvc importer pod uploadserver" ;;
+    cmd)       echo "cdi manifests pod uploadserver cmd" ;;
   esac
 }
 
 status=0
 checked=0
-for module in include common tls sources formats pvc importer manifests pod cmd; do
+for module in include common tls sources formats pvc importer manifests pod uploadserver cmd; do
   [ -d "$module" ] || { echo "layering: no $module/ directory" >&2; status=1; continue; }
   ok=$(allowed "$module")
   for file in $(find "$module" -name '*.h' -o -name '*.cc' | sort); do

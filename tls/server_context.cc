@@ -8,6 +8,9 @@
 #include <limits>
 #include <string>
 
+#include "common/log.h"
+#include "tls/pem.h"
+
 namespace cdi::tls {
 namespace {
 
@@ -23,7 +26,61 @@ bool WaitFor(int fd, short events, int stop_fd, Clock::time_point deadline) {
   return n > 0 && (fds[1].revents & POLLIN) == 0 && (fds[0].revents & (events | POLLHUP)) != 0;
 }
 
+// Accepts every client certificate during the handshake: its verification
+// result stays recorded (SSL_get_verify_result) for the server to judge.
+int AcceptAndRecord(int /*preverify_ok*/, X509_STORE_CTX* /*store*/) { return 1; }
+
+// The OpenSSL names of the TLS 1.2 suites among `iana_names`.
+std::string OpenSslCipherList(SSL_CTX* context, const std::vector<std::string>& iana_names) {
+  std::string list;
+  STACK_OF(SSL_CIPHER)* known = SSL_CTX_get_ciphers(context);
+  for (const std::string& name : iana_names) {
+    bool found = false;
+    for (int i = 0; known != nullptr && i < sk_SSL_CIPHER_num(known); ++i) {
+      const SSL_CIPHER* cipher = sk_SSL_CIPHER_value(known, i);
+      const char* standard = SSL_CIPHER_standard_name(cipher);
+      if (standard != nullptr && name == standard) {
+        if (SSL_CIPHER_get_kx_nid(cipher) != NID_kx_any) {  // TLS 1.3 suites have no key exchange of their own
+          list += (list.empty() ? "" : ":") + std::string(SSL_CIPHER_get_name(cipher));
+        }
+        found = true;
+        break;
+      }
+    }
+    if (!found && !name.empty()) {
+      Logger()->warn("TLS cipher suite {} is not known to OpenSSL here: skipped", name);
+    }
+  }
+  return list;
+}
+
+std::string CommonName(X509* certificate) {
+  X509_NAME* name = X509_get_subject_name(certificate);
+  int index = name == nullptr ? -1 : X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+  if (index < 0) return "";
+  ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index));
+  unsigned char* utf8 = nullptr;
+  int length = ASN1_STRING_to_UTF8(&utf8, data);
+  if (length < 0) return "";
+  std::string text(reinterpret_cast<char*>(utf8), static_cast<size_t>(length));
+  OPENSSL_free(utf8);
+  return text;
+}
+
 }  // namespace
+
+Result<KeyAndCertificate> LoadKeyAndCertificate(const std::string& cert_file,
+                                                const std::string& key_file) {
+  CDI_ASSIGN_OR_RETURN(std::string cert_pem, ReadPemFile(cert_file, "server certificate"));
+  CDI_ASSIGN_OR_RETURN(std::string key_pem, ReadPemFile(key_file, "server key"));
+  CDI_ASSIGN_OR_RETURN(std::vector<X509Ptr> certificates,
+                       ParseCertificates(cert_pem, "server certificate " + cert_file));
+  KeyAndCertificate loaded;
+  CDI_ASSIGN_OR_RETURN(loaded.key, ParsePrivateKey(key_pem, "server key " + key_file));
+  loaded.certificate = std::move(certificates.front());
+  for (size_t i = 1; i < certificates.size(); ++i) loaded.chain.push_back(std::move(certificates[i]));
+  return loaded;
+}
 
 Result<KeyAndCertificate> MakeSelfSignedCertificate(std::string_view common_name,
                                                     std::chrono::seconds validity) {
@@ -59,14 +116,44 @@ Result<KeyAndCertificate> MakeSelfSignedCertificate(std::string_view common_name
   return made;
 }
 
-Result<ServerContext> ServerContext::Create(const KeyAndCertificate& identity) {
+Result<ServerContext> ServerContext::Create(const KeyAndCertificate& identity,
+                                            const ServerOptions& options) {
   SslCtxPtr context(SSL_CTX_new(TLS_server_method()));
   if (!context) return OpenSslError(ErrorCode::kTls, "creating the TLS server context");
-  if (SSL_CTX_set_min_proto_version(context.get(), TLS1_2_VERSION) != 1 ||
+  if (SSL_CTX_set_min_proto_version(context.get(),
+                                    std::max(options.min_version, TLS1_2_VERSION)) != 1 ||
       SSL_CTX_use_certificate(context.get(), identity.certificate.get()) != 1 ||
       SSL_CTX_use_PrivateKey(context.get(), identity.key.get()) != 1 ||
       SSL_CTX_check_private_key(context.get()) != 1) {
     return OpenSslError(ErrorCode::kTls, "loading the server's certificate and key");
+  }
+  for (const X509Ptr& link : identity.chain) {
+    if (SSL_CTX_add1_chain_cert(context.get(), link.get()) != 1) {
+      return OpenSslError(ErrorCode::kTls, "adding the server's certificate chain");
+    }
+  }
+  if (!options.cipher_suites.empty()) {
+    const std::string list = OpenSslCipherList(context.get(), options.cipher_suites);
+    if (!list.empty() && SSL_CTX_set_cipher_list(context.get(), list.c_str()) != 1) {
+      return OpenSslError(ErrorCode::kTls, "setting the TLS cipher suites " + list);
+    }
+  }
+  if (!options.client_ca_file.empty()) {
+    CDI_ASSIGN_OR_RETURN(std::string pem, ReadPemFile(options.client_ca_file, "client CA file"));
+    CDI_ASSIGN_OR_RETURN(std::vector<X509Ptr> cas,
+                         ParseCertificates(pem, "client CA file " + options.client_ca_file));
+    X509_STORE* store = SSL_CTX_get_cert_store(context.get());
+    STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
+    for (const X509Ptr& ca : cas) {
+      X509_STORE_add_cert(store, ca.get());
+      if (names != nullptr) {
+        X509_NAME* copy = X509_NAME_dup(X509_get_subject_name(ca.get()));
+        if (copy != nullptr && sk_X509_NAME_push(names, copy) <= 0) X509_NAME_free(copy);
+      }
+    }
+    if (names != nullptr) SSL_CTX_set_client_CA_list(context.get(), names);
+    SSL_CTX_set_verify(context.get(), SSL_VERIFY_PEER, AcceptAndRecord);
+    ClearOpenSslErrors();
   }
   return ServerContext(std::move(context));
 }
@@ -124,6 +211,24 @@ bool ServerConnection::WriteAll(std::string_view data) {
     sent += static_cast<size_t>(n);
   }
   return true;
+}
+
+ServerConnection::PeerCertificate ServerConnection::Peer() const {
+  PeerCertificate peer;
+  if (!ssl_) return peer;
+  X509* leaf = SSL_get0_peer_certificate(ssl_.get());
+  if (leaf == nullptr) return peer;
+  peer.presented = true;
+  const long result = SSL_get_verify_result(ssl_.get());  // NOLINT(google-runtime-int)
+  peer.verified = result == X509_V_OK;
+  if (!peer.verified) peer.problem = X509_verify_cert_error_string(result);
+  peer.common_names.push_back(CommonName(leaf));
+  // On a server the peer's chain leaves out its certificate.
+  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl_.get());
+  for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
+    peer.common_names.push_back(CommonName(sk_X509_value(chain, i)));
+  }
+  return peer;
 }
 
 void ServerConnection::Close() {

@@ -20,8 +20,10 @@
 
 #include <chrono>
 #include <cstddef>
+#include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "cdi/status.h"
 #include "tls/openssl_util.h"
@@ -32,6 +34,34 @@ namespace cdi::tls {
 struct KeyAndCertificate {
   PkeyPtr key;
   X509Ptr certificate;
+  // Intermediate certificates sent after it, in order (may be empty).
+  std::vector<X509Ptr> chain;
+};
+
+// Reads a server's identity from PEM files: the first certificate of
+// `cert_file` is the server's, the ones after it its chain; the first key of
+// `key_file` must be the certificate's. Errors: kInvalidArgument for a file
+// that is missing or unreadable, kTls for PEM that does not parse or a key
+// that is not the certificate's (checked by ServerContext::Create).
+Result<KeyAndCertificate> LoadKeyAndCertificate(const std::string& cert_file,
+                                                const std::string& key_file);
+
+// How a server context speaks TLS beyond its identity.
+struct ServerOptions {
+  // A PEM file of CA certificates. Set: clients are asked for a certificate
+  // (and may send none); the handshake goes on whatever its verification
+  // says, and ServerConnection::Peer() tells the server what it was, so that
+  // the server can answer as it sees fit (401) instead of a handshake
+  // failure the client cannot read. Empty: clients are asked for none.
+  std::string client_ca_file;
+  // The lowest protocol version accepted: TLS1_2_VERSION or TLS1_3_VERSION
+  // (TLS 1.0 and 1.1 are refused whatever is asked).
+  int min_version = TLS1_2_VERSION;
+  // TLS 1.2 cipher suites by their IANA names, as Go's crypto/tls and
+  // Kubernetes write them ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"). Names
+  // OpenSSL does not know are skipped with a warning; empty, or none known:
+  // OpenSSL's defaults. TLS 1.3's suites are not configurable (as in Go).
+  std::vector<std::string> cipher_suites;
 };
 
 // A fresh ECDSA P-256 key and an X.509 v3 certificate for it, signed by
@@ -51,7 +81,8 @@ class ServerContext {
  public:
   // Errors: kTls when OpenSSL refuses the context, the certificate or the
   // key, or when the key is not the certificate's.
-  static Result<ServerContext> Create(const KeyAndCertificate& identity);
+  static Result<ServerContext> Create(const KeyAndCertificate& identity,
+                                      const ServerOptions& options = {});
 
   SSL_CTX* get() const { return context_.get(); }
 
@@ -95,6 +126,16 @@ class ServerConnection {
   // Moves the deadline of what follows (a handshake's budget, then the
   // request's).
   void set_deadline(std::chrono::steady_clock::time_point deadline) { deadline_ = deadline; }
+
+  // The client's certificate, known once the handshake succeeded.
+  struct PeerCertificate {
+    bool presented = false;  // the client sent one
+    bool verified = false;   // its chain verified against the context's client CAs
+    std::string problem;     // why it did not verify (OpenSSL's words), when it did not
+    // The common names of the client's certificate and of the chain it sent.
+    std::vector<std::string> common_names;
+  };
+  PeerCertificate Peer() const;
 
   // Tells the client that the server is done (TLS close_notify), without
   // waiting for its answer.

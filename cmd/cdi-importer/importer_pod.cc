@@ -1,6 +1,5 @@
 #include "cmd/cdi-importer/importer_pod.h"
 
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -14,8 +13,8 @@
 #include <vector>
 
 #include "cdi/import.h"
-#include "cdi/spdlog.h"
 #include "cmd/cli/exit_codes.h"
+#include "cmd/cli/klog_logging.h"
 #include "cmd/cli/signals.h"
 #include "pod/handover.h"
 #include "pod/metrics_server.h"
@@ -35,18 +34,6 @@ struct Outcome {
 Outcome PlainFailure(const std::string& text, int exit_code = cli::kExitInternal) {
   spdlog::error("{}", text);
   return {exit_code, PlainTerminationText(text)};
-}
-
-void ConfigureLogging(int verbosity) {
-  // klog's layout, which CDI's pods log in: "I0102 15:04:05.000000  pid name] message".
-  auto logger = std::make_shared<spdlog::logger>("cdi-importer",
-                                                 std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  logger->set_pattern("%L%m%d %H:%M:%S.%f %7P cdi-importer] %v");
-  const spdlog::level::level_enum level = verbosity >= 3 ? spdlog::level::debug : spdlog::level::info;
-  logger->set_level(level);
-  logger->flush_on(spdlog::level::info);
-  spdlog::set_default_logger(std::move(logger));
-  ForwardLogsToSpdlog(level);
 }
 
 std::string_view ContentTypeName(ContentType type) {
@@ -237,18 +224,8 @@ int RunImporterPod(int argc, char** argv) {
 
   const std::vector<std::string> given(argv + 1, argv + argc);
   std::vector<std::string> arguments = NormalizeVerbosityArguments(given);
-  std::reverse(arguments.begin(), arguments.end());  // CLI11 takes a vector back to front
-  try {
-    app.parse(arguments);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return cli::kExitUsage;
-  }
-  ConfigureLogging(verbosity);
+  if (std::optional<int> exit_code = cli::ParsePodArguments(app, arguments)) return *exit_code;
+  cli::ConfigureKlogLogging("cdi-importer", verbosity);
   spdlog::info("Starting importer (cdi-importer {})", Version());
 
   const Environment env = Environment::FromProcess();

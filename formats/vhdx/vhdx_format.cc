@@ -1,5 +1,7 @@
 #include "formats/vhdx/vhdx_format.h"
 
+#include "common/crc32c.h"
+
 #include <algorithm>
 #include <cstring>
 #include <string_view>
@@ -60,16 +62,6 @@ constexpr std::array kMetadataItems = {
     MetadataItem{&kParentLocatorGuid, "parent locator", 0},
 };
 
-std::array<uint32_t, 256> MakeCrcTable() {
-  std::array<uint32_t, 256> table{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-    table[i] = c;
-  }
-  return table;
-}
-
 bool Matches(const uint8_t* p, std::string_view signature) {
   return std::memcmp(p, signature.data(), signature.size()) == 0;
 }
@@ -121,14 +113,13 @@ bool Overlap(const Region& a, const Region& b) { return a.offset < b.end() && b.
 }  // namespace
 
 uint32_t Crc32c(uint32_t crc, std::span<const uint8_t> bytes, std::optional<size_t> zeroed_field) {
-  static const std::array<uint32_t, 256> table = MakeCrcTable();
-  crc = ~crc;
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    uint8_t b = bytes[i];
-    if (zeroed_field && i >= *zeroed_field && i < *zeroed_field + 4) b = 0;
-    crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8);
-  }
-  return ~crc;
+  if (!zeroed_field || *zeroed_field >= bytes.size()) return cdi::Crc32c(crc, bytes);
+  static constexpr uint8_t kZeros[4] = {0, 0, 0, 0};
+  const size_t field = *zeroed_field;
+  const size_t after = std::min(bytes.size(), field + 4);
+  crc = cdi::Crc32c(crc, bytes.first(field));
+  crc = cdi::Crc32c(crc, std::span<const uint8_t>(kZeros, after - field));
+  return cdi::Crc32c(crc, bytes.subspan(after));
 }
 
 uint16_t LoadLe16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }

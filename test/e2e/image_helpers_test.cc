@@ -190,10 +190,10 @@ TEST_F(ContainerImageServerTest, RunsWithoutAnyLibrary) {
   // sanitizer build links the sanitizer's runtime into it instead; the plain
   // build (README's test command) checks the static link.
 #ifndef CDI_SANITIZED_BUILD
-  RunResult r = test::Run({"ldd", BinDir() + "/cdi-containerimage-server"});
-  EXPECT_TRUE(Contains(r.out + r.err, "not a dynamic executable") ||
-              Contains(r.out + r.err, "statically linked"))
-      << r.out << r.err;
+  RunResult ldd = test::Run({"ldd", BinDir() + "/cdi-containerimage-server"});
+  EXPECT_TRUE(Contains(ldd.out + ldd.err, "not a dynamic executable") ||
+              Contains(ldd.out + ldd.err, "statically linked"))
+      << ldd.out << ldd.err;
 #endif
   // The DataImportCron's digest pod runs it with -h only.
   RunResult r = test::Run({BinDir() + "/cdi-containerimage-server", "-h"});

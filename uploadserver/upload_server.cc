@@ -1,0 +1,523 @@
+#include "uploadserver/upload_server.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+#include "common/log.h"
+#include "common/unique_fd.h"
+#include "importer/import_from.h"
+#include "pod/metrics_server.h"
+#include "pvc/target.h"
+#include "sources/upload/request_body.h"
+#include "sources/upload/snappy_stream.h"
+#include "tls/server_context.h"
+#include "uploadserver/digest_header.h"
+#include "uploadserver/http_request.h"
+
+namespace cdi::uploadserver {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A connection has this long for its TLS handshake and then for its request
+// header (Go's ReadHeaderTimeout of CDI's server is 10 s).
+constexpr auto kHandshakeBudget = std::chrono::seconds(10);
+constexpr auto kHeaderBudget = std::chrono::seconds(10);
+// A body that sends nothing for this long is given up.
+constexpr auto kIdleBudget = std::chrono::minutes(10);
+// After an error answer, the rest of a body is read and dropped for at most
+// this long, so that the client reads the answer instead of a reset.
+constexpr auto kLingerBudget = std::chrono::seconds(5);
+constexpr size_t kMaxHeaderBytes = 64 * 1024;
+// How often an upload's progress is logged.
+constexpr auto kReportEvery = std::chrono::seconds(5);
+constexpr size_t kMaxConnections = 64;
+constexpr int kPollMilliseconds = 200;
+
+constexpr std::string_view kFilesystemClone = "filesystem-clone";
+constexpr std::string_view kBlockdeviceClone = "blockdevice-clone";
+
+enum class Endpoint { kSync, kAsync, kFormSync, kFormAsync, kArchive };
+
+std::optional<Endpoint> EndpointOf(std::string_view path) {
+  for (std::string_view version : {"/v1beta1/", "/v1alpha1/"}) {
+    if (path.substr(0, version.size()) != version) continue;
+    std::string_view name = path.substr(version.size());
+    if (name == "upload") return Endpoint::kSync;
+    if (name == "upload-async") return Endpoint::kAsync;
+    if (name == "upload-form") return Endpoint::kFormSync;
+    if (name == "upload-form-async") return Endpoint::kFormAsync;
+    if (name == "upload-archive") return Endpoint::kArchive;
+  }
+  return std::nullopt;
+}
+
+bool IsAsync(Endpoint endpoint) {
+  return endpoint == Endpoint::kAsync || endpoint == Endpoint::kFormAsync;
+}
+bool IsForm(Endpoint endpoint) {
+  return endpoint == Endpoint::kFormSync || endpoint == Endpoint::kFormAsync;
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// The connection after the request's header: what was read past the header
+// first, then the TLS connection, each read within the idle budget.
+class ConnectionStream final : public importer::RequestStream {
+ public:
+  ConnectionStream(tls::ServerConnection& connection, std::string leftover)
+      : connection_(connection), leftover_(std::move(leftover)) {}
+
+  Result<size_t> Read(std::span<uint8_t> buffer) override {
+    if (pos_ < leftover_.size()) {
+      const size_t n = std::min(buffer.size(), leftover_.size() - pos_);
+      std::memcpy(buffer.data(), leftover_.data() + pos_, n);
+      pos_ += n;
+      return n;
+    }
+    connection_.set_deadline(Clock::now() + kIdleBudget);
+    return connection_.Read(reinterpret_cast<char*>(buffer.data()), buffer.size());
+  }
+
+ private:
+  tls::ServerConnection& connection_;
+  std::string leftover_;
+  size_t pos_ = 0;
+};
+
+// CDI's answer to a failed upload.
+std::pair<int, std::string> FailureAnswer(const Status& status) {
+  if (status.code() == ErrorCode::kChecksumMismatch) {
+    return {400, "Saving stream failed: " + status.message() +
+                     "; what was written is removed, send the image again"};
+  }
+  if (status.code() == ErrorCode::kTooSmall) {
+    return {400,
+            "Saving stream failed: effective image size is larger than the reported available "
+            "storage: " + status.message()};
+  }
+  return {500, "Saving stream failed: " + status.message()};
+}
+
+}  // namespace
+
+struct UploadServer::State {
+  struct Worker {
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+
+  UploadConfig config;
+  std::optional<tls::ServerContext> tls;
+  UniqueFd listen_fd;
+  UniqueFd wake_read;
+  UniqueFd wake_write;
+  uint16_t port = 0;
+  std::list<Worker> workers;  // the accepting thread's only
+  CancelToken import_cancel;
+
+  std::mutex mutex;
+  bool busy = false;     // an upload is received or processed
+  bool done = false;     // an upload completed
+  std::optional<Status> fatal;  // an asynchronous upload failed after its answer
+  RunOutcome outcome;
+
+  void Reap() {
+    for (auto it = workers.begin(); it != workers.end();) {
+      if (it->done.load(std::memory_order_acquire)) {
+        it->thread.join();
+        it = workers.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  void Accept() {
+    UniqueFd connection(accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!connection.valid()) return;
+    Reap();
+    if (workers.size() >= kMaxConnections) {
+      Logger()->warn("{} connections open: closing a new one", kMaxConnections);
+      return;
+    }
+    Worker& worker = workers.emplace_back();
+    try {
+      worker.thread = std::thread([this, &worker, fd = std::move(connection)] {
+        Handle(fd.get());
+        worker.done.store(true, std::memory_order_release);
+      });
+    } catch (const std::system_error& error) {
+      Logger()->warn("cannot serve a connection: {}", error.what());
+      workers.pop_back();
+    }
+  }
+
+  // Stops accepting and gives the connections already open a while to end
+  // on their own (a request that arrived before the end is answered, as Go's
+  // Shutdown answers it: 409 once an upload is done), then ends them.
+  void Drain() {
+    listen_fd.reset();
+    const auto until = Clock::now() + kHeaderBudget + std::chrono::seconds(1);
+    while (Clock::now() < until) {
+      Reap();
+      if (workers.empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    StopAll();
+  }
+
+  void StopAll() {
+    char byte = 1;
+    ssize_t ignored = write(wake_write.get(), &byte, 1);
+    (void)ignored;
+    for (Worker& worker : workers) worker.thread.join();
+    workers.clear();
+  }
+
+  // Reads and drops what the client still sends, for a little while, after
+  // an answer that did not read the whole body.
+  static void Linger(tls::ServerConnection& connection) {
+    connection.set_deadline(Clock::now() + kLingerBudget);
+    char scratch[16384];
+    while (connection.Read(scratch, sizeof scratch) > 0) {
+    }
+  }
+
+  static void Answer(tls::ServerConnection& connection, int code, std::string_view body = {},
+                     bool linger = false) {
+    connection.set_deadline(Clock::now() + kHeaderBudget);
+    connection.WriteAll(HttpResponse(code, body));
+    connection.Close();
+    if (linger) Linger(connection);
+  }
+
+  void Handle(int fd) {
+    tls::ServerConnection connection(*tls, fd, wake_read.get(), Clock::now() + kHandshakeBudget);
+    if (!connection.Handshake()) return;
+    connection.set_deadline(Clock::now() + kHeaderBudget);
+    std::string data;
+    size_t header_end = std::string::npos;
+    char buffer[4096];
+    while ((header_end = data.find("\r\n\r\n")) == std::string::npos) {
+      if (data.size() > kMaxHeaderBytes) {
+        Answer(connection, 431);
+        return;
+      }
+      size_t n = connection.Read(buffer, sizeof buffer);
+      if (n == 0) return;
+      data.append(buffer, n);
+    }
+    Result<HttpRequest> request = ParseRequestHeader(std::string_view(data).substr(0, header_end));
+    if (!request.ok()) {
+      Answer(connection, 400, request.status().message());
+      return;
+    }
+    std::string leftover = data.substr(header_end + 4);
+    if (request->path == "/healthz") {
+      if (request->method == "HEAD") {
+        connection.WriteAll("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
+        connection.Close();
+      } else {
+        Answer(connection, 200, "OK");
+      }
+      return;
+    }
+    std::optional<Endpoint> endpoint = EndpointOf(request->path);
+    if (!endpoint) {
+      Answer(connection, 404, "404 page not found\n");
+      return;
+    }
+    if (IsAsync(*endpoint) && request->method == "HEAD") {
+      Answer(connection, 200);
+      return;
+    }
+    if (!Admit(connection, *request)) return;
+    Upload(connection, *request, *endpoint, std::move(leftover));
+  }
+
+  // CDI's checks before an upload: the method, the client's certificate,
+  // then one upload at a time. True when this request is the upload now.
+  bool Admit(tls::ServerConnection& connection, const HttpRequest& request) {
+    if (request.method != "POST") {
+      Answer(connection, 404);
+      return false;
+    }
+    const tls::ServerConnection::PeerCertificate peer = connection.Peer();
+    if (!peer.presented || !peer.verified ||
+        std::find(peer.common_names.begin(), peer.common_names.end(), config.client_name) ==
+            peer.common_names.end()) {
+      Logger()->warn(
+          "Refusing {} {}: {}", request.method, request.path,
+          !peer.presented ? std::string("no client certificate")
+          : !peer.verified
+              ? "the client certificate does not verify against " + config.client_ca_file + ": " +
+                    peer.problem
+              : "the client certificate's common name '" + peer.common_names.front() +
+                    "' is not '" + config.client_name + "'");
+      Answer(connection, 401, {}, true);
+      return false;
+    }
+    int refusal = 0;  // answered after the lock is let go: an answer lingers
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (busy) {
+        refusal = 503;
+      } else if (done) {
+        refusal = 409;
+      } else {
+        busy = true;
+      }
+    }
+    if (refusal == 0) return true;
+    Logger()->warn(refusal == 503 ? "Got concurrent upload request"
+                                  : "Got upload request after already done");
+    Answer(connection, refusal, {}, true);
+    return false;
+  }
+
+  ImportSpec SpecFor(Endpoint endpoint) const {
+    ImportSpec spec;
+    const bool block = pvc::IsBlockDevice(config.destination);
+    TargetSpec target;
+    if (endpoint == Endpoint::kArchive) {
+      spec.content_type = ContentType::kArchive;
+      target.path = config.data_dir;
+    } else {
+      target.path = config.destination;
+      target.existing = ExistingFile::kReplace;
+      target.preallocation = config.preallocation;
+    }
+    target.requested_size = config.image_size;
+    target.filesystem_overhead = block ? 0.0 : config.filesystem_overhead;
+    spec.targets.push_back(target);
+    if (IsDirectory(config.scratch_dir)) spec.scratch_dir = config.scratch_dir;
+    return spec;
+  }
+
+  // Ends an upload that did not complete: the answer, and the server free
+  // for the next try.
+  void Fail(tls::ServerConnection& connection, int code, const std::string& message) {
+    Logger()->error("{}", message);
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      busy = false;
+    }
+    Answer(connection, code, message, true);
+  }
+
+  void Upload(tls::ServerConnection& connection, const HttpRequest& request, Endpoint endpoint,
+              std::string leftover) {
+    const std::string content_type = request.Header("x-cdi-content-type").value_or("");
+    Logger()->info("Content type header is \"{}\"", content_type);
+    const bool async = IsAsync(endpoint);
+    const bool clone = content_type == kFilesystemClone || content_type == kBlockdeviceClone;
+    if (clone && async) {
+      Fail(connection, 500, "Saving stream failed: async clone not supported");
+      return;
+    }
+    if (content_type == kFilesystemClone) {
+      Fail(connection, 500,
+           "Saving stream failed: filesystem-clone streams (a tar written by tar -S) are not "
+           "supported by this upload server yet; blockdevice-clone streams are");
+      return;
+    }
+    if (endpoint == Endpoint::kArchive && pvc::IsBlockDevice(config.destination)) {
+      Fail(connection, 500,
+           "Saving stream failed: an archive is extracted into a filesystem volume, and this "
+           "pod has a block volume (" + config.destination + ")");
+      return;
+    }
+    Result<std::optional<std::string>> checksum = ExpectedChecksum(request);
+    if (!checksum.ok()) {
+      Fail(connection, 400, "Saving stream failed: " + checksum.status().message());
+      return;
+    }
+    importer::RequestBodySpec body;
+    body.content_length = request.content_length;
+    body.chunked = request.chunked;
+    if (IsForm(endpoint)) {
+      Result<std::optional<std::string>> boundary =
+          importer::FormDataBoundary(request.Header("content-type").value_or(""));
+      if (!boundary.ok()) {
+        Fail(connection, 400, "Saving stream failed: " + boundary.status().message());
+        return;
+      }
+      if (!*boundary) {
+        Fail(connection, 400,
+             "Saving stream failed: request Content-Type isn't multipart/form-data");
+        return;
+      }
+      body.multipart_boundary = **boundary;
+    }
+    if (request.expects_continue) {
+      connection.set_deadline(Clock::now() + kHeaderBudget);
+      connection.WriteAll("HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    ConnectionStream stream(connection, std::move(leftover));
+    Result<std::unique_ptr<importer::ByteSource>> source =
+        importer::OpenRequestBody(body, stream, &import_cancel);
+    if (!source.ok()) {
+      Fail(connection, 400, "Saving stream failed: " + source.status().message());
+      return;
+    }
+    if (clone) source = importer::OpenSnappyFramedSource(std::move(source).value());
+
+    bool answered = false;
+    Clock::time_point last_report = Clock::now();
+    ImportHooks hooks;
+    hooks.cancel = &import_cancel;
+    hooks.on_progress = [&](const Progress& progress) {
+      if (progress.phase == Phase::kTransferring && Clock::now() - last_report >= kReportEvery) {
+        last_report = Clock::now();
+        const std::optional<double> fraction = progress.Fraction();
+        Logger()->info("Received {} bytes{}, {} bytes of the image decoded",
+                       progress.source_bytes,
+                       fraction ? fmt::format(" ({:.2f}%)", *fraction * 100) : std::string(),
+                       progress.guest_bytes);
+      }
+      // The body is in, decoded and checked, the targets resized: what is
+      // left is the flush, as CDI's answers after its pause.
+      if (!async || answered || progress.phase != Phase::kFlushing) return;
+      answered = true;
+      Logger()->info("Returning success to caller, continue processing in background");
+      Answer(connection, 200);
+    };
+    ImportSpec spec = SpecFor(endpoint);
+    // A block device's clone is its bytes as they are, and as long as they
+    // are: the volume is not resized to the request.
+    if (clone) spec.targets.front().requested_size.reset();
+    if (*checksum) {
+      spec.checksum = **checksum;
+      Logger()->info("Verifying the upload against {}", **checksum);
+    }
+    Result<ImportResult> result = importer::ImportFrom(spec, std::move(source).value(), hooks,
+                                                       {.raw_only = clone});
+    if (!result.ok()) {
+      if (answered) {
+        Logger()->error("Error during resumed processing: {}", result.status().message());
+        std::lock_guard<std::mutex> lock(mutex);
+        busy = false;
+        fatal = result.status();
+        return;
+      }
+      auto [code, message] = FailureAnswer(result.status());
+      Fail(connection, code, message);
+      return;
+    }
+    if (!answered) Answer(connection, 200);
+    Logger()->info(endpoint == Endpoint::kArchive ? "Wrote archive data"
+                                                  : "Wrote data to " + config.destination);
+    std::lock_guard<std::mutex> lock(mutex);
+    busy = false;
+    done = true;
+    outcome.clone_target = clone;
+    outcome.preallocation_applied = endpoint != Endpoint::kArchive && result->preallocated;
+  }
+};
+
+UploadServer::UploadServer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+UploadServer::~UploadServer() { state_->StopAll(); }
+
+uint16_t UploadServer::port() const { return state_->port; }
+
+Result<std::unique_ptr<UploadServer>> UploadServer::Start(const UploadConfig& config) {
+  // A client that goes away mid-answer must not end the server.
+  signal(SIGPIPE, SIG_IGN);
+  auto state = std::make_unique<State>();
+  state->config = config;
+  CDI_ASSIGN_OR_RETURN(tls::KeyAndCertificate identity,
+                       tls::LoadKeyAndCertificate(config.cert_file, config.key_file));
+  tls::ServerOptions options;
+  options.client_ca_file = config.client_ca_file;
+  if (config.min_tls_version != 0) options.min_version = config.min_tls_version;
+  options.cipher_suites = config.cipher_suites;
+  if (config.client_ca_file.empty()) {
+    Logger()->warn("CLIENT_CERT_FILE is not set: no client certificate can verify, every upload "
+                   "will be refused (401)");
+  }
+  CDI_ASSIGN_OR_RETURN(state->tls, tls::ServerContext::Create(identity, options));
+  CDI_ASSIGN_OR_RETURN(state->listen_fd,
+                       pod::Listen({config.listen_host, config.listen_port}, "uploads"));
+  state->port = pod::BoundPort(state->listen_fd.get());
+  CDI_ASSIGN_OR_RETURN(pod::WakePipe wake, pod::MakeWakePipe("upload server"));
+  state->wake_read = std::move(wake.read);
+  state->wake_write = std::move(wake.write);
+  return std::unique_ptr<UploadServer>(new UploadServer(std::move(state)));
+}
+
+Result<RunOutcome> UploadServer::Run(const CancelToken* stop) {
+  State& s = *state_;
+  bool deadline_logged = false;
+  while (true) {
+    // Decided under the lock, done outside it: stopping joins the
+    // connections' threads, which take the lock.
+    std::optional<Result<RunOutcome>> end;
+    {
+      std::lock_guard<std::mutex> lock(s.mutex);
+      if (s.fatal) {
+        end = Result<RunOutcome>(*s.fatal);
+      } else if (s.done) {
+        Logger()->info("Shutting down http server after successful upload");
+        end = Result<RunOutcome>(s.outcome);
+      } else if (s.config.deadline && std::chrono::system_clock::now() >= *s.config.deadline) {
+        if (!deadline_logged) {
+          deadline_logged = true;
+          Logger()->info("deadline exceeded, shutting down");
+          if (s.busy) Logger()->info("waiting for upload to finish");
+        }
+        if (!s.busy) {
+          Logger()->info("upload not done, process exiting");
+          end = Result<RunOutcome>(RunOutcome{.deadline_passed = true});
+        }
+      }
+    }
+    if (end) {
+      if (end->ok()) {
+        s.Drain();
+      } else {
+        s.StopAll();
+      }
+      return std::move(*end);
+    }
+    if (stop != nullptr && stop->cancelled()) {
+      s.import_cancel.Cancel();
+      s.StopAll();
+      return CancelledError("the upload server was stopped by a signal");
+    }
+    pollfd fds[1] = {{s.listen_fd.get(), POLLIN, 0}};
+    int ready = poll(fds, 1, kPollMilliseconds);
+    if (ready < 0 && errno != EINTR) {
+      const int error = errno;
+      s.import_cancel.Cancel();
+      s.StopAll();
+      return IoError(std::string("the upload server stopped: poll: ") + std::strerror(error));
+    }
+    if (ready > 0) s.Accept();
+  }
+}
+
+}  // namespace cdi::uploadserver
