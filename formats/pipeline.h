@@ -73,6 +73,10 @@ struct PipelineOptions {
   // refused (kUnsupported) rather than opened as an OVA again, so that
   // nesting stays one level deep whatever the input.
   bool inside_ova = false;
+  // Archives only: the tar is a container image layer, whose links, devices
+  // and other entries are reported as tar::EntryType::kOther instead of
+  // refused (tar::OtherEntries::kReport).
+  bool container_layer = false;
 };
 
 class ImagePipeline : public ByteSink {
