@@ -3,6 +3,7 @@
 // each import is compared with qemu-img's conversion of the disk file.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "cdi/import.h"
 #include "test/support/certs.h"
 #include "test/support/files.h"
+#include "test/support/http_server.h"
 #include "test/support/process.h"
 #include "test/support/registry_server.h"
 #include "test/support/tar_builder.h"
@@ -372,6 +374,63 @@ TEST_F(RegistryAuthTest, BearerTokensFromTheTokenServer) {
   const std::string log = registry.TokenLog().substr(requests_before);
   EXPECT_NE(log.find("\"authorization\": \"basic\""), std::string::npos) << log;
   EXPECT_NE(log.find("scope=repository%3Adisks%2Fauth%3Apull"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace cdi::test
+
+namespace cdi::test {
+namespace {
+
+// A registry played by the fault server: Basic auth asked for by /v2/, a
+// layer blob redirected to storage on another origin that drops the first
+// connection. The credentials go to the registry only; the layer resumes.
+TEST(RegistryRedirectTest, BlobsRedirectedElsewhereGetNoCredentialsAndResume) {
+  if (!HaveProgram("python3")) GTEST_SKIP() << "python3 missing";
+  TempDir dir;
+  OciLayout layout(dir.File("layout"));
+  const std::string disk = RandomBytes(300 << 10, 21);
+  const OciLayout::Descriptor layer =
+      layout.AddLayer(DiskLayerTar(disk), OciLayout::Compression::kNone);
+  const OciLayout::Descriptor image = layout.AddImage({layer});
+  const std::string manifest = ReadFile(dir.File("layout/blobs/sha256/" + image.digest.substr(7)));
+  const std::string config_digest =
+      manifest.substr(manifest.find("sha256:"), 71);  // the config comes first
+  auto blob_file = [](const std::string& digest) { return "blobs/sha256/" + digest.substr(7); };
+  const std::string script =
+      R"({"/v2/": {"status": 401, "body": "{}", "headers": {"WWW-Authenticate": "Basic realm=\"test\""}},
+          "/v2/disks/r/manifests/v1": {"file": ")" + blob_file(image.digest) +
+      R"(", "headers": {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}},
+          "/v2/disks/r/blobs/)" + config_digest + R"(": {"file": ")" + blob_file(config_digest) +
+      R"("},
+          "/v2/disks/r/blobs/)" + layer.digest + R"(": {"redirect": "other:/storage/layer"},
+          "/storage/layer": {"file": ")" + blob_file(layer.digest) +
+      R"(", "close_after": 100000, "times": 1}})";
+  FaultServer server(dir.File("layout"), script);
+
+  ImportSpec spec;
+  spec.source.url = "docker://127.0.0.1:" + std::to_string(server.port()) + "/disks/r:v1";
+  spec.source.registry.insecure = true;
+  spec.source.auth = {.user = "dave", .password = "pw"};
+  spec.source.network.retry_initial_delay = std::chrono::milliseconds(10);
+  spec.targets.push_back({.path = dir.File("disk.img")});
+  Result<ImportResult> result = Import(spec);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(Sha256File(dir.File("disk.img")), Sha256Bytes(disk));
+
+  size_t storage_requests = 0;
+  bool resumed = false;
+  for (const RecordedRequest& request : server.Requests()) {
+    if (request.origin == "other") {
+      ++storage_requests;
+      EXPECT_FALSE(request.HasHeader("authorization")) << request.target;
+      if (request.HasHeader("range")) resumed = true;
+    } else if (request.path != "/v2/" || request.HasHeader("authorization")) {
+      EXPECT_TRUE(request.Header("authorization").starts_with("Basic ")) << request.target;
+    }
+  }
+  EXPECT_EQ(storage_requests, 2u);
+  EXPECT_TRUE(resumed);
 }
 
 }  // namespace
