@@ -88,6 +88,14 @@ Status CollectHeaderFiles(const std::string& dir, std::vector<std::string>& head
 
 Status Refusal(std::string message) { return InvalidArgumentError(std::move(message)); }
 
+// "http:" of "HTTP://host/x": the scheme and its colon, lower case ("" without "://").
+std::string LowerScheme(const std::string& endpoint) {
+  std::string scheme = endpoint.substr(0, endpoint.find("://") + 1);
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return scheme;
+}
+
 }  // namespace
 
 std::string_view SourceName(SourceKind kind) {
@@ -221,10 +229,7 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
       return Refusal("Unsupported content type archive when importing from registry");
     }
     config.endpoint = env.GetOr("IMPORTER_ENDPOINT");
-    std::string scheme = config.endpoint.substr(0, config.endpoint.find("://") + 1);
-    std::transform(scheme.begin(), scheme.end(), scheme.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (scheme != "docker:") {
+    if (LowerScheme(config.endpoint) != "docker:") {
       return Refusal("Unable to connect to registry data source: endpoint \"" +
                      RedactUrl(config.endpoint) +
                      "\" is not a docker:// image reference (docker://HOST[:PORT]/REPO[:TAG]); "
@@ -248,9 +253,7 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
           "blank");
     }
     // Only URLs: the library would also read a local path or standard input.
-    std::string scheme = config.endpoint.substr(0, config.endpoint.find("://") + 1);
-    std::transform(scheme.begin(), scheme.end(), scheme.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const std::string scheme = LowerScheme(config.endpoint);
     if (scheme != "http:" && scheme != "https:") {
       return Refusal("Unable to connect to http data source: endpoint \"" +
                      RedactUrl(config.endpoint) + "\" is not an http:// or https:// URL");

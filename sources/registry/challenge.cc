@@ -23,6 +23,14 @@ class Scanner {
   void SkipSpace() {
     while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t')) ++pos_;
   }
+  // Space and the commas between challenges or parameters.
+  void SkipSeparators() {
+    SkipSpace();
+    while (Peek() == ',') {
+      Advance();
+      SkipSpace();
+    }
+  }
   bool AtEnd() const { return pos_ >= text_.size(); }
   char Peek() const { return AtEnd() ? '\0' : text_[pos_]; }
   void Advance() { ++pos_; }
@@ -55,11 +63,7 @@ std::vector<Challenge> ParseChallenges(std::string_view header_value) {
   std::vector<Challenge> challenges;
   Scanner scan(header_value);
   while (true) {
-    scan.SkipSpace();
-    while (scan.Peek() == ',') {
-      scan.Advance();
-      scan.SkipSpace();
-    }
+    scan.SkipSeparators();
     if (scan.AtEnd()) break;
     std::string_view scheme = scan.Token();
     if (scheme.empty()) {
@@ -71,11 +75,7 @@ std::vector<Challenge> ParseChallenges(std::string_view header_value) {
     // Parameters: name = value, separated by commas, until a token that is
     // not followed by '=' (the next challenge's scheme).
     while (true) {
-      scan.SkipSpace();
-      while (scan.Peek() == ',') {
-        scan.Advance();
-        scan.SkipSpace();
-      }
+      scan.SkipSeparators();
       if (scan.AtEnd()) break;
       size_t mark = scan.position();
       std::string_view name = scan.Token();
