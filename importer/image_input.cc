@@ -53,7 +53,11 @@ class RegistryInput final : public ImageInput {
                 formats::PipelineOptions layer_options)
       : client_(std::move(client)),
         image_(std::move(image)),
-        layer_options_(std::move(layer_options)) {}
+        layer_options_(std::move(layer_options)) {
+    // A layer holds more than the disk (a base image's files): only the
+    // disk's own bytes are bounded, by the image pipeline they go to.
+    layer_options_.max_unwrapped_bytes = UINT64_MAX;
+  }
 
   std::optional<uint64_t> size() const override { return image_.layer_bytes; }
   std::optional<uint64_t> image_size() const override { return disk_size_; }
@@ -113,8 +117,8 @@ class RegistryInput final : public ImageInput {
       }
     }
     return InvalidArgumentError(
-        "Failed to find VM disk image file in the container image " + Describe() + ": none of its " +
-        std::to_string(count) +
+        "Failed to find VM disk image file in the container image " + Describe() +
+        ": none of its " + std::to_string(count) +
         " layers has a file in /disk; a containerDisk holds its disk image as the one file in the "
         "image's /disk directory");
   }
@@ -135,10 +139,10 @@ Result<std::unique_ptr<ImageInput>> OpenImageInput(const SourceSpec& spec,
     CDI_ASSIGN_OR_RETURN(std::unique_ptr<registry::RegistryClient> client,
                          registry::RegistryClient::Connect(spec, cancel));
     CDI_ASSIGN_OR_RETURN(registry::RegistryImage image, client->ResolveImage());
-    Logger()->info("{}: image manifest {}{}, {} layer(s), {} bytes", client->Describe(),
-                   image.manifest_digest,
-                   image.platform.architecture.empty() ? "" : " (" + image.platform.Describe() + ")",
-                   image.layers.size(), image.layer_bytes);
+    Logger()->info(
+        "{}: image manifest {}{}, {} layer(s), {} bytes", client->Describe(), image.manifest_digest,
+        image.platform.architecture.empty() ? "" : " (" + image.platform.Describe() + ")",
+        image.layers.size(), image.layer_bytes);
     return std::unique_ptr<ImageInput>(
         std::make_unique<RegistryInput>(std::move(client), std::move(image), layer_options));
   }

@@ -75,7 +75,9 @@ void AddSourceFlags(CLI::App* app, SourceFlags* f) {
                   "docker:// sources: the image of a multi-architecture index to import "
                   "(amd64, arm64, s390x, ...; default: this machine's)")
       ->group("Registry");
-  app->add_option("--user", f->user, "user name for HTTP basic authentication (docker://: the registry's user, for Basic auth or its token server)")
+  app->add_option("--user", f->user,
+                  "user name for HTTP basic authentication (docker://: the registry's user, for "
+                  "Basic auth or its token server)")
       ->group("TLS and credentials");
   app->add_option("--password-file", f->password_file,
                   "file holding the basic-auth password (first line)")
@@ -390,7 +392,8 @@ int RunImageCli(int argc, char** argv) {
 
   ImportFlags import_flags;
   CLI::App* import = app.add_subcommand("import", "import an image onto a file or block device");
-  import->add_option("SOURCE", import_flags.source, "http(s) URL, docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] (the disk image in a containerDisk's /disk), local file, or - for standard input")
+  import->add_option("SOURCE", import_flags.source, "http(s) URL, docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] (the disk image "
+                     "in a containerDisk's /disk), local file, or - for standard input")
       ->required();
   import->add_option("TARGET", import_flags.target, "file to create, or block device to overwrite")
       ->required();
@@ -421,7 +424,8 @@ int RunImageCli(int argc, char** argv) {
   std::string info_source;
   bool info_json = false;
   CLI::App* info = app.add_subcommand("info", "show an image's format chain and sizes");
-  info->add_option("SOURCE", info_source, "http(s) URL, docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] (the disk image in a containerDisk's /disk), local file, or - for standard input")
+  info->add_option("SOURCE", info_source, "http(s) URL, docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] (the disk image "
+                     "in a containerDisk's /disk), local file, or - for standard input")
       ->required();
   info->add_flag("--json", info_json, "print one JSON object");
   bool info_full = false;

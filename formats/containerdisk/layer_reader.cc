@@ -28,8 +28,9 @@ Status LayerReader::Finder::Begin(const tar::Entry& entry) {
   const std::string& name = entry.path;
   if (!name.starts_with(kDiskDirectory)) return Status::Ok();
   const size_t slash = name.rfind('/');
-  const std::string_view base =
-      slash == std::string::npos ? std::string_view(name) : std::string_view(name).substr(slash + 1);
+  const std::string_view base = slash == std::string::npos
+                                    ? std::string_view(name)
+                                    : std::string_view(name).substr(slash + 1);
   if (base.starts_with(kWhiteoutPrefix)) return Status::Ok();
   if (entry.type == tar::EntryType::kDirectory) return Status::Ok();
 

@@ -17,7 +17,7 @@
 namespace cdi::importer::registry {
 
 struct Challenge {
-  std::string scheme;                        // lower case: "bearer", "basic"
+  std::string scheme;                         // lower case: "bearer", "basic"
   std::map<std::string, std::string> params;  // names lower case, values unquoted
 };
 

@@ -84,12 +84,11 @@ std::string DigestHasher::Finish() {
 Status DigestHasher::Verify(std::string_view what) {
   std::string actual = Finish();
   if (actual == expected_) return Status::Ok();
-  return CorruptImageError("the " + std::string(what) +
-                           " does not match its digest: the registry sent " +
-                           std::to_string(bytes_) + " bytes with digest " + actual + ", expected " +
-                           expected_ +
-                           "; nothing of it is used (the registry's storage or something between "
-                           "it and this importer altered the content)");
+  return CorruptImageError(
+      "the " + std::string(what) + " does not match its digest: the registry sent " +
+      std::to_string(bytes_) + " bytes with digest " + actual + ", expected " + expected_ +
+      "; nothing of it is used (the registry's storage or something between "
+      "it and this importer altered the content)");
 }
 
 }  // namespace cdi::importer::registry

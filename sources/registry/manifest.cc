@@ -134,7 +134,8 @@ Result<Descriptor> ChoosePlatform(const Manifest& index, std::string_view archit
     if (!available.empty()) available += ", ";
     available += platform.Describe();
   }
-  return InvalidArgumentError("the image index has no image for linux/" + std::string(architecture) +
+  return InvalidArgumentError("the image index has no image for linux/" +
+                              std::string(architecture) +
                               " (it has: " + (available.empty() ? "nothing" : available) +
                               "); choose one of its architectures (IMPORTER_REGISTRY_IMAGE_"
                               "ARCHITECTURE, or --arch with cdi-image)");
@@ -154,7 +155,8 @@ Result<ImageConfig> ParseImageConfig(std::span<const uint8_t> json) {
     }
     if (auto labels = inner->find("Labels"); labels != inner->end() && labels->is_object()) {
       for (auto it = labels->begin(); it != labels->end(); ++it) {
-        if (it.value().is_string()) config.labels.emplace_back(it.key(), it.value().get<std::string>());
+        if (it.value().is_string())
+          config.labels.emplace_back(it.key(), it.value().get<std::string>());
       }
     }
   }

@@ -73,8 +73,8 @@ Result<Descriptor> ChoosePlatform(const Manifest& index, std::string_view archit
 struct ImageConfig {
   std::string architecture;
   std::string os;
-  std::vector<std::string> env;                              // "NAME=value"
-  std::vector<std::pair<std::string, std::string>> labels;   // in the document's order
+  std::vector<std::string> env;                             // "NAME=value"
+  std::vector<std::pair<std::string, std::string>> labels;  // in the document's order
 };
 
 // Parses an image configuration (application/vnd.oci.image.config.v1+json,

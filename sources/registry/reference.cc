@@ -75,8 +75,7 @@ Result<ImageReference> ParseImageReference(std::string_view url) {
     return InvalidArgumentError("'" + std::string(url) + "' is not a docker:// image reference");
   }
   std::string_view rest = url.substr(kScheme.size());
-  if (rest.find('@') != std::string_view::npos &&
-      rest.find('/') > rest.find('@')) {
+  if (rest.find('@') != std::string_view::npos && rest.find('/') > rest.find('@')) {
     return Malformed(url, "no repository");  // user info is not part of a reference
   }
   ImageReference ref;
@@ -127,8 +126,9 @@ Result<ImageReference> ParseImageReference(std::string_view url) {
   size_t start = 0;
   while (true) {
     size_t end = ref.repository.find('/', start);
-    std::string_view component = std::string_view(ref.repository).substr(
-        start, end == std::string::npos ? std::string::npos : end - start);
+    std::string_view component =
+        std::string_view(ref.repository)
+            .substr(start, end == std::string::npos ? std::string::npos : end - start);
     if (!ValidComponent(component)) {
       return Malformed(url, "the repository '" + std::string(name) +
                                 "' must be lower-case letters and digits, separated by '.', '_', "

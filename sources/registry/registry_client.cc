@@ -105,9 +105,10 @@ class RegistryClient::Impl {
     base_url_ = "https://" + reference_.registry;
     Result<Response> ping = Send(base_url_ + "/v2/", {}, /*with_credentials=*/true);
     if (!ping.ok() && spec_.registry.insecure && ping.status().code() != ErrorCode::kCancelled) {
-      Logger()->warn("{} does not answer over HTTPS ({}); it is an insecure registry: trying "
-                     "plain HTTP",
-                     reference_.registry, ping.status().message());
+      Logger()->warn(
+          "{} does not answer over HTTPS ({}); it is an insecure registry: trying "
+          "plain HTTP",
+          reference_.registry, ping.status().message());
       base_url_ = "http://" + reference_.registry;
       ping = Send(base_url_ + "/v2/", {}, /*with_credentials=*/true);
     }
@@ -121,16 +122,14 @@ class RegistryClient::Impl {
       // what matters is that HTTP was spoken.
       Logger()->debug("{}/v2/ answered HTTP {}", base_url_, ping->headers.status);
     }
-    Logger()->debug("registry {} speaks {}{}", reference_.registry,
-                    base_url_.substr(0, base_url_.find(':')),
-                    authorization_.empty() ? (basic_ ? " with Basic auth" : "")
-                                           : " with a Bearer token");
+    Logger()->debug(
+        "registry {} speaks {}{}", reference_.registry, base_url_.substr(0, base_url_.find(':')),
+        authorization_.empty() ? (basic_ ? " with Basic auth" : "") : " with a Bearer token");
     return Status::Ok();
   }
 
   Result<Response> GetManifest(const std::string& reference) {
-    const std::string url =
-        base_url_ + "/v2/" + reference_.repository + "/manifests/" + reference;
+    const std::string url = base_url_ + "/v2/" + reference_.repository + "/manifests/" + reference;
     CDI_ASSIGN_OR_RETURN(Response response,
                          Fetch(url, {"Accept: " + std::string(kManifestAccept)}, "manifest"));
     if (response.headers.status == 404) {
@@ -143,9 +142,8 @@ class RegistryClient::Impl {
     CDI_RETURN_IF_ERROR(Accept(response, "the manifest " + reference));
     // A digest names the bytes; for a tag, the registry's announced digest
     // is checked when it sends one.
-    std::string expected = reference.find(':') != std::string::npos
-                               ? reference
-                               : response.docker_content_digest;
+    std::string expected =
+        reference.find(':') != std::string::npos ? reference : response.docker_content_digest;
     if (!expected.empty()) {
       if (Status valid = CheckDigest(expected); !valid.ok()) {
         return CorruptImageError("the registry announced a malformed manifest digest for " +
@@ -282,14 +280,16 @@ class RegistryClient::Impl {
     if (scope.empty()) scope = "repository:" + reference_.repository + ":pull";
     Result<HttpUrl> realm_url = ParseHttpUrl(realm);
     if (!realm_url.ok()) {
-      return NetworkError("the registry " + reference_.registry + " names an unusable token realm: " +
-                          realm_url.status().message());
+      return NetworkError("the registry " + reference_.registry +
+                          " names an unusable token realm: " + realm_url.status().message());
     }
     const bool have_credentials = !spec_.auth.user.empty();
     if (have_credentials && realm_url->origin.scheme == "http" &&
         base_url_.starts_with("https://")) {
-      return NetworkError("the registry " + reference_.registry + " sends credentials' token "
-                          "requests to a plain-HTTP realm (" + realm_url->redacted +
+      return NetworkError("the registry " + reference_.registry +
+                          " sends credentials' token "
+                          "requests to a plain-HTTP realm (" +
+                          realm_url->redacted +
                           "): refused, the credentials would travel unencrypted");
     }
     const std::string url = TokenRequestUrl(realm, param("service"), scope);
@@ -298,12 +298,14 @@ class RegistryClient::Impl {
     token_request_ = true;
     Result<Response> answer = Send(url, {}, have_credentials);
     token_request_ = false;
-    if (!answer.ok()) return answer.status().Annotate("cannot get a token from " + realm_url->redacted);
+    if (!answer.ok())
+      return answer.status().Annotate("cannot get a token from " + realm_url->redacted);
     if (answer->headers.status == 401 || answer->headers.status == 403) {
-      return NetworkError("the token server " + realm_url->redacted + " refused " +
-                          (have_credentials ? "the credentials given (user '" + spec_.auth.user + "')"
-                                            : std::string("anonymous access: the image needs credentials")) +
-                          " for " + scope + " (HTTP " + std::to_string(answer->headers.status) + ")");
+      return NetworkError(
+          "the token server " + realm_url->redacted + " refused " +
+          (have_credentials ? "the credentials given (user '" + spec_.auth.user + "')"
+                            : std::string("anonymous access: the image needs credentials")) +
+          " for " + scope + " (HTTP " + std::to_string(answer->headers.status) + ")");
     }
     CDI_RETURN_IF_ERROR(Accept(*answer, "the token for " + scope));
     nlohmann::json document = nlohmann::json::parse(answer->body.begin(), answer->body.end(),
@@ -349,8 +351,8 @@ class RegistryClient::Impl {
       const auto deadline = Clock::now() + wait->delay;
       while (Clock::now() < deadline) {
         if (Cancelled()) return CancelledError("cancelled while reading " + reference_.Describe());
-        std::this_thread::sleep_for(std::min<Clock::duration>(deadline - Clock::now(),
-                                                              std::chrono::milliseconds(100)));
+        std::this_thread::sleep_for(
+            std::min<Clock::duration>(deadline - Clock::now(), std::chrono::milliseconds(100)));
       }
     }
   }
@@ -470,11 +472,11 @@ class RegistryClient::Impl {
   const ProxyConfig proxies_;
   const CancelToken* const cancel_;
   CurlHandles handles_;
-  std::string base_url_;       // "https://registry" or "http://registry"
-  std::string authorization_;  // "Bearer <token>" once one was issued
-  bool basic_ = false;         // the registry asked for Basic auth
+  std::string base_url_;        // "https://registry" or "http://registry"
+  std::string authorization_;   // "Bearer <token>" once one was issued
+  bool basic_ = false;          // the registry asked for Basic auth
   bool token_request_ = false;  // a token request is under way: Basic credentials, no token
-  Response response_;          // of the request under way
+  Response response_;           // of the request under way
   bool body_too_large_ = false;
 };
 
@@ -509,7 +511,8 @@ class VerifiedBlob final : public ByteSource {
   Status Account(std::span<const uint8_t> bytes) {
     if (bytes.empty()) {
       if (hasher_.bytes() != blob_.size) {
-        return CorruptImageError("the " + what_ + " ended after " + std::to_string(hasher_.bytes()) +
+        return CorruptImageError("the " + what_ + " ended after " +
+                                 std::to_string(hasher_.bytes()) +
                                  " bytes; the manifest says it has " + std::to_string(blob_.size));
       }
       return hasher_.Verify(what_);

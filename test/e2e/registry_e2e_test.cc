@@ -57,9 +57,9 @@ TEST_F(RegistryE2eTest, CdiImageImportsADockerReference) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Sha256File(dir_.File("out.img")), Sha256Bytes(raw_));
 
-  RunResult anonymous = CdiImage({"import", registry.Reference("disks/e2e:v1"),
-                                  dir_.File("anon.img"), "--ca-bundle",
-                                  SharedTestCertificates().ca.cert, "--retries", "0"});
+  RunResult anonymous =
+      CdiImage({"import", registry.Reference("disks/e2e:v1"), dir_.File("anon.img"), "--ca-bundle",
+                SharedTestCertificates().ca.cert, "--retries", "0"});
   EXPECT_NE(anonymous.exit_code, 0);
   EXPECT_TRUE(Contains(anonymous.err, "asks for credentials")) << anonymous.err;
   EXPECT_FALSE(FileExists(dir_.File("anon.img")));
@@ -71,10 +71,15 @@ TEST_F(RegistryE2eTest, CdiImageInsecureReachesAPlainHttpRegistry) {
   RunResult refused = CdiImage(
       {"import", registry.Reference("disks/e2e:v1"), dir_.File("a.img"), "--retries", "0"});
   EXPECT_NE(refused.exit_code, 0) << refused.err;
-  RunResult r = CdiImage(
-      {"import", registry.Reference("disks/e2e:v1"), dir_.File("out.img"), "--insecure"});
+  RunResult r =
+      CdiImage({"import", registry.Reference("disks/e2e:v1"), dir_.File("out.img"), "--insecure"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Sha256File(dir_.File("out.img")), Sha256Bytes(raw_));
+
+  RunResult info = CdiImage({"info", registry.Reference("disks/e2e:v1"), "--insecure", "--json"});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_TRUE(Contains(info.out, "qcow2")) << info.out;
+  EXPECT_TRUE(Contains(info.out, std::to_string(raw_.size()))) << info.out;
 }
 
 TEST_F(RegistryE2eTest, ImporterPodReadsARegistrySourceWithCdisEnvironment) {

@@ -93,15 +93,15 @@ class RegistryImportTest : public ::testing::Test {
          "later-layer");
     push(l.AddImage({l.AddLayer(DiskLayerTar(images_->qcow2), Compression::kGzip)}), "v2s2",
          "v2s2");
-    push(l.AddIndex({{l.AddImage({l.AddLayer(DiskLayerTar(images_->raw), Compression::kGzip)},
-                                 "amd64"),
-                      "amd64"},
-                     {l.AddImage({l.AddLayer(DiskLayerTar(images_->arm_raw), Compression::kGzip)},
-                                 "arm64"),
-                      "arm64"}}),
-         "multiarch");
-    push(l.AddImage({l.AddLayer(TarBuilder().File("etc/hosts", "x").End().bytes,
-                                Compression::kGzip)}),
+    push(
+        l.AddIndex(
+            {{l.AddImage({l.AddLayer(DiskLayerTar(images_->raw), Compression::kGzip)}, "amd64"),
+              "amd64"},
+             {l.AddImage({l.AddLayer(DiskLayerTar(images_->arm_raw), Compression::kGzip)}, "arm64"),
+              "arm64"}}),
+        "multiarch");
+    push(l.AddImage(
+             {l.AddLayer(TarBuilder().File("etc/hosts", "x").End().bytes, Compression::kGzip)}),
          "no-disk");
     push(l.AddImage({l.AddLayer(TarBuilder().File("disk/sub/disk.img", images_->raw).End().bytes,
                                 Compression::kGzip)}),
@@ -399,13 +399,16 @@ TEST(RegistryRedirectTest, BlobsRedirectedElsewhereGetNoCredentialsAndResume) {
   auto blob_file = [](const std::string& digest) { return "blobs/sha256/" + digest.substr(7); };
   const std::string script =
       R"({"/v2/": {"status": 401, "body": "{}", "headers": {"WWW-Authenticate": "Basic realm=\"test\""}},
-          "/v2/disks/r/manifests/v1": {"file": ")" + blob_file(image.digest) +
+          "/v2/disks/r/manifests/v1": {"file": ")" +
+      blob_file(image.digest) +
       R"(", "headers": {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}},
-          "/v2/disks/r/blobs/)" + config_digest + R"(": {"file": ")" + blob_file(config_digest) +
+          "/v2/disks/r/blobs/)" +
+      config_digest + R"(": {"file": ")" + blob_file(config_digest) +
       R"("},
-          "/v2/disks/r/blobs/)" + layer.digest + R"(": {"redirect": "other:/storage/layer"},
-          "/storage/layer": {"file": ")" + blob_file(layer.digest) +
-      R"(", "close_after": 100000, "times": 1}})";
+          "/v2/disks/r/blobs/)" +
+      layer.digest + R"(": {"redirect": "other:/storage/layer"},
+          "/storage/layer": {"file": ")" +
+      blob_file(layer.digest) + R"(", "close_after": 100000, "times": 1}})";
   FaultServer server(dir.File("layout"), script);
 
   ImportSpec spec;

@@ -56,10 +56,12 @@ TEST(ImageReferenceTest, ADigestPinsTheManifest) {
 }
 
 TEST(ImageReferenceTest, RefusesMalformedReferences) {
-  for (const char* bad : {"docker://", "docker://reg.example/", "docker://reg.example/Upper",
-                          "docker://reg.example/a:-tag", "docker://reg.example/a@sha256:abc",
-                          "docker://reg.example/a@md5:" "0123", "docker://reg.example/a..b",
-                          "docker://reg.example/a b", "http://reg.example/a"}) {
+  for (const char* bad :
+       {"docker://", "docker://reg.example/", "docker://reg.example/Upper",
+        "docker://reg.example/a:-tag", "docker://reg.example/a@sha256:abc",
+        "docker://reg.example/a@md5:"
+        "0123",
+        "docker://reg.example/a..b", "docker://reg.example/a b", "http://reg.example/a"}) {
     Result<ImageReference> ref = ParseImageReference(bad);
     EXPECT_FALSE(ref.ok()) << bad;
     if (!ref.ok()) {
@@ -113,10 +115,14 @@ TEST(DigestTest, VerifiesAndRefuses) {
 }
 
 TEST(ManifestTest, ReadsAnOciManifest) {
-  const std::string json = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
-    "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" + kDigestA + R"(","size":10},
-    "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" + kDigestB + R"(","size":20},
-              {"mediaType":"application/vnd.oci.image.layer.v1.tar+zstd","digest":")" + kDigestC + R"(","size":30}]})";
+  const std::string json =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+    "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
+      kDigestA + R"(","size":10},
+    "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" +
+      kDigestB + R"(","size":20},
+              {"mediaType":"application/vnd.oci.image.layer.v1.tar+zstd","digest":")" +
+      kDigestC + R"(","size":30}]})";
   Result<Manifest> manifest = ParseManifest(Bytes(json), "");
   ASSERT_TRUE(manifest.ok()) << manifest.status().ToString();
   EXPECT_EQ(manifest->kind, Manifest::Kind::kImage);
@@ -126,11 +132,13 @@ TEST(ManifestTest, ReadsAnOciManifest) {
 }
 
 TEST(ManifestTest, ReadsADockerListAndChoosesThePlatform) {
-  const std::string json = R"({"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json",
-    "manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":")" + kDigestA +
-                           R"(","size":1,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}},
-                 {"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":")" + kDigestB +
-                           R"(","size":2,"platform":{"architecture":"amd64","os":"linux"}}]})";
+  const std::string json =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json",
+    "manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":")" +
+      kDigestA +
+      R"(","size":1,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}},
+                 {"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":")" +
+      kDigestB + R"(","size":2,"platform":{"architecture":"amd64","os":"linux"}}]})";
   Result<Manifest> index = ParseManifest(Bytes(json), std::string(kDockerList));
   ASSERT_TRUE(index.ok()) << index.status().ToString();
   EXPECT_EQ(index->kind, Manifest::Kind::kIndex);

@@ -75,7 +75,8 @@ OciLayout::Descriptor OciLayout::AddImage(const std::vector<Descriptor>& layers,
   for (const std::string& entry : env) env_json += (env_json.empty() ? "\"" : ",\"") + entry + "\"";
   std::string diff_ids;
   for (const Descriptor& layer : layers) {
-    diff_ids += (diff_ids.empty() ? "\"" : ",\"") + layer.digest + "\"";  // not checked by the registry
+    diff_ids +=
+        (diff_ids.empty() ? "\"" : ",\"") + layer.digest + "\"";  // not checked by the registry
   }
   const std::string config = "{\"architecture\":\"" + architecture +
                              "\",\"os\":\"linux\",\"config\":{\"Env\":[" + env_json +
@@ -89,7 +90,8 @@ OciLayout::Descriptor OciLayout::AddImage(const std::vector<Descriptor>& layers,
   }
   const std::string manifest =
       "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-      "\"config\":" + DescriptorJson(config_descriptor) + ",\"layers\":[" + layers_json + "]}";
+      "\"config\":" +
+      DescriptorJson(config_descriptor) + ",\"layers\":[" + layers_json + "]}";
   return {"application/vnd.oci.image.manifest.v1+json", AddBlob(manifest), manifest.size(), ""};
 }
 
@@ -103,7 +105,8 @@ OciLayout::Descriptor OciLayout::AddIndex(
   }
   const std::string index =
       "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
-      "\"manifests\":[" + entries + "]}";
+      "\"manifests\":[" +
+      entries + "]}";
   return {"application/vnd.oci.image.index.v1+json", AddBlob(index), index.size(), ""};
 }
 
@@ -131,17 +134,17 @@ RegistryServer::RegistryServer(RegistryOptions options) : options_(std::move(opt
   if (options_.token_auth) {
     // The token signing key and its certificate, which the registry trusts.
     Sh("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=cdi-test-token-signer "
-       "-keyout " + Quote(d + "/token.key") + " -out " + Quote(d + "/token.crt") +
-       " >/dev/null 2>&1");
-    std::vector<std::string> argv = {"python3",        SourceDir() + "/test/server/token_server.py",
-                                     "--key",          d + "/token.key",
-                                     "--cert",         d + "/token.crt",
-                                     "--issuer",       "cdi-test-issuer",
-                                     "--ports-file",   d + "/token-ports.json",
-                                     "--log",          d + "/token.log"};
+       "-keyout " +
+       Quote(d + "/token.key") + " -out " + Quote(d + "/token.crt") + " >/dev/null 2>&1");
+    std::vector<std::string> argv = {"python3",      SourceDir() + "/test/server/token_server.py",
+                                     "--key",        d + "/token.key",
+                                     "--cert",       d + "/token.crt",
+                                     "--issuer",     "cdi-test-issuer",
+                                     "--ports-file", d + "/token-ports.json",
+                                     "--log",        d + "/token.log"};
     if (!options_.token_user.empty()) {
-      argv.insert(argv.end(), {"--user", options_.token_user, "--password",
-                               options_.token_password});
+      argv.insert(argv.end(),
+                  {"--user", options_.token_user, "--password", options_.token_password});
     }
     if (tls) {
       argv.insert(argv.end(), {"--tls-cert", options_.tls.cert, "--tls-key", options_.tls.key});
@@ -160,7 +163,8 @@ RegistryServer::RegistryServer(RegistryOptions options) : options_(std::move(opt
     auth = "auth:\n  token:\n    realm: " + std::string(tls ? "https" : "http") +
            "://127.0.0.1:" + std::to_string(std::stoi(token_port)) +
            "/token\n    service: cdi-test-registry\n    issuer: cdi-test-issuer\n"
-           "    rootcertbundle: " + d + "/token.crt\n";
+           "    rootcertbundle: " +
+           d + "/token.crt\n";
   }
   std::string last_output;
   for (int attempt = 0; attempt < 5; ++attempt) {
@@ -197,8 +201,8 @@ std::string RegistryServer::Reference(const std::string& name) const {
 
 void RegistryServer::Push(const OciLayout& layout, const std::string& tag, const std::string& name,
                           const std::string& format) {
-  std::vector<std::string> argv = {"skopeo", "--insecure-policy", "copy", "--quiet",
-                                   "--all", "--dest-tls-verify=false"};
+  std::vector<std::string> argv = {"skopeo", "--insecure-policy",      "copy", "--quiet",
+                                   "--all",  "--dest-tls-verify=false"};
   if (!format.empty()) argv.insert(argv.end(), {"--format", format});
   if (!options_.basic_user.empty()) {
     argv.push_back("--dest-creds=" + options_.basic_user + ":" + options_.basic_password);
@@ -207,7 +211,8 @@ void RegistryServer::Push(const OciLayout& layout, const std::string& tag, const
   }
   argv.push_back("oci:" + layout.dir() + ":" + tag);
   argv.push_back("docker://" + host() + "/" + name);
-  RunResult result = Run(argv, {.env = {{"HOME", dir_.path()}}, .timeout = std::chrono::seconds(60)});
+  RunResult result =
+      Run(argv, {.env = {{"HOME", dir_.path()}}, .timeout = std::chrono::seconds(60)});
   if (result.exit_code != 0) {
     throw std::runtime_error("skopeo copy to " + name + " failed: " + result.err + result.out);
   }

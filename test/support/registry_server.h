@@ -46,7 +46,8 @@ class OciLayout {
   // OCI media type that says so.
   Descriptor AddLayer(const std::string& tar, Compression compression);
   // An image: a configuration for `architecture` with `env`, and its manifest.
-  Descriptor AddImage(const std::vector<Descriptor>& layers, const std::string& architecture = "amd64",
+  Descriptor AddImage(const std::vector<Descriptor>& layers,
+                      const std::string& architecture = "amd64",
                       const std::vector<std::string>& env = {},
                       const std::string& labels_json = "{}");
   // An index of images, each with the platform linux/<architecture>.
@@ -62,11 +63,11 @@ class OciLayout {
 };
 
 struct RegistryOptions {
-  CertKey tls;                // HTTPS when set
-  std::string basic_user;     // htpasswd Basic auth when set
+  CertKey tls;             // HTTPS when set
+  std::string basic_user;  // htpasswd Basic auth when set
   std::string basic_password;
-  bool token_auth = false;    // Bearer tokens from a token server (HTTPS when tls is set)
-  std::string token_user;     // the token server's credentials; none: anonymous tokens
+  bool token_auth = false;  // Bearer tokens from a token server (HTTPS when tls is set)
+  std::string token_user;   // the token server's credentials; none: anonymous tokens
   std::string token_password;
 };
 
