@@ -149,11 +149,20 @@ OciLayout* RegistryImportTest::layout_ = nullptr;
 OciLayout::Descriptor* RegistryImportTest::corrupt_layer_ = nullptr;
 
 TEST_F(RegistryImportTest, Qcow2ContainerDiskInAGzipLayer) {
-  Result<ImportResult> result = Import(Spec(registry_->Reference("disks/qcow2-gzip")));
+  Progress last;
+  ImportHooks hooks;
+  hooks.on_progress = [&last](const Progress& progress) { last = progress; };
+  Result<ImportResult> result = Import(Spec(registry_->Reference("disks/qcow2-gzip")), hooks);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_EQ(Sha256File(TargetPath()), images_->expected_qcow2);
   EXPECT_EQ(result->format_chain, (std::vector<std::string>{"qcow2"}));
   EXPECT_EQ(result->virtual_size, images_->raw.size());
+  // Progress counts the layer's bytes as served (one gzip layer here).
+  EXPECT_EQ(last.phase, Phase::kDone);
+  ASSERT_TRUE(last.source_size.has_value());
+  EXPECT_EQ(last.source_bytes, *last.source_size);
+  EXPECT_EQ(result->bytes_read, *last.source_size);
+  EXPECT_LT(*last.source_size, images_->qcow2.size());  // compressed
   EXPECT_EQ(result->image_env,
             (std::vector<std::string>{"INSTANCETYPE_KUBEVIRT_IO_DEFAULT_INSTANCETYPE=u1.small",
                                       "PATH=/usr/bin"}));
