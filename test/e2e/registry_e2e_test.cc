@@ -2,8 +2,11 @@
 // (docker-registry on 127.0.0.1, images pushed with skopeo).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <map>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "test/e2e/e2e_util.h"
 #include "test/e2e/pod_harness.h"
@@ -136,6 +139,80 @@ TEST_F(RegistryE2eTest, ImporterPodTakesInsecureTlsForAPlainHttpRegistry) {
   ASSERT_EQ(r.exit_code, 0) << r.log;
   EXPECT_TRUE(Contains(r.termination, "\"message\":\"Import Complete\"")) << r.termination;
   EXPECT_EQ(Sha256File(pod.data_dir() + "/disk.img"), Sha256Bytes(raw_));
+}
+
+}  // namespace
+}  // namespace cdi::test
+
+namespace cdi::test {
+namespace {
+
+// cdi-source-update-poller in its CronJob's pod: the digest from the
+// registry, recorded on the DataImportCron through the API server (played by
+// test/server/kube_api_server.py).
+TEST_F(RegistryE2eTest, PollerRecordsTheDigestOnTheDataImportCron) {
+  RegistryServer registry({});
+  Push(registry);
+  const std::string digest = Sh("skopeo --insecure-policy inspect --tls-verify=false --format "
+                                "'{{.Digest}}' " +
+                                registry.Reference("disks/e2e:v1"))
+                                 .substr(0, 71);
+  const CertKey& server_cert = SharedTestCertificates().server;
+  Sh("mkdir -p " + dir_.File("sa") + " && printf 'sa-token\\n' > " + dir_.File("sa/token") +
+     " && cp " + SharedTestCertificates().ca.cert + " " + dir_.File("sa/ca.crt"));
+  BackgroundProcess api(
+      {"python3", SourceDir() + "/test/server/kube_api_server.py", "--namespace", "golden",
+       "--name", "fedora", "--annotations",
+       "{\"cdi.kubevirt.io/storage.import.sourceDesiredDigest\": \"sha256:old\"}", "--token",
+       "sa-token", "--tls-cert", server_cert.cert, "--tls-key", server_cert.key, "--ports-file",
+       dir_.File("api-ports.json"), "--log", dir_.File("api.log")},
+      dir_.File("api.out"));
+  for (int i = 0; i < 500 && !FileExists(dir_.File("api-ports.json")); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(FileExists(dir_.File("api-ports.json")));
+  const std::string ports = ReadFile(dir_.File("api-ports.json"));
+  const std::string port = std::to_string(std::stoi(ports.substr(ports.find(':') + 1)));
+  RunOptions options;
+  options.env = {{"KUBERNETES_SERVICE_HOST", "127.0.0.1"},
+                 {"KUBERNETES_SERVICE_PORT", port},
+                 {"INSECURE_TLS", "true"}};
+  options.unset_env = {"KUBECONFIG", "IMPORTER_ACCESS_KEY_ID", "IMPORTER_SECRET_KEY"};
+  const std::vector<std::string> argv = {BinDir() + "/cdi-source-update-poller",
+                                         "-ns",
+                                         "golden",
+                                         "-cron",
+                                         "fedora",
+                                         "-url",
+                                         registry.Reference("disks/e2e:v1"),
+                                         "-service-account-dir",
+                                         dir_.File("sa"),
+                                         "-handover-program",
+                                         dir_.File("no-cdi-poller")};
+  RunResult first = test::Run(argv, options);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_TRUE(Contains(first.err, "Digest is " + digest)) << first.err;
+  EXPECT_TRUE(Contains(first.err, "Digest updated")) << first.err;
+  const std::string log = ReadFile(dir_.File("api.log"));
+  EXPECT_TRUE(Contains(log, "\"method\": \"PATCH\"")) << log;
+  EXPECT_TRUE(Contains(log, "application/json-patch+json")) << log;
+  EXPECT_TRUE(Contains(log, "cdi.kubevirt.io~1storage.import.sourceDesiredDigest")) << log;
+  EXPECT_TRUE(Contains(log, digest)) << log;
+  EXPECT_TRUE(Contains(log, "cdi.kubevirt.io~1storage.import.lastCronTime")) << log;
+
+  // The digest is recorded: the next run only notes its time.
+  RunResult second = test::Run(argv, options);
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_TRUE(Contains(second.err, "No digest update")) << second.err;
+
+  // A tag the registry lacks: CDI's words, exit 1, nothing patched.
+  std::vector<std::string> missing = argv;
+  missing[6] = registry.Reference("disks/e2e:gone");
+  const size_t patches = ReadFile(dir_.File("api.log")).size();
+  RunResult gone = test::Run(missing, options);
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_TRUE(Contains(gone.err, "Failed to get image digest: ")) << gone.err;
+  EXPECT_EQ(ReadFile(dir_.File("api.log")).size(), patches);
 }
 
 }  // namespace
