@@ -187,6 +187,19 @@ class RegistryClient::Impl {
     return spec;
   }
 
+  // Before a blob request: a token past three quarters of its lifetime is
+  // replaced, so that a layer opened late in a long import is not refused.
+  Status RefreshTokenIfOld() {
+    if (!bearer_challenge_ || Clock::now() - token_time_ < token_lifetime_ * 3 / 4) {
+      return Status::Ok();
+    }
+    Logger()->debug(
+        "the registry token is {} s old: getting a new one",
+        std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - token_time_).count());
+    const Challenge challenge = *bearer_challenge_;
+    return FetchToken(challenge);
+  }
+
   const ImageReference& reference() const { return reference_; }
   const CancelToken* cancel() const { return cancel_; }
   const std::string& spec_architecture() const { return spec_.registry.architecture; }
@@ -325,6 +338,17 @@ class RegistryClient::Impl {
                           " answered without a usable token (a JSON object with 'token')");
     }
     authorization_ = "Bearer " + token;
+    // The distribution spec's default lifetime is 60 s when none is given.
+    token_lifetime_ = std::chrono::seconds(60);
+    if (document.is_object()) {
+      auto expires = document.find("expires_in");
+      if (expires != document.end() && expires->is_number_integer() &&
+          expires->get<int64_t>() > 0) {
+        token_lifetime_ = std::chrono::seconds(expires->get<int64_t>());
+      }
+    }
+    token_time_ = Clock::now();
+    bearer_challenge_ = challenge;
     Logger()->debug("got a Bearer token for {} from {}", scope, realm_url->redacted);
     return Status::Ok();
   }
@@ -476,7 +500,10 @@ class RegistryClient::Impl {
   std::string authorization_;   // "Bearer <token>" once one was issued
   bool basic_ = false;          // the registry asked for Basic auth
   bool token_request_ = false;  // a token request is under way: Basic credentials, no token
-  Response response_;           // of the request under way
+  std::optional<Challenge> bearer_challenge_;  // what the last token was asked for with
+  Clock::time_point token_time_;
+  std::chrono::seconds token_lifetime_{60};
+  Response response_;  // of the request under way
   bool body_too_large_ = false;
 };
 
@@ -615,6 +642,7 @@ Result<std::unique_ptr<ByteSource>> RegistryClient::OpenBlob(const Descriptor& b
   CDI_RETURN_IF_ERROR(CheckDigest(blob.digest));
   CDI_ASSIGN_OR_RETURN(DigestHasher hasher, DigestHasher::For(blob.digest));
   const std::string what = "layer " + blob.digest + " of " + Describe();
+  CDI_RETURN_IF_ERROR(impl_->RefreshTokenIfOld());
   CDI_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> inner,
                        OpenHttpSource(impl_->BlobSpec(blob), impl_->cancel()));
   if (inner->size() && *inner->size() != blob.size) {
