@@ -151,7 +151,9 @@ class ImagePipeline::Impl {
     if (archive_writer_ != nullptr && !IsWrapper(format)) {
       // A tar header has no magic at offset 0; the tar reader checks it.
       tar_built_ = true;
-      stages_.push_back(tar::MakeTarReader(archive_writer_));
+      stages_.push_back(tar::MakeTarReader(archive_writer_, options_.container_layer
+                                                                ? tar::OtherEntries::kReport
+                                                                : tar::OtherEntries::kRefuse));
       return stages_.back().get();
     }
     bool nested = std::find(chain_.begin(), chain_.end(), format) != chain_.end();

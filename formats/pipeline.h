@@ -78,6 +78,10 @@ struct PipelineOptions {
   // The input is a disk's bytes as they are (a block device's clone): no
   // wrapper or format is looked for, a qcow2 header inside stays data.
   bool raw_only = false;
+  // Archives only: the tar is a container image layer, whose links, devices
+  // and other entries are reported as tar::EntryType::kOther instead of
+  // refused (tar::OtherEntries::kReport).
+  bool container_layer = false;
 };
 
 class ImagePipeline : public ByteSink {

@@ -4,7 +4,7 @@
 
 #include "cdi/import.h"
 #include "formats/pipeline.h"
-#include "sources/source.h"
+#include "importer/image_input.h"
 
 namespace cdi {
 namespace {
@@ -53,21 +53,14 @@ class Inspector : public formats::GuestWriter {
 
 Result<ImageInfo> Inspect(const SourceSpec& source_spec, const ImportHooks& hooks,
                           InspectDepth depth) {
-  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source,
-                       importer::OpenSource(source_spec, hooks.cancel));
+  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ImageInput> source,
+                       importer::OpenImageInput(source_spec, hooks.cancel, {}));
   Inspector inspector(depth);
   formats::PipelineOptions options;
-  options.decoder.container_size = source->size();
+  options.decoder.container_size = source->image_size();
   formats::ImagePipeline pipeline(&inspector, options);
-  std::vector<uint8_t> buffer(1 << 20);
-  Status status;
-  bool ended = false;
-  while (status.ok() && !ended) {
-    if (hooks.cancel != nullptr && hooks.cancel->cancelled()) return CancelledError("cancelled");
-    CDI_ASSIGN_OR_RETURN(size_t n, source->Read(buffer));
-    ended = n == 0;
-    status = ended ? pipeline.Finish() : pipeline.Feed(std::span<const uint8_t>(buffer.data(), n));
-  }
+  Result<uint64_t> fed = source->FeedTo(pipeline, hooks.cancel, [](uint64_t) {});
+  Status status = fed.ok() ? pipeline.Finish() : fed.status();
   if (!status.ok() && !Inspector::IsStop(status)) return status;
   if (!inspector.image()) {
     return CorruptImageError("the source ended before its image could be identified");
@@ -75,7 +68,7 @@ Result<ImageInfo> Inspect(const SourceSpec& source_spec, const ImportHooks& hook
   ImageInfo info;
   info.format_chain = pipeline.format_chain();
   info.virtual_size = inspector.image()->virtual_size;
-  info.container_size = source->size();
+  info.container_size = source->image_size();
   info.details = inspector.image()->details;
   if (!info.virtual_size) {
     // A raw image has no header of its own; a zstd frame's may say its size.

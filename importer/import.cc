@@ -17,13 +17,14 @@
 #include "formats/pipeline.h"
 #include "formats/tar/tar_reader.h"
 #include "importer/checksum.h"
+#include "importer/image_input.h"
 #include "importer/import_from.h"
 #include "importer/memory_plan.h"
 #include "importer/progress.h"
 #include "importer/target_sink.h"
 #include "pvc/directory_target.h"
 #include "pvc/target.h"
-#include "sources/source.h"
+#include "sources/registry/reference.h"
 
 namespace cdi {
 namespace {
@@ -195,37 +196,47 @@ formats::PipelineOptions PipelineOptionsFor(const ImportSpec& spec,
 }
 
 // Opens the spec's source, or takes the one given, and logs what it is.
-Result<std::unique_ptr<importer::ByteSource>> OpenAndDescribe(
-    const ImportSpec& spec, const ImportHooks& hooks,
+Result<std::unique_ptr<importer::ImageInput>> OpenAndDescribe(
+    const ImportSpec& spec, const ImportHooks& hooks, const formats::PipelineOptions& options,
     std::unique_ptr<importer::ByteSource>& given) {
-  std::unique_ptr<importer::ByteSource> source = std::move(given);
-  if (!source) {
-    CDI_ASSIGN_OR_RETURN(source, importer::OpenSource(spec.source, hooks.cancel));
+  std::unique_ptr<importer::ImageInput> input;
+  if (given) {
+    input = importer::InputFromSource(std::move(given));
+  } else {
+    CDI_ASSIGN_OR_RETURN(input, importer::OpenImageInput(spec.source, hooks.cancel, options));
   }
-  const std::optional<uint64_t> source_size = source->size();
-  Logger()->info("Importing {}{} into {}", source->Describe(),
+  const std::optional<uint64_t> source_size = input->size();
+  Logger()->info("Importing {}{} into {}", input->Describe(),
                source_size ? " (" + std::to_string(*source_size) + " bytes)" : std::string(),
                spec.targets.size() == 1 ? spec.targets[0].path
                                         : std::to_string(spec.targets.size()) + " targets");
-  return source;
+  return input;
 }
 
-// The copy loop every content type shares: reads the source once, front to
-// back, digests the bytes as served and feeds them to the format pipeline.
-// Returns the bytes read.
-Result<uint64_t> Pump(importer::ByteSource& source, formats::ImagePipeline& pipeline,
+// The checksum tap: digests the image's bytes as they pass to the pipeline.
+class ChecksumTap final : public formats::ByteSink {
+ public:
+  ChecksumTap(Digest& digest, formats::ByteSink& next) : digest_(digest), next_(next) {}
+  Status Feed(std::span<const uint8_t> bytes) override {
+    if (digest_.checksum) digest_.checksum->Update(bytes);
+    return next_.Feed(bytes);
+  }
+  Status Finish() override { return next_.Finish(); }
+
+ private:
+  Digest& digest_;
+  formats::ByteSink& next_;
+};
+
+// The copy loop every content type shares: reads the input once, front to
+// back, digests the image's bytes as served and feeds them to the format
+// pipeline. Returns the bytes read from the source.
+Result<uint64_t> Pump(importer::ImageInput& input, formats::ImagePipeline& pipeline,
                       Digest& digest, const CancelToken* cancel,
                       const std::function<void(uint64_t bytes_read)>& after_chunk) {
-  uint64_t bytes_read = 0;
-  while (true) {
-    if (cancel != nullptr && cancel->cancelled()) return CancelledError("import cancelled");
-    CDI_ASSIGN_OR_RETURN(std::span<const uint8_t> chunk, source.ReadView(kReadBufferSize));
-    if (chunk.empty()) break;
-    bytes_read += chunk.size();
-    if (digest.checksum) digest.checksum->Update(chunk);
-    CDI_RETURN_IF_ERROR(pipeline.Feed(chunk));
-    after_chunk(bytes_read);
-  }
+  ChecksumTap tap(digest, pipeline);
+  CDI_ASSIGN_OR_RETURN(uint64_t bytes_read, input.FeedTo(tap, cancel, after_chunk));
+  if (cancel != nullptr && cancel->cancelled()) return CancelledError("import cancelled");
   CDI_RETURN_IF_ERROR(pipeline.Finish());
   CDI_RETURN_IF_ERROR(digest.Verify());
   return bytes_read;
@@ -269,6 +280,11 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const importer::Memor
                                 "directory of a filesystem volume");
   }
   CDI_RETURN_IF_ERROR(CheckOverhead(target.filesystem_overhead));
+  if (importer::registry::IsDockerReference(spec.source.url)) {
+    return InvalidArgumentError(
+        "Unsupported content type archive when importing from registry: a registry image holds "
+        "a disk image (content type kubevirt), which is what is imported from it");
+  }
   // Local problems fail before any download; an uncommitted directory
   // target removes what it created when it goes.
   CDI_ASSIGN_OR_RETURN(
@@ -277,8 +293,11 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const importer::Memor
                                              .filesystem_overhead = target.filesystem_overhead}));
   importer::ProgressReporter progress(hooks.on_progress, start);
   progress.Report(Phase::kConnecting);
-  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source,
-                       OpenAndDescribe(spec, hooks, given));
+  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ImageInput> source,
+                       OpenAndDescribe(spec, hooks,
+                                       PipelineOptionsFor(spec, plan, directory->capacity(),
+                                                          std::nullopt),
+                                       given));
   ArchiveSink sink(directory.get());
   formats::ImagePipeline pipeline(&sink,
                                   PipelineOptionsFor(spec, plan, directory->capacity(),
@@ -352,17 +371,20 @@ Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks
     targets.Add(std::move(opened).value());
   }
 
-  importer::ProgressReporter progress(hooks.on_progress, start);
-  progress.Report(Phase::kConnecting);
-  CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ByteSource> source,
-                       OpenAndDescribe(spec, hooks, given));
-  const std::optional<uint64_t> source_size = source->size();
-
   importer::TargetSink sink(sink_targets);
   uint64_t smallest_capacity = UINT64_MAX;
   for (auto& t : targets.targets()) smallest_capacity = std::min(smallest_capacity, t->capacity());
+
+  importer::ProgressReporter progress(hooks.on_progress, start);
+  progress.Report(Phase::kConnecting);
+  CDI_ASSIGN_OR_RETURN(
+      std::unique_ptr<importer::ImageInput> source,
+      OpenAndDescribe(spec, hooks, PipelineOptionsFor(spec, plan, smallest_capacity, std::nullopt),
+                      given));
+  const std::optional<uint64_t> source_size = source->size();
   formats::ImagePipeline pipeline(
-      &sink, PipelineOptionsFor(spec, plan, smallest_capacity, source_size, from.raw_only));
+      &sink,
+      PipelineOptionsFor(spec, plan, smallest_capacity, source->image_size(), from.raw_only));
 
   uint64_t bytes_read = 0;
   bool announced = false;
@@ -411,6 +433,7 @@ Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks
     if (failure.ok() && result.target_size == 0) result.target_size = size;
   }
   result.bytes_read = bytes_read;
+  result.image_env = source->image_env();
   result.bytes_written = sink.bytes_written();
   result.bytes_zero = sink.bytes_zero();
   result.preallocated =

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/text.h"
+
 namespace cdi::pod {
 
 std::string HandoverProgram(std::string_view name) {
@@ -16,9 +18,19 @@ std::string HandoverProgram(std::string_view name) {
 std::optional<std::string> ImporterHandoverReason(const Environment& env) {
   // The sources CDI's importer knows and this one does not (pod_config.cc
   // refuses them by name when there is no hand-over).
-  static constexpr std::array<std::string_view, 5> kCdiSources = {"s3", "gcs", "registry",
-                                                                  "imageio", "vddk"};
+  static constexpr std::array<std::string_view, 4> kCdiSources = {"s3", "gcs", "imageio",
+                                                                  "vddk"};
   const std::string source = env.GetOr("IMPORTER_SOURCE");
+  // Registries are read here through their docker:// references; CDI's
+  // other transport (oci-archive:) goes to CDI's importer.
+  if (source == "registry") {
+    const std::string endpoint = AsciiLower(env.GetOr("IMPORTER_ENDPOINT"));
+    if (!endpoint.empty() && !endpoint.starts_with("docker://")) {
+      return "IMPORTER_SOURCE=registry (an " + endpoint.substr(0, endpoint.find(':')) +
+             ": endpoint)";
+    }
+    return std::nullopt;
+  }
   for (std::string_view known : kCdiSources) {
     if (source == known) return "IMPORTER_SOURCE=" + source;
   }

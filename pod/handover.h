@@ -3,8 +3,8 @@
 //
 // CDI's controller starts every importer pod, and its helper programs, from
 // one image. What this project does not implement (today the s3, gcs,
-// registry, imageio and vddk sources, registry node pull, and the registry
-// poller) is handed over, in the overlay image, to CDI's binary of the same
+// imageio and vddk sources, registry node pull and registry endpoints
+// other than docker://) is handed over, in the overlay image, to CDI's binary of the same
 // name under kHandoverDir: the process is replaced by it (exec), with the
 // arguments CDI's controller passed and the environment unchanged, so that it
 // speaks CDI's contract itself (termination message, metric, exit code). In
@@ -30,7 +30,7 @@ inline constexpr std::string_view kHandoverDir = "/usr/libexec/cdi";
 std::string HandoverProgram(std::string_view name);
 
 // Why CDI's importer must run this pod, as the log says it
-// ("IMPORTER_SOURCE=registry"); nullopt when cdi-importer handles it
+// ("IMPORTER_SOURCE=s3"); nullopt when cdi-importer handles it
 // (http, none, and the values it refuses itself, such as unknown sources).
 std::optional<std::string> ImporterHandoverReason(const Environment& env);
 

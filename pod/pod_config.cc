@@ -26,7 +26,7 @@ namespace {
 constexpr std::string_view kExtraHeaderPrefix = "IMPORTER_EXTRA_HEADER_";
 
 // Sources CDI's importer knows that this one does not implement.
-constexpr std::string_view kOtherSources[] = {"s3", "gcs", "registry", "imageio", "vddk"};
+constexpr std::string_view kOtherSources[] = {"s3", "gcs", "imageio", "vddk"};
 
 bool IsDirectory(const std::string& path) {
   struct stat st {};
@@ -88,7 +88,27 @@ Status CollectHeaderFiles(const std::string& dir, std::vector<std::string>& head
 
 Status Refusal(std::string message) { return InvalidArgumentError(std::move(message)); }
 
+// "http:" of "HTTP://host/x": the scheme and its colon, lower case ("" without "://").
+std::string LowerScheme(const std::string& endpoint) {
+  std::string scheme = endpoint.substr(0, endpoint.find("://") + 1);
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return scheme;
+}
+
 }  // namespace
+
+std::string_view SourceName(SourceKind kind) {
+  switch (kind) {
+    case SourceKind::kHttp:
+      return "http";
+    case SourceKind::kBlank:
+      return "none";
+    case SourceKind::kRegistry:
+      return "registry";
+  }
+  return "http";
+}
 
 Environment Environment::FromProcess() {
   std::vector<std::string> entries;
@@ -160,12 +180,14 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
     config.source = SourceKind::kHttp;
   } else if (source == "none") {
     config.source = SourceKind::kBlank;
+  } else if (source == "registry") {
+    config.source = SourceKind::kRegistry;
   } else if (std::find(std::begin(kOtherSources), std::end(kOtherSources), source) !=
              std::end(kOtherSources)) {
     return UnsupportedError("Unable to connect to " + source +
                             " data source: IMPORTER_SOURCE=" + source +
                             " is not supported by this importer, which imports from http and "
-                            "https URLs and creates blank disks (none); the overlay image "
+                            "https URLs and registries and creates blank disks (none); the overlay image "
                             "(Containerfile.cdi-overlay) hands " +
                             source + " sources over to CDI's importer");
   } else {
@@ -201,34 +223,48 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
   config.cache_mode = env.GetOr("CACHE_MODE");
   if (config.source == SourceKind::kBlank) return config;
 
-  // The registry's node-pull method runs a server sidecar from CDI's importer
-  // image and points an http source at it.
-  if (env.GetOr("IMPORTER_PULL_METHOD") == "node") {
-    return UnsupportedError(
-        "Unable to connect to http data source: registry imports with the node pull method "
-        "(IMPORTER_PULL_METHOD=node) are not supported by this importer; the overlay image "
-        "(Containerfile.cdi-overlay) hands them over to CDI's importer");
-  }
-  config.endpoint = env.GetOr("IMPORTER_ENDPOINT");
-  if (config.endpoint.empty()) {
-    return Refusal(
-        "Unable to connect to http data source: endpoint \"IMPORTER_ENDPOINT\" is missing or "
-        "blank");
-  }
-  // Only URLs: the library would also read a local path or standard input.
-  std::string scheme = config.endpoint.substr(0, config.endpoint.find("://") + 1);
-  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (scheme != "http:" && scheme != "https:") {
-    return Refusal("Unable to connect to http data source: endpoint \"" +
-                   RedactUrl(config.endpoint) + "\" is not an http:// or https:// URL");
-  }
-  config.checksum = env.GetOr("IMPORTER_CHECKSUM");
-  if (!config.checksum.empty()) {
-    Result<ExpectedChecksum> parsed = ParseChecksum(config.checksum);
-    if (!parsed.ok()) {
-      return Refusal("Unable to connect to http data source: invalid checksum: " +
-                     parsed.status().message());
+  if (config.source == SourceKind::kRegistry) {
+    // CDI's importer reads registries for disk images only.
+    if (config.content_type != ContentType::kDiskImage) {
+      return Refusal("Unsupported content type archive when importing from registry");
+    }
+    config.endpoint = env.GetOr("IMPORTER_ENDPOINT");
+    if (LowerScheme(config.endpoint) != "docker:") {
+      return Refusal("Unable to connect to registry data source: endpoint \"" +
+                     RedactUrl(config.endpoint) +
+                     "\" is not a docker:// image reference (docker://HOST[:PORT]/REPO[:TAG]); "
+                     "the overlay image (Containerfile.cdi-overlay) hands other transports "
+                     "(oci-archive:) over to CDI's importer");
+    }
+    config.registry_architecture = env.GetOr("IMPORTER_REGISTRY_IMAGE_ARCHITECTURE");
+  } else {
+    // The registry's node-pull method runs a server sidecar from CDI's importer
+    // image and points an http source at it.
+    if (env.GetOr("IMPORTER_PULL_METHOD") == "node") {
+      return UnsupportedError(
+          "Unable to connect to http data source: registry imports with the node pull method "
+          "(IMPORTER_PULL_METHOD=node) are not supported by this importer; the overlay image "
+          "(Containerfile.cdi-overlay) hands them over to CDI's importer");
+    }
+    config.endpoint = env.GetOr("IMPORTER_ENDPOINT");
+    if (config.endpoint.empty()) {
+      return Refusal(
+          "Unable to connect to http data source: endpoint \"IMPORTER_ENDPOINT\" is missing or "
+          "blank");
+    }
+    // Only URLs: the library would also read a local path or standard input.
+    const std::string scheme = LowerScheme(config.endpoint);
+    if (scheme != "http:" && scheme != "https:") {
+      return Refusal("Unable to connect to http data source: endpoint \"" +
+                     RedactUrl(config.endpoint) + "\" is not an http:// or https:// URL");
+    }
+    config.checksum = env.GetOr("IMPORTER_CHECKSUM");
+    if (!config.checksum.empty()) {
+      Result<ExpectedChecksum> parsed = ParseChecksum(config.checksum);
+      if (!parsed.ok()) {
+        return Refusal("Unable to connect to http data source: invalid checksum: " +
+                       parsed.status().message());
+      }
     }
   }
 
@@ -253,6 +289,8 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
         "authentication is sent");
   }
 
+  // Extra headers are HTTP's (CDI's registry source sends none).
+  if (config.source == SourceKind::kRegistry) return config;
   for (const auto& [name, value] : env.WithPrefix(kExtraHeaderPrefix)) {
     if (auto line = HeaderLine(value, name)) config.extra_headers.push_back(*line);
   }
@@ -270,6 +308,10 @@ ImportSpec MakeImportSpec(const PodConfig& config, const PodPaths& paths, Volume
   spec.source.auth.user = config.user;
   spec.source.auth.password = config.password;
   spec.source.auth.headers = config.extra_headers;
+  // An insecure registry (CDI passes insecureRegistries as INSECURE_TLS):
+  // HTTPS unverified, or plain HTTP.
+  spec.source.registry.insecure = config.tls_verify == TlsVerify::kOff;
+  spec.source.registry.architecture = config.registry_architecture;
   spec.checksum = config.checksum;
   spec.content_type = config.content_type;
   if (IsDirectory(paths.scratch_dir)) spec.scratch_dir = paths.scratch_dir;

@@ -7,7 +7,7 @@
 // termination message CDI's importer writes for them, so that the controller
 // and the admin see the same text:
 //   Unknown data source: <src>                                  (unknown IMPORTER_SOURCE)
-//   Unable to connect to <src> data source: ... not supported   (s3, gcs, registry, imageio, vddk)
+//   Unable to connect to <src> data source: ... not supported   (s3, gcs, imageio, vddk)
 //   the PREALLOCATION environment variable is with a wrong value "<v>"; should be "true" or "false"
 //   Unable to connect to http data source: invalid checksum: ...
 //   Unable to process data: IMPORTER_IMAGE_SIZE ... / FILESYSTEM_OVERHEAD ... / Unknown content
@@ -57,9 +57,13 @@ class Environment {
 };
 
 enum class SourceKind {
-  kHttp,   // IMPORTER_SOURCE=http (or empty)
-  kBlank,  // IMPORTER_SOURCE=none
+  kHttp,      // IMPORTER_SOURCE=http (or empty)
+  kBlank,     // IMPORTER_SOURCE=none
+  kRegistry,  // IMPORTER_SOURCE=registry, a docker:// endpoint
 };
+
+// "http", "none", "registry": as IMPORTER_SOURCE names it, for messages.
+std::string_view SourceName(SourceKind kind);
 
 // Where the pod writes: a block device when the block device path exists (as
 // CDI decides), otherwise the filesystem volume.
@@ -82,6 +86,7 @@ struct PodConfig {
   std::string checksum;    // IMPORTER_CHECKSUM, validated
   std::string owner_uid;   // OWNER_UID
   std::string cache_mode;  // CACHE_MODE
+  std::string registry_architecture;  // IMPORTER_REGISTRY_IMAGE_ARCHITECTURE
 };
 
 // Reads the environment (and the secret header files under
@@ -99,7 +104,7 @@ std::optional<bool> ParseGoBool(std::string_view text);
 // The path written for a disk image on a filesystem volume: <data dir>/disk.img.
 std::string DiskImagePath(const PodPaths& paths);
 
-// The import an http source asks for, into the volume `mode` names: a disk
+// The import an http or registry source asks for, into the volume `mode` names: a disk
 // image into the block device or <data dir>/disk.img (replacing a file left
 // there), an archive into the data dir (whatever `mode`: archives on block
 // volumes are the caller's to refuse).

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -100,6 +101,15 @@ std::string Render(const TerminationMessage& message, const std::optional<std::s
   if (message.deadline_passed) {
     field("deadlinePassed", *message.deadline_passed ? "true" : "false");
   }
+  if (!message.labels.empty()) {
+    // Go's encoding/json writes a map's keys sorted, as std::map holds them.
+    std::string labels = "{";
+    for (const auto& [key, value] : message.labels) {
+      if (labels.size() > 1) labels += ',';
+      labels += GoJsonString(key) + ":" + GoJsonString(value);
+    }
+    field("labels", labels + "}");
+  }
   if (text) field("message", GoJsonString(*text));
   return json + "}";
 }
@@ -132,6 +142,33 @@ std::string PlainTerminationText(std::string_view text) {
     if (c == '\n') c = ' ';
   }
   return std::string(CutAtCharacter(flat, kMaxTerminationMessageBytes));
+}
+
+std::map<std::string, std::string> EnvToLabels(const std::vector<std::string>& env) {
+  static constexpr std::string_view kEnvPrefix = "KUBEVIRT_IO_";
+  static constexpr std::string_view kLabelPrefix = "kubevirt.io/";
+  std::map<std::string, std::string> labels;
+  for (const std::string& entry : env) {
+    const size_t equals = entry.find('=');
+    if (equals == std::string::npos) continue;
+    const std::string name = entry.substr(0, equals);
+    const size_t at = name.find(kEnvPrefix);
+    if (at == std::string::npos) continue;
+    // "INSTANCETYPE_KUBEVIRT_IO_DEFAULT_PREFERENCE": what comes before the
+    // prefix becomes dotted domain parts, what follows a dashed name.
+    std::string label;
+    std::string before = name.substr(0, at);
+    if (!before.empty() && before.back() == '_') before.pop_back();
+    if (!before.empty()) {
+      for (char c : before) label += c == '_' ? '.' : c;
+      label += '.';
+    }
+    label += kLabelPrefix;
+    for (char c : name.substr(at + kEnvPrefix.size())) label += c == '_' ? '-' : c;
+    for (char& c : label) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    labels[label] = entry.substr(equals + 1);
+  }
+  return labels;
 }
 
 Status WriteTerminationLog(const std::string& path, std::string_view text) {

@@ -14,9 +14,11 @@
 #define CDI_POD_TERMINATION_MESSAGE_H_
 
 #include <cstddef>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cdi/status.h"
 
@@ -26,13 +28,20 @@ inline constexpr size_t kMaxTerminationMessageBytes = 4096;
 inline constexpr std::string_view kCompleteMessage = "Import Complete";
 
 // CDI's common.TerminationMessage, the fields this importer and the upload
-// server set (CDI's vddkInfo and labels belong to sources they do not handle).
+// server set (CDI's vddkInfo belongs to a source they do not handle).
 struct TerminationMessage {
   std::optional<bool> scratch_space_required;
   std::optional<bool> preallocation_applied;
   std::optional<bool> deadline_passed;  // the upload server's deadline went by
+  // A registry image's labels (EnvToLabels); left out when empty.
+  std::map<std::string, std::string> labels;
   std::optional<std::string> message;
 };
+
+// CDI's labels from a registry image's Env: each NAME=value whose name holds
+// KUBEVIRT_IO_ ("INSTANCETYPE_KUBEVIRT_IO_DEFAULT_INSTANCETYPE=u1.small"
+// becomes "instancetype.kubevirt.io/default-instancetype": "u1.small").
+std::map<std::string, std::string> EnvToLabels(const std::vector<std::string>& env);
 
 // The JSON as Go's json.Marshal writes it: unset fields left out, strings
 // escaped as Go escapes them (<, > and & as \u003c, \u003e, \u0026; invalid

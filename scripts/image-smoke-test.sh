@@ -88,8 +88,8 @@ if [ "$overlay" = yes ]; then
     check "CDI's $program loads" "${run[@]}" --entrypoint sh "$image" -c \
       "/usr/libexec/cdi/$program -h 2>&1 | grep -q 'Usage of' && echo started"
   done
-  check "a registry pod is handed over" "${run[@]}" -e IMPORTER_SOURCE=registry \
-    -e IMPORTER_ENDPOINT=docker://registry.invalid/disk:1 --entrypoint sh "$image" -c \
+  check "a gcs pod is handed over" "${run[@]}" -e IMPORTER_SOURCE=gcs \
+    -e IMPORTER_ENDPOINT=gs://bucket/disk.img --entrypoint sh "$image" -c \
     '/usr/bin/cdi-importer -alsologtostderr -v=1 --termination-log /tmp/t 2>&1 | grep -m1 "handing the pod over"'
   for tool in qemu-img nbdkit; do
     check "$tool for CDI's importer" "${run[@]}" --entrypoint $tool "$image" --version

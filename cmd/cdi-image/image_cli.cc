@@ -31,6 +31,7 @@ struct SourceFlags {
   std::string client_cert;
   std::string client_key;
   bool insecure = false;
+  std::string arch;
   std::string user;
   std::string password_file;
   std::vector<std::string> headers;
@@ -66,9 +67,17 @@ void AddSourceFlags(CLI::App* app, SourceFlags* f) {
       ->check(CLI::ExistingFile)->group("TLS and credentials");
   app->add_option("--client-key", f->client_key, "PEM private key of --client-cert")
       ->check(CLI::ExistingFile)->group("TLS and credentials");
-  app->add_flag("--insecure", f->insecure, "do not verify the server's certificate")
+  app->add_flag("--insecure", f->insecure,
+                "do not verify the server's certificate; a docker:// registry is also reached "
+                "over plain HTTP when it does not speak HTTPS (an insecure registry)")
       ->group("TLS and credentials");
-  app->add_option("--user", f->user, "user name for HTTP basic authentication")
+  app->add_option("--arch", f->arch,
+                  "docker:// sources: the image of a multi-architecture index to import "
+                  "(amd64, arm64, s390x, ...; default: this machine's)")
+      ->group("Registry");
+  app->add_option("--user", f->user,
+                  "user name for HTTP basic authentication (docker://: the registry's user, for "
+                  "Basic auth or its token server)")
       ->group("TLS and credentials");
   app->add_option("--password-file", f->password_file,
                   "file holding the basic-auth password (first line)")
@@ -129,6 +138,8 @@ Result<SourceSpec> BuildSource(const std::string& url, const SourceFlags& f) {
   SourceSpec spec;
   spec.url = url;
   spec.tls.verify = f.insecure ? TlsVerify::kOff : TlsVerify::kOn;
+  spec.registry.insecure = f.insecure;
+  spec.registry.architecture = f.arch;
   spec.tls.ca_files = f.ca_bundles;
   spec.tls.ca_dirs = f.ca_dirs;
   for (const std::string& data : f.ca_bundle_data) {
@@ -386,7 +397,8 @@ int RunImageCli(int argc, char** argv) {
 
   ImportFlags import_flags;
   CLI::App* import = app.add_subcommand("import", "import an image onto a file or block device");
-  import->add_option("SOURCE", import_flags.source, "http(s) URL, local file, or - for standard input")
+  import->add_option("SOURCE", import_flags.source, "http(s) URL, docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] (the disk image "
+                     "in a containerDisk's /disk), local file, or - for standard input")
       ->required();
   import->add_option("TARGET", import_flags.target, "file to create, or block device to overwrite")
       ->required();
@@ -418,7 +430,8 @@ int RunImageCli(int argc, char** argv) {
   std::string info_source;
   bool info_json = false;
   CLI::App* info = app.add_subcommand("info", "show an image's format chain and sizes");
-  info->add_option("SOURCE", info_source, "http(s) URL, local file, or - for standard input")
+  info->add_option("SOURCE", info_source, "http(s) URL, docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] (the disk image "
+                     "in a containerDisk's /disk), local file, or - for standard input")
       ->required();
   info->add_flag("--json", info_json, "print one JSON object");
   bool info_full = false;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,9 +41,11 @@ std::string_view ContentTypeName(ContentType type) {
   return type == ContentType::kArchive ? "archive" : "kubevirt";
 }
 
-Outcome Complete(std::optional<bool> scratch_space_required, bool preallocation_applied) {
+Outcome Complete(std::optional<bool> scratch_space_required, bool preallocation_applied,
+                 std::map<std::string, std::string> labels = {}) {
   return {cli::kExitOk, ToJson({.scratch_space_required = scratch_space_required,
                                 .preallocation_applied = preallocation_applied,
+                                .labels = std::move(labels),
                                 .message = std::string(kCompleteMessage)})};
 }
 
@@ -63,9 +66,9 @@ Outcome RunBlank(const PodConfig& config, const PodPaths& paths, VolumeMode mode
   return Complete(std::nullopt, result->preallocated);
 }
 
-// IMPORTER_SOURCE=http.
-Outcome RunHttp(const PodConfig& config, const PodPaths& paths, VolumeMode mode,
-                ProgressMetric& metric, const CancelToken& cancel) {
+// IMPORTER_SOURCE=http and registry.
+Outcome RunImport(const PodConfig& config, const PodPaths& paths, VolumeMode mode,
+                  ProgressMetric& metric, const CancelToken& cancel) {
   const bool archive = config.content_type == ContentType::kArchive;
   if (archive && mode == VolumeMode::kBlock) {
     return PlainFailure(
@@ -96,7 +99,8 @@ Outcome RunHttp(const PodConfig& config, const PodPaths& paths, VolumeMode mode,
   Result<ImportResult> result = Import(spec, hooks);
   if (result.ok()) {
     // CDI reports preallocation only for disk images; archives never apply it.
-    return Complete(false, !archive && result->preallocated);
+    // A registry image's KUBEVIRT_IO_ variables become labels, as CDI's do.
+    return Complete(false, !archive && result->preallocated, EnvToLabels(result->image_env));
   }
 
   const Status& status = result.status();
@@ -107,6 +111,12 @@ Outcome RunHttp(const PodConfig& config, const PodPaths& paths, VolumeMode mode,
         cli::kExitCancelled);
   }
   if (phase == Phase::kConnecting) {
+    if (config.source == SourceKind::kRegistry) {
+      // "failed to pull image" is what CDI's controller looks for (the
+      // ImagePullFailed reason a DataImportCron acts on).
+      return PlainFailure("Unable to process data: Failed to read registry image: failed to pull "
+                          "image: " + status.message());
+    }
     return PlainFailure("Unable to connect to http data source: " + status.message());
   }
   std::string text = "Unable to process data: ";
@@ -218,7 +228,8 @@ int RunImporterPod(int argc, char** argv) {
   std::string handover_program = HandoverProgram("cdi-importer");
   app.add_option("--handover-program", handover_program,
                  "CDI's importer, to hand the sources this importer does not implement (s3, gcs, "
-                 "registry, imageio, vddk, registry node pull) over to; used when it exists")
+                 "imageio, vddk, registry node pull, oci-archive registry endpoints) over to; "
+                 "used when it exists")
       ->capture_default_str();
   app.set_version_flag("--version", "cdi-importer " + std::string(Version()));
 
@@ -259,7 +270,7 @@ int RunImporterPod(int argc, char** argv) {
     const VolumeMode mode = DetectVolumeMode(paths);
     LogConfiguration(*config, paths, mode);
     outcome = config->source == SourceKind::kBlank ? RunBlank(*config, paths, mode, metric)
-                                                   : RunHttp(*config, paths, mode, metric, cancel);
+                                                   : RunImport(*config, paths, mode, metric, cancel);
   }
 
   Status written = WriteTerminationLog(paths.termination_log, outcome.termination);

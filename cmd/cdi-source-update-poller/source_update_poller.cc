@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,9 @@
 #include "cdi/status.h"
 #include "pod/go_flags.h"
 #include "pod/handover.h"
+#include "pod/kube_client.h"
+#include "pod/pod_config.h"
+#include "pod/registry_poller.h"
 
 namespace cdi::poller {
 namespace {
@@ -27,7 +31,7 @@ std::vector<std::string> CdiArguments(const std::vector<std::string>& arguments)
     name.erase(0, name.find_first_not_of('-'));
     const bool has_value = name.find('=') != std::string::npos;
     name = name.substr(0, name.find('='));
-    if (name == "handover-program") {
+    if (name == "handover-program" || name == "service-account-dir") {
       if (!has_value) ++i;
       continue;
     }
@@ -35,6 +39,49 @@ std::vector<std::string> CdiArguments(const std::vector<std::string>& arguments)
     out.push_back(argument);
   }
   return out;
+}
+
+// Go's time.Now().Format(time.RFC3339): local time, "Z" or "+hh:mm".
+std::string NowRfc3339() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char text[40];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &local);
+  std::string out = text;
+  const long offset = local.tm_gmtoff;  // NOLINT(google-runtime-int): tm's type
+  if (offset == 0) return out + "Z";
+  const long minutes = (offset < 0 ? -offset : offset) / 60;  // NOLINT(google-runtime-int)
+  std::snprintf(text, sizeof text, "%c%02ld:%02ld", offset < 0 ? '-' : '+', minutes / 60,
+                minutes % 60);
+  return out + text;
+}
+
+// The poller itself, in the CronJob's pod: the digest from the registry, then
+// the DataImportCron's annotations through the API server.
+int PollNatively(const pod::Environment& env, const pod::KubeConfig& kube,
+                 const std::string& cron_namespace, const std::string& cron_name,
+                 const std::string& url, const std::string& cert_dir) {
+  pod::RegistryPollSettings settings;
+  settings.url = url;
+  settings.cert_dir = cert_dir;
+  settings.user = env.GetOr("IMPORTER_ACCESS_KEY_ID");
+  settings.password = env.GetOr("IMPORTER_SECRET_KEY");
+  settings.insecure = pod::ParseGoBool(env.GetOr("INSECURE_TLS")).value_or(false);
+  Result<std::string> digest = pod::RegistryDigest(settings);
+  if (!digest.ok()) {
+    pod::GoLog("Failed to get image digest: " + digest.status().message());
+    return 1;
+  }
+  pod::GoLog("Digest is " + *digest);
+  Result<bool> updated =
+      pod::RecordDigest(pod::KubeClient(kube), cron_namespace, cron_name, *digest, NowRfc3339());
+  if (!updated.ok()) {
+    pod::GoLog(updated.status().message());
+    return 1;
+  }
+  pod::GoLog(*updated ? "Digest updated" : "No digest update");
+  return 0;
 }
 
 }  // namespace
@@ -55,6 +102,9 @@ int RunSourceUpdatePoller(const std::string& program, const std::vector<std::str
   flags.String("certdir", &cert_dir, "registry certificates path.");
   flags.String("handover-program", &handover_program,
                "CDI's poller, which reads the registry until this one can");
+  std::string service_account_dir = pod::kServiceAccountDir;
+  flags.String("service-account-dir", &service_account_dir,
+               "where the pod's service account (token, ca.crt) is mounted");
   flags.Bool("version", &version, "print the version and exit");
   switch (flags.Parse(arguments)) {
     case pod::GoFlagSet::Outcome::kParsed:
@@ -75,16 +125,24 @@ int RunSourceUpdatePoller(const std::string& program, const std::vector<std::str
     return 1;
   }
 
-  // The digest of the tag comes from the registry: CDI's poller reads it
-  // until a native registry client exists.
+  // In the CronJob's pod (the API server from the service account, no
+  // -kubeconfig or -server): the poller runs here. Elsewhere CDI's poller,
+  // which reads kubeconfig files, takes over when the image has it.
+  const pod::Environment env = pod::Environment::FromProcess();
+  Result<pod::KubeConfig> kube =
+      config_path.empty() && kube_url.empty()
+          ? pod::InClusterConfig(env, service_account_dir)
+          : Result<pod::KubeConfig>(InvalidArgumentError(
+                "-kubeconfig and -server (and KUBECONFIG) are read by CDI's poller only"));
+  if (kube.ok()) return PollNatively(env, *kube, cron_namespace, cron_name, url, cert_dir);
   if (!pod::IsExecutableFile(handover_program)) {
-    pod::GoLog("Failed to get image digest: this image reads no registry itself, and CDI's "
-               "poller is not in it (" + handover_program +
-               "); run DataImportCrons of registry sources with the overlay image "
-               "(Containerfile.cdi-overlay)");
+    pod::GoLog("Failed to get image digest: this poller runs in the CronJob's pod only (" +
+               kube.status().message() + "), and CDI's poller, which runs anywhere, is not in " +
+               "this image (" + handover_program +
+               "); run it in its pod, or with the overlay image (Containerfile.cdi-overlay)");
     return 1;
   }
-  pod::GoLog("Registry digests are read by CDI's poller: handing DataImportCron " +
+  pod::GoLog(kube.status().message() + ": handing DataImportCron " +
              cron_namespace + "/" + cron_name + " over to " + handover_program);
   Status failed = pod::ExecProgram(handover_program, CdiArguments(arguments));
   pod::GoLog("Failed to get image digest: " + failed.message());

@@ -161,7 +161,7 @@ std::string RefusedTypeName(char typeflag) {
 
 class TarReader final : public ByteSink {
  public:
-  explicit TarReader(EntryWriter* writer) : writer_(writer) {}
+  TarReader(EntryWriter* writer, OtherEntries others) : writer_(writer), others_(others) {}
 
   Status Feed(std::span<const uint8_t> bytes) override {
     while (!bytes.empty()) {
@@ -249,8 +249,22 @@ class TarReader final : public ByteSink {
     std::optional<std::string> linkpath;
     std::optional<uint64_t> size;
     std::optional<int64_t> mtime;
-    bool empty() const { return !path && !linkpath && !size && !mtime; }
+    bool sparse = false;  // pax GNU.sparse.* records (OtherEntries::kReport only)
+    bool empty() const { return !path && !linkpath && !size && !mtime && !sparse; }
   };
+
+  // An entry that is not a regular file or directory, or whose name is
+  // unsafe, in OtherEntries::kReport mode: reported as kOther, data skipped.
+  Status ReportOther(std::string_view raw_name) {
+    Entry entry;
+    std::string_view name = raw_name;
+    while (name.starts_with("./")) name.remove_prefix(2);
+    entry.path = std::string(name);
+    entry.type = EntryType::kOther;
+    CDI_RETURN_IF_ERROR(writer_->Begin(entry));
+    CDI_RETURN_IF_ERROR(writer_->End());
+    return SkipMember();
+  }
 
   // After a member's data: skip the padding to the next block boundary.
   void AfterMember() {
@@ -314,7 +328,8 @@ class TarReader final : public ByteSink {
       remaining_ = member_size_;
     }
 
-    EntryType type;
+    EntryType type = EntryType::kOther;
+    if (pending.sparse) return ReportOther(raw_name);
     switch (typeflag) {
       case '0':
       case '\0':
@@ -328,6 +343,7 @@ class TarReader final : public ByteSink {
         type = EntryType::kDirectory;
         break;
       default: {
+        if (others_ == OtherEntries::kReport) return ReportOther(raw_name);
         std::string message =
             "archive entry " + Quote(raw_name) + " is " + RefusedTypeName(typeflag);
         if (typeflag == '1' || typeflag == '2') {
@@ -341,6 +357,7 @@ class TarReader final : public ByteSink {
     }
 
     Result<std::string> path = NormalizeEntryPath(raw_name);
+    if (!path.ok() && others_ == OtherEntries::kReport) return ReportOther(raw_name);
     if (!path.ok()) return path.status().Annotate("archive entry " + Quote(raw_name));
 
     std::optional<uint64_t> mode = ParseNumber(FieldBytes(block_, kMode));
@@ -450,6 +467,10 @@ class TarReader final : public ByteSink {
       std::string_view key = record.substr(0, equals);
       std::string_view value = record.substr(equals + 1);
       if (key.starts_with("GNU.sparse.")) {
+        if (others_ == OtherEntries::kReport) {
+          if (!global) pending_.sparse = true;
+          continue;
+        }
         return UnsupportedError("archive entry" + AtOffset(metadata_offset_) +
                                 " is a GNU sparse file (pax " + std::string(key) +
                                 "); only regular files and directories are extracted from "
@@ -474,6 +495,7 @@ class TarReader final : public ByteSink {
   }
 
   EntryWriter* writer_;
+  const OtherEntries others_;
   State state_ = State::kHeader;
   Block block_{};
   size_t block_fill_ = 0;
@@ -530,8 +552,8 @@ Result<std::string> NormalizeEntryPath(std::string_view path) {
   return normalized;
 }
 
-std::unique_ptr<ByteSink> MakeTarReader(EntryWriter* writer) {
-  return std::make_unique<TarReader>(writer);
+std::unique_ptr<ByteSink> MakeTarReader(EntryWriter* writer, OtherEntries others) {
+  return std::make_unique<TarReader>(writer, others);
 }
 
 }  // namespace cdi::formats::tar

@@ -58,7 +58,19 @@ inline constexpr size_t kMaxMetadataBytes = 1 << 20;  // a pax header or GNU lon
 inline constexpr size_t kMaxPathBytes = 4095;         // PATH_MAX without its NUL
 inline constexpr size_t kMaxPathDepth = 256;          // components of one path
 
-enum class EntryType { kFile, kDirectory };
+// kOther: an entry that is neither (a link, a device, a FIFO, a GNU sparse
+// file, a name that would leave the root), reported only with
+// OtherEntries::kReport; its data, if any, is skipped.
+enum class EntryType { kFile, kDirectory, kOther };
+
+// What the reader does with entries that are not regular files or
+// directories, and with unsafe names.
+enum class OtherEntries {
+  kRefuse,  // archive content: refused as described above
+  kReport,  // container image layers: reported as kOther (path as archived,
+            // without a leading "./"), never refused; links, devices and the
+            // like are what a layer of a base image holds
+};
 
 struct Entry {
   std::string path;  // normalised, see above; never empty
@@ -82,7 +94,8 @@ class EntryWriter {
 };
 
 // Makes a reader feeding `writer`, which must outlive it.
-std::unique_ptr<ByteSink> MakeTarReader(EntryWriter* writer);
+std::unique_ptr<ByteSink> MakeTarReader(EntryWriter* writer,
+                                        OtherEntries others = OtherEntries::kRefuse);
 
 // Normalises an entry path as the reader does: the result, or the refusal
 // (kInvalidArgument: absolute, "..", NUL, too long or deep; "" for the root).

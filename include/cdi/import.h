@@ -130,6 +130,9 @@ struct ImportResult {
   bool preallocated = false;
   std::string checksum;        // "alg:hex" as computed, when a checksum was requested
   std::chrono::nanoseconds elapsed{0};
+  // A registry image's configuration Env ("NAME=value"; CDI turns the
+  // KUBEVIRT_IO_ ones into labels); empty for other sources.
+  std::vector<std::string> image_env;
 };
 
 // Runs one import. On failure no target is left looking complete: a file

@@ -98,12 +98,28 @@ struct NetworkSettings {
   ProxySettings proxy;
 };
 
+// How a container image is read from a registry (docker:// URLs).
+struct RegistrySettings {
+  // The image of a multi-architecture index to import, as image platforms
+  // name architectures ("amd64", "arm64", "s390x"); empty: this machine's.
+  // When set, a single image whose configuration names another
+  // architecture is refused (CDI's IMPORTER_REGISTRY_IMAGE_ARCHITECTURE).
+  std::string architecture;
+  // An insecure registry (CDI's insecureRegistries, passed as INSECURE_TLS):
+  // HTTPS without certificate verification, and plain HTTP when the registry
+  // does not speak HTTPS.
+  bool insecure = false;
+};
+
 struct SourceSpec {
-  // An http:// or https:// URL, a local path, or "-" for standard input.
+  // An http:// or https:// URL, a docker:// image reference
+  // (docker://HOST[:PORT]/REPOSITORY[:TAG|@sha256:DIGEST]: the disk image in
+  // the image's disk/ directory), a local path, or "-" for standard input.
   std::string url;
   TlsSettings tls;
   HttpAuth auth;
   NetworkSettings network;
+  RegistrySettings registry;
 };
 
 }  // namespace cdi

@@ -36,8 +36,10 @@ struct StandIn {
 };
 
 std::map<std::string, std::string> RegistryPod() {
+  // Registries are read here through docker:// references; CDI's
+  // oci-archive: transport is CDI's importer's.
   return {{"IMPORTER_SOURCE", "registry"},
-          {"IMPORTER_ENDPOINT", "docker://registry.example.com/vm/disk:1.0"},
+          {"IMPORTER_ENDPOINT", "oci-archive:/data/vm-disk.tar"},
           {"IMPORTER_ACCESS_KEY_ID", "robot"},
           {"IMPORTER_SECRET_KEY", "s3cr3t-token"},
           {"IMPORTER_IMAGE_SIZE", "10Gi"},
@@ -62,7 +64,8 @@ TEST(HandoverTest, ImporterHandsRegistryToCdiWithItsArgumentsAndEnvironment) {
   for (const auto& [name, value] : RegistryPod()) {
     EXPECT_TRUE(Contains(env, name + "=" + value + "\n")) << name << " missing in\n" << env;
   }
-  EXPECT_TRUE(Contains(r.err, "IMPORTER_SOURCE=registry is not implemented by this importer: "
+  EXPECT_TRUE(Contains(r.err, "IMPORTER_SOURCE=registry (an oci-archive: endpoint) is not "
+                              "implemented by this importer: "
                               "handing the pod over to CDI's importer " +
                                   cdi.program))
       << r.err;
@@ -106,8 +109,8 @@ TEST(HandoverTest, WithoutCdiImporterTheRefusalStays) {
   PodResult r = pod.Run(RegistryPod());
   EXPECT_EQ(r.exit_code, 1) << r.log;
   EXPECT_TRUE(Contains(r.termination,
-                       "Unable to connect to registry data source: IMPORTER_SOURCE=registry is "
-                       "not supported by this importer"))
+                       "Unable to connect to registry data source: endpoint "
+                       "\"oci-archive:/data/vm-disk.tar\" is not a docker:// image reference"))
       << r.termination;
   EXPECT_TRUE(Contains(r.termination, "Containerfile.cdi-overlay")) << r.termination;
   EXPECT_TRUE(Contains(r.log, "no hand-over to CDI's importer, " + pod.handover_program +

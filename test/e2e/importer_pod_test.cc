@@ -291,7 +291,7 @@ TEST_F(PodTest, BadVariablesFailWithTheirMessage) {
       {Http("/disk.raw", {{"IMPORTER_SOURCE", "s3"}}),
        "Unable to connect to s3 data source: IMPORTER_SOURCE=s3 is not supported by this importer"},
       {Http("/disk.raw", {{"IMPORTER_SOURCE", "registry"}}),
-       "Unable to connect to registry data source: IMPORTER_SOURCE=registry is not supported"},
+       "Unable to connect to registry data source: endpoint \"http://127.0.0.1:"},
       {Http("/disk.raw", {{"IMPORTER_IMAGE_SIZE", "ten gigs"}}),
        "Unable to process data: IMPORTER_IMAGE_SIZE: invalid quantity \"ten gigs\""},
       {Http("/disk.raw", {{"FILESYSTEM_OVERHEAD", "1.06"}}),

@@ -41,6 +41,7 @@ inline const std::vector<std::string>& PodVariables() {
                                                   "IMPORTER_PULL_METHOD",
                                                   "IMPORTER_READY_FILE",
                                                   "IMPORTER_DONE_FILE",
+                                                  "IMPORTER_REGISTRY_IMAGE_ARCHITECTURE",
                                                   "http_proxy",
                                                   "https_proxy",
                                                   "HTTPS_PROXY",

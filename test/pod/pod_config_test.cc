@@ -89,12 +89,34 @@ TEST_F(PodConfigTest, ValuesAsTheControllerWritesThem) {
             pod::SourceKind::kBlank);
 }
 
+TEST_F(PodConfigTest, RegistrySourcesAsCdiPassesThem) {
+  auto config = Parse({"IMPORTER_SOURCE=registry", "IMPORTER_ENDPOINT=docker://quay.io/a/b:1",
+                       "INSECURE_TLS=true", "IMPORTER_REGISTRY_IMAGE_ARCHITECTURE=arm64",
+                       "IMPORTER_ACCESS_KEY_ID=u", "IMPORTER_SECRET_KEY=p",
+                       "IMPORTER_CHECKSUM=bogus", "IMPORTER_EXTRA_HEADER_0=X-A: b"});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->source, pod::SourceKind::kRegistry);
+  EXPECT_EQ(config->registry_architecture, "arm64");
+  EXPECT_TRUE(config->checksum.empty());       // CDI checks no checksum of a registry image
+  EXPECT_TRUE(config->extra_headers.empty());  // nor sends extra headers to it
+  ImportSpec spec = pod::MakeImportSpec(*config, paths_, pod::VolumeMode::kFilesystem);
+  EXPECT_TRUE(spec.source.registry.insecure);
+  EXPECT_EQ(spec.source.registry.architecture, "arm64");
+  EXPECT_EQ(spec.source.auth.user, "u");
+  EXPECT_EQ(Refusal({"IMPORTER_SOURCE=registry", "IMPORTER_ENDPOINT=docker://h/a",
+                     "IMPORTER_CONTENTTYPE=archive"}),
+            "Unsupported content type archive when importing from registry");
+  EXPECT_TRUE(Refusal({"IMPORTER_SOURCE=registry", "IMPORTER_ENDPOINT=http://h/a"})
+                  .starts_with("Unable to connect to registry data source: endpoint \"http://h/a\" "
+                               "is not a docker:// image reference"));
+}
+
 TEST_F(PodConfigTest, BadValuesGetCdisMessages) {
   EXPECT_EQ(Refusal({"PREALLOCATION=maybe"}),
             "the PREALLOCATION environment variable is with a wrong value \"maybe\"; should be "
             "\"true\" or \"false\"");
   EXPECT_EQ(Refusal({"IMPORTER_SOURCE=ftp"}), "Unknown data source: ftp");
-  for (const char* source : {"s3", "gcs", "registry", "imageio", "vddk"}) {
+  for (const char* source : {"s3", "gcs", "imageio", "vddk"}) {
     auto config = Parse({std::string("IMPORTER_SOURCE=") + source});
     ASSERT_FALSE(config.ok()) << source;
     EXPECT_EQ(config.status().code(), ErrorCode::kUnsupported);

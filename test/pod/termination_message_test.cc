@@ -81,3 +81,28 @@ TEST(TerminationMessage, WrittenReplacingTheFileWithMode0600) {
 
 }  // namespace
 }  // namespace cdi::test
+
+namespace cdi::pod {
+namespace {
+
+TEST(TerminationMessageLabels, RegistryEnvBecomesCdisLabelsSorted) {
+  const std::map<std::string, std::string> labels =
+      EnvToLabels({"PATH=/usr/bin", "INSTANCETYPE_KUBEVIRT_IO_DEFAULT_PREFERENCE=fedora",
+                   "INSTANCETYPE_KUBEVIRT_IO_DEFAULT_INSTANCETYPE=u1.small",
+                   "KUBEVIRT_IO_OS=linux", "NOEQUALS_KUBEVIRT_IO_X"});
+  EXPECT_EQ(labels, (std::map<std::string, std::string>{
+                        {"instancetype.kubevirt.io/default-instancetype", "u1.small"},
+                        {"instancetype.kubevirt.io/default-preference", "fedora"},
+                        {"kubevirt.io/os", "linux"}}));
+  EXPECT_EQ(ToJson({.scratch_space_required = false,
+                    .preallocation_applied = false,
+                    .labels = labels,
+                    .message = "Import Complete"}),
+            "{\"scratchSpaceRequired\":false,\"preallocationApplied\":false,\"labels\":{"
+            "\"instancetype.kubevirt.io/default-instancetype\":\"u1.small\","
+            "\"instancetype.kubevirt.io/default-preference\":\"fedora\","
+            "\"kubevirt.io/os\":\"linux\"},\"message\":\"Import Complete\"}");
+}
+
+}  // namespace
+}  // namespace cdi::pod
