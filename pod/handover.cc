@@ -16,8 +16,8 @@ std::string HandoverProgram(std::string_view name) {
 std::optional<std::string> ImporterHandoverReason(const Environment& env) {
   // The sources CDI's importer knows and this one does not (pod_config.cc
   // refuses them by name when there is no hand-over).
-  static constexpr std::array<std::string_view, 5> kCdiSources = {"s3", "gcs", "registry",
-                                                                  "imageio", "vddk"};
+  static constexpr std::array<std::string_view, 4> kCdiSources = {"gcs", "registry", "imageio",
+                                                                  "vddk"};
   const std::string source = env.GetOr("IMPORTER_SOURCE");
   for (std::string_view known : kCdiSources) {
     if (source == known) return "IMPORTER_SOURCE=" + source;

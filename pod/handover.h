@@ -2,7 +2,7 @@
 // (Containerfile.cdi-overlay) carries beside ours.
 //
 // CDI's controller starts every importer pod, and its helper programs, from
-// one image. What this project does not implement (today the s3, gcs,
+// one image. What this project does not implement (today the gcs,
 // registry, imageio and vddk sources, registry node pull, and the registry
 // poller) is handed over, in the overlay image, to CDI's binary of the same
 // name under kHandoverDir: the process is replaced by it (exec), with the

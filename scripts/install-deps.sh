@@ -8,4 +8,4 @@ $SUDO apt-get install -y --no-install-recommends \
   build-essential cmake pkg-config git ca-certificates \
   libcurl4-openssl-dev libssl-dev zlib1g-dev liblzma-dev libzstd-dev \
   libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libqcow-dev libyaml-cpp-dev \
-  nginx-light qemu-utils openssl curl xz-utils zstd gzip python3 util-linux tinyproxy
+  nginx-light qemu-utils openssl curl xz-utils zstd gzip python3 python3-botocore util-linux tinyproxy

@@ -76,8 +76,8 @@ Outcome RunBlank(const PodConfig& config, const PodPaths& paths, VolumeMode mode
   return Complete(std::nullopt, result->preallocated);
 }
 
-// IMPORTER_SOURCE=http.
-Outcome RunHttp(const PodConfig& config, const PodPaths& paths, VolumeMode mode,
+// IMPORTER_SOURCE=http and s3.
+Outcome RunImport(const PodConfig& config, const PodPaths& paths, VolumeMode mode,
                 ProgressMetric& metric, const CancelToken& cancel) {
   const bool archive = config.content_type == ContentType::kArchive;
   if (archive && mode == VolumeMode::kBlock) {
@@ -120,7 +120,8 @@ Outcome RunHttp(const PodConfig& config, const PodPaths& paths, VolumeMode mode,
         cli::kExitCancelled);
   }
   if (phase == Phase::kConnecting) {
-    return PlainFailure("Unable to connect to http data source: " + status.message());
+    return PlainFailure("Unable to connect to " + std::string(SourceName(config.source)) +
+                        " data source: " + status.message());
   }
   std::string text = "Unable to process data: ";
   if (phase) {
@@ -141,7 +142,11 @@ void LogConfiguration(const PodConfig& config, const PodPaths& paths, VolumeMode
   spdlog::info(
       "Source {}, content {}, {} volume{}, requested size {}, filesystem overhead {}, "
       "preallocation {}",
-      config.source == SourceKind::kBlank ? "none (blank disk)" : RedactUrl(config.endpoint),
+      config.source == SourceKind::kBlank ? "none (blank disk)"
+      : config.source == SourceKind::kS3
+          ? RedactUrl(config.s3_url) + " at " + config.s3.endpoint + " (region " +
+                config.s3.region + (config.s3.access_key_id.empty() ? ", unsigned)" : ")")
+          : RedactUrl(config.endpoint),
       ContentTypeName(config.content_type), mode == VolumeMode::kBlock ? "block" : "filesystem",
       mode == VolumeMode::kBlock ? " " + paths.block_device : " " + paths.data_dir,
       config.image_size ? std::to_string(*config.image_size) : "unset", config.filesystem_overhead,
@@ -230,7 +235,7 @@ int RunImporterPod(int argc, char** argv) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string handover_program = HandoverProgram("cdi-importer");
   app.add_option("--handover-program", handover_program,
-                 "CDI's importer, to hand the sources this importer does not implement (s3, gcs, "
+                 "CDI's importer, to hand the sources this importer does not implement (gcs, "
                  "registry, imageio, vddk, registry node pull) over to; used when it exists")
       ->capture_default_str();
   app.set_version_flag("--version", "cdi-importer " + std::string(Version()));
@@ -282,7 +287,7 @@ int RunImporterPod(int argc, char** argv) {
     const VolumeMode mode = DetectVolumeMode(paths);
     LogConfiguration(*config, paths, mode);
     outcome = config->source == SourceKind::kBlank ? RunBlank(*config, paths, mode, metric)
-                                                   : RunHttp(*config, paths, mode, metric, cancel);
+                                                   : RunImport(*config, paths, mode, metric, cancel);
   }
 
   Status written = WriteTerminationLog(paths.termination_log, outcome.termination);

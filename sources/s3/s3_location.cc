@@ -2,6 +2,7 @@
 
 #include <regex>
 
+#include "cdi/import.h"
 #include "common/text.h"
 #include "sources/url.h"
 

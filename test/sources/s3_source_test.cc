@@ -21,7 +21,7 @@
 namespace cdi::importer {
 namespace {
 
-using test::S3Request;
+using test::S3LoggedRequest;
 using test::S3Server;
 using test::S3ServerOptions;
 
@@ -197,6 +197,7 @@ class S3SourceTest : public ::testing::Test {
              " && xz -T1 -0 -k -c disk.qcow2 > disk.qcow2.xz"
              " && zstd -q -1 -c disk.raw > disk.raw.zst"
              " && mkdir dir && cp disk.raw 'dir/x y.raw' && cp disk.qcow2 dropped.qcow2"
+             " && cp disk.raw curl.raw"
              " && cp disk.raw ../public/disk.raw");
     server_ = new S3Server(root_->path(), {.public_buckets = {"public"},
                                            .drops = {"images/dropped.qcow2:1500000"}});
@@ -218,9 +219,9 @@ class S3SourceTest : public ::testing::Test {
   }
 
   // The requests for `path` (path-style or virtual-hosted) so far.
-  static std::vector<S3Request> RequestsFor(const std::string& path) {
-    std::vector<S3Request> found;
-    for (S3Request& request : server_->Requests()) {
+  static std::vector<S3LoggedRequest> RequestsFor(const std::string& path) {
+    std::vector<S3LoggedRequest> found;
+    for (S3LoggedRequest& request : server_->Requests()) {
       if (request.path == path) found.push_back(std::move(request));
     }
     return found;
@@ -233,7 +234,7 @@ class S3SourceTest : public ::testing::Test {
 
 // The server's check, proven with an independent signer: curl's.
 TEST_F(S3SourceTest, ServerRefusesWhatCurlSignsWithAnotherSecret) {
-  const std::string url = server_->endpoint() + "/images/disk.raw";
+  const std::string url = server_->endpoint() + "/images/curl.raw";
   const std::string sha_header =
       "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
   auto status_of = [&](const std::vector<std::string>& extra) {
@@ -241,18 +242,21 @@ TEST_F(S3SourceTest, ServerRefusesWhatCurlSignsWithAnotherSecret) {
                                      "-H", sha_header};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(url);
-    return test::Run(argv).out;
+    test::RunResult r = test::Run(argv);
+    return r.out + r.err;
   };
-  const std::string signer = "--aws-sigv4=aws:amz:us-east-1:s3";
+  const std::string signer = "aws:amz:us-east-1:s3";
   const std::string key = server_->options().access_key;
-  EXPECT_EQ(status_of({signer, "-u", key + ":" + server_->options().secret_key}), "200");
-  EXPECT_EQ(status_of({signer, "-u", key + ":not-the-secret"}), "403");
-  EXPECT_EQ(status_of({signer, "-u", "AKIDOTHER:" + server_->options().secret_key}), "403");
+  EXPECT_EQ(status_of({"--aws-sigv4", signer, "-u", key + ":" + server_->options().secret_key}),
+            "200");
+  EXPECT_EQ(status_of({"--aws-sigv4", signer, "-u", key + ":not-the-secret"}), "403");
+  EXPECT_EQ(status_of({"--aws-sigv4", signer, "-u", "AKIDOTHER:" + server_->options().secret_key}),
+            "403");
   EXPECT_EQ(status_of({}), "403");
-  const std::vector<S3Request> requests = RequestsFor("/images/disk.raw");
-  ASSERT_GE(requests.size(), 4u);
-  EXPECT_EQ(requests[requests.size() - 4].status, 200);
-  EXPECT_EQ(requests[requests.size() - 4].signed_headers, "host;x-amz-content-sha256;x-amz-date");
+  const std::vector<S3LoggedRequest> requests = RequestsFor("/images/curl.raw");
+  ASSERT_EQ(requests.size(), 4u);
+  EXPECT_EQ(requests[0].status, 200);
+  EXPECT_EQ(requests[0].signed_headers, "host;x-amz-content-sha256;x-amz-date");
 }
 
 TEST_F(S3SourceTest, ImportsEachFormatAsQemuImgConvertsIt) {
@@ -269,7 +273,7 @@ TEST_F(S3SourceTest, ImportsEachFormatAsQemuImgConvertsIt) {
     ASSERT_TRUE(result.ok()) << c.key << ": " << result.status().ToString();
     EXPECT_EQ(result->format_chain, c.chain) << c.key;
     EXPECT_EQ(test::Sha256File(target), reference) << c.key;
-    const std::vector<S3Request> requests = RequestsFor("/images/" + std::string(c.key));
+    const std::vector<S3LoggedRequest> requests = RequestsFor("/images/" + std::string(c.key));
     ASSERT_EQ(requests.size(), 1u) << c.key;
     EXPECT_EQ(requests[0].status, 200);
     EXPECT_EQ(requests[0].signed_headers, "host;x-amz-content-sha256;x-amz-date");
@@ -322,7 +326,7 @@ TEST_F(S3SourceTest, VirtualHostedBucketOnLocalhost) {
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_EQ(test::Sha256File(out_.File("virtual.img")),
             test::Sha256File(root_->File("reference.raw")));
-  const std::vector<S3Request> requests = RequestsFor("/disk.qcow2");
+  const std::vector<S3LoggedRequest> requests = RequestsFor("/disk.qcow2");
   ASSERT_EQ(requests.size(), 1u);
   EXPECT_EQ(requests[0].host, "images.localhost:" + std::to_string(server_->port()));
   EXPECT_EQ(requests[0].status, 200);
@@ -336,7 +340,7 @@ TEST_F(S3SourceTest, DroppedDownloadResumesWithASignedRange) {
   EXPECT_EQ(test::Sha256File(out_.File("dropped.img")),
             test::Sha256File(root_->File("reference.raw")));
   EXPECT_EQ(result->bytes_read, test::FileSize(root_->File("images/dropped.qcow2")));
-  const std::vector<S3Request> requests = RequestsFor("/images/dropped.qcow2");
+  const std::vector<S3LoggedRequest> requests = RequestsFor("/images/dropped.qcow2");
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_EQ(requests[0].status, 200);
   EXPECT_EQ(requests[0].body_bytes, 1500000u);

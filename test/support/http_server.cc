@@ -506,8 +506,8 @@ uint64_t FaultServer::BytesSent(std::string_view path, size_t responses) const {
 // ---------------------------------------------------------------------------
 // S3 server
 
-S3Server::S3Server(const std::string& root, S3ServerOptions options)
-    : options_(std::move(options)) {
+S3Server::S3Server(const std::string& root, S3ServerOptions server_options)
+    : options_(std::move(server_options)) {
   BypassProxiesForLoopback();
   const S3ServerOptions& options = options_;
   const std::string& d = dir_.path();
@@ -537,11 +537,11 @@ std::string S3Server::virtual_host_endpoint() const {
   return "http://localhost:" + std::to_string(port_);
 }
 
-std::vector<S3Request> S3Server::Requests() const {
-  std::vector<S3Request> requests;
+std::vector<S3LoggedRequest> S3Server::Requests() const {
+  std::vector<S3LoggedRequest> requests;
   for (const auto& line : Lines(log_)) {
     Json json = JsonReader(line).Parse();
-    S3Request request;
+    S3LoggedRequest request;
     request.method = json.String("method");
     request.host = json.String("host");
     request.path = json.String("path");

@@ -182,7 +182,7 @@ struct S3ServerOptions {
 };
 
 // One request as the S3 server logged it, once answered.
-struct S3Request {
+struct S3LoggedRequest {
   std::string method;
   std::string host;  // the Host header
   std::string path;  // as sent
@@ -212,7 +212,7 @@ class S3Server {
   std::string virtual_host_endpoint() const;
   const S3ServerOptions& options() const { return options_; }
   // Every request answered so far, in order.
-  std::vector<S3Request> Requests() const;
+  std::vector<S3LoggedRequest> Requests() const;
 
  private:
   S3ServerOptions options_;
