@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -168,11 +167,6 @@ void AddCommonFlags(CLI::App* app, CommonFlags* f) {
   app->add_flag("-q,--quiet", f->quiet, "log errors only, no progress");
 }
 
-std::string AsciiLowerCopy(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
 Status ReadFirstLine(const std::string& path, std::string* line) {
   std::ifstream in(path);
   if (!in) return InvalidArgumentError("cannot read " + path);
@@ -234,7 +228,8 @@ Result<SourceSpec> BuildSource(const std::string& url, const SourceFlags& f) {
   spec.network.proxy.no_proxy = f.no_proxy;
   spec.tls.proxy_ca_files = f.proxy_ca_bundles;
   spec.tls.proxy_ca_dirs = f.proxy_ca_dirs;
-  const bool s3 = AsciiLowerCopy(url.substr(0, 5)) == "s3://";
+  const bool s3 =
+      url.size() > 5 && (url[0] == 's' || url[0] == 'S') && url.compare(1, 4, "3://") == 0;
   if (s3) {
     CDI_RETURN_IF_ERROR(BuildS3Settings(f, &spec.s3));
   } else if (!f.s3_endpoint.empty() || !f.s3_region.empty() || f.s3_addressing != "auto") {

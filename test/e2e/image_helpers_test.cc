@@ -196,9 +196,9 @@ TEST_F(ContainerImageServerTest, RunsWithoutAnyLibrary) {
       << r.out << r.err;
 #endif
   // The DataImportCron's digest pod runs it with -h only.
-  RunResult r = test::Run({BinDir() + "/cdi-containerimage-server", "-h"});
-  EXPECT_EQ(r.exit_code, 0);
-  EXPECT_TRUE(Contains(r.err, "-image-dir string")) << r.err;
+  RunResult help = test::Run({BinDir() + "/cdi-containerimage-server", "-h"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_TRUE(Contains(help.err, "-image-dir string")) << help.err;
 }
 
 TEST_F(ContainerImageServerTest, RefusesADirectoryThatIsNotOneDisk) {
