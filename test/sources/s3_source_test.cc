@@ -13,6 +13,7 @@
 #include "sources/s3/s3_error.h"
 #include "sources/s3/s3_location.h"
 #include "test/sources/source_test_util.h"
+#include "test/support/certs.h"
 #include "test/support/files.h"
 #include "test/support/http_server.h"
 #include "test/support/process.h"
@@ -409,6 +410,31 @@ TEST(S3SessionTokenTest, TemporaryCredentialsSignTheirToken) {
   EXPECT_NE(status.message().find("S3 error InvalidToken"), std::string::npos) << status.message();
   EXPECT_NE(status.message().find("get fresh temporary credentials"), std::string::npos);
   EXPECT_EQ(status.message().find("expired\""), std::string::npos);
+}
+
+// CA bundles as for HTTP: the server's certificate is verified against them.
+TEST(S3TlsTest, HttpsEndpointTrustsTheGivenCaBundle) {
+  const test::TestCertificates& certs = test::SharedTestCertificates();
+  test::TempDir root;
+  test::Sh("mkdir -p " + root.File("b"));
+  const std::string image = test::RandomBytes(200000, 9);
+  test::WriteFile(root.File("b/disk.raw"), image);
+  S3Server server(root.path(), {.tls = certs.server});
+  SourceSpec spec;
+  spec.url = "s3://b/disk.raw";
+  spec.s3 = {.endpoint = server.endpoint(),
+             .access_key_id = server.options().access_key,
+             .secret_access_key = server.options().secret_key};
+  std::string body;
+  Status status = testing::Fetch(spec, &body);
+  EXPECT_EQ(status.code(), ErrorCode::kTls) << status.ToString();
+
+  spec.tls.ca_files = {certs.ca.cert};
+  status = testing::Fetch(spec, &body);
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  EXPECT_EQ(body, image);
+  ASSERT_EQ(server.Requests().size(), 1u);
+  EXPECT_EQ(server.Requests()[0].status, 200);
 }
 
 }  // namespace

@@ -525,16 +525,23 @@ S3Server::S3Server(const std::string& root, S3ServerOptions server_options)
     argv.insert(argv.end(), {"--public-bucket", bucket});
   }
   for (const std::string& drop : options.drops) argv.insert(argv.end(), {"--drop", drop});
+  if (!options.tls.cert.empty()) {
+    argv.insert(argv.end(), {"--cert", options.tls.cert, "--key", options.tls.key});
+  }
   Json ports = StartWithPortsFile(argv, d, ports_file, "S3 server", process_);
   port_ = static_cast<uint16_t>(std::stoi(ports.String("port")));
 }
 
 S3Server::~S3Server() = default;
 
-std::string S3Server::endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+std::string S3Server::endpoint() const {
+  return (options_.tls.cert.empty() ? "http" : "https") + std::string("://127.0.0.1:") +
+         std::to_string(port_);
+}
 
 std::string S3Server::virtual_host_endpoint() const {
-  return "http://localhost:" + std::to_string(port_);
+  return (options_.tls.cert.empty() ? "http" : "https") + std::string("://localhost:") +
+         std::to_string(port_);
 }
 
 std::vector<S3LoggedRequest> S3Server::Requests() const {

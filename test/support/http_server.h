@@ -179,6 +179,8 @@ struct S3ServerOptions {
   // "BUCKET/KEY:OFFSET": the first whole response for the object closes the
   // connection after OFFSET body bytes.
   std::vector<std::string> drops;
+  // Serve HTTPS with this certificate and key when set.
+  CertKey tls;
 };
 
 // One request as the S3 server logged it, once answered.
@@ -206,9 +208,9 @@ class S3Server {
   S3Server& operator=(const S3Server&) = delete;
 
   uint16_t port() const { return port_; }
-  // "http://127.0.0.1:PORT".
+  // "http://127.0.0.1:PORT" (https:// with TLS).
   std::string endpoint() const;
-  // "http://localhost:PORT": BUCKET.localhost:PORT names the bucket.
+  // "http://localhost:PORT" (https:// with TLS): BUCKET.localhost:PORT names the bucket.
   std::string virtual_host_endpoint() const;
   const S3ServerOptions& options() const { return options_; }
   // Every request answered so far, in order.

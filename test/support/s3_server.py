@@ -35,6 +35,8 @@ Then the object is served: 200, or 206 for "Range: bytes=A-" / "bytes=A-B"
 that starts at 0 closes the connection once OFFSET body bytes are sent (a
 dropped download); later ones are whole.
 
+--cert and --key (PEM files): HTTPS instead of HTTP.
+
 Each request is appended to --log as a JSON line: method, host, path,
 range, signed_headers, status, and body_bytes sent. --ports-file receives
 {"port": N} once the server listens on 127.0.0.1.
@@ -49,6 +51,7 @@ import json
 import os
 import re
 import socketserver
+import ssl
 import sys
 import threading
 import urllib.parse
@@ -280,9 +283,15 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--log", default="")
     parser.add_argument("--ports-file", default="")
+    parser.add_argument("--cert", default="")
+    parser.add_argument("--key", default="")
     options = parser.parse_args()
     options.root = os.path.realpath(options.root)
     server = Server(options)
+    if options.cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(options.cert, options.key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     if options.ports_file:
         temporary = options.ports_file + ".tmp"
         with open(temporary, "w") as f:
