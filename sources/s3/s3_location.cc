@@ -1,6 +1,5 @@
 #include "sources/s3/s3_location.h"
 
-#include <regex>
 
 #include "cdi/import.h"
 #include "common/text.h"
@@ -33,10 +32,41 @@ std::string_view HostOnly(std::string_view host_port) {
   return colon == std::string_view::npos ? host_port : host_port.substr(0, colon);
 }
 
+// Dot-separated labels of 1 to 63 letters, digits and '-', none starting or
+// ending with '-' (the rule CDI's importer checks a region against).
 bool IsDnsName(std::string_view name) {
-  static const std::regex kDnsName(
-      "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$");
-  return std::regex_match(name.begin(), name.end(), kDnsName);
+  if (name.empty()) return false;
+  size_t start = 0;
+  while (true) {
+    size_t dot = name.find('.', start);
+    std::string_view label = name.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+      return false;
+    }
+    for (char c : label) {
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-')) {
+        return false;
+      }
+    }
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
+// What the pattern s3\.(.+)\.amazonaws\.com finds in `name`, searched as Go's
+// regexp does (leftmost, greedy): from the first "s3." to the last
+// ".amazonaws.com" after it; "" when it does not match.
+std::string AwsPatternRegion(std::string_view name) {
+  constexpr std::string_view kPrefix = "s3.";
+  constexpr std::string_view kSuffix = ".amazonaws.com";
+  const size_t start = name.find(kPrefix);
+  const size_t end = name.rfind(kSuffix);
+  if (start == std::string_view::npos || end == std::string_view::npos ||
+      end <= start + kPrefix.size()) {
+    return "";
+  }
+  return std::string(name.substr(start + kPrefix.size(), end - start - kPrefix.size()));
 }
 
 // A bucket name that can be the first label of a host name: what AWS's
@@ -112,25 +142,15 @@ Result<S3Object> ParseS3Url(std::string_view url) {
 }
 
 std::string AwsRegionOfHost(std::string_view host) {
-  const std::string name(HostOnly(host));
-  static const std::regex kAws("s3\\.(.+)\\.amazonaws\\.com", std::regex::icase);
-  std::smatch match;
-  if (!std::regex_search(name, match, kAws)) return "";
-  std::string region = match[1].str();
-  if (AsciiLower(region).starts_with("dualstack.")) region = region.substr(10);
+  std::string region = AwsPatternRegion(AsciiLower(HostOnly(host)));
+  if (region.starts_with("dualstack.")) region = region.substr(10);
   return IsDnsName(region) ? region : "";
 }
 
 std::string RegionFromHost(std::string_view host) {
   const std::string_view name = HostOnly(host);
-  std::string region;
-  static const std::regex kAws("s3\\.(.+)\\.amazonaws\\.com");
-  std::match_results<std::string_view::const_iterator> match;
-  if (std::regex_search(name.begin(), name.end(), match, kAws)) {
-    region = match[1].str();
-  } else {
-    region = std::string(name.substr(0, name.find('.')));
-  }
+  std::string region = AwsPatternRegion(name);
+  if (region.empty()) region = std::string(name.substr(0, name.find('.')));
   return IsDnsName(region) ? region : std::string(kDefaultRegion);
 }
 
