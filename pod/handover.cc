@@ -18,7 +18,7 @@ std::string HandoverProgram(std::string_view name) {
 std::optional<std::string> ImporterHandoverReason(const Environment& env) {
   // The sources CDI's importer knows and this one does not (pod_config.cc
   // refuses them by name when there is no hand-over).
-  static constexpr std::array<std::string_view, 4> kCdiSources = {"s3", "gcs", "imageio",
+  static constexpr std::array<std::string_view, 3> kCdiSources = {"gcs", "imageio",
                                                                   "vddk"};
   const std::string source = env.GetOr("IMPORTER_SOURCE");
   // Registries are read here through their docker:// references; CDI's

@@ -2,9 +2,10 @@
 // (Containerfile.cdi-overlay) carries beside ours.
 //
 // CDI's controller starts every importer pod, and its helper programs, from
-// one image. What this project does not implement (today the s3, gcs,
-// imageio and vddk sources, registry node pull and registry endpoints
-// other than docker://) is handed over, in the overlay image, to CDI's binary of the same
+// one image. What this project does not implement (today the gcs, imageio
+// and vddk sources, registry node pull, registry endpoints other than
+// docker://, and the registry poller outside its CronJob's pod) is handed
+// over, in the overlay image, to CDI's binary of the same
 // name under kHandoverDir: the process is replaced by it (exec), with the
 // arguments CDI's controller passed and the environment unchanged, so that it
 // speaks CDI's contract itself (termination message, metric, exit code). In

@@ -17,6 +17,7 @@
 #include "cdi/quantity.h"
 #include "common/log.h"
 #include "common/text.h"
+#include "sources/s3/s3_location.h"
 
 extern char** environ;
 
@@ -26,7 +27,7 @@ namespace {
 constexpr std::string_view kExtraHeaderPrefix = "IMPORTER_EXTRA_HEADER_";
 
 // Sources CDI's importer knows that this one does not implement.
-constexpr std::string_view kOtherSources[] = {"s3", "gcs", "imageio", "vddk"};
+constexpr std::string_view kOtherSources[] = {"gcs", "imageio", "vddk"};
 
 bool IsDirectory(const std::string& path) {
   struct stat st {};
@@ -96,6 +97,73 @@ std::string LowerScheme(const std::string& endpoint) {
   return scheme;
 }
 
+// IMPORTER_ENDPOINT of an s3 source, read as CDI's importer reads it (Go's
+// url.Parse, then its host, scheme and path): http(s)://HOST[:PORT]/BUCKET/KEY,
+// the bucket in the path, plain http only for http:// (any other scheme is
+// https), the signing region from HOST. Credentials: the Secret's pair, else
+// the pod's AWS_* variables (as the AWS SDK's default chain reads them
+// first), else none.
+Status ReadS3Source(const Environment& env, PodConfig& config) {
+  const std::string prefix = "Unable to connect to s3 data source: ";
+  std::string_view endpoint = config.endpoint;
+  endpoint = endpoint.substr(0, endpoint.find_first_of("?#"));
+  const size_t separator = endpoint.find("://");
+  if (separator == std::string_view::npos) {
+    return Refusal(prefix + "endpoint \"" + RedactUrl(config.endpoint) +
+                   "\" is not a URL: expected http(s)://HOST[:PORT]/BUCKET/KEY");
+  }
+  const std::string scheme = AsciiLower(endpoint.substr(0, separator));
+  std::string_view rest = endpoint.substr(separator + 3);
+  const size_t slash = rest.find('/');
+  std::string_view host = rest.substr(0, slash);
+  if (const size_t at = host.rfind('@'); at != std::string_view::npos) host.remove_prefix(at + 1);
+  std::string path;
+  if (slash == std::string_view::npos ||
+      !importer::PercentDecode(rest.substr(slash), &path)) {
+    path.clear();
+  }
+  while (path.starts_with('/')) path.erase(0, 1);
+  while (path.ends_with('/')) path.pop_back();
+  const size_t key_start = path.find('/');
+  if (host.empty() || key_start == std::string::npos || key_start == 0 ||
+      key_start + 1 == path.size()) {
+    return Refusal(prefix + "endpoint \"" + RedactUrl(config.endpoint) +
+                   "\" does not name an object: expected http(s)://HOST[:PORT]/BUCKET/KEY");
+  }
+  config.s3_url = "s3://" + path;
+  config.s3.endpoint = (scheme == "http" ? "http://" : "https://") + std::string(host);
+  config.s3.region = importer::RegionFromHost(host);
+  config.s3.addressing = S3Addressing::kPath;
+
+  std::string key = env.GetOr("IMPORTER_ACCESS_KEY_ID");
+  std::string secret = env.GetOr("IMPORTER_SECRET_KEY");
+  if (key.empty() != secret.empty()) {
+    return Refusal(prefix + "could not build s3 client: s3 access key and secret key must be set "
+                   "together or not at all (IMPORTER_ACCESS_KEY_ID, IMPORTER_SECRET_KEY)");
+  }
+  if (key.empty()) {
+    key = env.GetOr("AWS_ACCESS_KEY_ID");
+    secret = env.GetOr("AWS_SECRET_ACCESS_KEY");
+    if (!key.empty() && !secret.empty()) {
+      config.s3.session_token = env.GetOr("AWS_SESSION_TOKEN");
+      Logger()->info("S3 credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+    } else {
+      key.clear();
+      secret.clear();
+      Logger()->info("No S3 credentials (IMPORTER_ACCESS_KEY_ID, IMPORTER_SECRET_KEY): the "
+                     "requests go unsigned, as for a public object");
+    }
+  }
+  config.s3.access_key_id = std::move(key);
+  config.s3.secret_access_key = std::move(secret);
+  config.cert_dir = env.GetOr("IMPORTER_CERT_DIR");
+  if (!env.GetOr("INSECURE_TLS").empty()) {
+    // CDI's s3 client verifies certificates whatever INSECURE_TLS says.
+    Logger()->warn("INSECURE_TLS does not apply to s3 sources: the certificate is verified");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string_view SourceName(SourceKind kind) {
@@ -106,6 +174,8 @@ std::string_view SourceName(SourceKind kind) {
       return "none";
     case SourceKind::kRegistry:
       return "registry";
+    case SourceKind::kS3:
+      return "s3";
   }
   return "http";
 }
@@ -182,12 +252,14 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
     config.source = SourceKind::kBlank;
   } else if (source == "registry") {
     config.source = SourceKind::kRegistry;
+  } else if (source == "s3") {
+    config.source = SourceKind::kS3;
   } else if (std::find(std::begin(kOtherSources), std::end(kOtherSources), source) !=
              std::end(kOtherSources)) {
     return UnsupportedError("Unable to connect to " + source +
                             " data source: IMPORTER_SOURCE=" + source +
-                            " is not supported by this importer, which imports from http and "
-                            "https URLs and registries and creates blank disks (none); the overlay image "
+                            " is not supported by this importer, which imports from http, "
+                            "https, registries and s3 and creates blank disks (none); the overlay image "
                             "(Containerfile.cdi-overlay) hands " +
                             source + " sources over to CDI's importer");
   } else {
@@ -248,13 +320,13 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
     }
     config.endpoint = env.GetOr("IMPORTER_ENDPOINT");
     if (config.endpoint.empty()) {
-      return Refusal(
-          "Unable to connect to http data source: endpoint \"IMPORTER_ENDPOINT\" is missing or "
-          "blank");
+      return Refusal("Unable to connect to " + std::string(SourceName(config.source)) +
+                     " data source: endpoint \"IMPORTER_ENDPOINT\" is missing or blank");
     }
+    if (config.source == SourceKind::kS3) CDI_RETURN_IF_ERROR(ReadS3Source(env, config));
     // Only URLs: the library would also read a local path or standard input.
     const std::string scheme = LowerScheme(config.endpoint);
-    if (scheme != "http:" && scheme != "https:") {
+    if (config.source == SourceKind::kHttp && scheme != "http:" && scheme != "https:") {
       return Refusal("Unable to connect to http data source: endpoint \"" +
                      RedactUrl(config.endpoint) + "\" is not an http:// or https:// URL");
     }
@@ -262,11 +334,13 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
     if (!config.checksum.empty()) {
       Result<ExpectedChecksum> parsed = ParseChecksum(config.checksum);
       if (!parsed.ok()) {
-        return Refusal("Unable to connect to http data source: invalid checksum: " +
-                       parsed.status().message());
+        return Refusal("Unable to connect to " + std::string(SourceName(config.source)) +
+                       " data source: invalid checksum: " + parsed.status().message());
       }
     }
   }
+  // What follows is http's and the registry's (s3 read its own above).
+  if (config.source == SourceKind::kS3) return config;
 
   const std::string insecure = env.GetOr("INSECURE_TLS");
   std::optional<bool> skip_verify = ParseGoBool(insecure);
@@ -301,7 +375,8 @@ Result<PodConfig> ParsePodEnvironment(const Environment& env, const PodPaths& pa
 
 ImportSpec MakeImportSpec(const PodConfig& config, const PodPaths& paths, VolumeMode mode) {
   ImportSpec spec;
-  spec.source.url = config.endpoint;
+  spec.source.url = config.source == SourceKind::kS3 ? config.s3_url : config.endpoint;
+  spec.source.s3 = config.s3;
   spec.source.tls.verify = config.tls_verify;
   if (!config.cert_dir.empty()) spec.source.tls.ca_dirs.push_back(config.cert_dir);
   if (IsDirectory(paths.proxy_cert_dir)) spec.source.tls.ca_dirs.push_back(paths.proxy_cert_dir);

@@ -7,7 +7,7 @@
 // termination message CDI's importer writes for them, so that the controller
 // and the admin see the same text:
 //   Unknown data source: <src>                                  (unknown IMPORTER_SOURCE)
-//   Unable to connect to <src> data source: ... not supported   (s3, gcs, imageio, vddk)
+//   Unable to connect to <src> data source: ... not supported   (gcs, imageio, vddk)
 //   the PREALLOCATION environment variable is with a wrong value "<v>"; should be "true" or "false"
 //   Unable to connect to http data source: invalid checksum: ...
 //   Unable to process data: IMPORTER_IMAGE_SIZE ... / FILESYSTEM_OVERHEAD ... / Unknown content
@@ -60,9 +60,10 @@ enum class SourceKind {
   kHttp,      // IMPORTER_SOURCE=http (or empty)
   kBlank,     // IMPORTER_SOURCE=none
   kRegistry,  // IMPORTER_SOURCE=registry, a docker:// endpoint
+  kS3,        // IMPORTER_SOURCE=s3
 };
 
-// "http", "none", "registry": as IMPORTER_SOURCE names it, for messages.
+// The name CDI's messages give the source ("http", "none", "registry", "s3").
 std::string_view SourceName(SourceKind kind);
 
 // Where the pod writes: a block device when the block device path exists (as
@@ -87,6 +88,15 @@ struct PodConfig {
   std::string owner_uid;   // OWNER_UID
   std::string cache_mode;  // CACHE_MODE
   std::string registry_architecture;  // IMPORTER_REGISTRY_IMAGE_ARCHITECTURE
+  // IMPORTER_SOURCE=s3: the object, s3://BUCKET/KEY, and how it is reached,
+  // from IMPORTER_ENDPOINT as CDI's importer reads it
+  // (http(s)://HOST[:PORT]/BUCKET/KEY: path-style, plain http for http://
+  // only, the region from HOST) with IMPORTER_ACCESS_KEY_ID and
+  // IMPORTER_SECRET_KEY, or else AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+  // and AWS_SESSION_TOKEN from the pod's environment, or else none
+  // (anonymous requests).
+  std::string s3_url;
+  S3Settings s3;
 };
 
 // Reads the environment (and the secret header files under
@@ -104,7 +114,7 @@ std::optional<bool> ParseGoBool(std::string_view text);
 // The path written for a disk image on a filesystem volume: <data dir>/disk.img.
 std::string DiskImagePath(const PodPaths& paths);
 
-// The import an http or registry source asks for, into the volume `mode` names: a disk
+// The import an http, registry or s3 source asks for, into the volume `mode` names: a disk
 // image into the block device or <data dir>/disk.img (replacing a file left
 // there), an archive into the data dir (whatever `mode`: archives on block
 // volumes are the caller's to refuse).

@@ -9,5 +9,5 @@ $SUDO apt-get install -y --no-install-recommends \
   libcurl4-openssl-dev libssl-dev zlib1g-dev libdeflate-dev libisal-dev liblzma-dev libzstd-dev \
   libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libqcow-dev libyaml-cpp-dev \
   libsnappy-dev golang-go golang-github-golang-snappy-dev nlohmann-json3-dev \
-  nginx-light qemu-utils openssl curl xz-utils zstd gzip python3 util-linux tinyproxy \
+  nginx-light qemu-utils openssl curl xz-utils zstd gzip python3 python3-botocore util-linux tinyproxy \
   docker-registry skopeo apache2-utils

@@ -1,5 +1,6 @@
 #include "sources/file/file_source.h"
 #include "sources/http/http_source.h"
+#include "sources/s3/s3_source.h"
 #include "sources/source.h"
 #include "sources/url.h"
 
@@ -16,10 +17,11 @@ Result<std::unique_ptr<ByteSource>> OpenSource(const SourceSpec& spec, const Can
   if (spec.url == "-") return OpenStdinSource(cancel);
   std::string scheme = UrlScheme(spec.url);
   if (IsHttpScheme(scheme)) return OpenHttpSource(spec, cancel);
+  if (scheme == "s3") return OpenS3Source(spec, cancel);
   // "name:rest" without "//" is a local file whose name holds a colon.
   bool is_url = !scheme.empty() && spec.url.compare(scheme.size(), 3, "://") == 0;
   if (!is_url) return OpenFileSource(spec.url, cancel);
-  return UnsupportedError(scheme + ":// sources are not supported: only http and https are (" +
+  return UnsupportedError(scheme + ":// sources are not supported: only http, https and s3 are (" +
                           RedactUrl(spec.url) + ")");
 }
 

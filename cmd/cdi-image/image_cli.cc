@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -46,6 +47,9 @@ struct SourceFlags {
   std::optional<std::string> no_proxy;
   std::vector<std::string> proxy_ca_bundles;
   std::vector<std::string> proxy_ca_dirs;
+  std::string s3_endpoint;
+  std::string s3_region;
+  std::string s3_addressing = "auto";
 };
 
 struct CommonFlags {
@@ -119,6 +123,52 @@ void AddSourceFlags(CLI::App* app, SourceFlags* f) {
   app->add_option("--proxy-ca-dir", f->proxy_ca_dirs,
                   "directory whose every non-dot file is a PEM CA bundle of the proxy (repeatable)")
       ->check(CLI::ExistingDirectory)->group("Network");
+  app->add_option("--s3-endpoint", f->s3_endpoint,
+                  "for s3://BUCKET/KEY: the service's base URL, http(s)://host[:port] (default: "
+                  "AWS, https://s3.REGION.amazonaws.com); credentials from AWS_ACCESS_KEY_ID, "
+                  "AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, unsigned without them")
+      ->group("S3");
+  app->add_option("--s3-region", f->s3_region,
+                  "for s3://: the region requests are signed for (default: AWS_REGION, "
+                  "AWS_DEFAULT_REGION, the region of an AWS endpoint, else us-east-1)")
+      ->group("S3");
+  app->add_option("--s3-addressing", f->s3_addressing,
+                  "for s3://: path (ENDPOINT/BUCKET/KEY), virtual (BUCKET.ENDPOINT-HOST/KEY), or "
+                  "auto (virtual on AWS where the bucket name allows it, else path)")
+      ->check(CLI::IsMember({"auto", "path", "virtual"}))->capture_default_str()->group("S3");
+}
+
+std::string GetEnv(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+// The S3 settings of an s3:// source: the flags, and the AWS command line's
+// variables for what they leave out.
+Status BuildS3Settings(const SourceFlags& f, S3Settings* s3) {
+  s3->endpoint = f.s3_endpoint;
+  s3->region = f.s3_region;
+  if (s3->region.empty()) s3->region = GetEnv("AWS_REGION");
+  if (s3->region.empty()) s3->region = GetEnv("AWS_DEFAULT_REGION");
+  s3->addressing = f.s3_addressing == "path"      ? S3Addressing::kPath
+                   : f.s3_addressing == "virtual" ? S3Addressing::kVirtualHost
+                                                  : S3Addressing::kAuto;
+  s3->access_key_id = GetEnv("AWS_ACCESS_KEY_ID");
+  s3->secret_access_key = GetEnv("AWS_SECRET_ACCESS_KEY");
+  s3->session_token = GetEnv("AWS_SESSION_TOKEN");
+  if (s3->access_key_id.empty() != s3->secret_access_key.empty()) {
+    return InvalidArgumentError(
+        std::string(s3->access_key_id.empty() ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID") +
+        " is set without " +
+        (s3->access_key_id.empty() ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY") +
+        ": set both for signed requests, or neither for anonymous ones");
+  }
+  if (s3->access_key_id.empty()) {
+    // A session token alone is no credential.
+    s3->session_token.clear();
+    spdlog::info("No AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: S3 requests go unsigned");
+  }
+  return Status::Ok();
 }
 
 void AddCommonFlags(CLI::App* app, CommonFlags* f) {
@@ -189,6 +239,14 @@ Result<SourceSpec> BuildSource(const std::string& url, const SourceFlags& f) {
   spec.network.proxy.no_proxy = f.no_proxy;
   spec.tls.proxy_ca_files = f.proxy_ca_bundles;
   spec.tls.proxy_ca_dirs = f.proxy_ca_dirs;
+  const bool s3 =
+      url.size() > 5 && (url[0] == 's' || url[0] == 'S') && url.compare(1, 4, "3://") == 0;
+  if (s3) {
+    CDI_RETURN_IF_ERROR(BuildS3Settings(f, &spec.s3));
+  } else if (!f.s3_endpoint.empty() || !f.s3_region.empty() || f.s3_addressing != "auto") {
+    return InvalidArgumentError("--s3-endpoint, --s3-region and --s3-addressing apply to "
+                                "s3://BUCKET/KEY sources only");
+  }
   return spec;
 }
 
@@ -397,7 +455,8 @@ int RunImageCli(int argc, char** argv) {
 
   ImportFlags import_flags;
   CLI::App* import = app.add_subcommand("import", "import an image onto a file or block device");
-  import->add_option("SOURCE", import_flags.source, "http(s) URL, docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] (the disk image "
+  import->add_option("SOURCE", import_flags.source, "http(s) URL, s3://BUCKET/KEY, docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] "
+                     "(the disk image 
                      "in a containerDisk's /disk), local file, or - for standard input")
       ->required();
   import->add_option("TARGET", import_flags.target, "file to create, or block device to overwrite")
@@ -430,7 +489,8 @@ int RunImageCli(int argc, char** argv) {
   std::string info_source;
   bool info_json = false;
   CLI::App* info = app.add_subcommand("info", "show an image's format chain and sizes");
-  info->add_option("SOURCE", info_source, "http(s) URL, docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] (the disk image "
+  info->add_option("SOURCE", info_source, "http(s) URL, s3://BUCKET/KEY, docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] "
+                     "(the disk image 
                      "in a containerDisk's /disk), local file, or - for standard input")
       ->required();
   info->add_flag("--json", info_json, "print one JSON object");

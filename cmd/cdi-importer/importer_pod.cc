@@ -66,7 +66,7 @@ Outcome RunBlank(const PodConfig& config, const PodPaths& paths, VolumeMode mode
   return Complete(std::nullopt, result->preallocated);
 }
 
-// IMPORTER_SOURCE=http and registry.
+// IMPORTER_SOURCE=http, registry and s3.
 Outcome RunImport(const PodConfig& config, const PodPaths& paths, VolumeMode mode,
                   ProgressMetric& metric, const CancelToken& cancel) {
   const bool archive = config.content_type == ContentType::kArchive;
@@ -117,7 +117,8 @@ Outcome RunImport(const PodConfig& config, const PodPaths& paths, VolumeMode mod
       return PlainFailure("Unable to process data: Failed to read registry image: failed to pull "
                           "image: " + status.message());
     }
-    return PlainFailure("Unable to connect to http data source: " + status.message());
+    return PlainFailure("Unable to connect to " + std::string(SourceName(config.source)) +
+                        " data source: " + status.message());
   }
   std::string text = "Unable to process data: ";
   if (phase) {
@@ -138,7 +139,11 @@ void LogConfiguration(const PodConfig& config, const PodPaths& paths, VolumeMode
   spdlog::info(
       "Source {}, content {}, {} volume{}, requested size {}, filesystem overhead {}, "
       "preallocation {}",
-      config.source == SourceKind::kBlank ? "none (blank disk)" : RedactUrl(config.endpoint),
+      config.source == SourceKind::kBlank ? "none (blank disk)"
+      : config.source == SourceKind::kS3
+          ? RedactUrl(config.s3_url) + " at " + config.s3.endpoint + " (region " +
+                config.s3.region + (config.s3.access_key_id.empty() ? ", unsigned)" : ")")
+          : RedactUrl(config.endpoint),
       ContentTypeName(config.content_type), mode == VolumeMode::kBlock ? "block" : "filesystem",
       mode == VolumeMode::kBlock ? " " + paths.block_device : " " + paths.data_dir,
       config.image_size ? std::to_string(*config.image_size) : "unset", config.filesystem_overhead,
@@ -227,7 +232,7 @@ int RunImporterPod(int argc, char** argv) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string handover_program = HandoverProgram("cdi-importer");
   app.add_option("--handover-program", handover_program,
-                 "CDI's importer, to hand the sources this importer does not implement (s3, gcs, "
+                 "CDI's importer, to hand the sources this importer does not implement (gcs, "
                  "imageio, vddk, registry node pull, oci-archive registry endpoints) over to; "
                  "used when it exists")
       ->capture_default_str();

@@ -111,15 +111,44 @@ struct RegistrySettings {
   bool insecure = false;
 };
 
+// How an object in S3 (or a service that speaks its API: MinIO, Ceph RGW, ...)
+// is reached, for s3://BUCKET/KEY URLs. Requests are signed with AWS
+// Signature Version 4 when an access key is given, and go out unsigned
+// (anonymous, for public objects) when none is. TLS, proxies, retries and
+// resume are those of the HTTP source (TlsSettings, NetworkSettings):
+// a dropped download resumes with a signed "Range: bytes=N-" request.
+enum class S3Addressing {
+  kAuto,         // virtual-hosted for AWS's own endpoints when the bucket name allows it, else path
+  kPath,         // ENDPOINT/BUCKET/KEY
+  kVirtualHost,  // BUCKET.ENDPOINT-HOST/KEY
+};
+
+struct S3Settings {
+  // The service's base URL, "http(s)://host[:port]" (a path is not allowed).
+  // Empty: AWS's endpoint for the region, https://s3.REGION.amazonaws.com.
+  std::string endpoint;
+  // The signing region. Empty: REGION of an endpoint s3.REGION.amazonaws.com,
+  // else us-east-1 (what most other services accept).
+  std::string region;
+  S3Addressing addressing = S3Addressing::kAuto;
+  // Credentials; never logged, never sent to another origin. Both or none of
+  // the key pair; the session token (temporary credentials) needs both.
+  std::string access_key_id;
+  std::string secret_access_key;
+  std::string session_token;
+};
+
 struct SourceSpec {
   // An http:// or https:// URL, a docker:// image reference
   // (docker://HOST[:PORT]/REPOSITORY[:TAG|@sha256:DIGEST]: the disk image in
-  // the image's disk/ directory), a local path, or "-" for standard input.
+  // the image's disk/ directory), s3://BUCKET/KEY (see `s3`), a local path,
+  // or "-" for standard input.
   std::string url;
   TlsSettings tls;
   HttpAuth auth;
   NetworkSettings network;
   RegistrySettings registry;
+  S3Settings s3;  // for s3:// URLs only
 };
 
 }  // namespace cdi

@@ -123,13 +123,21 @@ Status CurlHandles::Prepare(const RequestOptions& request) {
                                 "CURLOPT_PROXYPASSWORD"));
 
   const Credentials* credentials = request.credentials;
+  const bool signing = credentials != nullptr && !credentials->aws_sigv4.empty();
+  // Set before the user name: curl picks the signature as the way to
+  // authenticate when the parameter is set.
+  CDI_RETURN_IF_ERROR(SetOption(CURLOPT_AWS_SIGV4,
+                                signing ? credentials->aws_sigv4.c_str() : nullptr,
+                                "CURLOPT_AWS_SIGV4"));
   if (credentials != nullptr && !credentials->user.empty()) {
     CDI_RETURN_IF_ERROR(SetOption(CURLOPT_USERNAME, credentials->user.c_str(), "CURLOPT_USERNAME"));
     CDI_RETURN_IF_ERROR(
         SetOption(CURLOPT_PASSWORD, credentials->password.c_str(), "CURLOPT_PASSWORD"));
-    CDI_RETURN_IF_ERROR(SetOption(CURLOPT_HTTPAUTH,
-                                  static_cast<unsigned long>(CURLAUTH_BASIC),  // NOLINT
-                                  "CURLOPT_HTTPAUTH"));
+    if (!signing) {
+      CDI_RETURN_IF_ERROR(SetOption(CURLOPT_HTTPAUTH,
+                                    static_cast<unsigned long>(CURLAUTH_BASIC),  // NOLINT
+                                    "CURLOPT_HTTPAUTH"));
+    }
   } else {
     CDI_RETURN_IF_ERROR(
         SetOption(CURLOPT_USERNAME, static_cast<const char*>(nullptr), "CURLOPT_USERNAME"));
@@ -145,6 +153,12 @@ Status CurlHandles::Prepare(const RequestOptions& request) {
   range_ = request.range;
   if (!range_.empty() && !request.if_range.empty()) {
     CDI_RETURN_IF_ERROR(AppendHeader(request_headers_, "If-Range: " + request.if_range));
+  }
+  if (signing && !range_.empty()) {
+    // curl signs the headers of the list, not its own Range: a resume's
+    // range goes in the list, so that the signature covers it.
+    CDI_RETURN_IF_ERROR(AppendHeader(request_headers_, "Range: bytes=" + range_));
+    range_.clear();
   }
   CDI_RETURN_IF_ERROR(
       SetOption(CURLOPT_RANGE, range_.empty() ? nullptr : range_.c_str(), "CURLOPT_RANGE"));

@@ -39,6 +39,11 @@ struct Credentials {
   std::string user;  // basic auth; none when empty
   std::string password;
   std::vector<std::string> headers;  // "Name: value" each, already checked
+  // When set, user and password are an access key pair that signs each
+  // request with AWS Signature Version 4 instead of basic auth: curl's
+  // CURLOPT_AWS_SIGV4 parameter, "aws:amz:REGION:SERVICE". Every header of
+  // the request list is signed, the Range of a resume among them.
+  std::string aws_sigv4;
 };
 
 // One request: where it goes and what it asks for.
@@ -73,8 +78,9 @@ class CurlHandles {
   Status Configure(const NetworkSettings& network, const Callbacks& callbacks, tls::CurlTls& tls);
 
   // Sets the options of one request: its URL and proxy (with the proxy's
-  // credentials), basic auth and the extra headers when `credentials` is
-  // set, the range and If-Range. Clears the error message of the last one.
+  // credentials), basic auth or an AWS signature and the extra headers when
+  // `credentials` is set, the range and If-Range. Clears the error message
+  // of the last one.
   Status Prepare(const RequestOptions& request);
 
   CURL* easy() const { return easy_.get(); }

@@ -38,12 +38,12 @@ Status CheckHeaders(const std::vector<std::string>& headers) {
 class HttpSource final : public ByteSource {
  public:
   HttpSource(const SourceSpec& spec, HttpUrl url, std::unique_ptr<tls::CurlTls> tls,
-             ProxyConfig proxies, const CancelToken* cancel)
+             ProxyConfig proxies, const CancelToken* cancel, HttpSourceOptions options)
       : redacted_url_(url.redacted),
         cancel_(cancel),
         buffer_(kHttpBufferBytes),
         transfer_(spec, std::move(url), std::move(tls), std::move(proxies), cancel, buffer_,
-                  [this](std::optional<uint64_t> size) { Opened(size); }) {}
+                  [this](std::optional<uint64_t> size) { Opened(size); }, std::move(options)) {}
 
   ~HttpSource() override {
     Stop();
@@ -160,7 +160,8 @@ class HttpSource final : public ByteSource {
 }  // namespace
 
 Result<std::unique_ptr<ByteSource>> OpenHttpSource(const SourceSpec& spec,
-                                                   const CancelToken* cancel) {
+                                                   const CancelToken* cancel,
+                                                   HttpSourceOptions options) {
   InitCurlOnce();
   CDI_ASSIGN_OR_RETURN(HttpUrl url, ParseHttpUrl(spec.url));
   CDI_RETURN_IF_ERROR(CheckHeaders(spec.auth.headers));
@@ -170,7 +171,7 @@ Result<std::unique_ptr<ByteSource>> OpenHttpSource(const SourceSpec& spec,
   }
   CDI_ASSIGN_OR_RETURN(std::unique_ptr<tls::CurlTls> tls, tls::CurlTls::Create(spec.tls));
   auto source = std::make_unique<HttpSource>(spec, std::move(url), std::move(tls),
-                                             std::move(proxies), cancel);
+                                             std::move(proxies), cancel, std::move(options));
   CDI_RETURN_IF_ERROR(source->Start());
   return std::unique_ptr<ByteSource>(std::move(source));
 }

@@ -15,7 +15,10 @@
 #ifndef CDI_SOURCES_HTTP_HTTP_SOURCE_H_
 #define CDI_SOURCES_HTTP_HTTP_SOURCE_H_
 
+#include <functional>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "cdi/import.h"
 #include "cdi/status.h"
@@ -29,6 +32,19 @@ inline constexpr size_t kHttpBufferBytes = 4 * kMiB;
 
 // The User-Agent of every request.
 inline constexpr const char* kHttpUserAgent = "cdi-image/0.1";
+
+// What a source built on this one (sources/s3/) adds to its requests.
+struct HttpSourceOptions {
+  // When set, spec.auth.user and spec.auth.password are an access key pair
+  // that signs every request to the URL's origin with AWS Signature Version
+  // 4 (curl's CURLOPT_AWS_SIGV4 parameter, "aws:amz:REGION:SERVICE"), the
+  // extra headers and a resume's Range included; basic auth is not sent.
+  std::string aws_sigv4;
+  // Reads the first bytes (at most 4 KiB) of an error response's body (a
+  // status of 400 or more) into words that the message adds after the status
+  // line; "" adds nothing. Unset: error bodies are not read.
+  std::function<std::string(std::string_view body)> explain_error;
+};
 
 // Connects, follows redirects and returns once the final response's headers
 // are in and its status is 2xx, so that size() is known (Content-Length, when
@@ -51,7 +67,8 @@ inline constexpr const char* kHttpUserAgent = "cdi-image/0.1";
 // cancelled from any thread: a waiting Read() then returns kCancelled within a
 // second. Destroying the source stops the transfer.
 Result<std::unique_ptr<ByteSource>> OpenHttpSource(const SourceSpec& spec,
-                                                   const CancelToken* cancel);
+                                                   const CancelToken* cancel,
+                                                   HttpSourceOptions options = {});
 
 }  // namespace cdi::importer
 

@@ -32,24 +32,27 @@ std::string SecondsText(std::chrono::milliseconds duration) {
 }
 
 // Credentials in HttpAuth win over user info in the URL.
-Credentials CredentialsFor(const SourceSpec& spec, const HttpUrl& url) {
-  if (!spec.auth.user.empty()) return {spec.auth.user, spec.auth.password, spec.auth.headers};
-  return {url.user, url.password, spec.auth.headers};
+Credentials CredentialsFor(const SourceSpec& spec, const HttpUrl& url, std::string aws_sigv4) {
+  if (!spec.auth.user.empty()) {
+    return {spec.auth.user, spec.auth.password, spec.auth.headers, std::move(aws_sigv4)};
+  }
+  return {url.user, url.password, spec.auth.headers, std::move(aws_sigv4)};
 }
 
 }  // namespace
 
 HttpTransfer::HttpTransfer(const SourceSpec& spec, HttpUrl url, std::unique_ptr<tls::CurlTls> tls,
                            ProxyConfig proxies, const CancelToken* cancel, TransferBuffer& buffer,
-                           OpenedCallback opened)
+                           OpenedCallback opened, HttpSourceOptions options)
     : network_(spec.network),
       url_(std::move(url)),
-      credentials_(CredentialsFor(spec, url_)),
+      credentials_(CredentialsFor(spec, url_, std::move(options.aws_sigv4))),
       tls_(std::move(tls)),
       proxies_(std::move(proxies)),
       cancel_(cancel),
       buffer_(buffer),
       opened_(std::move(opened)),
+      explain_error_(std::move(options.explain_error)),
       resume_(url_.redacted),
       stall_(network_.stall_bytes_per_second, network_.stall_window) {}
 
@@ -267,6 +270,13 @@ Status HttpTransfer::Refused(const HttpUrl& request) {
     if (tls.has_value()) return *std::move(tls);
   }
   Status refused = HttpStatusError(response_, request, proxy_ ? &*proxy_ : nullptr);
+  if (explain_error_ && status >= 400) {
+    const std::string explained = explain_error_(error_body_);
+    if (!explained.empty()) {
+      refused = Status(refused.code(), refused.message() + ": " + explained,
+                       refused.retryable() ? Retryable::kYes : Retryable::kNo);
+    }
+  }
   if (refused.retryable() && !response_.retry_after.empty()) {
     retry_after_ = ParseRetryAfter(response_.retry_after, std::time(nullptr));
   }
@@ -292,6 +302,12 @@ bool HttpTransfer::OnHeadersComplete() {
   if (status == 400 && request_->origin.scheme == "https") {
     // A missing or rejected client certificate, as nginx tells it: the
     // body says which (Refused).
+    error_body_.clear();
+    outcome_ = HopOutcome::kErrorBody;
+    return true;
+  }
+  if (explain_error_ && status >= 400 && status != 416) {
+    // The source reads what went wrong from the body (Refused).
     error_body_.clear();
     outcome_ = HopOutcome::kErrorBody;
     return true;

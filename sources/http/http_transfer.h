@@ -32,6 +32,7 @@
 #include "cdi/import.h"
 #include "cdi/status.h"
 #include "sources/http/curl_handles.h"
+#include "sources/http/http_source.h"
 #include "sources/http/http_response.h"
 #include "sources/http/proxy.h"
 #include "sources/http/resume.h"
@@ -52,7 +53,7 @@ class HttpTransfer {
   // `buffer` and `cancel` (may be null) must outlive the transfer.
   HttpTransfer(const SourceSpec& spec, HttpUrl url, std::unique_ptr<tls::CurlTls> tls,
                ProxyConfig proxies, const CancelToken* cancel, TransferBuffer& buffer,
-               OpenedCallback opened);
+               OpenedCallback opened, HttpSourceOptions options = {});
   HttpTransfer(const HttpTransfer&) = delete;
   HttpTransfer& operator=(const HttpTransfer&) = delete;
 
@@ -128,6 +129,7 @@ class HttpTransfer {
   const CancelToken* const cancel_;
   TransferBuffer& buffer_;
   const OpenedCallback opened_;
+  const std::function<std::string(std::string_view)> explain_error_;
 
   std::atomic<bool> stop_{false};
   std::mutex wake_mutex_;  // with wake_cv_: interrupts a back-off wait

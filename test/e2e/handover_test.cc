@@ -78,7 +78,6 @@ TEST(HandoverTest, ImporterHandsRegistryToCdiWithItsArgumentsAndEnvironment) {
 
 TEST(HandoverTest, EverySourceCdiKnowsAndThisImporterDoesNotIsHandedOver) {
   const std::vector<std::map<std::string, std::string>> pods = {
-      {{"IMPORTER_SOURCE", "s3"}, {"IMPORTER_ENDPOINT", "https://s3.example.com/b/disk.img"}},
       {{"IMPORTER_SOURCE", "gcs"}, {"IMPORTER_ENDPOINT", "gs://bucket/disk.img"}},
       {{"IMPORTER_SOURCE", "imageio"}, {"IMPORTER_ENDPOINT", "https://engine/ovirt-engine/api"}},
       {{"IMPORTER_SOURCE", "vddk"}, {"IMPORTER_ENDPOINT", "https://vcenter.example.com"}},

@@ -288,8 +288,8 @@ TEST_F(PodTest, BadVariablesFailWithTheirMessage) {
        "the PREALLOCATION environment variable is with a wrong value \"maybe\"; should be \"true\" "
        "or \"false\""},
       {Http("/disk.raw", {{"IMPORTER_SOURCE", "ftp"}}), "Unknown data source: ftp"},
-      {Http("/disk.raw", {{"IMPORTER_SOURCE", "s3"}}),
-       "Unable to connect to s3 data source: IMPORTER_SOURCE=s3 is not supported by this importer"},
+      {Http("/disk.raw", {{"IMPORTER_SOURCE", "gcs"}}),
+       "Unable to connect to gcs data source: IMPORTER_SOURCE=gcs is not supported by this importer"},
       {Http("/disk.raw", {{"IMPORTER_SOURCE", "registry"}}),
        "Unable to connect to registry data source: endpoint \"http://127.0.0.1:"},
       {Http("/disk.raw", {{"IMPORTER_IMAGE_SIZE", "ten gigs"}}),

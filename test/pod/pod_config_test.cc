@@ -111,12 +111,66 @@ TEST_F(PodConfigTest, RegistrySourcesAsCdiPassesThem) {
                                "is not a docker:// image reference"));
 }
 
+// IMPORTER_ENDPOINT of an s3 source, read as CDI's importer reads it.
+TEST_F(PodConfigTest, S3EndpointsAsCdiReadsThem) {
+  auto config = Parse({"IMPORTER_SOURCE=s3",
+                       "IMPORTER_ENDPOINT=http://minio.storage:9000/images/fedora/disk%201.qcow2",
+                       "IMPORTER_ACCESS_KEY_ID=AKID", "IMPORTER_SECRET_KEY=secret",
+                       "IMPORTER_CERT_DIR=/certs", "AWS_ACCESS_KEY_ID=ignored",
+                       "AWS_SECRET_ACCESS_KEY=ignored"});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->source, pod::SourceKind::kS3);
+  EXPECT_EQ(config->s3_url, "s3://images/fedora/disk 1.qcow2");
+  EXPECT_EQ(config->s3.endpoint, "http://minio.storage:9000");
+  EXPECT_EQ(config->s3.region, "minio");
+  EXPECT_EQ(config->s3.addressing, S3Addressing::kPath);
+  EXPECT_EQ(config->s3.access_key_id, "AKID");
+  EXPECT_EQ(config->s3.secret_access_key, "secret");
+  EXPECT_EQ(config->s3.session_token, "");
+  ImportSpec spec = pod::MakeImportSpec(*config, paths_, pod::VolumeMode::kFilesystem);
+  EXPECT_EQ(spec.source.url, "s3://images/fedora/disk 1.qcow2");
+  EXPECT_EQ(spec.source.s3.endpoint, "http://minio.storage:9000");
+  EXPECT_EQ(spec.source.tls.ca_dirs, std::vector<std::string>{"/certs"});
+  EXPECT_EQ(spec.source.auth.user, "");
+
+  // Any scheme but http is https; AWS's hosts give their region.
+  config = Parse({"IMPORTER_SOURCE=s3",
+                  "IMPORTER_ENDPOINT=s3://s3.eu-west-3.amazonaws.com/bucket/disk.img"});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->s3.endpoint, "https://s3.eu-west-3.amazonaws.com");
+  EXPECT_EQ(config->s3.region, "eu-west-3");
+  EXPECT_EQ(config->s3.access_key_id, "");  // unsigned
+
+  // No Secret: the pod's AWS_* variables, as the SDK's default chain reads them.
+  config = Parse({"IMPORTER_SOURCE=s3", "IMPORTER_ENDPOINT=https://10.0.0.5/b/k",
+                  "AWS_ACCESS_KEY_ID=ASIA", "AWS_SECRET_ACCESS_KEY=s", "AWS_SESSION_TOKEN=t"});
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->s3.access_key_id, "ASIA");
+  EXPECT_EQ(config->s3.session_token, "t");
+  EXPECT_EQ(config->s3.region, "10");
+
+  EXPECT_EQ(Refusal({"IMPORTER_SOURCE=s3", "IMPORTER_ENDPOINT=https://host/bucket-only"}),
+            "Unable to connect to s3 data source: endpoint \"https://host/bucket-only\" does not "
+            "name an object: expected http(s)://HOST[:PORT]/BUCKET/KEY");
+  EXPECT_EQ(Refusal({"IMPORTER_SOURCE=s3", "IMPORTER_ENDPOINT=host/b/k"}),
+            "Unable to connect to s3 data source: endpoint \"host/b/k\" is not a URL: expected "
+            "http(s)://HOST[:PORT]/BUCKET/KEY");
+  EXPECT_EQ(Refusal({"IMPORTER_SOURCE=s3", "IMPORTER_ENDPOINT=https://h/b/k",
+                     "IMPORTER_ACCESS_KEY_ID=AKID"}),
+            "Unable to connect to s3 data source: could not build s3 client: s3 access key and "
+            "secret key must be set together or not at all (IMPORTER_ACCESS_KEY_ID, "
+            "IMPORTER_SECRET_KEY)");
+  EXPECT_EQ(Refusal({"IMPORTER_SOURCE=s3"}),
+            "Unable to connect to s3 data source: endpoint \"IMPORTER_ENDPOINT\" is missing or "
+            "blank");
+}
+
 TEST_F(PodConfigTest, BadValuesGetCdisMessages) {
   EXPECT_EQ(Refusal({"PREALLOCATION=maybe"}),
             "the PREALLOCATION environment variable is with a wrong value \"maybe\"; should be "
             "\"true\" or \"false\"");
   EXPECT_EQ(Refusal({"IMPORTER_SOURCE=ftp"}), "Unknown data source: ftp");
-  for (const char* source : {"s3", "gcs", "imageio", "vddk"}) {
+  for (const char* source : {"gcs", "imageio", "vddk"}) {
     auto config = Parse({std::string("IMPORTER_SOURCE=") + source});
     ASSERT_FALSE(config.ok()) << source;
     EXPECT_EQ(config.status().code(), ErrorCode::kUnsupported);

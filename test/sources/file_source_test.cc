@@ -132,13 +132,14 @@ TEST(OpenSourceTest, RefusesOtherSchemesByName) {
   };
   for (const Case& c : {
            Case{"ftp://host/disk.img",
-                "ftp:// sources are not supported: only http and https "
+                "ftp:// sources are not supported: only http, https and s3 "
                 "are (ftp://host/disk.img)"},
            Case{"file:///var/disk.img",
-                "file:// sources are not supported: only http and https "
+                "file:// sources are not supported: only http, https and s3 "
                 "are (file:///var/disk.img)"},
-           Case{"s3://user:secret@bucket/disk.img?sig=x",
-                "s3:// sources are not supported: only http and https are (s3://bucket/disk.img)"},
+           Case{"gs://user:secret@bucket/disk.img?sig=x",
+                "gs:// sources are not supported: only http, https and s3 are "
+                "(gs://bucket/disk.img)"},
        }) {
     Result<std::unique_ptr<ByteSource>> source = Open(c.url);
     ASSERT_FALSE(source.ok()) << c.url;

@@ -265,6 +265,25 @@ void BypassProxiesForLoopback() {
   }
 }
 
+// Starts a server that writes {"port": ...} into `ports_file` once it
+// listens, and waits for it; throws when it exits or takes too long.
+Json StartWithPortsFile(const std::vector<std::string>& argv, const std::string& dir,
+                        const std::string& ports_file, const std::string& what,
+                        std::unique_ptr<BackgroundProcess>& process) {
+  process = std::make_unique<BackgroundProcess>(argv, dir + "/server.out");
+  auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
+  while (!FileExists(ports_file)) {
+    if (process->Wait(std::chrono::milliseconds(0)) != -1 ||
+        std::chrono::steady_clock::now() >= deadline) {
+      std::string output = FileExists(dir + "/server.out") ? ReadFile(dir + "/server.out") : "";
+      process.reset();
+      throw std::runtime_error(what + " did not start:\n" + output);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return JsonReader(ReadFile(ports_file)).Parse();
+}
+
 }  // namespace
 
 uint16_t UnusedPort() { return PickFreePort(); }
@@ -397,22 +416,10 @@ FaultServer::FaultServer(const std::string& root, const std::string& script_json
   std::string ports_file = d + "/ports.json";
   JsonReader(script_json).Parse();  // a typo in a test's script fails here, clearly
   WriteFile(script, script_json);
-  process_ = std::make_unique<BackgroundProcess>(
-      std::vector<std::string>{"python3", SourceDir() + "/test/server/fault_server.py", "--root",
-                               root, "--script", script, "--log", request_log_, "--sent-log",
-                               sent_log_, "--ports-file", ports_file},
-      d + "/server.out");
-  auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
-  while (!FileExists(ports_file)) {
-    if (process_->Wait(std::chrono::milliseconds(0)) != -1 ||
-        std::chrono::steady_clock::now() >= deadline) {
-      std::string output = FileExists(d + "/server.out") ? ReadFile(d + "/server.out") : "";
-      process_.reset();
-      throw std::runtime_error("fault server did not start:\n" + output);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  Json ports = JsonReader(ReadFile(ports_file)).Parse();
+  Json ports = StartWithPortsFile(
+      {"python3", SourceDir() + "/test/server/fault_server.py", "--root", root, "--script", script,
+       "--log", request_log_, "--sent-log", sent_log_, "--ports-file", ports_file},
+      d, ports_file, "fault server", process_);
   port_ = static_cast<uint16_t>(std::stoi(ports.String("port")));
   other_port_ = static_cast<uint16_t>(std::stoi(ports.String("other_port")));
 }
@@ -494,6 +501,64 @@ uint64_t FaultServer::BytesSent(std::string_view path, size_t responses) const {
     if (ended >= responses || std::chrono::steady_clock::now() >= deadline) return bytes;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+// ---------------------------------------------------------------------------
+// S3 server
+
+S3Server::S3Server(const std::string& root, S3ServerOptions server_options)
+    : options_(std::move(server_options)) {
+  BypassProxiesForLoopback();
+  const S3ServerOptions& options = options_;
+  const std::string& d = dir_.path();
+  log_ = d + "/requests.jsonl";
+  const std::string ports_file = d + "/ports.json";
+  // botocore imports under Debian's interpreter only.
+  std::vector<std::string> argv = {"/usr/bin/python3", SourceDir() + "/test/support/s3_server.py",
+                                   "--root", root, "--access-key", options.access_key,
+                                   "--secret-key", options.secret_key, "--log", log_,
+                                   "--ports-file", ports_file};
+  if (!options.session_token.empty()) {
+    argv.insert(argv.end(), {"--session-token", options.session_token});
+  }
+  for (const std::string& bucket : options.public_buckets) {
+    argv.insert(argv.end(), {"--public-bucket", bucket});
+  }
+  for (const std::string& drop : options.drops) argv.insert(argv.end(), {"--drop", drop});
+  if (!options.tls.cert.empty()) {
+    argv.insert(argv.end(), {"--cert", options.tls.cert, "--key", options.tls.key});
+  }
+  Json ports = StartWithPortsFile(argv, d, ports_file, "S3 server", process_);
+  port_ = static_cast<uint16_t>(std::stoi(ports.String("port")));
+}
+
+S3Server::~S3Server() = default;
+
+std::string S3Server::endpoint() const {
+  return (options_.tls.cert.empty() ? "http" : "https") + std::string("://127.0.0.1:") +
+         std::to_string(port_);
+}
+
+std::string S3Server::virtual_host_endpoint() const {
+  return (options_.tls.cert.empty() ? "http" : "https") + std::string("://localhost:") +
+         std::to_string(port_);
+}
+
+std::vector<S3LoggedRequest> S3Server::Requests() const {
+  std::vector<S3LoggedRequest> requests;
+  for (const auto& line : Lines(log_)) {
+    Json json = JsonReader(line).Parse();
+    S3LoggedRequest request;
+    request.method = json.String("method");
+    request.host = json.String("host");
+    request.path = json.String("path");
+    request.range = json.String("range");
+    request.signed_headers = json.String("signed_headers");
+    request.status = std::stoi(json.String("status"));
+    request.body_bytes = std::stoull(json.String("body_bytes"));
+    requests.push_back(std::move(request));
+  }
+  return requests;
 }
 
 }  // namespace cdi::test

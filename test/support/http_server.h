@@ -1,6 +1,6 @@
 // Real HTTP servers on 127.0.0.1 for tests: nginx serving a directory (plain,
-// TLS, mutual TLS) and the project's fault-injecting server
-// (test/server/fault_server.py). Each listens on a free port, writes all its
+// TLS, mutual TLS), the project's fault-injecting server
+// (test/server/fault_server.py) and its S3 server (test/support/s3_server.py). Each listens on a free port, writes all its
 // files into its own temporary directory, and stops in its destructor.
 //
 // Constructors throw std::runtime_error when the server cannot start. They
@@ -162,6 +162,65 @@ class FaultServer {
   std::string sent_log_;
   uint16_t port_ = 0;
   uint16_t other_port_ = 0;
+  std::unique_ptr<BackgroundProcess> process_;
+};
+
+// ---------------------------------------------------------------------------
+// S3 server
+
+// The project's S3 server (test/support/s3_server.py): GetObject of the files
+// ROOT/BUCKET/KEY, every request's SigV4 signature recomputed with botocore
+// and refused (403, S3's XML error) when it differs.
+struct S3ServerOptions {
+  std::string access_key = "AKIDEXAMPLE";
+  std::string secret_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+  std::string session_token;                // required of every request when set
+  std::vector<std::string> public_buckets;  // readable without a signature
+  // "BUCKET/KEY:OFFSET": the first whole response for the object closes the
+  // connection after OFFSET body bytes.
+  std::vector<std::string> drops;
+  // Serve HTTPS with this certificate and key when set.
+  CertKey tls;
+};
+
+// One request as the S3 server logged it, once answered.
+struct S3LoggedRequest {
+  std::string method;
+  std::string host;  // the Host header
+  std::string path;  // as sent
+  std::string range;
+  std::string signed_headers;  // "host;range;x-amz-date..."; "" when unsigned or refused early
+  int status = 0;
+  uint64_t body_bytes = 0;
+};
+
+//   S3Server server(root);                       // root/bucket/disk.img
+//   spec.url = "s3://bucket/disk.img";
+//   spec.s3.endpoint = server.endpoint();        // path-style, 127.0.0.1
+//   spec.s3.access_key_id = server.options().access_key; ...
+// Virtual-hosted requests go to BUCKET.localhost (virtual_host_endpoint()),
+// which curl resolves to the loopback address by itself.
+class S3Server {
+ public:
+  explicit S3Server(const std::string& root, S3ServerOptions options = {});
+  ~S3Server();
+  S3Server(const S3Server&) = delete;
+  S3Server& operator=(const S3Server&) = delete;
+
+  uint16_t port() const { return port_; }
+  // "http://127.0.0.1:PORT" (https:// with TLS).
+  std::string endpoint() const;
+  // "http://localhost:PORT" (https:// with TLS): BUCKET.localhost:PORT names the bucket.
+  std::string virtual_host_endpoint() const;
+  const S3ServerOptions& options() const { return options_; }
+  // Every request answered so far, in order.
+  std::vector<S3LoggedRequest> Requests() const;
+
+ private:
+  S3ServerOptions options_;
+  TempDir dir_;
+  std::string log_;
+  uint16_t port_ = 0;
   std::unique_ptr<BackgroundProcess> process_;
 };
 
