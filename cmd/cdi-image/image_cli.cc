@@ -455,9 +455,10 @@ int RunImageCli(int argc, char** argv) {
 
   ImportFlags import_flags;
   CLI::App* import = app.add_subcommand("import", "import an image onto a file or block device");
-  import->add_option("SOURCE", import_flags.source, "http(s) URL, s3://BUCKET/KEY, docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] "
-                     "(the disk image 
-                     "in a containerDisk's /disk), local file, or - for standard input")
+  import->add_option("SOURCE", import_flags.source,
+                     "http(s) URL, s3://BUCKET/KEY, docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] "
+                     "(the disk image in a containerDisk's /disk), local file, or - for standard "
+                     "input")
       ->required();
   import->add_option("TARGET", import_flags.target, "file to create, or block device to overwrite")
       ->required();
@@ -489,9 +490,10 @@ int RunImageCli(int argc, char** argv) {
   std::string info_source;
   bool info_json = false;
   CLI::App* info = app.add_subcommand("info", "show an image's format chain and sizes");
-  info->add_option("SOURCE", info_source, "http(s) URL, s3://BUCKET/KEY, docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] "
-                     "(the disk image 
-                     "in a containerDisk's /disk), local file, or - for standard input")
+  info->add_option("SOURCE", info_source,
+                     "http(s) URL, s3://BUCKET/KEY, docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] "
+                     "(the disk image in a containerDisk's /disk), local file, or - for standard "
+                     "input")
       ->required();
   info->add_flag("--json", info_json, "print one JSON object");
   bool info_full = false;
