@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Configures and builds into build/ (binaries in build/bin/). Extra arguments go to cmake.
+# Configures and builds into build/ (binaries in build/bin/), tests included.
+# The configuration is the Containerfile's (Release, warnings as errors), so
+# the tests run what the image ships; CDI_BUILD_TYPE=RelWithDebInfo (or Debug)
+# builds with debugging symbols instead. Extra arguments go to cmake.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCDI_WERROR=ON "$@" >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE="${CDI_BUILD_TYPE:-Release}" -DCDI_WERROR=ON "$@" >/dev/null
 cmake --build build -j"$(nproc)"

@@ -94,7 +94,9 @@ ln -s /etc "$tmp/escape/out"
 tar -b 1 -C "$tmp/escape" -cf "$tmp/hostile-link-out.tar" ./out
 for f in disk.raw disk.qcow2 disk.vhd disk.fixed-vhd disk.stream-vmdk archive.tar; do
   gzip -n -c "$tmp/$f" > "$tmp/$f.gz"
-  xz -c "$tmp/$f" > "$tmp/$f.xz"
+  # .xzs, not .xz: a corpus's NAME.xz is an input packed for storage
+  # (run_fuzzer.sh expands it); these are xz streams fed as they are.
+  xz -c "$tmp/$f" > "$tmp/$f.xzs"
   zstd -q -c "$tmp/$f" > "$tmp/$f.zst"
 done
 gzip -n -c "$tmp/disk.qcow2.gz" > "$tmp/hostile-gz-in-gz"
@@ -105,7 +107,7 @@ for f in "$tmp"/disk.* "$tmp"/archive* "$tmp"/hostile-*; do
   case $name in
     *tar*) first='\001' ;;
     hostile-gzip-bomb) first='\002' ;;
-    *.xz) first='\004' ;;
+    *.xzs) first='\004' ;;
     *.zst) first='\010' ;;
     *) first='\000' ;;
   esac
