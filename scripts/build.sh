@@ -5,5 +5,6 @@
 # builds with debugging symbols instead. Extra arguments go to cmake.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build -DCMAKE_BUILD_TYPE="${CDI_BUILD_TYPE:-Release}" -DCDI_WERROR=ON "$@" >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE="${CDI_BUILD_TYPE:-Release}" -DCDI_WERROR=ON \
+  -DCDI_PRECOMPILE_HEADERS=ON "$@" >/dev/null
 cmake --build build -j"$(nproc)"

@@ -165,17 +165,20 @@ class SparseBody final : public ExtentBody {
     const Placement& table = tables_[next_];
     uint64_t first_grain = table.index * kGtesPerGt;
     bool zeroed_grain_gte = (header_.flags & kFlagZeroedGrainGte) != 0;
-    std::optional<uint64_t> zero_start;
+    // The first grain of the run of unallocated grains being gathered, or
+    // kNoRun (a plain sentinel: GCC's -O1 flow analysis misreads an optional here).
+    constexpr uint64_t kNoRun = UINT64_MAX;
+    uint64_t zero_start = kNoRun;
     uint64_t grain = first_grain;
     for (uint32_t i = 0; i < kGtesPerGt && grain < header_.grain_count(); ++i, ++grain) {
       uint32_t sector = LoadLe32(buffer_, i * 4);
       if (sector == 0 || (sector == kZeroedGrainGte && zeroed_grain_gte)) {
-        if (!zero_start) zero_start = grain;
+        if (zero_start == kNoRun) zero_start = grain;
         continue;
       }
-      if (zero_start) {
-        CDI_RETURN_IF_ERROR(ZeroGrains(*zero_start, grain));
-        zero_start.reset();
+      if (zero_start != kNoRun) {
+        CDI_RETURN_IF_ERROR(ZeroGrains(zero_start, grain));
+        zero_start = kNoRun;
       }
       if (sector < header_.overhead) {
         return Corrupt("grain table entry for guest grain " + std::to_string(grain) +
@@ -191,7 +194,7 @@ class SparseBody final : public ExtentBody {
       CDI_RETURN_IF_ERROR(Reserve(grains_.size() + 1, "the map of allocated grains"));
       grains_.push_back({sector, grain});
     }
-    if (zero_start) CDI_RETURN_IF_ERROR(ZeroGrains(*zero_start, grain));
+    if (zero_start != kNoRun) CDI_RETURN_IF_ERROR(ZeroGrains(zero_start, grain));
     if (++next_ == tables_.size()) return StartGrains();
     return Status::Ok();
   }

@@ -60,7 +60,8 @@ TEST(TerminationMessage, LongMessagesAreCutToFitAsValidJson) {
 TEST(TerminationMessage, PlainTextIsOneLineOfAtMost4096Bytes) {
   EXPECT_EQ(PlainTerminationText("Unable to process data: a\nb\nc"),
             "Unable to process data: a b c");
-  std::string long_text = std::string(4095, 'x') + "\xC3\xA9" + "tail";
+  std::string long_text(4095, 'x');
+  long_text += "\xC3\xA9tail";
   std::string text = PlainTerminationText(long_text);
   EXPECT_EQ(text, std::string(4095, 'x'));  // never half a character
 }
