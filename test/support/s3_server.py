@@ -194,12 +194,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(error.status)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if send_body:
-                self.wfile.write(body)
-                entry["body_bytes"] = len(body)
+            self.deliver(entry, body if send_body else b"")
         finally:
-            self.server.record(entry)
+            if not entry.pop("recorded", False):
+                self.server.record(entry)
+
+    def deliver(self, entry, payload):
+        # The request is logged before its last bytes leave: a client that has
+        # read the whole answer finds it in the log.
+        entry["body_bytes"] = len(payload)
+        self.server.record(entry)
+        entry["recorded"] = True
+        self.end_headers()
+        self.wfile.write(payload)
+        self.wfile.flush()
 
     def send_object(self, name, path, entry, send_body):
         with open(path, "rb") as f:
@@ -235,17 +243,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Range", "bytes %d-%d/%d" % (first, last, size))
         if cut is not None:
             self.send_header("Connection", "close")
-        self.end_headers()
         if not send_body:
-            return
-        if cut is not None:
-            self.wfile.write(body[:cut])
-            self.wfile.flush()
-            entry["body_bytes"] = min(cut, len(body))
+            self.deliver(entry, b"")
+        elif cut is not None:
             self.close_connection = True
-            return
-        self.wfile.write(body)
-        entry["body_bytes"] = len(body)
+            self.deliver(entry, body[:cut])
+        else:
+            self.deliver(entry, body)
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
