@@ -11,11 +11,13 @@ std::string_view ReasonPhrase(int code) {
   switch (code) {
     case 100: return "Continue";
     case 200: return "OK";
+    case 204: return "No Content";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 409: return "Conflict";
     case 413: return "Request Entity Too Large";
+    case 416: return "Range Not Satisfiable";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
@@ -84,9 +86,41 @@ Result<HttpRequest> ParseRequestHeader(std::string_view text) {
   return request;
 }
 
-std::string HttpResponse(int code, std::string_view body) {
+Result<ContentRange> ParseContentRange(std::string_view value) {
+  const auto bad = [&](std::string_view why) {
+    return InvalidArgumentError("Content-Range '" + std::string(value) + "' " + std::string(why) +
+                                "; a resumed upload sends 'Content-Range: bytes FIRST-LAST/TOTAL' "
+                                "(FIRST the Upload-Offset that HEAD answered, TOTAL the image's "
+                                "size in bytes)");
+  };
+  std::string_view text = TrimSpace(value);
+  if (AsciiLower(text.substr(0, 6)) != "bytes ") return bad("is not in bytes");
+  text = TrimSpace(text.substr(6));
+  const auto number = [](std::string_view digits, uint64_t& out) {
+    auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+    return !digits.empty() && error == std::errc() && end == digits.data() + digits.size();
+  };
+  const size_t dash = text.find('-');
+  const size_t slash = text.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) {
+    return bad("is malformed");
+  }
+  ContentRange range;
+  if (text.substr(slash + 1) == "*") return bad("has no total length");
+  if (!number(text.substr(0, dash), range.first) ||
+      !number(text.substr(dash + 1, slash - dash - 1), range.last) ||
+      !number(text.substr(slash + 1), range.total)) {
+    return bad("is malformed");
+  }
+  if (range.last < range.first) return bad("ends before it starts");
+  if (range.last >= range.total) return bad("ends past its total length");
+  return range;
+}
+
+std::string HttpResponse(int code, std::string_view body, std::string_view extra_headers) {
   std::string response = "HTTP/1.1 " + std::to_string(code) + " " +
                          std::string(ReasonPhrase(code)) + "\r\n";
+  response += extra_headers;
   if (!body.empty()) response += "Content-Type: text/plain; charset=utf-8\r\n";
   response += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
   response += body;

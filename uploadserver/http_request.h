@@ -37,9 +37,24 @@ struct HttpRequest {
 // Transfer-Encoding other than chunked.
 Result<HttpRequest> ParseRequestHeader(std::string_view text);
 
+// A resumed upload's Content-Range: "bytes FIRST-LAST/TOTAL" (RFC 9110
+// 14.4), both ends inclusive, TOTAL the whole upload's length.
+struct ContentRange {
+  uint64_t first = 0;
+  uint64_t last = 0;
+  uint64_t total = 0;
+};
+
+// Parses a Content-Range value. kInvalidArgument, saying what is expected,
+// for another unit, a missing or unknown ("*") total, LAST before FIRST or
+// past TOTAL.
+Result<ContentRange> ParseContentRange(std::string_view value);
+
 // "HTTP/1.1 <code> <reason>" with Content-Length, Connection: close and, when
-// the body is not empty, Content-Type text/plain.
-std::string HttpResponse(int code, std::string_view body = {});
+// the body is not empty, Content-Type text/plain. `extra_headers`: more
+// header lines, each ending in CRLF.
+std::string HttpResponse(int code, std::string_view body = {},
+                         std::string_view extra_headers = {});
 
 }  // namespace cdi::uploadserver
 

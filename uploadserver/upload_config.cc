@@ -167,6 +167,7 @@ Result<UploadConfig> ParseUploadEnvironment(const pod::Environment& env, const U
     if (!when.ok()) return InvalidArgumentError("Failed to parse deadline: " + when.status().message());
     config.deadline = *when;
   }
+  config.owner_uid = env.GetOr("OWNER_UID");
   return config;
 }
 

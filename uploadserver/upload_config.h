@@ -42,6 +42,12 @@ struct UploadConfig {
   std::vector<std::string> cipher_suites;             // TLS_CIPHERS, IANA names
   int min_tls_version = 0;  // TLS_MIN_VERSION as OpenSSL's constant; 0: TLS 1.2
   std::optional<std::chrono::system_clock::time_point> deadline;  // DEADLINE
+  // How long an upload whose connection dropped waits for a request that
+  // continues it (--resume-wait).
+  std::chrono::milliseconds resume_wait = std::chrono::minutes(10);
+  // OWNER_UID: the label of the progress metric (GET /metrics), as the
+  // importer pod's.
+  std::string owner_uid;
 };
 
 // Reads the environment as CDI's upload server does: LISTEN_PORT,

@@ -26,12 +26,14 @@
 #include "common/unique_fd.h"
 #include "importer/import_from.h"
 #include "pod/metrics_server.h"
+#include "pod/progress_metric.h"
 #include "pvc/target.h"
 #include "sources/upload/request_body.h"
 #include "sources/upload/snappy_stream.h"
 #include "tls/server_context.h"
 #include "uploadserver/digest_header.h"
 #include "uploadserver/http_request.h"
+#include "uploadserver/upload_session.h"
 
 namespace cdi::uploadserver {
 namespace {
@@ -142,6 +144,13 @@ struct UploadServer::State {
   bool busy = false;     // an upload is received or processed
   bool done = false;     // an upload completed
   std::optional<Status> fatal;  // an asynchronous upload failed after its answer
+  // The upload in flight, or the last one (for HEAD's Upload-Offset).
+  std::shared_ptr<UploadSession> session;
+  // GET /metrics: the importer pod's progress metric, and bytes received
+  // and written (decoded) of the upload in flight or the last one.
+  std::unique_ptr<pod::ProgressMetric> metric;
+  std::atomic<uint64_t> bytes_received{0};
+  std::atomic<uint64_t> bytes_decoded{0};
   RunOutcome outcome;
 
   void Reap() {
@@ -207,9 +216,9 @@ struct UploadServer::State {
   }
 
   static void Answer(tls::ServerConnection& connection, int code, std::string_view body = {},
-                     bool linger = false) {
+                     bool linger = false, std::string_view headers = {}) {
     connection.set_deadline(Clock::now() + kHeaderBudget);
-    connection.WriteAll(HttpResponse(code, body));
+    connection.WriteAll(HttpResponse(code, body, headers));
     connection.Close();
     if (linger) Linger(connection);
   }
@@ -236,6 +245,10 @@ struct UploadServer::State {
       return;
     }
     std::string leftover = data.substr(header_end + 4);
+    if (request->path == "/metrics" && (request->method == "GET" || request->method == "HEAD")) {
+      Answer(connection, 200, Metrics());
+      return;
+    }
     if (request->path == "/healthz") {
       if (request->method == "HEAD") {
         connection.WriteAll("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
@@ -250,25 +263,63 @@ struct UploadServer::State {
       Answer(connection, 404, "404 page not found\n");
       return;
     }
-    if (IsAsync(*endpoint) && request->method == "HEAD") {
-      Answer(connection, 200);
+    if (request->method == "HEAD") {
+      // CDI's upload proxy asks whether async uploads are supported (200,
+      // with or without a certificate); an authorized client also learns
+      // how much of the upload in flight arrived.
+      if (Authorized(connection, *request, false)) {
+        Answer(connection, 200, {}, false, OffsetHeaders());
+      } else {
+        Answer(connection, IsAsync(*endpoint) ? 200 : 404);
+      }
+      return;
+    }
+    if (request->method == "PATCH" && !IsForm(*endpoint)) {
+      if (!Authorized(connection, *request, true)) return;
+      Resume(connection, fd, *request, std::move(leftover));
       return;
     }
     if (!Admit(connection, *request)) return;
-    Upload(connection, *request, *endpoint, std::move(leftover));
+    Upload(connection, fd, *request, *endpoint, std::move(leftover));
   }
 
-  // CDI's checks before an upload: the method, the client's certificate,
-  // then one upload at a time. True when this request is the upload now.
-  bool Admit(tls::ServerConnection& connection, const HttpRequest& request) {
-    if (request.method != "POST") {
-      Answer(connection, 404);
-      return false;
+  std::string Metrics() const {
+    return metric->Exposition() +
+           "# HELP kubevirt_cdi_upload_bytes_received_total Bytes of the upload received\n"
+           "# TYPE kubevirt_cdi_upload_bytes_received_total counter\n"
+           "kubevirt_cdi_upload_bytes_received_total{ownerUID=\"" + config.owner_uid + "\"} " +
+           std::to_string(bytes_received.load()) +
+           "\n# HELP kubevirt_cdi_upload_bytes_decoded_total Bytes of the image decoded and "
+           "written (zero ranges included)\n"
+           "# TYPE kubevirt_cdi_upload_bytes_decoded_total counter\n"
+           "kubevirt_cdi_upload_bytes_decoded_total{ownerUID=\"" + config.owner_uid + "\"} " +
+           std::to_string(bytes_decoded.load()) + "\n";
+  }
+
+  // Upload-Offset (bytes received of the upload in flight or the last one;
+  // 0 when there is none) and Upload-Length when known.
+  std::string OffsetHeaders() {
+    std::shared_ptr<UploadSession> current;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      current = session;
     }
+    std::string headers =
+        "Upload-Offset: " + std::to_string(current ? current->offset() : 0) + "\r\n";
+    if (current && current->total()) {
+      headers += "Upload-Length: " + std::to_string(*current->total()) + "\r\n";
+    }
+    return headers;
+  }
+
+  // The client's certificate verifies and carries CLIENT_NAME. Otherwise
+  // logs why and, when `answer`, answers 401.
+  bool Authorized(tls::ServerConnection& connection, const HttpRequest& request, bool answer) {
     const tls::ServerConnection::PeerCertificate peer = connection.Peer();
     if (!peer.presented || !peer.verified ||
         std::find(peer.common_names.begin(), peer.common_names.end(), config.client_name) ==
             peer.common_names.end()) {
+      if (!answer) return false;
       Logger()->warn(
           "Refusing {} {}: {}", request.method, request.path,
           !peer.presented ? std::string("no client certificate")
@@ -280,16 +331,41 @@ struct UploadServer::State {
       Answer(connection, 401, {}, true);
       return false;
     }
+    return true;
+  }
+
+  // CDI's checks before an upload: the method, the client's certificate,
+  // then one upload at a time. True when this request is the upload now.
+  bool Admit(tls::ServerConnection& connection, const HttpRequest& request) {
+    if (request.method != "POST") {
+      Answer(connection, 404);
+      return false;
+    }
+    if (!Authorized(connection, request, true)) return false;
     int refusal = 0;  // answered after the lock is let go: an answer lingers
-    {
-      std::lock_guard<std::mutex> lock(mutex);
+    const Clock::time_point until = Clock::now() + kHeaderBudget;
+    bool replacing = false;
+    while (true) {
+      std::unique_lock<std::mutex> lock(mutex);
+      if (busy && session && session->waiting() && Clock::now() < until) {
+        // An upload whose connection dropped waits for a continuation; a
+        // new upload (a client that starts over) replaces it.
+        if (!replacing) Logger()->info("A new upload replaces the one waiting for a continuation");
+        replacing = true;
+        session->Abandon();
+        lock.unlock();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
       if (busy) {
         refusal = 503;
       } else if (done) {
         refusal = 409;
       } else {
         busy = true;
+        session.reset();
       }
+      break;
     }
     if (refusal == 0) return true;
     Logger()->warn(refusal == 503 ? "Got concurrent upload request"
@@ -328,8 +404,79 @@ struct UploadServer::State {
     Answer(connection, code, message, true);
   }
 
-  void Upload(tls::ServerConnection& connection, const HttpRequest& request, Endpoint endpoint,
+  // The part a request's body is of the upload, answering on `connection`.
+  std::shared_ptr<UploadPart> MakePart(tls::ServerConnection& connection, int fd,
+                                       const HttpRequest& request, std::string leftover) {
+    auto part = std::make_shared<UploadPart>();
+    part->stream = std::make_unique<ConnectionStream>(connection, std::move(leftover));
+    part->answer = [&connection](int code, const std::string& headers, const std::string& body,
+                                 bool linger) { Answer(connection, code, body, linger, headers); };
+    part->interrupt = [fd] { shutdown(fd, SHUT_RDWR); };
+    if (request.expects_continue) {
+      part->accepted = [&connection] {
+        connection.set_deadline(Clock::now() + kHeaderBudget);
+        connection.WriteAll("HTTP/1.1 100 Continue\r\n\r\n");
+      };
+    }
+    return part;
+  }
+
+  // PATCH with Content-Range: the rest of an upload whose connection dropped.
+  void Resume(tls::ServerConnection& connection, int fd, const HttpRequest& request,
               std::string leftover) {
+    const auto refuse = [&](int code, const std::string& message) {
+      Logger()->warn("Refusing to continue the upload: {}", message);
+      Answer(connection, code, message, true, OffsetHeaders());
+    };
+    const std::optional<std::string> range_header = request.Header("content-range");
+    if (!range_header) {
+      refuse(400, "PATCH continues an upload and needs 'Content-Range: bytes FIRST-LAST/TOTAL' "
+                  "(FIRST the Upload-Offset that HEAD answers)");
+      return;
+    }
+    Result<ContentRange> range = ParseContentRange(*range_header);
+    if (!range.ok()) {
+      refuse(400, range.status().message());
+      return;
+    }
+    const uint64_t length = range->last - range->first + 1;
+    if (!request.chunked && request.content_length.value_or(0) != length) {
+      refuse(400, "Content-Range " + *range_header + " is " + std::to_string(length) +
+                      " bytes, and Content-Length says " +
+                      std::to_string(request.content_length.value_or(0)));
+      return;
+    }
+    std::shared_ptr<UploadSession> current;
+    bool complete = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      complete = done;
+      current = session;
+    }
+    if (complete) {
+      refuse(409, "the upload is already complete");
+      return;
+    }
+    if (!current) {
+      refuse(404, "no upload is waiting to be continued; send the whole image with POST");
+      return;
+    }
+    std::shared_ptr<UploadPart> part = MakePart(connection, fd, request, std::move(leftover));
+    importer::RequestBodySpec body;
+    body.content_length = length;
+    body.chunked = request.chunked;
+    // A plain body cannot fail to open.
+    part->body = importer::OpenRequestBody(body, *part->stream, &import_cancel).value();
+    part->first = range->first;
+    part->total = range->total;
+    part->whole = range->last + 1 == range->total;
+    if (std::optional<UploadSession::Refusal> refusal = current->Continue(part)) {
+      refuse(refusal->code, refusal->message);
+    }
+  }
+
+  void Upload(tls::ServerConnection& connection, int fd, const HttpRequest& request,
+              Endpoint endpoint, std::string leftover) {
     const std::string content_type = request.Header("x-cdi-content-type").value_or("");
     Logger()->info("Content type header is \"{}\"", content_type);
     const bool async = IsAsync(endpoint);
@@ -338,16 +485,16 @@ struct UploadServer::State {
       Fail(connection, 500, "Saving stream failed: async clone not supported");
       return;
     }
-    if (content_type == kFilesystemClone) {
+    // A filesystem volume's clone: a tar written by tar -S, extracted as an
+    // archive is.
+    const bool filesystem_clone = content_type == kFilesystemClone;
+    if ((endpoint == Endpoint::kArchive || filesystem_clone) &&
+        pvc::IsBlockDevice(config.destination)) {
       Fail(connection, 500,
-           "Saving stream failed: filesystem-clone streams (a tar written by tar -S) are not "
-           "supported by this upload server yet; blockdevice-clone streams are");
-      return;
-    }
-    if (endpoint == Endpoint::kArchive && pvc::IsBlockDevice(config.destination)) {
-      Fail(connection, 500,
-           "Saving stream failed: an archive is extracted into a filesystem volume, and this "
-           "pod has a block volume (" + config.destination + ")");
+           std::string("Saving stream failed: ") +
+               (filesystem_clone ? "a filesystem-clone stream" : "an archive") +
+               " is extracted into a filesystem volume, and this pod has a block volume (" +
+               config.destination + ")");
       return;
     }
     Result<std::optional<std::string>> checksum = ExpectedChecksum(request);
@@ -376,20 +523,35 @@ struct UploadServer::State {
       connection.set_deadline(Clock::now() + kHeaderBudget);
       connection.WriteAll("HTTP/1.1 100 Continue\r\n\r\n");
     }
-    ConnectionStream stream(connection, std::move(leftover));
-    Result<std::unique_ptr<importer::ByteSource>> source =
-        importer::OpenRequestBody(body, stream, &import_cancel);
-    if (!source.ok()) {
-      Fail(connection, 400, "Saving stream failed: " + source.status().message());
+    std::shared_ptr<UploadPart> part = MakePart(connection, fd, request, std::move(leftover));
+    part->accepted = nullptr;
+    Result<std::unique_ptr<importer::ByteSource>> opened =
+        importer::OpenRequestBody(body, *part->stream, &import_cancel);
+    if (!opened.ok()) {
+      Fail(connection, 400, "Saving stream failed: " + opened.status().message());
       return;
     }
-    if (clone) source = importer::OpenSnappyFramedSource(std::move(source).value());
+    part->body = std::move(opened).value();
+    part->whole = true;
+    if (!request.chunked && !IsForm(endpoint)) part->total = request.content_length.value_or(0);
+    // A form's framing is not the image's bytes: it cannot be continued.
+    auto upload = std::make_shared<UploadSession>(part, !IsForm(endpoint), config.resume_wait,
+                                                  &import_cancel);
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      session = upload;
+    }
+    std::unique_ptr<importer::ByteSource> source = upload->Source();
+    if (clone) source = importer::OpenSnappyFramedSource(std::move(source));
 
     bool answered = false;
     Clock::time_point last_report = Clock::now();
     ImportHooks hooks;
     hooks.cancel = &import_cancel;
     hooks.on_progress = [&](const Progress& progress) {
+      metric->Update(progress.Fraction());
+      bytes_received.store(progress.source_bytes);
+      bytes_decoded.store(progress.guest_bytes);
       if (progress.phase == Phase::kTransferring && Clock::now() - last_report >= kReportEvery) {
         last_report = Clock::now();
         const std::optional<double> fraction = progress.Fraction();
@@ -403,38 +565,50 @@ struct UploadServer::State {
       if (!async || answered || progress.phase != Phase::kFlushing) return;
       answered = true;
       Logger()->info("Returning success to caller, continue processing in background");
-      Answer(connection, 200);
+      upload->Answer(200, "", false);
     };
-    ImportSpec spec = SpecFor(endpoint);
+    ImportSpec spec = SpecFor(filesystem_clone ? Endpoint::kArchive : endpoint);
     // A block device's clone is its bytes as they are, and as long as they
     // are: the volume is not resized to the request.
-    if (clone) spec.targets.front().requested_size.reset();
+    if (clone && !filesystem_clone) spec.targets.front().requested_size.reset();
     if (*checksum) {
       spec.checksum = **checksum;
       Logger()->info("Verifying the upload against {}", **checksum);
     }
-    Result<ImportResult> result = importer::ImportFrom(spec, std::move(source).value(), hooks,
-                                                       {.raw_only = clone});
+    Result<ImportResult> result =
+        importer::ImportFrom(spec, std::move(source), hooks,
+                             {.raw_only = clone && !filesystem_clone});
     if (!result.ok()) {
       if (answered) {
+        upload->Close();
         Logger()->error("Error during resumed processing: {}", result.status().message());
         std::lock_guard<std::mutex> lock(mutex);
         busy = false;
+        session.reset();
         fatal = result.status();
         return;
       }
       auto [code, message] = FailureAnswer(result.status());
-      Fail(connection, code, message);
+      Logger()->error("{}", message);
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        busy = false;
+        session.reset();
+      }
+      upload->Answer(code, message, true);
+      upload->Close();
       return;
     }
-    if (!answered) Answer(connection, 200);
-    Logger()->info(endpoint == Endpoint::kArchive ? "Wrote archive data"
+    if (!answered) upload->Answer(200, "", false);
+    upload->Close();
+    Logger()->info(endpoint == Endpoint::kArchive || filesystem_clone ? "Wrote archive data"
                                                   : "Wrote data to " + config.destination);
     std::lock_guard<std::mutex> lock(mutex);
     busy = false;
     done = true;
     outcome.clone_target = clone;
-    outcome.preallocation_applied = endpoint != Endpoint::kArchive && result->preallocated;
+    outcome.preallocation_applied =
+        endpoint != Endpoint::kArchive && !filesystem_clone && result->preallocated;
   }
 };
 
@@ -449,6 +623,7 @@ Result<std::unique_ptr<UploadServer>> UploadServer::Start(const UploadConfig& co
   signal(SIGPIPE, SIG_IGN);
   auto state = std::make_unique<State>();
   state->config = config;
+  state->metric = std::make_unique<pod::ProgressMetric>(config.owner_uid);
   CDI_ASSIGN_OR_RETURN(tls::KeyAndCertificate identity,
                        tls::LoadKeyAndCertificate(config.cert_file, config.key_file));
   tls::ServerOptions options;

@@ -17,6 +17,12 @@
 // storage: ...") when the image does not fit, 400 for a body that breaks its
 // framing, 500 ("Saving stream failed: ...") otherwise; what it wrote is
 // removed and the server waits for the next try.
+//
+// Resumable uploads (beyond CDI; uploadserver/upload_session.h): HEAD on an
+// upload path with the client certificate answers Upload-Offset; an upload
+// whose connection dropped waits (UploadConfig::resume_wait) for a PATCH
+// with "Content-Range: bytes FIRST-LAST/TOTAL" that continues it (416 when
+// FIRST is not the offset). A new POST replaces an upload that waits.
 #ifndef CDI_UPLOADSERVER_UPLOAD_SERVER_H_
 #define CDI_UPLOADSERVER_UPLOAD_SERVER_H_
 

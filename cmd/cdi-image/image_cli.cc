@@ -16,6 +16,7 @@
 #include "cdi/import.h"
 #include "cdi/spdlog.h"
 #include "cmd/cdi-image/apply_command.h"
+#include "cmd/cdi-image/upload_command.h"
 #include "cmd/cli/exit_codes.h"
 #include "cmd/cli/progress_view.h"
 #include "cmd/cli/signals.h"
@@ -507,6 +508,10 @@ int RunImageCli(int argc, char** argv) {
   CLI::App* apply = apply::AddApplyCommand(&app, &apply_options);
   AddCommonFlags(apply, &common);
 
+  upload::UploadOptions upload_options;
+  CLI::App* upload = upload::AddUploadCommand(&app, &upload_options);
+  AddCommonFlags(upload, &common);
+
   CLI::App* version = app.add_subcommand("version", "print the version");
 
   try {
@@ -527,6 +532,10 @@ int RunImageCli(int argc, char** argv) {
   if (info->parsed()) {
     return RunInfo(info_source, info_json, info_full ? InspectDepth::kFull : InspectDepth::kHeader,
                    source_flags);
+  }
+  if (upload->parsed()) {
+    upload_options.quiet = common.quiet;
+    return upload::RunUpload(upload_options);
   }
   if (apply->parsed()) {
     apply_options.quiet = common.quiet;

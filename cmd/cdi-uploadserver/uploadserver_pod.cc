@@ -53,6 +53,12 @@ int RunUploadServerPod(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--termination-log", paths.termination_log, "where the termination message goes")
       ->capture_default_str();
+  double resume_wait_seconds = 600;
+  app.add_option("--resume-wait", resume_wait_seconds,
+                 "seconds an upload whose connection dropped waits for a PATCH that continues "
+                 "it (HEAD answers the Upload-Offset to continue at)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--v", verbosity, "log verbosity, klog style (-v=3: debug)")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -70,6 +76,8 @@ int RunUploadServerPod(int argc, char** argv) {
 
   Result<UploadConfig> config = ParseUploadEnvironment(pod::Environment::FromProcess(), paths);
   if (!config.ok()) return Failure(paths, config.status().message());
+  config->resume_wait =
+      std::chrono::milliseconds(static_cast<int64_t>(resume_wait_seconds * 1000));
   spdlog::info("Destination {}, requested size {}, filesystem overhead {}, preallocation {}",
                config->destination,
                config->image_size ? std::to_string(*config->image_size) : "unset",

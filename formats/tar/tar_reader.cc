@@ -29,6 +29,16 @@ constexpr size_t kTypeflagOffset = 156;
 constexpr Field kLinkname{157, 100};
 constexpr Field kMagic{257, 6};
 constexpr Field kPrefix{345, 155};
+// Old GNU sparse headers (type 'S'): four map entries of an offset and a
+// length, the flag of an extension block to follow, the file's real size.
+// Extension blocks hold 21 entries and the same flag.
+constexpr size_t kSparseMapOffset = 386;
+constexpr size_t kSparseHeaderEntries = 4;
+constexpr size_t kSparseIsExtendedOffset = 482;
+constexpr Field kSparseRealSize{483, 12};
+constexpr size_t kSparseExtensionEntries = 21;
+constexpr size_t kSparseExtensionFlagOffset = 504;
+constexpr size_t kSparseNumberLength = 12;
 
 using Block = std::array<uint8_t, kBlockSize>;
 
@@ -177,12 +187,25 @@ class TarReader final : public ByteSink {
             CDI_RETURN_IF_ERROR(OnHeader());
           }
           break;
+        case State::kSparseMap:
+          used = std::min(bytes.size(), kBlockSize - block_fill_);
+          std::copy_n(bytes.begin(), used, block_.begin() + static_cast<ptrdiff_t>(block_fill_));
+          block_fill_ += used;
+          if (block_fill_ == kBlockSize) {
+            block_fill_ = 0;
+            CDI_RETURN_IF_ERROR(OnSparseExtension());
+          }
+          break;
         case State::kFileData:
           used = static_cast<size_t>(std::min<uint64_t>(remaining_, bytes.size()));
-          CDI_RETURN_IF_ERROR(writer_->Data(bytes.first(used)));
+          if (sparse_) {
+            CDI_RETURN_IF_ERROR(SparseData(bytes.first(used)));
+          } else {
+            CDI_RETURN_IF_ERROR(writer_->Data(bytes.first(used)));
+          }
           remaining_ -= used;
           if (remaining_ == 0) {
-            CDI_RETURN_IF_ERROR(writer_->End());
+            CDI_RETURN_IF_ERROR(EndFileEntry());
             AfterMember();
           }
           break;
@@ -240,7 +263,7 @@ class TarReader final : public ByteSink {
   }
 
  private:
-  enum class State { kHeader, kFileData, kSkipData, kMetadata, kPadding, kEnd };
+  enum class State { kHeader, kSparseMap, kFileData, kSkipData, kMetadata, kPadding, kEnd };
   enum class MetadataKind { kPax, kPaxGlobal, kGnuLongName, kGnuLongLink };
 
   // Metadata that applies to the next real entry.
@@ -342,6 +365,9 @@ class TarReader final : public ByteSink {
       case 'D':  // GNU dumpdir: a directory whose data lists its contents
         type = EntryType::kDirectory;
         break;
+      case 'S':  // GNU sparse file: its data regions, then its size
+        type = EntryType::kFile;
+        break;
       default: {
         if (others_ == OtherEntries::kReport) return ReportOther(raw_name);
         std::string message =
@@ -379,6 +405,27 @@ class TarReader final : public ByteSink {
       return InvalidArgumentError("archive entry " + Quote(raw_name) +
                                   " is a file without a name: refused");
     }
+    sparse_ = typeflag == 'S';
+    if (sparse_) {
+      std::optional<uint64_t> real_size = ParseNumber(FieldBytes(block_, kSparseRealSize));
+      if (!real_size) {
+        return CorruptImageError("the sparse file " + Quote(raw_name) + AtOffset(header_offset) +
+                                 " has a malformed real size");
+      }
+      regions_.clear();
+      region_index_ = 0;
+      region_done_ = 0;
+      logical_ = 0;
+      real_size_ = *real_size;
+      entry.size = real_size_;
+      CDI_RETURN_IF_ERROR(AddSparseEntries(kSparseMapOffset, kSparseHeaderEntries));
+      CDI_RETURN_IF_ERROR(writer_->Begin(entry));
+      if (block_[kSparseIsExtendedOffset] != 0) {
+        state_ = State::kSparseMap;
+        return Status::Ok();
+      }
+      return StartSparseData();
+    }
     CDI_RETURN_IF_ERROR(writer_->Begin(entry));
     if (type == EntryType::kDirectory || member_size_ == 0) {
       CDI_RETURN_IF_ERROR(writer_->End());
@@ -386,6 +433,99 @@ class TarReader final : public ByteSink {
     }
     state_ = State::kFileData;
     return Status::Ok();
+  }
+
+  // The map entries of block_ from `offset`, up to `count` or the first
+  // empty one.
+  Status AddSparseEntries(size_t offset, size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+      const size_t at = offset + i * 2 * kSparseNumberLength;
+      if (block_[at] == 0) break;
+      std::optional<uint64_t> start = ParseNumber(FieldBytes(block_, {at, kSparseNumberLength}));
+      std::optional<uint64_t> length =
+          ParseNumber(FieldBytes(block_, {at + kSparseNumberLength, kSparseNumberLength}));
+      if (!start || !length) {
+        return CorruptImageError("the sparse map of " + Quote(entry_name_) + AtOffset(offset_) +
+                                 " holds a malformed number");
+      }
+      if (regions_.size() >= kMaxSparseRegions) {
+        return CorruptImageError("the sparse map of " + Quote(entry_name_) + " has more than " +
+                                 std::to_string(kMaxSparseRegions) + " regions: refused");
+      }
+      regions_.emplace_back(*start, *length);
+    }
+    return Status::Ok();
+  }
+
+  Status OnSparseExtension() {
+    CDI_RETURN_IF_ERROR(AddSparseEntries(0, kSparseExtensionEntries));
+    if (block_[kSparseExtensionFlagOffset] != 0) return Status::Ok();  // another block follows
+    return StartSparseData();
+  }
+
+  // The map is whole: checks it against the sizes, then reads the data.
+  Status StartSparseData() {
+    uint64_t end = 0;
+    uint64_t stored = 0;
+    for (const auto& [start, length] : regions_) {
+      if (start < end || length > real_size_ || start > real_size_ - length) {
+        return CorruptImageError("the sparse map of " + Quote(entry_name_) +
+                                 " has regions out of order or past the file's size " +
+                                 std::to_string(real_size_) + ": the archive is damaged");
+      }
+      end = start + length;
+      stored += length;
+    }
+    if (stored != member_size_) {
+      return CorruptImageError("the sparse map of " + Quote(entry_name_) + " covers " +
+                               std::to_string(stored) + " bytes, and the entry stores " +
+                               std::to_string(member_size_) + ": the archive is damaged");
+    }
+    if (member_size_ > 0) {
+      state_ = State::kFileData;
+      return Status::Ok();
+    }
+    CDI_RETURN_IF_ERROR(EndFileEntry());
+    AfterMember();
+    return Status::Ok();
+  }
+
+  // Stored bytes of a sparse file: each region's, after the hole before it.
+  Status SparseData(std::span<const uint8_t> data) {
+    while (!data.empty()) {
+      while (region_index_ < regions_.size() && regions_[region_index_].second == 0) {
+        ++region_index_;
+      }
+      if (region_index_ >= regions_.size()) {
+        return CorruptImageError("the sparse file " + Quote(entry_name_) +
+                                 " stores more than its map says: the archive is damaged");
+      }
+      const auto& [start, length] = regions_[region_index_];
+      if (region_done_ == 0 && logical_ < start) {
+        CDI_RETURN_IF_ERROR(writer_->Skip(start - logical_));
+        logical_ = start;
+      }
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(data.size(), length - region_done_));
+      CDI_RETURN_IF_ERROR(writer_->Data(data.first(n)));
+      logical_ += n;
+      region_done_ += n;
+      data = data.subspan(n);
+      if (region_done_ == length) {
+        ++region_index_;
+        region_done_ = 0;
+      }
+    }
+    return Status::Ok();
+  }
+
+  // A file's data is in: a sparse file's last hole, then the end.
+  Status EndFileEntry() {
+    if (sparse_ && logical_ < real_size_) {
+      CDI_RETURN_IF_ERROR(writer_->Skip(real_size_ - logical_));
+      logical_ = real_size_;
+    }
+    sparse_ = false;
+    return writer_->End();
   }
 
   // The name from the header alone: a GNU long name if one came before,
@@ -510,9 +650,27 @@ class TarReader final : public ByteSink {
   std::string metadata_;
   Pending pending_;
   std::optional<std::string> gnu_long_name_;
+  // The GNU sparse file being read: its map (offset, length), where its data
+  // stands, its real size.
+  bool sparse_ = false;
+  std::vector<std::pair<uint64_t, uint64_t>> regions_;
+  size_t region_index_ = 0;
+  uint64_t region_done_ = 0;
+  uint64_t logical_ = 0;
+  uint64_t real_size_ = 0;
 };
 
 }  // namespace
+
+Status EntryWriter::Skip(uint64_t bytes) {
+  static const std::array<uint8_t, 64 * 1024> kZeros{};
+  while (bytes > 0) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(bytes, kZeros.size()));
+    CDI_RETURN_IF_ERROR(Data(std::span<const uint8_t>(kZeros.data(), n)));
+    bytes -= n;
+  }
+  return Status::Ok();
+}
 
 Result<std::string> NormalizeEntryPath(std::string_view path) {
   if (path.find('\0') != std::string_view::npos) {

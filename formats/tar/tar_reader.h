@@ -7,14 +7,16 @@
 // ('x': path, linkpath, size, mtime; other keys are ignored) and global
 // headers ('g': read and ignored, as `git archive` writes them), GNU tar
 // (long names 'L' and long link names 'K', base-256 numbers for sizes past
-// 8 GiB), and old V7 headers without a magic (a name ending in '/' is a
-// directory). Every header's checksum is verified.
+// 8 GiB), GNU sparse files as `tar -S` writes them (type 'S', the map in the
+// header and its extension blocks: the data reaches the writer with its holes
+// as Skip() calls), and old V7 headers without a magic (a name ending in '/'
+// is a directory). Every header's checksum is verified.
 //
 // Refused by name (kUnsupported, the message names the entry):
 //  - symbolic links, hard links, character and block devices, FIFOs: nothing
 //    but regular files and directories is extracted;
-//  - GNU sparse files (type 'S', pax GNU.sparse.*), multi-volume parts ('M'),
-//    and unknown entry types.
+//  - pax GNU sparse files (GNU.sparse.*), multi-volume parts ('M'), and
+//    unknown entry types.
 // Refused as unsafe (kInvalidArgument, naming the entry): absolute paths, any
 // ".." component, empty names, names holding a NUL byte, paths longer than
 // kMaxPathBytes or deeper than kMaxPathDepth.
@@ -57,9 +59,10 @@ inline constexpr size_t kBlockSize = 512;
 inline constexpr size_t kMaxMetadataBytes = 1 << 20;  // a pax header or GNU long name
 inline constexpr size_t kMaxPathBytes = 4095;         // PATH_MAX without its NUL
 inline constexpr size_t kMaxPathDepth = 256;          // components of one path
+inline constexpr size_t kMaxSparseRegions = 1 << 20;  // data regions of one sparse file
 
-// kOther: an entry that is neither (a link, a device, a FIFO, a GNU sparse
-// file, a name that would leave the root), reported only with
+// kOther: an entry that is neither (a link, a device, a FIFO, a pax GNU
+// sparse file, a name that would leave the root), reported only with
 // OtherEntries::kReport; its data, if any, is skipped.
 enum class EntryType { kFile, kDirectory, kOther };
 
@@ -84,12 +87,16 @@ struct Entry {
 //  - Begin() opens an entry; End() closes it. Entries never overlap.
 //  - Between them, a kFile entry's data arrives through Data() calls, in
 //    order, exactly `size` bytes in total (none for an empty file or a
-//    directory). `data` is valid only during the call.
+//    directory). `data` is valid only during the call. The holes of a sparse
+//    file arrive as Skip() calls among them, counted in `size`.
 class EntryWriter {
  public:
   virtual ~EntryWriter() = default;
   virtual Status Begin(const Entry& entry) = 0;
   virtual Status Data(std::span<const uint8_t> data) = 0;
+  // `bytes` zero bytes, a hole of a sparse file. By default they are passed
+  // to Data() (a writer that leaves zero blocks unwritten keeps the hole).
+  virtual Status Skip(uint64_t bytes);
   virtual Status End() = 0;
 };
 

@@ -4,16 +4,19 @@
 // qemu-img and compressed by gzip, xz and zstd, compared byte for byte.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <chrono>
 #include <ctime>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test/e2e/e2e_util.h"
 #include "test/support/certs.h"
+#include "test/support/drop_relay.h"
 #include "test/support/http_server.h"
 #include "test/support/loop_device.h"
 #include "test/support/temp_dir.h"
@@ -58,11 +61,15 @@ std::string CloneCorpus() {
     return "";
   }
   const std::string corpus = Corpus();
-  return CachedFixtureDir("uploadserver-clone-v1", [&](const std::string& dir) {
+  return CachedFixtureDir("uploadserver-clone-v2", [&](const std::string& dir) {
+    // A filesystem volume as CDI's cloner streams it: tar -S of its root.
     Sh("cd " + dir + " && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=" + dir +
        "/gocache go build -o snappy_frame " + SourceDir() + "/test/tools/snappy_frame.go" +
        " && ./snappy_frame < " + corpus + "/guest.raw > guest.raw.sz" +
-       " && ./snappy_frame < " + corpus + "/guest.qcow2 > guest.qcow2.sz && rm -rf gocache");
+       " && ./snappy_frame < " + corpus + "/guest.qcow2 > guest.qcow2.sz && rm -rf gocache" +
+       " && mkdir -p volume/sub && cp --sparse=always " + corpus + "/guest.raw volume/disk.img" +
+       " && printf hello > volume/sub/a.txt && tar -S -C volume -cf - . | ./snappy_frame" +
+       " > filesystem.tar.sz && rm -rf volume");
   });
 }
 
@@ -74,7 +81,8 @@ std::string TrimmedSh(const std::string& command) {
 
 class UploadServer {
  public:
-  explicit UploadServer(std::map<std::string, std::string> extra_env = {}) {
+  explicit UploadServer(std::map<std::string, std::string> extra_env = {},
+                        std::vector<std::string> extra_args = {}) {
     Sh("mkdir -p " + data_dir());
     const TestCertificates& certs = SharedTestCertificates();
     std::map<std::string, std::string> env = {
@@ -87,11 +95,11 @@ class UploadServer {
     options.env = env;
     options.unset_env = {"UPLOAD_IMAGE_SIZE", "FILESYSTEM_OVERHEAD", "PREALLOCATION", "DEADLINE",
                          "TLS_CIPHERS", "TLS_MIN_VERSION"};
-    process_ = std::make_unique<BackgroundProcess>(
-        std::vector<std::string>{BinDir() + "/cdi-uploadserver", "--data-dir", data_dir(),
-                                 "--scratch-dir", work_.File("scratch"), "--termination-log",
-                                 termination_log(), "-v=1"},
-        log_path(), options);
+    std::vector<std::string> argv = {BinDir() + "/cdi-uploadserver", "--data-dir", data_dir(),
+                                     "--scratch-dir", work_.File("scratch"), "--termination-log",
+                                     termination_log(), "-v=1"};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    process_ = std::make_unique<BackgroundProcess>(argv, log_path(), options);
     if (!WaitListening(port_, *process_, std::chrono::seconds(20))) {
       ADD_FAILURE() << "the upload server did not listen:\n" << Log();
     }
@@ -384,6 +392,22 @@ TEST(UploadServerTest, BlockDeviceCloneHoldingAQcow2StaysAsItIs) {
   EXPECT_TRUE(ReadFile(server.disk()) == ReadFile(corpus + "/guest.qcow2"));
 }
 
+
+TEST(UploadServerTest, FilesystemCloneStreamIsExtractedWithItsHoles) {
+  const std::string clones = CloneCorpus();
+  if (clones.empty()) GTEST_SKIP() << "needs go and golang-github-golang-snappy-dev";
+  const std::string corpus = Corpus();
+  UploadServer server(std::map<std::string, std::string>{{"UPLOAD_IMAGE_SIZE", "1Gi"}});
+  auto answer = server.Curl({"-H", "x-cdi-content-type: filesystem-clone", "--data-binary",
+                             "@" + clones + "/filesystem.tar.sz", server.Url("/v1beta1/upload")});
+  EXPECT_EQ(answer.code, "200") << answer.body << server.Log();
+  EXPECT_EQ(server.Wait(), 0) << server.Log();
+  EXPECT_EQ(server.Termination(), R"({"preallocationApplied":false,"message":"Clone Complete"})");
+  ExpectDiskIsGuest(server.disk(), corpus);
+  EXPECT_LT(AllocatedBytes(server.disk()), kVirtualSize);
+  EXPECT_EQ(ReadFile(server.data_dir() + "/sub/a.txt"), "hello");
+}
+
 TEST(UploadServerTest, DamagedOrUnsupportedCloneStreamsAreRefused) {
   const std::string clones = CloneCorpus();
   if (clones.empty()) GTEST_SKIP() << "needs go and golang-github-golang-snappy-dev";
@@ -405,6 +429,10 @@ TEST(UploadServerTest, DamagedOrUnsupportedCloneStreamsAreRefused) {
   auto filesystem = server.Curl({"-H", "x-cdi-content-type: filesystem-clone", "--data-binary",
                                  "@" + clones + "/guest.raw.sz", server.Url("/v1beta1/upload")});
   EXPECT_EQ(filesystem.code, "500");
+  // A disk image is no tar: here its first MiB of zeros reads as the
+  // archive's end, and what follows it is refused.
+  EXPECT_TRUE(Contains(filesystem.body, "Saving stream failed: data follows the tar archive's end"))
+      << filesystem.body;
   EXPECT_TRUE(ListDir(server.data_dir()).empty());
 }
 
@@ -419,6 +447,259 @@ TEST(UploadServerTest, BlockVolumeUpload) {
   EXPECT_EQ(server.Wait(), 0);
   EXPECT_EQ(server.Termination(), kComplete);
   ExpectDiskIsGuest(device.path(), corpus);
+}
+
+
+// Resumable uploads: HEAD answers Upload-Offset, PATCH with Content-Range
+// continues; the relay drops the connection at chosen points, as a network
+// that fails under the client.
+
+// Waits until the server's log holds `text` `count` times.
+bool WaitForLog(const UploadServer& server, const std::string& text, size_t count) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < until) {
+    const std::string log = server.Log();
+    size_t seen = 0;
+    for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++seen;
+    if (seen >= count) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+constexpr const char* kWaiting = "for a request that continues it";
+
+// The value of header `name` (lowercase) in curl's dump of a header block.
+std::string HeaderValue(const std::string& block, const std::string& name) {
+  std::string lower = block;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const size_t at = lower.find(name + ":");
+  if (at == std::string::npos) return "";
+  size_t start = at + name.size() + 1;
+  while (start < block.size() && block[start] == ' ') ++start;
+  return block.substr(start, block.find('\r', start) - start);
+}
+
+uint64_t UploadOffset(const UploadServer& server) {
+  auto head = server.Curl({"-I", server.Url("/v1beta1/upload")});
+  EXPECT_EQ(head.code, "200") << head.err;
+  return std::stoull("0" + HeaderValue(head.body, "upload-offset"));
+}
+
+// PATCH with the image's bytes from `first` to `end` (exclusive) to `url`.
+UploadServer::Answer SendPart(const UploadServer& server, const std::string& url,
+                              const std::string& image, uint64_t first, uint64_t end,
+                              const std::string& scratch) {
+  const std::string whole = ReadFile(image);
+  WriteFile(scratch, whole.substr(first, end - first));
+  return server.Curl({"-X", "PATCH", "-H",
+                      "Content-Range: bytes " + std::to_string(first) + "-" +
+                          std::to_string(end - 1) + "/" + std::to_string(whole.size()),
+                      "--data-binary", "@" + scratch, url});
+}
+
+// Sends `image` to `path` through a relay that drops the connection after
+// each of `drops` bytes, continuing after every drop at the offset HEAD
+// answers; the last answer.
+UploadServer::Answer UploadThroughDrops(UploadServer& server, const std::string& image,
+                                        const std::string& path,
+                                        const std::vector<uint64_t>& drops) {
+  DropRelay relay(server.port(), drops);
+  const std::string url = "https://localhost:" + std::to_string(relay.port()) + path;
+  const uint64_t size = ReadFile(image).size();
+  auto answer = server.Curl({"--data-binary", "@" + image, url});
+  uint64_t last = 0;
+  for (size_t drop = 1; drop <= drops.size(); ++drop) {
+    EXPECT_NE(answer.code, "200") << "the relay should have dropped the upload";
+    EXPECT_TRUE(WaitForLog(server, kWaiting, drop)) << server.Log();
+    const uint64_t offset = UploadOffset(server);
+    EXPECT_GT(offset, last) << "each try moves the upload on";
+    EXPECT_LT(offset, size);
+    last = offset;
+    answer = SendPart(server, url, image, offset, size, server.data_dir() + "/../part");
+  }
+  return answer;
+}
+
+TEST(UploadServerTest, RawUploadDroppedAtSeveralOffsetsIsContinuedWhole) {
+  const std::string corpus = Corpus();
+  UploadServer server;
+  auto answer =
+      UploadThroughDrops(server, corpus + "/guest.raw", "/v1beta1/upload", {1000000, 3000000, 2500000});
+  EXPECT_EQ(answer.code, "200") << answer.body << answer.err << server.Log();
+  EXPECT_EQ(server.Wait(), 0) << server.Log();
+  EXPECT_EQ(server.Termination(), kComplete);
+  ExpectDiskIsGuest(server.disk(), corpus);
+  EXPECT_LT(AllocatedBytes(server.disk()), kVirtualSize);
+}
+
+TEST(UploadServerTest, CompressedQcow2DroppedMidWayIsContinuedAsync) {
+  const std::string corpus = Corpus();
+  UploadServer server;
+  const uint64_t size = ReadFile(corpus + "/guest.qcow2.xz").size();
+  auto answer = UploadThroughDrops(server, corpus + "/guest.qcow2.xz", "/v1beta1/upload-async",
+                                   {size / 4, size / 3});
+  EXPECT_EQ(answer.code, "200") << answer.body << answer.err << server.Log();
+  EXPECT_EQ(server.Wait(), 0) << server.Log();
+  // What qemu-img makes of the image, byte for byte.
+  Sh("qemu-img convert -q -f qcow2 -O raw " + corpus + "/guest.qcow2 " + server.data_dir() +
+     "/../expected.raw");
+  EXPECT_TRUE(ReadFile(server.disk()) == ReadFile(server.data_dir() + "/../expected.raw"));
+}
+
+TEST(UploadServerTest, ContinuationAtTheWrongOffsetIsRefusedAndTheUploadGoesOn) {
+  const std::string corpus = Corpus();
+  const std::string image = corpus + "/guest.raw.gz";
+  const uint64_t size = ReadFile(image).size();
+  const std::string scratch = TrimmedSh("mktemp -u /tmp/cdi-part-XXXXXX");
+  UploadServer server(std::map<std::string, std::string>{{"OWNER_UID", "upload-uid"}});
+  DropRelay relay(server.port(), {size / 3});
+  auto first = server.Curl({"--data-binary", "@" + image,
+                            "https://localhost:" + std::to_string(relay.port()) + "/v1beta1/upload"});
+  EXPECT_NE(first.code, "200");
+  ASSERT_TRUE(WaitForLog(server, kWaiting, 1)) << server.Log();
+  const uint64_t offset = UploadOffset(server);
+  ASSERT_GT(offset, 0u);
+  const std::string url = server.Url("/v1beta1/upload");
+  // A body that does not continue where the upload is.
+  auto wrong = SendPart(server, url, image, offset + 1, size, scratch);
+  EXPECT_EQ(wrong.code, "416");
+  EXPECT_TRUE(Contains(wrong.body, "the upload continues at byte " + std::to_string(offset)))
+      << wrong.body;
+  auto early = SendPart(server, url, image, offset - 1, size, scratch);
+  EXPECT_EQ(early.code, "416");
+  // No Content-Range, or one that is not the upload's length.
+  auto missing = server.Curl({"-X", "PATCH", "--data-binary", "@" + image, url});
+  EXPECT_EQ(missing.code, "400");
+  EXPECT_TRUE(Contains(missing.body, "Content-Range: bytes FIRST-LAST/TOTAL")) << missing.body;
+  auto other_length = server.Curl({"-X", "PATCH", "-H",
+                                   "Content-Range: bytes " + std::to_string(offset) + "-" +
+                                       std::to_string(offset) + "/" + std::to_string(size + 1),
+                                   "--data-binary", "x", url});
+  EXPECT_EQ(other_length.code, "400");
+  EXPECT_TRUE(Contains(other_length.body, "the upload is " + std::to_string(size) + " bytes long"))
+      << other_length.body;
+  // Without a client certificate: 401, whatever the offset.
+  EXPECT_EQ(server.Curl({"-X", "PATCH", url}, nullptr, false).code, "401");
+  // A part of the rest: 204 and the new offset; then the rest.
+  const uint64_t middle = offset + (size - offset) / 2;
+  auto part = SendPart(server, url, image, offset, middle, scratch);
+  EXPECT_EQ(part.code, "204") << part.body << server.Log();
+  EXPECT_EQ(UploadOffset(server), middle);
+  // The importer pod's progress metric, and the bytes received, on /metrics
+  // (no client certificate needed, as a scraper has none).
+  auto metrics = server.Curl({server.Url("/metrics")}, nullptr, false);
+  EXPECT_EQ(metrics.code, "200");
+  EXPECT_TRUE(Contains(metrics.body, "kubevirt_cdi_import_progress_total{ownerUID=\"upload-uid\"} "))
+      << metrics.body;
+  EXPECT_TRUE(Contains(metrics.body, "kubevirt_cdi_upload_bytes_received_total{ownerUID=\"upload-uid\"} "))
+      << metrics.body;
+  auto rest = SendPart(server, url, image, middle, size, scratch);
+  Sh("rm -f " + scratch);
+  EXPECT_EQ(rest.code, "200") << rest.body << server.Log();
+  EXPECT_EQ(server.Wait(), 0) << server.Log();
+  ExpectDiskIsGuest(server.disk(), corpus);
+}
+
+TEST(UploadServerTest, DroppedUploadNotContinuedFailsCleanlyAndANewOneReplacesIt) {
+  const std::string corpus = Corpus();
+  const std::string image = corpus + "/guest.qcow2";
+  const uint64_t size = ReadFile(image).size();
+  {
+    // Nothing continues it within --resume-wait: it fails as a dropped
+    // upload does, what it wrote is removed, a continuation finds nothing.
+    UploadServer server({}, {"--resume-wait", "0.5"});
+    DropRelay relay(server.port(), {size / 2});
+    auto first = server.Curl({"--data-binary", "@" + image,
+                              "https://localhost:" + std::to_string(relay.port()) +
+                                  "/v1beta1/upload"});
+    EXPECT_NE(first.code, "200");
+    EXPECT_TRUE(WaitForLog(server, "no request continued it within", 1)) << server.Log();
+    EXPECT_TRUE(WaitForLog(server, "Saving stream failed", 1)) << server.Log();
+    EXPECT_EQ(UploadOffset(server), 0u);
+    EXPECT_TRUE(ListDir(server.data_dir()).empty());
+    auto late = SendPart(server, server.Url("/v1beta1/upload"), image, size / 4, size,
+                         server.data_dir() + "/../part");
+    EXPECT_EQ(late.code, "404");
+    EXPECT_TRUE(Contains(late.body, "send the whole image with POST")) << late.body;
+  }
+  {
+    // A client that starts over (virtctl) while the upload waits: the new
+    // upload replaces it.
+    UploadServer server;
+    DropRelay relay(server.port(), {size / 2});
+    auto first = server.Curl({"--data-binary", "@" + image,
+                              "https://localhost:" + std::to_string(relay.port()) +
+                                  "/v1beta1/upload"});
+    EXPECT_NE(first.code, "200");
+    ASSERT_TRUE(WaitForLog(server, kWaiting, 1)) << server.Log();
+    auto again = server.Curl({"--data-binary", "@" + image, server.Url("/v1beta1/upload")});
+    EXPECT_EQ(again.code, "200") << again.body << server.Log();
+    EXPECT_EQ(server.Wait(), 0) << server.Log();
+    ExpectDiskIsGuest(server.disk(), corpus);
+  }
+}
+
+
+// cdi-image upload: the client, over real TLS, continuing on its own.
+RunResult CdiImageUpload(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {BinDir() + "/cdi-image", "upload", "--retry-delay", "0.1",
+                                   "--progress", "plain"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return test::Run(argv);
+}
+
+TEST(UploadServerTest, CdiImageUploadContinuesDroppedConnectionsOnItsOwn) {
+  const std::string corpus = Corpus();
+  const TestCertificates& certs = SharedTestCertificates();
+  const std::string image = corpus + "/guest.qcow2";
+  const uint64_t size = ReadFile(image).size();
+  UploadServer server;
+  DropRelay relay(server.port(), {size / 3, size / 4});
+  RunResult r = CdiImageUpload({"--ca-bundle", certs.ca.cert, "--client-cert", certs.client.cert,
+                                "--client-key", certs.client.key, image,
+                                "https://localhost:" + std::to_string(relay.port()) +
+                                    "/v1beta1/upload"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << server.Log();
+  EXPECT_TRUE(Contains(r.out, "continued ")) << r.out << r.err;
+  EXPECT_TRUE(Contains(r.err, "sending the rest")) << r.err;
+  EXPECT_EQ(server.Wait(), 0) << server.Log();
+  EXPECT_EQ(server.Termination(), kComplete);
+  // The client sent the image's digest, and the server checked it.
+  EXPECT_TRUE(Contains(server.Log(), "Verifying the upload against sha256:" +
+                                         TrimmedSh("sha256sum " + image + " | cut -d' ' -f1")))
+      << server.Log();
+  ExpectDiskIsGuest(server.disk(), corpus);
+}
+
+TEST(UploadServerTest, CdiImageUploadTlsAndRefusals) {
+  const std::string corpus = Corpus();
+  const TestCertificates& certs = SharedTestCertificates();
+  const std::string image = corpus + "/guest.raw.zst";
+  UploadServer server;
+  const std::string url = server.Url("/v1beta1/upload-async");
+  // The server's CA is not trusted: a TLS failure, not retried.
+  RunResult untrusted = CdiImageUpload({"--client-cert", certs.client.cert, "--client-key",
+                                        certs.client.key, image, url});
+  EXPECT_NE(untrusted.exit_code, 0);
+  EXPECT_TRUE(Contains(untrusted.err, "certificate")) << untrusted.err;
+  // A client certificate the server refuses: 401, with what to check.
+  RunResult refused = CdiImageUpload({"--ca-bundle", certs.ca.cert, "--client-cert",
+                                      certs.other_client.cert, "--client-key",
+                                      certs.other_client.key, image, url});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_TRUE(Contains(refused.err, "answered HTTP 401")) << refused.err;
+  EXPECT_TRUE(Contains(refused.err, "--client-cert")) << refused.err;
+  EXPECT_FALSE(FileExists(server.disk()));
+  RunResult half = CdiImageUpload({"--client-cert", certs.client.cert, image, url});
+  EXPECT_NE(half.exit_code, 0);
+  // --insecure: the certificate goes unchecked, the upload goes through.
+  RunResult insecure = CdiImageUpload({"--insecure", "--client-cert", certs.client.cert,
+                                       "--client-key", certs.client.key, "--token", "t0ken",
+                                       image, url});
+  EXPECT_EQ(insecure.exit_code, 0) << insecure.err;
+  EXPECT_EQ(server.Wait(), 0) << server.Log();
+  ExpectDiskIsGuest(server.disk(), corpus);
 }
 
 }  // namespace

@@ -42,6 +42,32 @@ TEST(HttpRequestTest, Answers) {
             "2\r\nConnection: close\r\n\r\nOK");
 }
 
+
+TEST(ContentRangeTest, BytesFirstLastTotal) {
+  auto range = ParseContentRange("bytes 100-199/1000");
+  ASSERT_TRUE(range.ok()) << range.status().message();
+  EXPECT_EQ(range->first, 100u);
+  EXPECT_EQ(range->last, 199u);
+  EXPECT_EQ(range->total, 1000u);
+  auto last_byte = ParseContentRange("Bytes 999-999/1000");
+  ASSERT_TRUE(last_byte.ok());
+  EXPECT_EQ(last_byte->first, 999u);
+  for (const char* bad : {"bytes 100-199/*", "items 0-1/2", "bytes 200-100/1000",
+                          "bytes 0-1000/1000", "bytes -5/10", "bytes 1-2", "bytes a-b/c", ""}) {
+    auto refused = ParseContentRange(bad);
+    EXPECT_FALSE(refused.ok()) << bad;
+    if (!refused.ok()) {
+      EXPECT_NE(refused.status().message().find("bytes FIRST-LAST/TOTAL"), std::string::npos);
+    }
+  }
+}
+
+TEST(ContentRangeTest, ResponseCarriesExtraHeaders) {
+  EXPECT_EQ(HttpResponse(204, {}, "Upload-Offset: 5\r\n"),
+            "HTTP/1.1 204 No Content\r\nUpload-Offset: 5\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n");
+}
+
 }  // namespace
 }  // namespace cdi::uploadserver
 
