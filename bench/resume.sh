@@ -61,7 +61,7 @@ for _ in $(seq 1 "$runs"); do
   resumed+=("$(import_once --resume)")
 done
 rm -rf "$dir/work"; mkdir -p "$dir/work"
-spent=$("$cdi" import "$NGINX_URL/disk.raw" "$target" --progress none --resume 2>&1 |
+spent=$("$cdi" import "$NGINX_URL/disk.raw" "$target" --progress none --resume -v 2>&1 |
   sed -n 's/.*checkpoints written in \([0-9.]*\) s.*/\1/p' | tail -1)
 p=$(median "${plain[@]}"); r=$(median "${resumed[@]}")
 echo "without --resume: ${p} s; with --resume (every 256 MiB or 10 s): ${r} s;" \

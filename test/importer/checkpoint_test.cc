@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "cdi/quantity.h"
 #include "test/support/files.h"
 #include "test/support/temp_dir.h"
 
