@@ -247,7 +247,9 @@ class CheckpointTap final : public formats::ByteSink {
       : pipeline_(pipeline), sink_(sink), resumer_(resumer), target_(target) {}
   Status Feed(std::span<const uint8_t> bytes) override {
     CDI_RETURN_IF_ERROR(pipeline_.Feed(bytes));
-    return resumer_.AfterFeed(pipeline_.format_chain(), sink_.guest_bytes(), target_);
+    // The chain is known once the decoder began the image.
+    return resumer_.AfterFeed(sink_.begun() ? pipeline_.format_chain() : std::vector<std::string>{},
+                              sink_.guest_bytes(), target_);
   }
   Status Finish() override { return pipeline_.Finish(); }
 
@@ -486,6 +488,7 @@ Result<ImportResult> ImportDisk(const ImportSpec& spec, const ImportHooks& hooks
   if (resumer) {
     CDI_RETURN_IF_ERROR(resumer->SourceOpened(*served, *targets.targets().front()));
     resumed = resumer->resumed_at();
+    sink.ResumeAt(resumed);
     if (resumed > 0 && digest.checksum) CDI_RETURN_IF_ERROR(resumer->Rehash(*digest.checksum));
   }
   const std::optional<uint64_t> source_size = resumed > 0 ? resumer->length() : source->size();

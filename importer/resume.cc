@@ -146,7 +146,7 @@ Status Resumer::Rehash(Checksum& checksum) const {
   return Status::Ok();
 }
 
-Status Resumer::AfterFeed(const std::vector<std::string>& chain, uint64_t sink_bytes,
+Status Resumer::AfterFeed(const std::vector<std::string>& chain, uint64_t covered,
                           pvc::Target& target) {
   if (!enabled_ || chain.empty()) return Status::Ok();
   if (chain != std::vector<std::string>{"raw"}) {
@@ -156,7 +156,7 @@ Status Resumer::AfterFeed(const std::vector<std::string>& chain, uint64_t sink_b
     Logger()->info("No checkpoints: only raw images are continued, and this one is {}", text);
     return Status::Ok();
   }
-  const uint64_t aligned = (resumed_at_ + sink_bytes) / kCheckpointAlignment * kCheckpointAlignment;
+  const uint64_t aligned = covered / kCheckpointAlignment * kCheckpointAlignment;
   if (aligned <= last_offset_) return Status::Ok();
   const Clock::time_point now = Clock::now();
   const bool due =

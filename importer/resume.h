@@ -7,7 +7,7 @@
 //   CDI_ASSIGN_OR_RETURN(auto from, resumer.Prepare(target));    // a resume point, or none
 //   open the source (HttpSourceOptions: resume_from, served)
 //   CDI_RETURN_IF_ERROR(resumer.SourceOpened(*served, target));  // the server agreed, or not
-//   ... resumer.AfterFeed(durable_end, target) after each chunk (writes checkpoints) ...
+//   ... resumer.AfterFeed(chain, covered, target) after each chunk (writes checkpoints) ...
 //   success: resumer.Finished(); failure: resumer.Failed(status) says whether to keep the target
 //
 // Everything that cannot continue (no checkpoint, a damaged one, another
@@ -64,12 +64,12 @@ class Resumer {
 
   // After each chunk: `chain` is the pipeline's format chain so far (empty
   // before detection; checkpoints follow {"raw"} only, others turn them off
-  // with a log line), `sink_bytes` the image bytes the target sink took in
-  // this process (written or zero), in order from resumed_at(). Writes a
+  // with a log line), `covered` the end of the image bytes the target sink
+  // holds (written or zero, in order; the resumed part included). Writes a
   // checkpoint when one is due, the target synced first. A checkpoint that
   // cannot be written turns checkpoints off with a warning; a sync that
   // fails fails the import.
-  Status AfterFeed(const std::vector<std::string>& chain, uint64_t sink_bytes, pvc::Target& target);
+  Status AfterFeed(const std::vector<std::string>& chain, uint64_t covered, pvc::Target& target);
 
   // The import succeeded: its checkpoint goes.
   void Finished();
