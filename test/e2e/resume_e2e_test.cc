@@ -194,7 +194,7 @@ TEST_F(ResumeE2eTest, ImporterPodKilledMidDataContinuesInTheNextPod) {
   }
   ExpectClaimedBytesOnDisk(pod.data_dir() + "/.disk.img.partial", kClaimed);
   WriteFile(gate_, "");
-  RunResult second = Run(argv, pod.Options(env));
+  RunResult second = test::Run(argv, pod.Options(env));
   ASSERT_EQ(second.exit_code, 0) << second.err;
   EXPECT_TRUE(Contains(pod.ReadTermination(), "Import Complete")) << pod.ReadTermination();
   EXPECT_EQ(Sha256File(pod.data_dir() + "/disk.img"), Sha256Bytes(image_));
