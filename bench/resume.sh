@@ -14,7 +14,7 @@
 #
 # Environment: BENCH_IMAGE_MIB (default 1024), BENCH_RATE (nginx limit_rate
 # for the kill runs, default 200m), RUNS (default 3), BENCH_DIR (default
-# out/bench/resume).
+# out/bench/resume), SKIP_COST (set: only the kill runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/nginx.sh
@@ -41,7 +41,7 @@ now() { date +%s.%N; }
 calc() { python3 -c "print(f'{$1:.3f}')"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Body bytes nginx sent for /disk.raw so far.
-sent() { awk '$7 == "/disk.raw" {s += $10} END {print s + 0}' "$NGINX_DIR/access.log"; }
+sent() { awk '$7 == "/disk.raw" {s += $10} END {printf "%.0f\n", s}' "$NGINX_DIR/access.log"; }
 
 # import_once [FLAGS...]: a fresh import to the end; prints its wall time.
 import_once() {
@@ -53,6 +53,7 @@ import_once() {
 
 trap nginx_stop EXIT
 
+if [ -z "${SKIP_COST:-}" ]; then
 echo "== checkpoint cost: $image_mib MiB at full speed, median of $runs runs"
 nginx_start "$dir/www"
 plain=(); resumed=()
@@ -67,11 +68,18 @@ p=$(median "${plain[@]}"); r=$(median "${resumed[@]}")
 echo "without --resume: ${p} s; with --resume (every 256 MiB or 10 s): ${r} s;" \
   "cost $(calc "($r - $p) / $p * 100") %; the checkpoints themselves: ${spent:-0} s"
 nginx_stop
+fi
 
 echo "== killed with SIGKILL, then run again: $image_mib MiB at $rate/s"
 nginx_start "$dir/www" "$rate"
-clean=$(import_once --resume)
-echo "uninterrupted: ${clean} s"
+plain=(); resumed=()
+for _ in $(seq 1 "$runs"); do
+  plain+=("$(import_once)")
+  resumed+=("$(import_once --resume --checkpoint-every 64Mi)")
+done
+p=$(median "${plain[@]}"); clean=$(median "${resumed[@]}")
+echo "uninterrupted: without --resume ${p} s; with --resume --checkpoint-every 64Mi ${clean} s;" \
+  "cost $(calc "($clean - $p) / $p * 100") %"
 for pct in 25 50 75; do
   rm -rf "$dir/work"; mkdir -p "$dir/work"
   before=$(sent)

@@ -20,8 +20,10 @@
 // source-offset counts the bytes of the source whose effect is on the
 // target, and target-bytes the partial file's bytes that hold it: both were
 // durable (fdatasync) before the checkpoint was written, and the checkpoint
-// is written atomically (a temporary file, fsync, rename, fsync of the
-// directory), so a checkpoint never claims bytes that a crash lost.
+// is written atomically (a temporary file, fsync, rename), so a checkpoint
+// never claims bytes that a crash lost. The directory is not synced: a rename
+// that a crash loses leaves the previous checkpoint (which claims less) or
+// none, both true.
 //
 // Thread-safety: plain functions; the target's lock (pvc/target.h) keeps
 // other imports away from the files.
