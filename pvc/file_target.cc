@@ -75,7 +75,8 @@ Status BusyError(const std::string& path, const std::string& partial_path) {
 // imports writing one partial file would rename each other's unfinished bytes
 // into place. A partial file whose lock is free was left by an import that
 // ended without cleaning up (killed): it holds nothing worth keeping, and is
-// emptied, which also returns its space before the free space is measured.
+// emptied, which also returns its space before the free space is measured;
+// with StalePartial::kKeep it stays as it is, for a checkpoint to vouch for.
 Result<UniqueFd> TakePartialFile(int dir_fd, const std::string& dir, const std::string& name,
                                  const std::string& path, unsigned mode, StalePartial stale) {
   const std::string partial_path = JoinPath(dir, name);

@@ -357,12 +357,12 @@ bool HttpTransfer::Publish() {
   Logger()->debug("HTTP {} from {}, {} bytes{}", response_.status, request_->redacted,
                   length->has_value() ? std::to_string(**length) : std::string("unknown"),
                   identity_encoding ? "" : ", Content-Encoding " + encoding);
-  // A compressed Content-Encoding: the length counts encoded bytes, which
-  // says nothing about the image.
   if (served_) {
     *served_ = {0, identity_encoding ? *length : std::nullopt, response_.etag,
                 response_.last_modified};
   }
+  // A compressed Content-Encoding: the length counts encoded bytes, which
+  // says nothing about the image.
   opened_(identity_encoding ? *length : std::nullopt);
   return true;
 }
