@@ -135,6 +135,33 @@ TEST_F(ResumeTest, AServerThatIgnoresIfRangeStillNeverMixesImages) {
   EXPECT_TRUE(Contains(log.text(), "; starting over from byte 0")) << log.text();
 }
 
+TEST_F(ResumeTest, AShorterImageOrAServerWithoutRangesStartsOver) {
+  for (bool shorter : {false, true}) {
+    SCOPED_TRACE(shorter ? "416: the image is shorter now" : "200: no ranges");
+    test::FaultServer server(
+        www_.path(), shorter ? R"({"/disk.raw": {"file": "disk.raw", "etag": "\"v1\""}})"
+                             : R"({"/disk.raw": {"file": "disk.raw", "etag": "\"v1\"",
+                                                 "ranges": false}})");
+    LeaveKilledImport(server, "\"v1\"");
+    if (shorter) {
+      image_ = image_.substr(0, 1 << 20);
+      test::WriteFile(www_.File("disk.raw"), image_);
+    }
+    test::LogCapture log;
+    Result<ImportResult> result = Import(Spec(server));
+    ASSERT_TRUE(result.ok()) << result.status().ToString() << "\n" << log.text();
+    EXPECT_EQ(result->resumed_from, 0u);
+    ExpectImported();
+    EXPECT_TRUE(Contains(log.text(), shorter ? "416 Range Not Satisfiable, so the image on the "
+                                               "server is shorter than it was; import it again; "
+                                               "starting over from byte 0"
+                                             : "with the whole image (it serves no ranges): "
+                                               "starting over from byte 0"))
+        << log.text();
+    test::Sh("rm -f " + Target());
+  }
+}
+
 TEST_F(ResumeTest, ADamagedCheckpointStartsOver) {
   test::FaultServer server(www_.path(), R"({"/disk.raw": {"file": "disk.raw", "etag": "\"v1\""}})");
   for (bool truncated : {true, false}) {
