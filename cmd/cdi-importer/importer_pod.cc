@@ -112,8 +112,8 @@ Outcome RunImport(const PodConfig& config, const PodPaths& paths, VolumeMode mod
   const Status& status = result.status();
   if (status.code() == ErrorCode::kCancelled) {
     return PlainFailure(
-        "Unable to process data: the import was cancelled by a signal; what it had written was "
-        "removed, or kept with a checkpoint for the next attempt to continue from",
+        "Unable to process data: the import was cancelled by a signal; what it "
+        "had written was removed",
         cli::kExitCancelled);
   }
   if (phase == Phase::kConnecting) {
