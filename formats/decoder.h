@@ -79,6 +79,11 @@ struct DecoderOptions {
   uint64_t memory_budget = 32ull << 20;
   // Directory for spooling out-of-order data beyond memory_budget. Empty: $TMPDIR or /tmp.
   std::string scratch_dir;
+  // Where the decoder's input begins in the container: 0, or, for an import
+  // resumed from a checkpoint, the offset its stream continues from (raw
+  // only: the input's first byte is guest byte start_offset, and
+  // container_size counts the whole container).
+  uint64_t start_offset = 0;
   // Worker threads for decompression; 0: one per CPU the process may use
   // (common/resources.h: its affinity mask and cgroup CPU quota).
   unsigned threads = 0;

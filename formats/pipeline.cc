@@ -140,6 +140,15 @@ class ImagePipeline::Impl {
   // feeding a new detection stage, or a decoder feeding the writer (the tar
   // reader, for archives).
   Result<ByteSink*> BuildStage(std::span<const uint8_t> head, Layer layer) {
+    if (options_.resume_raw_at && archive_writer_ == nullptr) {
+      chain_.push_back(Format::kRaw);
+      DecoderOptions resumed = options_.decoder;
+      resumed.start_offset = *options_.resume_raw_at;
+      std::unique_ptr<Decoder> raw = MakeRawOrFixedVhdDecoder(writer_, resumed);
+      decoder_ = raw.get();
+      stages_.push_back(std::move(raw));
+      return stages_.back().get();
+    }
     if (options_.raw_only && archive_writer_ == nullptr) {
       chain_.push_back(Format::kRaw);
       std::unique_ptr<Decoder> raw = MakeRawDecoder(writer_, options_.decoder);

@@ -78,6 +78,12 @@ struct PipelineOptions {
   // The input is a disk's bytes as they are (a block device's clone): no
   // wrapper or format is looked for, a qcow2 header inside stays data.
   bool raw_only = false;
+  // Continues a raw image (no wrapper) that an earlier import wrote up to
+  // this offset (a checkpoint's): nothing is detected, the chain is {"raw"}
+  // and the input's first byte is guest byte *resume_raw_at. The fixed-VHD
+  // footer check still runs at the end. decoder.container_size, when set, is
+  // the whole image's length.
+  std::optional<uint64_t> resume_raw_at;
   // Archives only: the tar is a container image layer, whose links, devices
   // and other entries are reported as tar::EntryType::kOther instead of
   // refused (tar::OtherEntries::kReport).

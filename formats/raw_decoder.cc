@@ -10,7 +10,9 @@ namespace {
 class RawDecoder final : public Decoder {
  public:
   RawDecoder(GuestWriter* writer, const DecoderOptions& options, RawContent content)
-      : writer_(writer), container_size_(options.container_size) {
+      : writer_(writer),
+        container_size_(options.container_size),
+        guest_offset_(options.start_offset) {
     description_.format = "raw";
     description_.virtual_size = container_size_;
     if (content == RawContent::kIso9660) description_.details.emplace_back("content", "iso");
@@ -49,6 +51,10 @@ class RawDecoder final : public Decoder {
   Status BeginOnce() {
     if (begun_) return Status::Ok();
     begun_ = true;
+    if (container_size_.has_value() && guest_offset_ > *container_size_) {
+      return InternalError("a raw image of " + std::to_string(*container_size_) +
+                           " bytes resumed at offset " + std::to_string(guest_offset_));
+    }
     return writer_->Begin(description_);
   }
 
@@ -56,7 +62,7 @@ class RawDecoder final : public Decoder {
   std::optional<uint64_t> container_size_;
   ImageDescription description_;
   bool begun_ = false;
-  uint64_t guest_offset_ = 0;  // bytes written so far; the next Write() goes here
+  uint64_t guest_offset_;  // the next Write() goes here: start_offset + bytes fed
 };
 
 }  // namespace

@@ -10,6 +10,10 @@
 // past it is written, and one that ends short of it fails at Finish(); both are
 // kCorruptImage. Without it the virtual size is the stream length.
 //
+// With DecoderOptions::start_offset (a resumed import), the first byte fed is
+// guest byte start_offset and the writes go on from there; container_size is
+// still the whole image's.
+//
 // memory_budget, scratch_dir and threads of DecoderOptions are not used: the
 // decoder holds nothing but counters. Thread-safety: none; one thread feeds it.
 #ifndef CDI_FORMATS_RAW_DECODER_H_

@@ -21,9 +21,11 @@
 #include "importer/import_from.h"
 #include "importer/memory_plan.h"
 #include "importer/progress.h"
+#include "importer/resume.h"
 #include "importer/target_sink.h"
 #include "pvc/directory_target.h"
 #include "pvc/target.h"
+#include "sources/http/http_source.h"
 #include "sources/registry/reference.h"
 
 namespace cdi {
@@ -50,6 +52,12 @@ class TargetSet {
 
   void Add(std::unique_ptr<pvc::Target> target) { targets_.push_back(std::move(target)); }
   std::vector<std::unique_ptr<pvc::Target>>& targets() { return targets_; }
+
+  // Leaves every target for a later import to resume (pvc::Target::Keep).
+  void KeepAll() {
+    for (auto& t : targets_) t->Keep();
+    committed_ = true;
+  }
 
   Status CommitAll() {
     for (auto& t : targets_) CDI_RETURN_IF_ERROR(t->Commit());
@@ -97,8 +105,9 @@ TargetMemory TargetMemoryFor(const ImportSpec& spec, const importer::MemoryPlan&
   return memory;
 }
 
-Result<std::unique_ptr<pvc::Target>> OpenTarget(const TargetSpec& spec,
-                                                const TargetMemory& memory = {}) {
+Result<std::unique_ptr<pvc::Target>> OpenTarget(
+    const TargetSpec& spec, const TargetMemory& memory = {},
+    pvc::StalePartial stale_partial = pvc::StalePartial::kEmpty) {
   if (spec.path.empty()) return InvalidArgumentError("no target path given");
   TargetKind kind = spec.kind;
   if (kind == TargetKind::kAuto) {
@@ -124,7 +133,8 @@ Result<std::unique_ptr<pvc::Target>> OpenTarget(const TargetSpec& spec,
                                          .existing = spec.existing,
                                          .preallocation = spec.preallocation,
                                          .writeback_window = memory.writeback_window,
-                                         .staging_memory = memory.staging});
+                                         .staging_memory = memory.staging,
+                                         .stale_partial = stale_partial});
 }
 
 Status ValidateSpec(const ImportSpec& spec, bool source_given) {
@@ -228,13 +238,37 @@ class ChecksumTap final : public formats::ByteSink {
   formats::ByteSink& next_;
 };
 
+// The checkpoint tap: once a chunk went through the pipeline, the resumer
+// writes a checkpoint when one is due.
+class CheckpointTap final : public formats::ByteSink {
+ public:
+  CheckpointTap(formats::ImagePipeline& pipeline, const importer::TargetSink& sink,
+                importer::Resumer& resumer, pvc::Target& target)
+      : pipeline_(pipeline), sink_(sink), resumer_(resumer), target_(target) {}
+  Status Feed(std::span<const uint8_t> bytes) override {
+    CDI_RETURN_IF_ERROR(pipeline_.Feed(bytes));
+    // The chain is known once the decoder began the image.
+    return resumer_.AfterFeed(sink_.begun() ? pipeline_.format_chain() : std::vector<std::string>{},
+                              sink_.guest_bytes(), target_);
+  }
+  Status Finish() override { return pipeline_.Finish(); }
+
+ private:
+  formats::ImagePipeline& pipeline_;
+  const importer::TargetSink& sink_;
+  importer::Resumer& resumer_;
+  pvc::Target& target_;
+};
+
 // The copy loop every content type shares: reads the input once, front to
 // back, digests the image's bytes as served and feeds them to the format
-// pipeline. Returns the bytes read from the source.
-Result<uint64_t> Pump(importer::ImageInput& input, formats::ImagePipeline& pipeline,
-                      Digest& digest, const CancelToken* cancel,
-                      const std::function<void(uint64_t bytes_read)>& after_chunk) {
-  ChecksumTap tap(digest, pipeline);
+// pipeline (through `feed` when given: a tap in front of the pipeline).
+// Returns the bytes read from the source.
+Result<uint64_t> Pump(importer::ImageInput& input, formats::ImagePipeline& pipeline, Digest& digest,
+                      const CancelToken* cancel,
+                      const std::function<void(uint64_t bytes_read)>& after_chunk,
+                      formats::ByteSink* feed = nullptr) {
+  ChecksumTap tap(digest, feed != nullptr ? *feed : pipeline);
   CDI_ASSIGN_OR_RETURN(uint64_t bytes_read, input.FeedTo(tap, cancel, after_chunk));
   if (cancel != nullptr && cancel->cancelled()) return CancelledError("import cancelled");
   CDI_RETURN_IF_ERROR(pipeline.Finish());
@@ -337,6 +371,17 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const importer::Memor
   return result;
 }
 
+// The disk image import once its targets are open (and, with checkpoints,
+// the resume point found): the source, the pipeline, the commit.
+Result<ImportResult> ImportDisk(const ImportSpec& spec, const ImportHooks& hooks,
+                                std::unique_ptr<importer::ByteSource> given,
+                                const importer::ImportFromOptions& from,
+                                const importer::MemoryPlan& plan, Digest& digest,
+                                Clock::time_point start, TargetSet& targets,
+                                const std::vector<importer::SinkTarget>& sink_targets,
+                                importer::Resumer* resumer,
+                                const std::optional<importer::Checkpoint>& resume_from);
+
 Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks,
                                 std::unique_ptr<importer::ByteSource> given,
                                 const importer::ImportFromOptions& from = {}) {
@@ -352,6 +397,16 @@ Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks
     return ImportArchive(spec, plan, hooks, start, digest, given);
   }
 
+  std::optional<importer::Resumer> resumer;
+  if (spec.resume.mode == ResumeMode::kCheckpoints) {
+    const std::string why = importer::WhyNoCheckpoints(spec, given != nullptr);
+    if (why.empty()) {
+      resumer.emplace(spec);
+    } else {
+      Logger()->info("No checkpoints: {}", why);
+    }
+  }
+
   // Local problems (a file in the way, a busy device) fail before any download.
   TargetSet targets;
   std::vector<importer::SinkTarget> sink_targets;
@@ -362,8 +417,13 @@ Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks
                     spec.targets.size(), memory.staging, memory.writeback_window);
   }
   for (const TargetSpec& target_spec : spec.targets) {
-    auto opened = OpenTarget(target_spec, memory);
+    auto opened = OpenTarget(target_spec, memory,
+                             resumer ? pvc::StalePartial::kKeep : pvc::StalePartial::kEmpty);
     if (!opened.ok()) return opened.status();
+    if (!resumer && (*opened)->kind() == pvc::TargetKind::kFile) {
+      // Its partial file was emptied: a checkpoint beside it claims nothing.
+      importer::RemoveCheckpoint(importer::CheckpointPath(target_spec.path));
+    }
     const bool fill = (*opened)->kind() == pvc::TargetKind::kBlockDevice ||
                       target_spec.requested_size.has_value();
     sink_targets.push_back(
@@ -371,22 +431,78 @@ Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks
     targets.Add(std::move(opened).value());
   }
 
+  std::optional<importer::Checkpoint> resume_from;
+  if (resumer) {
+    Result<std::optional<importer::Checkpoint>> prepared =
+        resumer->Prepare(*targets.targets().front());
+    if (!prepared.ok()) {
+      resumer->Failed(prepared.status());
+      return prepared.status();
+    }
+    resume_from = *prepared;
+  }
+  Result<ImportResult> outcome =
+      ImportDisk(spec, hooks, std::move(given), from, plan, digest, start, targets, sink_targets,
+                 resumer ? &*resumer : nullptr, resume_from);
+  if (resumer) {
+    if (outcome.ok()) {
+      resumer->Finished();
+    } else if (resumer->Failed(outcome.status())) {
+      targets.KeepAll();
+    }
+  }
+  return outcome;
+}
+
+Result<ImportResult> ImportDisk(const ImportSpec& spec, const ImportHooks& hooks,
+                                std::unique_ptr<importer::ByteSource> given,
+                                const importer::ImportFromOptions& from,
+                                const importer::MemoryPlan& plan, Digest& digest,
+                                Clock::time_point start, TargetSet& targets,
+                                const std::vector<importer::SinkTarget>& sink_targets,
+                                importer::Resumer* resumer,
+                                const std::optional<importer::Checkpoint>& resume_from) {
   importer::TargetSink sink(sink_targets);
   uint64_t smallest_capacity = UINT64_MAX;
   for (auto& t : targets.targets()) smallest_capacity = std::min(smallest_capacity, t->capacity());
 
   importer::ProgressReporter progress(hooks.on_progress, start);
   progress.Report(Phase::kConnecting);
+  auto served = std::make_shared<importer::HttpResumePoint>();
+  if (resumer) {
+    // The HTTP source itself: it continues an earlier download, and says
+    // what it serves.
+    importer::HttpSourceOptions http;
+    http.served = served;
+    if (resume_from) {
+      http.resume_from = importer::HttpResumePoint{resume_from->source_offset, resume_from->length,
+                                                   resume_from->etag, resume_from->last_modified};
+    }
+    CDI_ASSIGN_OR_RETURN(given, importer::OpenHttpSource(spec.source, hooks.cancel, http));
+  }
   CDI_ASSIGN_OR_RETURN(
       std::unique_ptr<importer::ImageInput> source,
       OpenAndDescribe(spec, hooks, PipelineOptionsFor(spec, plan, smallest_capacity, std::nullopt),
                       given));
-  const std::optional<uint64_t> source_size = source->size();
-  formats::ImagePipeline pipeline(
-      &sink,
-      PipelineOptionsFor(spec, plan, smallest_capacity, source->image_size(), from.raw_only));
+  uint64_t resumed = 0;
+  if (resumer) {
+    CDI_RETURN_IF_ERROR(resumer->SourceOpened(*served, *targets.targets().front()));
+    resumed = resumer->resumed_at();
+    sink.ResumeAt(resumed);
+    if (resumed > 0 && digest.checksum) CDI_RETURN_IF_ERROR(resumer->Rehash(*digest.checksum));
+  }
+  const std::optional<uint64_t> source_size = resumed > 0 ? resumer->length() : source->size();
+  formats::PipelineOptions pipeline_options =
+      PipelineOptionsFor(spec, plan, smallest_capacity, source->image_size(), from.raw_only);
+  if (resumed > 0) {
+    pipeline_options.resume_raw_at = resumed;
+    pipeline_options.decoder.container_size = resumer->length();
+  }
+  formats::ImagePipeline pipeline(&sink, pipeline_options);
+  std::optional<CheckpointTap> checkpoints;
+  if (resumer) checkpoints.emplace(pipeline, sink, *resumer, *targets.targets().front());
 
-  uint64_t bytes_read = 0;
+  uint64_t bytes_read = resumed;
   bool announced = false;
   auto update = [&](Phase phase, bool force) {
     if (!announced && sink.begun()) {
@@ -404,11 +520,14 @@ Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks
     progress.Report(p, force);
   };
   update(Phase::kTransferring, true);
-  CDI_ASSIGN_OR_RETURN(bytes_read,
-                       Pump(*source, pipeline, digest, hooks.cancel, [&](uint64_t read) {
-                         bytes_read = read;
-                         update(Phase::kTransferring, false);
-                       }));
+  CDI_ASSIGN_OR_RETURN(const uint64_t fetched, Pump(
+                                                   *source, pipeline, digest, hooks.cancel,
+                                                   [&](uint64_t read) {
+                                                     bytes_read = resumed + read;
+                                                     update(Phase::kTransferring, false);
+                                                   },
+                                                   checkpoints ? &*checkpoints : nullptr));
+  bytes_read = resumed + fetched;
   CDI_ASSIGN_OR_RETURN(uint64_t virtual_size, sink.Finalize());
   if (auto described = pipeline.Describe(); described && !described->details.empty()) {
     std::string facts;
@@ -432,7 +551,8 @@ Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks
     result.targets.push_back({spec.targets[i].path, failure, size});
     if (failure.ok() && result.target_size == 0) result.target_size = size;
   }
-  result.bytes_read = bytes_read;
+  result.bytes_read = fetched;
+  result.resumed_from = resumed;
   result.image_env = source->image_env();
   result.bytes_written = sink.bytes_written();
   result.bytes_zero = sink.bytes_zero();
@@ -442,10 +562,12 @@ Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks
   result.checksum = digest.Expected();
   result.elapsed = Clock::now() - start;
   update(Phase::kDone, true);
-  Logger()->info("Imported {} ({} bytes virtual) in {:.2f} s: {} bytes written, {} bytes left zero",
-               JoinChain(result.format_chain), virtual_size,
-               std::chrono::duration<double>(result.elapsed).count(), result.bytes_written,
-               result.bytes_zero);
+  Logger()->info(
+      "Imported {} ({} bytes virtual) in {:.2f} s: {} bytes written, {} bytes left zero{}",
+      JoinChain(result.format_chain), virtual_size,
+      std::chrono::duration<double>(result.elapsed).count(), result.bytes_written,
+      result.bytes_zero,
+      resumed > 0 ? ", continued from byte " + std::to_string(resumed) : std::string());
   return result;
 }
 

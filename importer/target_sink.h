@@ -51,6 +51,11 @@ class TargetSink : public formats::GuestWriter {
   // virtual size.
   Result<uint64_t> Finalize();
 
+  // Before Begin: the image's first `covered` bytes are on the targets
+  // already (an import continued from a checkpoint): they count as covered,
+  // not as written, and the decoder goes on from there.
+  void ResumeAt(uint64_t covered) { guest_bytes_ = covered_end_ = covered; }
+
   bool begun() const { return begun_; }
   std::optional<uint64_t> virtual_size() const { return virtual_size_; }
   // Image bytes handled so far (written or zero), for progress.

@@ -75,9 +75,10 @@ Status BusyError(const std::string& path, const std::string& partial_path) {
 // imports writing one partial file would rename each other's unfinished bytes
 // into place. A partial file whose lock is free was left by an import that
 // ended without cleaning up (killed): it holds nothing worth keeping, and is
-// emptied, which also returns its space before the free space is measured.
+// emptied, which also returns its space before the free space is measured;
+// with StalePartial::kKeep it stays as it is, for a checkpoint to vouch for.
 Result<UniqueFd> TakePartialFile(int dir_fd, const std::string& dir, const std::string& name,
-                                 const std::string& path, unsigned mode) {
+                                 const std::string& path, unsigned mode, StalePartial stale) {
   const std::string partial_path = JoinPath(dir, name);
   // The owner removes or renames the name when it ends: a lock taken on a
   // file that no longer has the name guards nothing, so take it again.
@@ -115,7 +116,10 @@ Result<UniqueFd> TakePartialFile(int dir_fd, const std::string& dir, const std::
       return InvalidArgumentError(partial_path + " is not a regular file, where " + path +
                                   " is written until it is complete; remove it and try again");
     }
-    if (held.st_size != 0) {
+    if (held.st_size != 0 && stale == StalePartial::kKeep) {
+      Logger()->debug("{}: {} bytes left by an earlier import that did not finish", partial_path,
+                      held.st_size);
+    } else if (held.st_size != 0) {
       Logger()->info("Replacing {}, left by an earlier import that did not finish",
                      partial_path);
       if (ftruncate(fd.get(), 0) != 0) {
@@ -155,6 +159,11 @@ class FileTarget final : public Target {
       return PosixError(errno, "setting the mode of " + partial_path_);
     }
     CDI_ASSIGN_OR_RETURN(uint64_t available, AvailableSpace(partial_path_));
+    // A kept partial file's blocks are this import's own.
+    struct stat kept {};
+    if (fstat(fd_.get(), &kept) != 0) return PosixError(errno, "checking " + partial_path_);
+    size_ = static_cast<uint64_t>(kept.st_size);
+    available += static_cast<uint64_t>(kept.st_blocks) * 512;
     uint64_t bound =
         options_.requested_size ? std::min(available, *options_.requested_size) : available;
     capacity_ = UsableSpace(options_.filesystem_overhead, bound);
@@ -236,6 +245,22 @@ class FileTarget final : public Target {
     state_ = State::kCommitted;
     Logger()->info("Successfully completed fsync({}) syscall, committed to disk", path_);
     return Status::Ok();
+  }
+
+  Status Sync() override {
+    CDI_RETURN_IF_ERROR(CheckOpen("syncing"));
+    CDI_RETURN_IF_ERROR(writer_.Flush());
+    if (fdatasync(fd_.get()) != 0) return PosixError(errno, "flushing " + path_ + " to disk");
+    return Status::Ok();
+  }
+
+  void Keep() override {
+    if (state_ != State::kOpen) return;
+    if (renamed_) return Abort();
+    state_ = State::kAborted;
+    writer_.Discard();
+    fd_.reset();
+    Logger()->info("Kept {} for a later import to resume", partial_path_);
   }
 
   void Abort() override {
@@ -379,7 +404,7 @@ Result<std::unique_ptr<Target>> OpenFileTarget(const std::string& path,
   // The partial file is the target's lock (see TakePartialFile).
   std::string partial_name = "." + parts.name + ".partial";
   CDI_ASSIGN_OR_RETURN(UniqueFd fd, TakePartialFile(dir_fd.get(), parts.dir, partial_name, path,
-                                                    options.mode & 07777));
+                                                    options.mode & 07777, options.stale_partial));
   UniqueFd direct_fd;
   if (options.direct_io && DirectWriter::StageSizeFor(options.staging_memory) > 0) {
     direct_fd = OpenDirect(dir_fd.get(), partial_name, fd.get(), path);

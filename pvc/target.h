@@ -32,6 +32,14 @@ inline constexpr uint64_t kDefaultWritebackWindow = 32ull << 20;
 // An import that writes many targets divides its memory budget among them.
 inline constexpr uint64_t kDefaultStagingMemory = 12ull << 20;
 
+// What opening a file target does with a partial file an earlier import left
+// (its lock free: that import was killed).
+enum class StalePartial {
+  kEmpty,  // emptied: it holds nothing worth keeping
+  kKeep,   // kept as it is, size() its length, for the caller to cut to what a
+           // checkpoint says it holds (SetSize), or to empty (SetSize(0))
+};
+
 struct FileTargetOptions {
   // Requested storage in bytes (a PVC's size); nullopt: as much as the
   // filesystem holds. capacity() is
@@ -49,6 +57,7 @@ struct FileTargetOptions {
   // supports it (see DirectWriter); false: everything through the page cache.
   bool direct_io = true;
   uint64_t staging_memory = kDefaultStagingMemory;
+  StalePartial stale_partial = StalePartial::kEmpty;
 };
 
 // How a block device range is made to read zero. Zero() tries them in this
@@ -115,6 +124,14 @@ class Target {
   // (CDI's line). After Commit the target is complete; further Write, Zero or
   // SetSize calls fail, Commit again is a no-op, Abort does nothing.
   virtual Status Commit() = 0;
+  // Makes every byte written so far durable (staged data written, then
+  // fdatasync), for a checkpoint that claims them. kUnsupported where a
+  // target cannot (block devices, for now).
+  virtual Status Sync() { return UnsupportedError("checkpoints are not written for " + path()); }
+  // Leaves what was written for a later import to resume (a file target's
+  // partial file stays, unlocked); a target that cannot be resumed aborts.
+  // Then as after Abort.
+  virtual void Keep() { Abort(); }
   // Abandons the import: a file target's partial file is removed; a block
   // device that was written to has its first and last MiB zeroed, so that it
   // never looks like a good disk. Safe to call more than once, and after a
@@ -132,7 +149,8 @@ class Target {
 // one) writes a target at a time; while another holds it, opening fails at
 // once with kInvalidArgument ("... is being written by another import ...").
 // A stale partial file (its lock free: left by a killed import) is emptied
-// and reused. Refuses an existing `path`
+// and reused, or kept as it is with StalePartial::kKeep (its allocated space
+// then counts as free for capacity()). Refuses an existing `path`
 // (kInvalidArgument, "pass --force to replace it") unless options.existing is
 // kReplace; with kRefuse, Commit also refuses a file that appeared meanwhile.
 // With kReplace the old file keeps its space until Commit replaces it, so the

@@ -299,6 +299,8 @@ struct ImportFlags {
   std::string checksum;
   std::string memory = "auto";
   std::string scratch_dir;
+  bool resume = false;
+  std::string checkpoint_every = "256Mi";
 };
 
 Result<ImportSpec> BuildImportSpec(const ImportFlags& f, const SourceFlags& sf) {
@@ -330,6 +332,15 @@ Result<ImportSpec> BuildImportSpec(const ImportFlags& f, const SourceFlags& sf) 
     spec.memory_budget = *memory;
   }
   spec.scratch_dir = f.scratch_dir;
+  if (f.resume) {
+    spec.resume.mode = ResumeMode::kCheckpoints;
+    auto every = ParseQuantity(f.checkpoint_every);
+    if (!every.ok()) return every.status().Annotate("--checkpoint-every");
+    if (*every < kMiB) {
+      return InvalidArgumentError("--checkpoint-every: at least 1Mi, got " + f.checkpoint_every);
+    }
+    spec.resume.checkpoint_bytes = *every;
+  }
   return spec;
 }
 
@@ -380,6 +391,10 @@ int RunImport(const ImportFlags& f, const SourceFlags& sf, const CommonFlags& cf
     std::printf("  read %s, wrote %s, left %s unwritten (zero)\n", HumanBytes(r.bytes_read).c_str(),
                 HumanBytes(r.bytes_written).c_str(), HumanBytes(r.bytes_zero).c_str());
     if (!r.checksum.empty()) std::printf("  checksum %s verified\n", r.checksum.c_str());
+    if (r.resumed_from > 0) {
+      std::printf("  continued from byte %llu, where an interrupted import stopped\n",
+                  static_cast<unsigned long long>(r.resumed_from));
+    }
   }
   std::fflush(stdout);
   return kExitOk;
@@ -485,6 +500,15 @@ int RunImageCli(int argc, char** argv) {
       ->capture_default_str();
   import->add_option("--scratch-dir", import_flags.scratch_dir,
                      "where out-of-order data may spill beyond the memory budget (default $TMPDIR)");
+  import->add_flag("--resume", import_flags.resume,
+                   "write checkpoints while importing, and continue from the checkpoint an "
+                   "interrupted import of the same image into TARGET left (raw images from "
+                   "http(s) into a file; see README, Resilience)");
+  import
+      ->add_option("--checkpoint-every", import_flags.checkpoint_every,
+                   "with --resume: a checkpoint after this many bytes of the image (a "
+                   "quantity, at least 1Mi), or every 10 s")
+      ->capture_default_str();
   AddSourceFlags(import, &source_flags);
   AddCommonFlags(import, &common);
 

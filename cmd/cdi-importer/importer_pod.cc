@@ -68,7 +68,7 @@ Outcome RunBlank(const PodConfig& config, const PodPaths& paths, VolumeMode mode
 
 // IMPORTER_SOURCE=http, registry and s3.
 Outcome RunImport(const PodConfig& config, const PodPaths& paths, VolumeMode mode,
-                  ProgressMetric& metric, const CancelToken& cancel) {
+                  ProgressMetric& metric, const CancelToken& cancel, uint64_t checkpoint_every) {
   const bool archive = config.content_type == ContentType::kArchive;
   if (archive && mode == VolumeMode::kBlock) {
     return PlainFailure(
@@ -77,6 +77,12 @@ Outcome RunImport(const PodConfig& config, const PodPaths& paths, VolumeMode mod
         paths.block_device + ")");
   }
   ImportSpec spec = MakeImportSpec(config, paths, mode);
+  if (!archive && mode == VolumeMode::kFilesystem && checkpoint_every > 0) {
+    // A pod that dies (evicted, out of memory, its node drained) is started
+    // again by CDI: the new one continues where the checkpoint says.
+    spec.resume.mode = ResumeMode::kCheckpoints;
+    spec.resume.checkpoint_bytes = checkpoint_every;
+  }
   const TargetSpec& target = spec.targets.front();
   if (!archive && mode == VolumeMode::kFilesystem) {
     // A disk image left by an earlier attempt must not hold space the new
@@ -236,6 +242,12 @@ int RunImporterPod(int argc, char** argv) {
                  "imageio, vddk, registry node pull, oci-archive registry endpoints) over to; "
                  "used when it exists")
       ->capture_default_str();
+  std::string checkpoint_every = "256Mi";
+  app.add_option("--checkpoint-every", checkpoint_every,
+                 "on a filesystem volume, a checkpoint after this many bytes of a raw image (a "
+                 "quantity; 0: none), so that a pod started again continues where this one "
+                 "stopped")
+      ->capture_default_str();
   app.set_version_flag("--version", "cdi-importer " + std::string(Version()));
 
   const std::vector<std::string> given(argv + 1, argv + argc);
@@ -274,8 +286,14 @@ int RunImporterPod(int argc, char** argv) {
   } else {
     const VolumeMode mode = DetectVolumeMode(paths);
     LogConfiguration(*config, paths, mode);
-    outcome = config->source == SourceKind::kBlank ? RunBlank(*config, paths, mode, metric)
-                                                   : RunImport(*config, paths, mode, metric, cancel);
+    Result<uint64_t> every = ParseQuantity(checkpoint_every);
+    if (!every.ok()) {
+      outcome = PlainFailure("--checkpoint-every: " + every.status().message());
+    } else {
+      outcome = config->source == SourceKind::kBlank
+                    ? RunBlank(*config, paths, mode, metric)
+                    : RunImport(*config, paths, mode, metric, cancel, *every);
+    }
   }
 
   Status written = WriteTerminationLog(paths.termination_log, outcome.termination);

@@ -16,7 +16,8 @@ using vhd::kFooterSize;
 // Passes a sequential stream of writes on, holding back its last 512 bytes.
 class TailHoldingWriter final : public GuestWriter {
  public:
-  explicit TailHoldingWriter(GuestWriter* writer) : writer_(writer) {}
+  // `start` is the guest offset of the first write (a resumed stream's).
+  TailHoldingWriter(GuestWriter* writer, uint64_t start) : writer_(writer), end_(start) {}
 
   Status Begin(const ImageDescription& image) override {
     announced_size_ = image.virtual_size;
@@ -76,13 +77,14 @@ class TailHoldingWriter final : public GuestWriter {
   std::optional<uint64_t> announced_size_;
   std::array<uint8_t, kFooterSize> tail_{};
   size_t tail_size_ = 0;
-  uint64_t end_ = 0;  // bytes written to this writer so far
+  uint64_t end_;  // end of the bytes written to this writer so far
 };
 
 class RawOrFixedVhdDecoder final : public Decoder {
  public:
   RawOrFixedVhdDecoder(GuestWriter* writer, const DecoderOptions& options, RawContent content)
-      : tail_writer_(writer), raw_(MakeRawDecoder(&tail_writer_, options, content)) {}
+      : tail_writer_(writer, options.start_offset),
+        raw_(MakeRawDecoder(&tail_writer_, options, content)) {}
 
   Status Feed(std::span<const uint8_t> bytes) override { return raw_->Feed(bytes); }
 

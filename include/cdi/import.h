@@ -50,6 +50,28 @@ enum class ContentType {
   kArchive,
 };
 
+// Whether an import that dies (killed, out of memory, a node drained) can be
+// continued by the next import of the same image into the same target.
+enum class ResumeMode {
+  kOff,  // no checkpoint is written or read; a partial file left behind is emptied
+  // Checkpoints are written beside the target's partial file, and a matching
+  // one is continued from. Applies to a raw image (no wrapper) from an
+  // http(s) URL whose server names it by an ETag or Last-Modified, imported
+  // into one file target; other imports run as with kOff (a log line says
+  // why). See README, "Resilience".
+  kCheckpoints,
+};
+
+struct ResumeSettings {
+  ResumeMode mode = ResumeMode::kOff;
+  // A checkpoint is written when this many more bytes of the image are on the
+  // target since the last one, or this long after it (whichever comes first;
+  // 0 turns that trigger off). Each one waits for the target's writes to be
+  // durable (fdatasync).
+  uint64_t checkpoint_bytes = 256 * kMiB;
+  std::chrono::milliseconds checkpoint_interval{10'000};
+};
+
 struct ImportSpec {
   SourceSpec source;
   // One or more targets: each receives the same image, downloaded once.
@@ -68,6 +90,7 @@ struct ImportSpec {
   // is exceeded. Empty: $TMPDIR, else /tmp.
   std::string scratch_dir;
   ContentType content_type = ContentType::kDiskImage;
+  ResumeSettings resume;
 };
 
 // Cancels a running Import from any thread or from a signal handler.
@@ -133,6 +156,9 @@ struct ImportResult {
   // A registry image's configuration Env ("NAME=value"; CDI turns the
   // KUBEVIRT_IO_ ones into labels); empty for other sources.
   std::vector<std::string> image_env;
+  // Bytes of the source that a checkpoint of an earlier, interrupted import
+  // let this one skip (ResumeMode::kCheckpoints); 0 when it started at byte 0.
+  uint64_t resumed_from = 0;
 };
 
 // Runs one import. On failure no target is left looking complete: a file

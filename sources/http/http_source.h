@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,7 +34,17 @@ inline constexpr size_t kHttpBufferBytes = 4 * kMiB;
 // The User-Agent of every request.
 inline constexpr const char* kHttpUserAgent = "cdi-image/0.1";
 
-// What a source built on this one (sources/s3/) adds to its requests.
+// Where a download stands: the image's identity as the server states it
+// (length, validators) and the offset its body starts at.
+struct HttpResumePoint {
+  uint64_t offset = 0;
+  std::optional<uint64_t> length;
+  std::string etag;
+  std::string last_modified;
+};
+
+// What a source built on this one (sources/s3/) adds to its requests, and
+// how a download that an earlier process began continues.
 struct HttpSourceOptions {
   // When set, spec.auth.user and spec.auth.password are an access key pair
   // that signs every request to the URL's origin with AWS Signature Version
@@ -44,6 +55,18 @@ struct HttpSourceOptions {
   // status of 400 or more) into words that the message adds after the status
   // line; "" adds nothing. Unset: error bodies are not read.
   std::function<std::string(std::string_view body)> explain_error;
+  // Continues the download of the image an earlier process recorded: the
+  // first request asks for "Range: bytes=OFFSET-" with If-Range (the strong
+  // ETag, else Last-Modified), and a 206 whose Content-Range and validators
+  // show the rest of that very image delivers bytes from OFFSET (size() is
+  // then length - OFFSET). Whatever shows another image (a 200: the whole,
+  // changed image, or a server without ranges; a 416; another length or
+  // validator) starts over at byte 0, with a log line saying why.
+  std::optional<HttpResumePoint> resume_from;
+  // When set, filled once the first response is accepted (before
+  // OpenHttpSource returns): where the body starts (resume_from's offset, or
+  // 0) and the image's identity.
+  std::shared_ptr<HttpResumePoint> served;
 };
 
 // Connects, follows redirects and returns once the final response's headers

@@ -53,8 +53,16 @@ HttpTransfer::HttpTransfer(const SourceSpec& spec, HttpUrl url, std::unique_ptr<
       buffer_(buffer),
       opened_(std::move(opened)),
       explain_error_(std::move(options.explain_error)),
+      served_(std::move(options.served)),
       resume_(url_.redacted),
-      stall_(network_.stall_bytes_per_second, network_.stall_window) {}
+      stall_(network_.stall_bytes_per_second, network_.stall_window) {
+  if (options.resume_from && options.resume_from->offset > 0) {
+    const HttpResumePoint& from = *options.resume_from;
+    continued_ = true;
+    bytes_received_ = start_offset_ = from.offset;
+    resume_.Assume({from.length, from.etag, from.last_modified, "bytes"});
+  }
+}
 
 Status HttpTransfer::Configure() {
   CurlHandles::Callbacks callbacks{&HttpTransfer::OnHeader, &HttpTransfer::OnBody,
@@ -90,6 +98,13 @@ Status HttpTransfer::Download() {
     }
     if (status.code() == ErrorCode::kCancelled) return status;
     if (Stopping()) return CancelledError("cancelled while downloading " + url_.redacted);
+    if (start_over_) {
+      // The download an earlier process began cannot go on: this is not the
+      // rest of its image.
+      Logger()->info("{}; starting over from byte 0", status.message());
+      StartOver();
+      continue;
+    }
     if (!status.retryable()) return status;
     if (bytes_received_ > position) budget.Recovered();
     Result<RetryBudget::Wait> wait = budget.Next(status, retry_after_, Clock::now());
@@ -317,6 +332,7 @@ bool HttpTransfer::OnHeadersComplete() {
       if (status < 200 || status >= 300 || status == 206) return Refuse(Refused(*request_));
       return published_ ? AcceptWholeAgain() : Publish();
     case RequestKind::kRange:
+      if (continued_ && !published_) return AcceptContinued(status);
       if (status == 206) return AcceptRest();
       if (status == 200) return AcceptWholeAndSkip();
       if (status == 416) return Refuse(resume_.RangeNotSatisfiable(progress(), request_->redacted));
@@ -341,9 +357,63 @@ bool HttpTransfer::Publish() {
   Logger()->debug("HTTP {} from {}, {} bytes{}", response_.status, request_->redacted,
                   length->has_value() ? std::to_string(**length) : std::string("unknown"),
                   identity_encoding ? "" : ", Content-Encoding " + encoding);
+  if (served_) {
+    *served_ = {0, identity_encoding ? *length : std::nullopt, response_.etag,
+                response_.last_modified};
+  }
   // A compressed Content-Encoding: the length counts encoded bytes, which
   // says nothing about the image.
   opened_(identity_encoding ? *length : std::nullopt);
+  return true;
+}
+
+void HttpTransfer::StartOver() {
+  continued_ = false;
+  bytes_received_ = start_offset_ = 0;
+  resume_.Assume({});
+  effective_url_.reset();
+  expected_length_.reset();
+  start_over_ = false;
+}
+
+bool HttpTransfer::AcceptContinued(int status) {
+  if (status == 200) {
+    const ImageIdentity& known = resume_.identity();
+    const bool same = (!known.etag.empty() && known.etag == response_.etag) ||
+                      (known.etag.empty() && !known.last_modified.empty() &&
+                       known.last_modified == response_.last_modified);
+    Logger()->info(
+        "{} answered the request for bytes {}- with the whole image ({}): starting "
+        "over from byte 0",
+        request_->redacted, start_offset_,
+        same ? "it serves no ranges" : "it changed since the earlier download");
+    StartOver();
+    return Publish();
+  }
+  if (status == 416) {
+    start_over_ = true;
+    return Refuse(resume_.RangeNotSatisfiable(progress(), request_->redacted));
+  }
+  if (status != 206) return Refuse(Refused(*request_));
+  Result<std::optional<uint64_t>> length = DeclaredLength(response_, request_->redacted);
+  Result<ContentRange> range =
+      length.ok() ? resume_.CheckRest(response_, length, progress(), request_->redacted)
+                  : Result<ContentRange>(length.status());
+  if (!range.ok()) {
+    start_over_ = true;
+    return Refuse(range.status());
+  }
+  expected_length_ = range->complete ? range->complete : resume_.identity().length;
+  effective_url_ = *request_;
+  outcome_ = HopOutcome::kBody;
+  published_ = true;
+  Logger()->info("Continuing the download of {} at byte {}", url_.redacted, start_offset_);
+  if (served_) {
+    *served_ = {start_offset_, expected_length_, resume_.identity().etag,
+                resume_.identity().last_modified};
+  }
+  opened_(expected_length_ ? std::optional<uint64_t>(*expected_length_ - start_offset_)
+                           : std::nullopt);
   return true;
 }
 

@@ -115,6 +115,11 @@ class HttpTransfer {
   bool AcceptRest();
   // A complete response where the rest was asked for: drop what arrived.
   bool AcceptWholeAndSkip();
+  // The answer to the first request of a download continued from an
+  // earlier process (HttpSourceOptions::resume_from).
+  bool AcceptContinued(int status);
+  // Forgets the earlier process's download: the next attempt starts at byte 0.
+  void StartOver();
 
   // curl's callbacks, on the transfer thread.
   static size_t OnHeader(char* data, size_t size, size_t count, void* self_pointer);
@@ -130,6 +135,7 @@ class HttpTransfer {
   TransferBuffer& buffer_;
   const OpenedCallback opened_;
   const std::function<std::string(std::string_view)> explain_error_;
+  const std::shared_ptr<HttpResumePoint> served_;
 
   std::atomic<bool> stop_{false};
   std::mutex wake_mutex_;  // with wake_cv_: interrupts a back-off wait
@@ -161,6 +167,9 @@ class HttpTransfer {
   bool stalled_ = false;
   bool warned_no_validator_ = false;
   int requests_ = 0;
+  uint64_t start_offset_ = 0;  // where the body of the first response starts
+  bool continued_ = false;     // the first request continues an earlier process's download
+  bool start_over_ = false;    // its answer shows another image: begin at byte 0
 };
 
 }  // namespace cdi::importer

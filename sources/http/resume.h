@@ -69,6 +69,9 @@ class ImageResume {
   // `length` (nullopt: not declared).
   void Remember(const ResponseHeaders& response, std::optional<uint64_t> length);
   const ImageIdentity& identity() const { return identity_; }
+  // Takes the image's identity as an earlier process recorded it (a
+  // checkpoint), to continue its download; {} forgets it.
+  void Assume(ImageIdentity identity) { identity_ = std::move(identity); }
 
   // The request that continues a download after `received` bytes: the whole
   // image when none arrived, a range unless the server said it serves none.

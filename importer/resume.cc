@@ -1,0 +1,215 @@
+#include "importer/resume.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <span>
+#include <vector>
+
+#include "common/log.h"
+#include "common/posix_error.h"
+#include "common/text.h"
+#include "common/unique_fd.h"
+#include "pvc/target.h"
+
+namespace cdi::importer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool IsHttpUrl(const std::string& url) {
+  const std::string lower = AsciiLower(url.substr(0, 8));
+  return lower.rfind("http://", 0) == 0 || lower.rfind("https://", 0) == 0;
+}
+
+bool IsStrongEtag(const std::string& etag) { return !etag.empty() && etag.rfind("W/", 0) != 0; }
+
+}  // namespace
+
+std::string WhyNoCheckpoints(const ImportSpec& spec, bool source_given) {
+  if (spec.content_type == ContentType::kArchive) {
+    return "archive content is extracted into a directory, which is not continued";
+  }
+  if (source_given) return "the source is a stream handed to the import";
+  if (spec.targets.size() != 1) return "an import into several targets is not continued";
+  if (!IsHttpUrl(spec.source.url)) return "only imports from http(s) URLs are continued";
+  const TargetSpec& target = spec.targets.front();
+  if (target.kind == TargetKind::kBlockDevice || pvc::IsBlockDevice(target.path)) {
+    return target.path + " is a block device, which has no room for a checkpoint beside it";
+  }
+  return "";
+}
+
+Resumer::Resumer(const ImportSpec& spec)
+    : settings_(spec.resume),
+      url_(RedactUrl(spec.source.url)),
+      target_path_(spec.targets.front().path),
+      requested_size_(spec.targets.front().requested_size),
+      path_(CheckpointPath(target_path_)) {}
+
+Checkpoint Resumer::Wanted() const {
+  Checkpoint wanted;
+  wanted.url = url_;
+  wanted.format = "raw";
+  wanted.target = target_path_;
+  wanted.requested_size = requested_size_;
+  return wanted;
+}
+
+Result<std::optional<Checkpoint>> Resumer::Prepare(pvc::Target& target) {
+  const uint64_t partial = target.size();
+  auto start_over = [&](const std::string& why) -> Result<std::optional<Checkpoint>> {
+    Logger()->info("Importing {} from byte 0: {}", target_path_, why);
+    RemoveCheckpoint(path_);
+    if (partial > 0) CDI_RETURN_IF_ERROR(target.SetSize(0));
+    return std::optional<Checkpoint>();
+  };
+  Result<std::optional<Checkpoint>> read = ReadCheckpoint(path_);
+  if (!read.ok()) {
+    return start_over("the checkpoint " + path_ + " cannot be used: " + read.status().message());
+  }
+  if (!read->has_value()) {
+    if (partial == 0) return std::optional<Checkpoint>();
+    return start_over(PartialPath(target_path_) + " was left by an earlier import without a " +
+                      "checkpoint");
+  }
+  const Checkpoint& saved = **read;
+  const std::string mismatch = CheckpointMismatch(saved, Wanted());
+  if (!mismatch.empty()) {
+    return start_over("the checkpoint " + path_ + " does not match this import: " + mismatch);
+  }
+  if (partial < saved.target_bytes) {
+    return start_over(PartialPath(target_path_) + " holds " + std::to_string(partial) +
+                      " bytes, fewer than the " + std::to_string(saved.target_bytes) +
+                      " its checkpoint claims");
+  }
+  CDI_RETURN_IF_ERROR(target.SetSize(saved.target_bytes));
+  from_ = saved;
+  on_disk_ = true;
+  Logger()->info(
+      "Found a checkpoint of an earlier import of {} into {}: its first {} of {} "
+      "bytes are on the target; asking the server for the rest",
+      saved.url, target_path_, saved.source_offset, saved.length);
+  return from_;
+}
+
+Status Resumer::SourceOpened(const HttpResumePoint& served, pvc::Target& target) {
+  identity_ = served;
+  if (from_) {
+    if (served.offset == from_->source_offset) {
+      resumed_at_ = last_offset_ = served.offset;
+    } else {
+      Logger()->info(
+          "Importing {} from byte 0: the server sent the whole image, not the rest "
+          "of the one the checkpoint names",
+          target_path_);
+      from_.reset();
+      RemoveCheckpoint(path_);
+      on_disk_ = false;
+      CDI_RETURN_IF_ERROR(target.SetSize(0));
+    }
+  }
+  last_time_ = Clock::now();
+  if (!identity_.length) {
+    enabled_ = false;
+    Logger()->info("No checkpoints: the server does not say how long the image is");
+  } else if (!IsStrongEtag(identity_.etag) && identity_.last_modified.empty()) {
+    enabled_ = false;
+    Logger()->info(
+        "No checkpoints: the server names the image by neither a strong ETag nor a "
+        "Last-Modified date, so a later import could not tell it is the same image");
+  }
+  return Status::Ok();
+}
+
+Status Resumer::Rehash(Checksum& checksum) const {
+  if (resumed_at_ == 0) return Status::Ok();
+  const std::string partial = PartialPath(target_path_);
+  Logger()->info("Checksum: digesting the {} bytes already on the target", resumed_at_);
+  UniqueFd fd(open(partial.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return PosixError(errno, "opening " + partial, PathUse::kRead);
+  std::vector<uint8_t> buffer(kMiB);
+  for (uint64_t at = 0; at < resumed_at_;) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), resumed_at_ - at));
+    ssize_t n = pread(fd.get(), buffer.data(), want, static_cast<off_t>(at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return PosixError(errno, "reading " + partial, PathUse::kRead);
+    if (n == 0) {
+      return IoError(partial + " ends at byte " + std::to_string(at) + ", before the " +
+                     std::to_string(resumed_at_) + " bytes its checkpoint claims");
+    }
+    checksum.Update(std::span(buffer.data(), static_cast<size_t>(n)));
+    at += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status Resumer::AfterFeed(const std::vector<std::string>& chain, uint64_t covered,
+                          pvc::Target& target) {
+  if (!enabled_ || chain.empty()) return Status::Ok();
+  if (chain != std::vector<std::string>{"raw"}) {
+    enabled_ = false;
+    std::string text;
+    for (const std::string& layer : chain) text += (text.empty() ? "" : "+") + layer;
+    Logger()->info("No checkpoints: only raw images are continued, and this one is {}", text);
+    return Status::Ok();
+  }
+  const uint64_t aligned = covered / kCheckpointAlignment * kCheckpointAlignment;
+  if (aligned <= last_offset_) return Status::Ok();
+  const Clock::time_point now = Clock::now();
+  const bool due =
+      (settings_.checkpoint_bytes > 0 && aligned - last_offset_ >= settings_.checkpoint_bytes) ||
+      (settings_.checkpoint_interval.count() > 0 &&
+       now - last_time_ >= settings_.checkpoint_interval);
+  if (!due) return Status::Ok();
+  // Every byte the checkpoint claims is durable before it says so.
+  CDI_RETURN_IF_ERROR(target.Sync());
+  Checkpoint checkpoint = Wanted();
+  checkpoint.length = *identity_.length;
+  checkpoint.etag = identity_.etag;
+  checkpoint.last_modified = identity_.last_modified;
+  checkpoint.source_offset = checkpoint.target_bytes = aligned;
+  Status written = WriteCheckpoint(path_, checkpoint);
+  if (!written.ok()) {
+    Logger()->warn("{}; no more checkpoints for this import", written.message());
+    enabled_ = false;
+    RemoveCheckpoint(path_);
+    on_disk_ = false;
+    return Status::Ok();
+  }
+  on_disk_ = true;
+  last_offset_ = aligned;
+  const Clock::time_point done = Clock::now();
+  last_time_ = done;
+  ++written_;
+  spent_ += done - now;
+  Logger()->debug("Checkpoint: the first {} of {} bytes are on the target ({:.1f} ms)", aligned,
+                  checkpoint.length, std::chrono::duration<double, std::milli>(done - now).count());
+  return Status::Ok();
+}
+
+void Resumer::Finished() {
+  RemoveCheckpoint(path_);
+  if (written_ > 0) {
+    Logger()->info("{} checkpoints written in {:.3f} s", written_,
+                   std::chrono::duration<double>(spent_).count());
+  }
+}
+
+bool Resumer::Failed(const Status& status) {
+  const bool resumable = status.code() == ErrorCode::kCancelled ||
+                         (status.code() == ErrorCode::kNetwork && status.retryable());
+  if (on_disk_ && resumable) {
+    Logger()->info(
+        "Kept the partial image and its checkpoint at byte {}: importing again "
+        "continues from there",
+        last_offset_);
+    return true;
+  }
+  RemoveCheckpoint(path_);
+  return false;
+}
+
+}  // namespace cdi::importer

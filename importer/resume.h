@@ -1,0 +1,105 @@
+// Resuming an import that died: the checkpoints of one import into one file
+// target (importer/checkpoint.h), from the moment its target is open to its
+// end.
+//
+//   Resumer resumer(spec);                         // ResumeMode::kCheckpoints, Eligible
+//   open the target with pvc::StalePartial::kKeep   // its lock is held from here
+//   CDI_ASSIGN_OR_RETURN(auto from, resumer.Prepare(target));    // a resume point, or none
+//   open the source (HttpSourceOptions: resume_from, served)
+//   CDI_RETURN_IF_ERROR(resumer.SourceOpened(*served, target));  // the server agreed, or not
+//   ... resumer.AfterFeed(chain, covered, target) after each chunk (writes checkpoints) ...
+//   success: resumer.Finished(); failure: resumer.Failed(status) says whether to keep the target
+//
+// Everything that cannot continue (no checkpoint, a damaged one, another
+// image, another target or size, a partial file shorter than claimed, a
+// server that sends another image) starts over at byte 0 and says why in
+// one log line. Thread-safety: one thread, the import's.
+#ifndef CDI_IMPORTER_RESUME_H_
+#define CDI_IMPORTER_RESUME_H_
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cdi/import.h"
+#include "cdi/status.h"
+#include "importer/checkpoint.h"
+#include "importer/checksum.h"
+#include "pvc/target.h"
+#include "sources/http/http_source.h"
+
+namespace cdi::importer {
+
+// Checkpoints go on the target's filesystem at 1 MiB boundaries of the image:
+// a checkpoint claims the bytes before the last boundary that is on the target.
+inline constexpr uint64_t kCheckpointAlignment = kMiB;
+
+// "" when `spec` can use checkpoints (one file target, a disk image from an
+// http(s) URL that Import opens itself); otherwise why not, for the log.
+std::string WhyNoCheckpoints(const ImportSpec& spec, bool source_given);
+
+class Resumer {
+ public:
+  explicit Resumer(const ImportSpec& spec);
+
+  // With the target open and locked (its stale partial file kept): the
+  // checkpoint beside it, when it matches this import and the partial file
+  // holds what it claims; the target is then cut to the bytes it claims.
+  // Otherwise the target is emptied, the checkpoint removed, and nullopt.
+  Result<std::optional<Checkpoint>> Prepare(pvc::Target& target);
+
+  // The source answered: `served` says where its body starts and what the
+  // image is. A resume the server refused (it sent the whole image) empties
+  // the target. Afterwards resumed_at() is where this import continues.
+  Status SourceOpened(const HttpResumePoint& served, pvc::Target& target);
+  uint64_t resumed_at() const { return resumed_at_; }
+  std::optional<uint64_t> length() const { return identity_.length; }
+
+  // Digests the image's first resumed_at() bytes as the target holds them
+  // (for a raw image, the bytes as served: holes read as zeros), so that a
+  // checksum covers the whole image.
+  Status Rehash(Checksum& checksum) const;
+
+  // After each chunk: `chain` is the pipeline's format chain so far (empty
+  // before detection; checkpoints follow {"raw"} only, others turn them off
+  // with a log line), `covered` the end of the image bytes the target sink
+  // holds (written or zero, in order; the resumed part included). Writes a
+  // checkpoint when one is due, the target synced first. A checkpoint that
+  // cannot be written turns checkpoints off with a warning; a sync that
+  // fails fails the import.
+  Status AfterFeed(const std::vector<std::string>& chain, uint64_t covered, pvc::Target& target);
+
+  // The import succeeded: its checkpoint goes.
+  void Finished();
+  // The import failed with `status`: true when the target should be kept
+  // for the next import to continue (cancelled by a signal, or a network
+  // failure, with a checkpoint on disk); otherwise the checkpoint goes.
+  bool Failed(const Status& status);
+
+  uint64_t checkpoints_written() const { return written_; }
+  std::chrono::nanoseconds checkpoint_time() const { return spent_; }
+
+ private:
+  Checkpoint Wanted() const;
+
+  const ResumeSettings settings_;
+  const std::string url_;  // redacted
+  const std::string target_path_;
+  const std::optional<uint64_t> requested_size_;
+  const std::string path_;  // the checkpoint's
+  std::optional<Checkpoint> from_;
+  HttpResumePoint identity_;
+  bool enabled_ = true;  // false once checkpoints are off for this import
+  uint64_t resumed_at_ = 0;
+  uint64_t last_offset_ = 0;  // what the last checkpoint claimed
+  std::chrono::steady_clock::time_point last_time_;
+  bool on_disk_ = false;  // a checkpoint of this import (or the one continued) exists
+  uint64_t written_ = 0;
+  std::chrono::nanoseconds spent_{0};
+};
+
+}  // namespace cdi::importer
+
+#endif  // CDI_IMPORTER_RESUME_H_

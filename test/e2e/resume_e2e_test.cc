@@ -1,0 +1,211 @@
+// A killed importer continues where it stopped: cdi-image import --resume
+// and the cdi-importer pod are killed with SIGKILL part way (the fault
+// server holds the download at a gate), then run again. The result is the
+// image byte for byte, and the second run fetches only what follows the
+// checkpoint. With root, the page cache is dropped between the kill and the
+// restart: the checkpoint never claims bytes that were not on the disk.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "test/e2e/e2e_util.h"
+#include "test/e2e/pod_harness.h"
+#include "test/support/files.h"
+#include "test/support/http_server.h"
+#include "test/support/temp_dir.h"
+
+namespace cdi::test {
+namespace {
+
+constexpr size_t kImageSize = 6 << 20;
+constexpr uint64_t kGate = (5 << 20) / 2;  // the first response holds at 2.5 MiB
+constexpr uint64_t kClaimed = 2 << 20;     // the last checkpoint before it
+
+// Waits until `ready()` holds; false if `process` exits first.
+bool WaitUntil(BackgroundProcess& process, const std::function<bool()>& ready) {
+  for (int i = 0; i < 3000; ++i) {
+    if (ready()) return true;
+    if (process.Wait(std::chrono::milliseconds(10)) != -1) return false;
+  }
+  return false;
+}
+
+// The source offset a checkpoint file claims; 0 when there is none.
+uint64_t Claimed(const std::string& checkpoint) {
+  if (!FileExists(checkpoint)) return 0;
+  const std::string text = ReadFile(checkpoint);
+  const size_t at = text.find("\nsource-offset ");
+  if (at == std::string::npos || text.find("\nsha256 ") == std::string::npos) return 0;
+  return std::stoull(text.substr(at + 15));
+}
+
+// Drops clean pages of the page cache (root only), so that what is read next
+// comes from the disk: what a power cut would have left.
+bool DropPageCache() {
+  if (!IsRoot()) return false;
+  sync();  // only what is durable anyway; the checkpoint's data was synced before it
+  std::ofstream drop("/proc/sys/vm/drop_caches");
+  drop << "1\n";
+  return static_cast<bool>(drop);
+}
+
+class ResumeE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    image_ = MakeRawImage(kImageSize / 65536, 5, 23);
+    WriteFile(www_.File("disk.raw"), image_);
+  }
+
+  std::string GatedScript(uint64_t after) const {
+    return R"({"/disk.raw": {"file": "disk.raw", "gate": {"after": )" + std::to_string(after) +
+           R"(, "file": ")" + gate_ + R"("}}})";
+  }
+
+  // Kills `process` with SIGKILL once `checkpoint` claims `claimed` bytes
+  // (0: once the partial file exists and the download is under way).
+  void KillWhen(BackgroundProcess& process, const std::string& dir, uint64_t claimed,
+                FaultServer& server) {
+    ASSERT_TRUE(WaitUntil(process, [&] {
+      if (claimed > 0) return Claimed(dir + "/.disk.img.checkpoint") == claimed;
+      return FileExists(dir + "/.disk.img.partial") && !server.RequestsFor("/disk.raw").empty();
+    })) << ReadFile(logs_.File("first.log"));
+    process.Signal(SIGKILL);
+    EXPECT_EQ(process.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
+  }
+
+  // The partial file's first `claimed` bytes are the image's, read after the
+  // page cache was dropped when the test may.
+  void ExpectClaimedBytesOnDisk(const std::string& partial, uint64_t claimed) {
+    if (!DropPageCache()) {
+      std::printf("[   INFO   ] not root: the page cache is not dropped before the restart\n");
+    }
+    EXPECT_EQ(Sha256File(partial, claimed), Sha256Bytes(image_.substr(0, claimed)));
+  }
+
+  TempDir www_;
+  TempDir out_;
+  TempDir logs_;
+  const std::string gate_ = logs_.File("gate");
+  std::string image_;
+};
+
+std::vector<std::string> ImportArgs(const std::string& url, const std::string& target) {
+  return {BinDir() + "/cdi-image", "import", url, target, "--progress", "none", "--resume",
+          "--checkpoint-every",    "1Mi",    "-v"};
+}
+
+TEST_F(ResumeE2eTest, CdiImageKilledMidDataContinuesFromItsCheckpoint) {
+  FaultServer server(www_.path(), GatedScript(kGate));
+  const std::string target = out_.File("disk.img");
+  {
+    BackgroundProcess first(ImportArgs(server.Url("/disk.raw"), target), logs_.File("first.log"));
+    KillWhen(first, out_.path(), kClaimed, server);
+  }
+  EXPECT_EQ(ListDir(out_.path()),
+            (std::vector<std::string>{".disk.img.checkpoint", ".disk.img.partial"}));
+  ExpectClaimedBytesOnDisk(out_.File(".disk.img.partial"), kClaimed);
+
+  WriteFile(gate_, "");
+  std::vector<std::string> args = ImportArgs(server.Url("/disk.raw"), target);
+  args.erase(args.begin());
+  args.insert(args.end(), {"--checksum", "sha256:" + Sha256Bytes(image_)});
+  RunResult second = CdiImage(args);
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(Sha256File(target), Sha256Bytes(image_));
+  EXPECT_EQ(ListDir(out_.path()), std::vector<std::string>{"disk.img"});
+  EXPECT_TRUE(Contains(second.out, "continued from byte 2097152")) << second.out;
+  EXPECT_TRUE(Contains(second.err, "Checksum verification passed")) << second.err;
+  std::vector<RecordedRequest> requests = server.RequestsFor("/disk.raw");
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].Header("range"), "bytes=2097152-");
+  EXPECT_FALSE(requests[1].Header("if-range").empty());
+  // Fetched in all: 2.5 MiB, then the 4 MiB after the checkpoint.
+  uint64_t fetched_after = 0;
+  for (const SentResponse& response : server.WaitForResponses(2)) {
+    if (response.first == kClaimed) fetched_after = response.bytes;
+  }
+  EXPECT_EQ(fetched_after, kImageSize - kClaimed);
+}
+
+TEST_F(ResumeE2eTest, CdiImageKilledBeforeItsFirstCheckpointStartsOver) {
+  FaultServer server(www_.path(), GatedScript(300000));
+  const std::string target = out_.File("disk.img");
+  {
+    BackgroundProcess first(ImportArgs(server.Url("/disk.raw"), target), logs_.File("first.log"));
+    KillWhen(first, out_.path(), 0, server);
+  }
+  EXPECT_FALSE(FileExists(out_.File(".disk.img.checkpoint")));
+  WriteFile(gate_, "");
+  std::vector<std::string> args = ImportArgs(server.Url("/disk.raw"), target);
+  args.erase(args.begin());
+  RunResult second = CdiImage(args);
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(Sha256File(target), Sha256Bytes(image_));
+  std::vector<RecordedRequest> requests = server.RequestsFor("/disk.raw");
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].Header("range"), "");
+}
+
+TEST_F(ResumeE2eTest, ImageChangedBetweenTheRunsStartsOver) {
+  FaultServer server(www_.path(), GatedScript(kGate));
+  const std::string target = out_.File("disk.img");
+  {
+    BackgroundProcess first(ImportArgs(server.Url("/disk.raw"), target), logs_.File("first.log"));
+    KillWhen(first, out_.path(), kClaimed, server);
+  }
+  // A new image under the same name: another ETag and Last-Modified.
+  image_ = MakeRawImage(kImageSize / 65536, 7, 24);
+  WriteFile(www_.File("disk.raw.new"), image_);
+  Sh("touch -d '2030-01-01' " + www_.File("disk.raw.new") + " && mv " + www_.File("disk.raw.new") +
+     " " + www_.File("disk.raw"));
+  WriteFile(gate_, "");
+  std::vector<std::string> args = ImportArgs(server.Url("/disk.raw"), target);
+  args.erase(args.begin());
+  RunResult second = CdiImage(args);
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(Sha256File(target), Sha256Bytes(image_));
+  EXPECT_TRUE(Contains(second.err,
+                       "with the whole image (it changed since the earlier "
+                       "download): starting over from byte 0"))
+      << second.err;
+  EXPECT_FALSE(Contains(second.out, "continued from byte")) << second.out;
+}
+
+TEST_F(ResumeE2eTest, ImporterPodKilledMidDataContinuesInTheNextPod) {
+  FaultServer server(www_.path(), GatedScript(kGate));
+  PodHarness pod;
+  std::vector<std::string> argv = pod.Argv();
+  argv.insert(argv.end(), {"--checkpoint-every", "1Mi"});
+  const std::map<std::string, std::string> env = {
+      {"IMPORTER_SOURCE", "http"},
+      {"IMPORTER_ENDPOINT", server.Url("/disk.raw")},
+      {"IMPORTER_CONTENTTYPE", "kubevirt"},
+      {"OWNER_UID", "4c3e2a1b-0000-4000-8000-000000000001"}};
+  {
+    BackgroundProcess first(argv, logs_.File("first.log"), pod.Options(env));
+    KillWhen(first, pod.data_dir(), kClaimed, server);
+  }
+  ExpectClaimedBytesOnDisk(pod.data_dir() + "/.disk.img.partial", kClaimed);
+  WriteFile(gate_, "");
+  RunResult second = test::Run(argv, pod.Options(env));
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_TRUE(Contains(pod.ReadTermination(), "Import Complete")) << pod.ReadTermination();
+  EXPECT_EQ(Sha256File(pod.data_dir() + "/disk.img"), Sha256Bytes(image_));
+  EXPECT_EQ(ListDir(pod.data_dir()), std::vector<std::string>{"disk.img"});
+  EXPECT_TRUE(Contains(
+      second.err, "Continuing the download of " + server.Url("/disk.raw") + " at byte 2097152"))
+      << second.err;
+  std::vector<RecordedRequest> requests = server.RequestsFor("/disk.raw");
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].Header("range"), "bytes=2097152-");
+}
+
+}  // namespace
+}  // namespace cdi::test

@@ -1,0 +1,164 @@
+// The checkpoint file: what it holds, that it is written atomically, and
+// that a truncated, edited or foreign file is refused with a reason.
+#include "importer/checkpoint.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <string>
+
+#include "cdi/quantity.h"
+#include "test/support/files.h"
+#include "test/support/temp_dir.h"
+
+namespace cdi::importer {
+namespace {
+
+Checkpoint Sample() {
+  Checkpoint c;
+  c.url = "https://images.example.com/disk.img";
+  c.length = 10737418240;
+  c.etag = "\"5f3e-6c1a\"";
+  c.last_modified = "Tue, 01 Dec 2026 10:00:00 GMT";
+  c.target = "/data/disk.img";
+  c.requested_size = 21474836480;
+  c.source_offset = c.target_bytes = 5368709120;
+  return c;
+}
+
+void ExpectSame(const Checkpoint& a, const Checkpoint& b) {
+  EXPECT_EQ(a.url, b.url);
+  EXPECT_EQ(a.length, b.length);
+  EXPECT_EQ(a.etag, b.etag);
+  EXPECT_EQ(a.last_modified, b.last_modified);
+  EXPECT_EQ(a.format, b.format);
+  EXPECT_EQ(a.target, b.target);
+  EXPECT_EQ(a.requested_size, b.requested_size);
+  EXPECT_EQ(a.source_offset, b.source_offset);
+  EXPECT_EQ(a.target_bytes, b.target_bytes);
+}
+
+TEST(CheckpointTest, LivesBesideThePartialFile) {
+  EXPECT_EQ(CheckpointPath("/data/disk.img"), "/data/.disk.img.checkpoint");
+  EXPECT_EQ(PartialPath("/data/disk.img"), "/data/.disk.img.partial");
+  EXPECT_EQ(CheckpointPath("disk.img"), "./.disk.img.checkpoint");
+  EXPECT_EQ(CheckpointPath("/disk.img"), "/.disk.img.checkpoint");
+}
+
+TEST(CheckpointTest, TextRoundTrips) {
+  Result<std::string> text = EncodeCheckpoint(Sample());
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  EXPECT_EQ(text->rfind("cdi-import-checkpoint 1\nurl https://images.example.com/disk.img\n", 0),
+            0u)
+      << *text;
+  Result<Checkpoint> back = DecodeCheckpoint(*text);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ExpectSame(*back, Sample());
+
+  Checkpoint unsized = Sample();
+  unsized.requested_size.reset();
+  unsized.etag.clear();
+  Result<Checkpoint> back2 = DecodeCheckpoint(EncodeCheckpoint(unsized).value());
+  ASSERT_TRUE(back2.ok()) << back2.status().ToString();
+  ExpectSame(*back2, unsized);
+}
+
+TEST(CheckpointTest, EveryTruncationIsRefused) {
+  const std::string text = EncodeCheckpoint(Sample()).value();
+  for (size_t length = 0; length < text.size(); ++length) {
+    Result<Checkpoint> cut = DecodeCheckpoint(text.substr(0, length));
+    ASSERT_FALSE(cut.ok()) << "cut at " << length;
+    EXPECT_EQ(cut.status().code(), ErrorCode::kCorruptImage);
+    EXPECT_EQ(cut.status().message().rfind("the checkpoint is damaged: ", 0), 0u)
+        << cut.status().message();
+  }
+}
+
+TEST(CheckpointTest, AnEditedByteIsRefused) {
+  const std::string text = EncodeCheckpoint(Sample()).value();
+  // The source offset claims one byte more.
+  std::string edited = text;
+  const size_t at = edited.find("source-offset 5368709120");
+  ASSERT_NE(at, std::string::npos);
+  edited[at + std::string("source-offset 536870912").size()] = '1';
+  Result<Checkpoint> refused = DecodeCheckpoint(edited);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(),
+            "the checkpoint is damaged: its content does not match its seal (edited or partly "
+            "written)");
+  // Every single flipped bit of the content is caught.
+  for (size_t i = 0; i + 1 < text.size(); ++i) {
+    std::string flipped = text;
+    flipped[i] = static_cast<char>(flipped[i] ^ 0x01);
+    EXPECT_FALSE(DecodeCheckpoint(flipped).ok()) << "bit flipped at " << i;
+  }
+}
+
+TEST(CheckpointTest, AnotherVersionOrAnotherFileIsRefused) {
+  std::string text = EncodeCheckpoint(Sample()).value();
+  text.replace(0, std::string("cdi-import-checkpoint 1").size(), "cdi-import-checkpoint 2");
+  EXPECT_EQ(DecodeCheckpoint(text).status().message(),
+            "the checkpoint is damaged: it is not of version 1");
+  EXPECT_EQ(DecodeCheckpoint("hello\nsha256 00\n").status().message(),
+            "the checkpoint is damaged: it is not a checkpoint");
+}
+
+TEST(CheckpointTest, ValuesWithLineBreaksAreNotWritten) {
+  Checkpoint c = Sample();
+  c.etag = "\"a\"\nsource-offset 1";
+  Result<std::string> text = EncodeCheckpoint(c);
+  ASSERT_FALSE(text.ok());
+  EXPECT_EQ(text.status().message(), "the checkpoint's etag holds a line break");
+}
+
+TEST(CheckpointTest, FileIsWrittenAtomicallyAndRemoved) {
+  test::TempDir dir;
+  const std::string path = dir.File(".disk.img.checkpoint");
+  Result<std::optional<Checkpoint>> none = ReadCheckpoint(path);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+
+  ASSERT_TRUE(WriteCheckpoint(path, Sample()).ok());
+  Checkpoint later = Sample();
+  later.source_offset = later.target_bytes = 6 * kGiB;
+  ASSERT_TRUE(WriteCheckpoint(path, later).ok());
+  // No temporary file is left, and the file is the owner's alone.
+  EXPECT_EQ(test::ListDir(dir.path()), std::vector<std::string>{".disk.img.checkpoint"});
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  Result<std::optional<Checkpoint>> read = ReadCheckpoint(path);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  ASSERT_TRUE(read->has_value());
+  ExpectSame(**read, later);
+
+  test::WriteFile(path, test::ReadFile(path).substr(0, 100));
+  Result<std::optional<Checkpoint>> cut = ReadCheckpoint(path);
+  EXPECT_EQ(cut.status().code(), ErrorCode::kCorruptImage);
+
+  RemoveCheckpoint(path);
+  EXPECT_EQ(test::ListDir(dir.path()), std::vector<std::string>{});
+}
+
+TEST(CheckpointTest, MismatchSaysWhatDiffers) {
+  const Checkpoint saved = Sample();
+  Checkpoint wanted = Sample();
+  EXPECT_EQ(CheckpointMismatch(saved, wanted), "");
+  wanted.url = "https://images.example.com/other.img";
+  EXPECT_EQ(CheckpointMismatch(saved, wanted),
+            "it is for another source, https://images.example.com/disk.img");
+  wanted = Sample();
+  wanted.target = "/data/other.img";
+  EXPECT_EQ(CheckpointMismatch(saved, wanted), "it is for another target, /data/disk.img");
+  wanted = Sample();
+  wanted.requested_size.reset();
+  EXPECT_EQ(CheckpointMismatch(saved, wanted),
+            "the requested size changed (21474836480 bytes then, none now)");
+  Checkpoint qcow2 = Sample();
+  qcow2.format = "qcow2";
+  EXPECT_EQ(CheckpointMismatch(qcow2, Sample()),
+            "it is for a qcow2 image, and only raw images are continued");
+}
+
+}  // namespace
+}  // namespace cdi::importer
