@@ -197,13 +197,20 @@ formats::PipelineOptions PipelineOptionsFor(const ImportSpec& spec,
 
 // Opens the spec's source, or takes the one given, and logs what it is.
 Result<std::unique_ptr<importer::ImageInput>> OpenAndDescribe(
-    const ImportSpec& spec, const ImportHooks& hooks, const formats::PipelineOptions& options,
-    std::unique_ptr<importer::ByteSource>& given) {
+    const ImportSpec& spec, const ImportHooks& hooks, const importer::MemoryPlan& plan,
+    const formats::PipelineOptions& options, std::unique_ptr<importer::ByteSource>& given) {
   std::unique_ptr<importer::ImageInput> input;
   if (given) {
     input = importer::InputFromSource(std::move(given));
   } else {
-    CDI_ASSIGN_OR_RETURN(input, importer::OpenImageInput(spec.source, hooks.cancel, options));
+    // The parts an HTTP download fetches ahead over several connections
+    // hold a quarter of the budget (the decoder has half, the targets a
+    // quarter).
+    SourceSpec source = spec.source;
+    if (source.network.connection_memory == 0) {
+      source.network.connection_memory = plan.budget / 4;
+    }
+    CDI_ASSIGN_OR_RETURN(input, importer::OpenImageInput(source, hooks.cancel, options));
   }
   const std::optional<uint64_t> source_size = input->size();
   Logger()->info("Importing {}{} into {}", input->Describe(),
@@ -294,7 +301,7 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const importer::Memor
   importer::ProgressReporter progress(hooks.on_progress, start);
   progress.Report(Phase::kConnecting);
   CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ImageInput> source,
-                       OpenAndDescribe(spec, hooks,
+                       OpenAndDescribe(spec, hooks, plan,
                                        PipelineOptionsFor(spec, plan, directory->capacity(),
                                                           std::nullopt),
                                        given));
@@ -379,8 +386,8 @@ Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks
   progress.Report(Phase::kConnecting);
   CDI_ASSIGN_OR_RETURN(
       std::unique_ptr<importer::ImageInput> source,
-      OpenAndDescribe(spec, hooks, PipelineOptionsFor(spec, plan, smallest_capacity, std::nullopt),
-                      given));
+      OpenAndDescribe(spec, hooks, plan,
+                      PipelineOptionsFor(spec, plan, smallest_capacity, std::nullopt), given));
   const std::optional<uint64_t> source_size = source->size();
   formats::ImagePipeline pipeline(
       &sink,
