@@ -68,19 +68,25 @@ import_once() {
   python3 -c "print(f'{$end - $start:.2f}')"
 }
 
+# Body bytes nginx has sent so far (its access log, once each response ended).
+sent_total() { sleep 0.3; awk '{s += $10} END {print s + 0}' "$NGINX_DIR/access.log"; }
+
 bytes=$((size_mib << 20))
 echo "$size_mib MiB raw image; relay: RTT $rtt_ms ms, $((rate / 1000000)) MB/s a connection, link $((link / 1000000)) MB/s"
-printf '%-26s %5s %8s %9s %14s %6s\n' link connections time "MB/s" "min(N*C,link)" ratio
+printf '%-26s %5s %8s %9s %14s %6s %9s\n' link connections time "MB/s" "min(N*C,link)" ratio sent/size
 for budget in auto "$big_budget"; do
   for n in 1 2 4 8; do
+    before=$(sent_total)
     t=$(import_once "$relay_url" --connections "$n" --memory "$budget")
-    python3 - "$n" "$t" "$bytes" "$rate" "$link" "$budget" <<'PY'
+    after=$(sent_total)
+    python3 - "$n" "$t" "$bytes" "$rate" "$link" "$budget" "$((after - before))" <<'PY'
 import sys
-n, t, size, rate, link, budget = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), \
-    float(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
+n, t, size, rate, link, budget, sent = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), \
+    float(sys.argv[4]), float(sys.argv[5]), sys.argv[6], int(sys.argv[7])
 ideal = min(n * rate, link) / 1e6
 speed = size / t / 1e6
-print(f"{'relay, --memory ' + budget:<26} {n:5d} {t:7.2f}s {speed:9.1f} {ideal:14.1f} {speed / ideal:6.2f}")
+print(f"{'relay, --memory ' + budget:<26} {n:5d} {t:7.2f}s {speed:9.1f} {ideal:14.1f} {speed / ideal:6.2f}"
+      f" {sent / size:9.3f}")
 PY
   done
 done

@@ -93,7 +93,8 @@ void RangeFetch::Work(Worker& worker) {
       });
       if (stopped_ || failed_ || next_ >= parts_) return;
       index = next_++;
-      buffer = std::make_shared<TransferBuffer>(static_cast<size_t>(plan_.part));
+      buffer = std::make_shared<TransferBuffer>(
+          static_cast<size_t>(PartEnd(index) - PartStart(index)));
       buffers_[index] = buffer;
       // Under the lock: Stop() closes whichever buffer the transfer points to.
       worker.transfer->FetchPart(*buffer, PartStart(index), PartEnd(index), identity_, from_);
