@@ -11,7 +11,7 @@ is forwarded to the upstream, and:
     request and its answer take one round trip more (what tc netem's delay
     does, without privileges);
   - each connection's bytes are paced to --connection-rate (a token bucket
-    with 16 KiB of burst): the cap a server or a shaper puts on each flow;
+    with 128 KiB of burst): the cap a server or a shaper puts on each flow;
   - all connections together are paced to --link-rate: the link.
 0 means no cap. SIGTERM stops it.
 """
@@ -24,7 +24,7 @@ import socket
 import time
 
 READ = 64 * 1024
-BURST = 16 * 1024
+BURST = 128 * 1024
 
 
 class Bucket:

@@ -60,6 +60,19 @@ uint64_t RangeFetch::PartEnd(size_t index) const {
   return std::min(plan_.end, PartStart(index) + plan_.part);
 }
 
+std::shared_ptr<TransferBuffer> RangeFetch::BufferFor(size_t index) {
+  const auto size = static_cast<size_t>(PartEnd(index) - PartStart(index));
+  for (auto& spare : spare_) {
+    // Only spare_ holds it: the reader and the workers are done with it.
+    if (spare && spare.use_count() == 1 && spare->capacity() == size) {
+      std::shared_ptr<TransferBuffer> reused = std::move(spare);
+      reused->Reset();
+      return reused;
+    }
+  }
+  return std::make_shared<TransferBuffer>(size);
+}
+
 Status RangeFetch::Start() {
   CDI_ASSIGN_OR_RETURN(ProxyConfig proxies, ResolveProxyConfig(spec_.network.proxy));
   const size_t count = std::min<size_t>(static_cast<size_t>(plan_.connections), parts_);
@@ -93,8 +106,8 @@ void RangeFetch::Work(Worker& worker) {
       });
       if (stopped_ || failed_ || next_ >= parts_) return;
       index = next_++;
-      buffer = std::make_shared<TransferBuffer>(
-          static_cast<size_t>(PartEnd(index) - PartStart(index)));
+      worker.held.reset();  // its last part's buffer may serve again
+      buffer = BufferFor(index);
       buffers_[index] = buffer;
       // Under the lock: Stop() closes whichever buffer the transfer points to.
       worker.transfer->FetchPart(*buffer, PartStart(index), PartEnd(index), identity_, from_);
@@ -119,7 +132,13 @@ std::shared_ptr<TransferBuffer> RangeFetch::Part(size_t index, std::chrono::mill
   std::unique_lock lock(mutex_);
   if (index + 1 > reading_) {
     reading_ = index + 1;
-    buffers_.erase(buffers_.begin(), buffers_.lower_bound(index));
+    const auto read = buffers_.lower_bound(index);
+    std::erase_if(spare_, [](const auto& spare) { return spare == nullptr; });
+    for (auto it = buffers_.begin(); it != read; ++it) spare_.push_back(it->second);
+    buffers_.erase(buffers_.begin(), read);
+    // What the parts hold stays within connections + 1 buffers.
+    const size_t most = static_cast<size_t>(plan_.connections) + 1;
+    spare_.resize(std::min(spare_.size(), most > buffers_.size() ? most - buffers_.size() : 0));
     window_cv_.notify_all();
   }
   part_cv_.wait_for(lock, wait, [&] { return stopped_ || buffers_.count(index) > 0; });

@@ -101,6 +101,9 @@ class RangeFetch {
 
   uint64_t PartStart(size_t index) const { return plan_.first + index * plan_.part; }
   uint64_t PartEnd(size_t index) const;
+  // A buffer for part `index`: a spare one no one holds any more, else a new
+  // one. Under mutex_.
+  std::shared_ptr<TransferBuffer> BufferFor(size_t index);
   void Work(Worker& worker);
 
   const SourceSpec spec_;
@@ -121,6 +124,8 @@ class RangeFetch {
   bool failed_ = false;
   bool stopped_ = false;
   std::map<size_t, std::shared_ptr<TransferBuffer>> buffers_;
+  // Buffers of parts read, reused for later parts (their pages are in).
+  std::vector<std::shared_ptr<TransferBuffer>> spare_;
   std::vector<std::unique_ptr<Worker>> workers_;
 };
 
