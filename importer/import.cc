@@ -206,14 +206,25 @@ formats::PipelineOptions PipelineOptionsFor(const ImportSpec& spec,
 }
 
 // Opens the spec's source, or takes the one given, and logs what it is.
+// The parts an HTTP download fetches ahead over several connections hold a
+// quarter of the budget (the decoder has half, the targets a quarter),
+// unless the spec sets their memory.
+SourceSpec WithConnectionMemory(SourceSpec source, const importer::MemoryPlan& plan) {
+  if (source.network.connection_memory == 0) {
+    source.network.connection_memory = plan.budget / 4;
+  }
+  return source;
+}
+
 Result<std::unique_ptr<importer::ImageInput>> OpenAndDescribe(
-    const ImportSpec& spec, const ImportHooks& hooks, const formats::PipelineOptions& options,
-    std::unique_ptr<importer::ByteSource>& given) {
+    const ImportSpec& spec, const ImportHooks& hooks, const importer::MemoryPlan& plan,
+    const formats::PipelineOptions& options, std::unique_ptr<importer::ByteSource>& given) {
   std::unique_ptr<importer::ImageInput> input;
   if (given) {
     input = importer::InputFromSource(std::move(given));
   } else {
-    CDI_ASSIGN_OR_RETURN(input, importer::OpenImageInput(spec.source, hooks.cancel, options));
+    CDI_ASSIGN_OR_RETURN(input, importer::OpenImageInput(WithConnectionMemory(spec.source, plan),
+                                                         hooks.cancel, options));
   }
   const std::optional<uint64_t> source_size = input->size();
   Logger()->info("Importing {}{} into {}", input->Describe(),
@@ -328,7 +339,7 @@ Result<ImportResult> ImportArchive(const ImportSpec& spec, const importer::Memor
   importer::ProgressReporter progress(hooks.on_progress, start);
   progress.Report(Phase::kConnecting);
   CDI_ASSIGN_OR_RETURN(std::unique_ptr<importer::ImageInput> source,
-                       OpenAndDescribe(spec, hooks,
+                       OpenAndDescribe(spec, hooks, plan,
                                        PipelineOptionsFor(spec, plan, directory->capacity(),
                                                           std::nullopt),
                                        given));
@@ -478,12 +489,13 @@ Result<ImportResult> ImportDisk(const ImportSpec& spec, const ImportHooks& hooks
       http.resume_from = importer::HttpResumePoint{resume_from->source_offset, resume_from->length,
                                                    resume_from->etag, resume_from->last_modified};
     }
-    CDI_ASSIGN_OR_RETURN(given, importer::OpenHttpSource(spec.source, hooks.cancel, http));
+    CDI_ASSIGN_OR_RETURN(given, importer::OpenHttpSource(WithConnectionMemory(spec.source, plan),
+                                                         hooks.cancel, http));
   }
   CDI_ASSIGN_OR_RETURN(
       std::unique_ptr<importer::ImageInput> source,
-      OpenAndDescribe(spec, hooks, PipelineOptionsFor(spec, plan, smallest_capacity, std::nullopt),
-                      given));
+      OpenAndDescribe(spec, hooks, plan,
+                      PipelineOptionsFor(spec, plan, smallest_capacity, std::nullopt), given));
   uint64_t resumed = 0;
   if (resumer) {
     CDI_RETURN_IF_ERROR(resumer->SourceOpened(*served, *targets.targets().front()));

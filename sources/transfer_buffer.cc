@@ -45,6 +45,19 @@ bool TransferBuffer::Put(std::span<const uint8_t> data) {
   return true;
 }
 
+void TransferBuffer::Reset() {
+  std::lock_guard lock(mutex_);
+  head_ = 0;
+  filled_ = 0;
+  finished_ = false;
+  closed_ = false;
+  end_status_ = Status::Ok();
+  consumer_waiting_ = false;
+  bytes_wanted_ = 1;
+  producer_waiting_ = false;
+  room_wanted_ = 1;
+}
+
 void TransferBuffer::Finish(Status status) {
   {
     std::lock_guard lock(mutex_);

@@ -57,6 +57,10 @@ class TransferBuffer {
   // Consumer: stops the producer; Put() returns false from now on.
   void Close();
 
+  // With neither side using it: empties it for another stream, keeping its
+  // memory (already paged in).
+  void Reset();
+
   size_t capacity() const { return capacity_; }
 
  private:

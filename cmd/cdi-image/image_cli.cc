@@ -44,6 +44,7 @@ struct SourceFlags {
   int retries = 5;
   double retry_budget = 300;
   double retry_delay = 1;
+  int connections = 4;
   std::optional<std::string> proxy;
   std::optional<std::string> no_proxy;
   std::vector<std::string> proxy_ca_bundles;
@@ -110,6 +111,11 @@ void AddSourceFlags(CLI::App* app, SourceFlags* f) {
                   "seconds before the first retry, doubled for each next one (with jitter, at "
                   "most 30 s)")
       ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Network");
+  app->add_option("--connections", f->connections,
+                  "ranged GETs in flight at once when the server serves ranges and names the "
+                  "image with an ETag or Last-Modified, within a quarter of --memory; "
+                  "1: one GET")
+      ->check(CLI::Range(1, 64))->capture_default_str()->group("Network");
   app->add_option("--proxy", f->proxy,
                   "proxy for http and https URLs, http://[user:password@]host:port or https://...; "
                   "\"\" for none (default: http_proxy, https_proxy and their upper-case forms)")
@@ -233,6 +239,7 @@ Result<SourceSpec> BuildSource(const std::string& url, const SourceFlags& f) {
   };
   spec.network.retry_budget = milliseconds(f.retry_budget);
   spec.network.retry_initial_delay = milliseconds(f.retry_delay);
+  spec.network.connections = f.connections;
   if (f.proxy) {
     spec.network.proxy.http_proxy = f.proxy;
     spec.network.proxy.https_proxy = f.proxy;

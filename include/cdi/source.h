@@ -95,6 +95,20 @@ struct NetworkSettings {
   std::chrono::milliseconds retry_initial_delay{1'000};
   std::chrono::milliseconds retry_max_delay{30'000};
 
+  // Connections an http(s):// download may use at once. When the server
+  // serves byte ranges ("Accept-Ranges: bytes"), names the image with a
+  // strong ETag or a Last-Modified, and declares its length, an image larger
+  // than connection_memory is fetched in parts of connection_memory /
+  // connections bytes, each a ranged GET with If-Range that resumes and
+  // retries on its own, up to `connections` at a time; the bytes still reach
+  // the decoder once, in order. Otherwise, and with 1, one GET. A part the
+  // server answers with a changed image, or with the whole image, fails the
+  // download (kNetwork): two versions are never mixed.
+  int connections = 4;
+  // What the parts fetched ahead may hold together. 0: a quarter of the
+  // import's memory budget (16 MiB when the source is opened on its own).
+  uint64_t connection_memory = 0;
+
   ProxySettings proxy;
 };
 

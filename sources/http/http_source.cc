@@ -1,6 +1,9 @@
 // The HTTP source as a ByteSource: it checks the settings, starts the
 // transfer thread (HttpTransfer), waits for the first response, and hands
-// the body out of the TransferBuffer to its one reader.
+// the body out of the TransferBuffer to its one reader. When the image is
+// fetched over several connections (range_fetch.h), the first GET's buffer
+// holds its first part and the reader goes on through the parts' buffers in
+// order.
 #include "sources/http/http_source.h"
 
 #include <chrono>
@@ -16,6 +19,7 @@
 #include "sources/http/curl_handles.h"
 #include "sources/http/http_transfer.h"
 #include "sources/http/proxy.h"
+#include "sources/http/range_fetch.h"
 #include "sources/transfer_buffer.h"
 #include "sources/url.h"
 #include "tls/tls_config.h"
@@ -41,6 +45,9 @@ class HttpSource final : public ByteSource {
              ProxyConfig proxies, const CancelToken* cancel, HttpSourceOptions options)
       : redacted_url_(url.redacted),
         cancel_(cancel),
+        spec_(spec),
+        url_(url),
+        options_(options),
         buffer_(kHttpBufferBytes),
         transfer_(spec, std::move(url), std::move(tls), std::move(proxies), cancel, buffer_,
                   [this](std::optional<uint64_t> size) { Opened(size); }, std::move(options)) {}
@@ -72,7 +79,11 @@ class HttpSource final : public ByteSource {
     if (open_status_.code() == ErrorCode::kCancelled && Cancelled()) {
       return CancelledError("cancelled while connecting to " + redacted_url_);
     }
-    return open_status_;
+    if (!open_status_.ok() || !plan_) return open_status_;
+    lock.unlock();
+    fetch_ = std::make_unique<RangeFetch>(spec_, url_, *body_url_, identity_, cancel_, options_,
+                                          *plan_);
+    return fetch_->Start();
   }
 
   Result<size_t> Read(std::span<uint8_t> buffer) override {
@@ -82,22 +93,31 @@ class HttpSource final : public ByteSource {
         Stop();
         return CancelledError("cancelled while downloading " + redacted_url_);
       }
-      std::optional<Result<size_t>> taken = buffer_.Take(buffer, kPollInterval);
-      if (taken.has_value()) return *std::move(taken);
+      TransferBuffer* current = Current();
+      if (current == nullptr) continue;
+      std::optional<Result<size_t>> taken = current->Take(buffer, kPollInterval);
+      if (!taken.has_value()) continue;
+      if (taken->ok() && **taken == 0 && Advance()) continue;
+      return *std::move(taken);
     }
   }
 
   // Lends the bytes in place in the transfer buffer: no copy between the
   // network thread and the decoder.
   Result<std::span<const uint8_t>> ReadView(size_t max) override {
-    buffer_.Release(std::exchange(lent_, 0));
+    // Lent bytes are in the buffer being read: it is left only after an
+    // empty view.
+    if (lent_ > 0) Current()->Release(std::exchange(lent_, 0));
     while (true) {
       if (Cancelled()) {
         Stop();
         return CancelledError("cancelled while downloading " + redacted_url_);
       }
-      std::optional<Result<std::span<const uint8_t>>> view = buffer_.Peek(max, kPollInterval);
+      TransferBuffer* current = Current();
+      if (current == nullptr) continue;
+      std::optional<Result<std::span<const uint8_t>>> view = current->Peek(max, kPollInterval);
       if (!view.has_value()) continue;
+      if (view->ok() && (*view)->empty() && Advance()) continue;
       if (view->ok()) lent_ = (*view)->size();
       return *std::move(view);
     }
@@ -110,14 +130,44 @@ class HttpSource final : public ByteSource {
  private:
   bool Cancelled() const { return cancel_ != nullptr && cancel_->cancelled(); }
 
-  // Any thread: stops the transfer, a back-off wait and the writer.
-  void Stop() { transfer_.Stop(); }
+  // Stops the transfers, a back-off wait and the writers.
+  void Stop() {
+    transfer_.Stop();
+    if (fetch_) fetch_->Stop();
+  }
 
-  // The transfer thread, once the first response is accepted: lets Start()
+  // The buffer the reader is on: the first GET's, then each part's; nullptr
+  // while the part's request has not started (after a short wait).
+  TransferBuffer* Current() {
+    if (part_ == 0) return &buffer_;
+    if (!current_) current_ = fetch_->Part(part_ - 1, kPollInterval);
+    return current_.get();
+  }
+
+  // At the end of the buffer being read: moves on to the next part, false
+  // when there is none (the image ended).
+  bool Advance() {
+    if (!fetch_ || part_ >= fetch_->parts()) return false;
+    ++part_;
+    current_.reset();
+    return true;
+  }
+
+  // The transfer thread, once the first response is accepted: decides
+  // whether the rest comes over several connections, and lets Start()
   // return.
   void Opened(std::optional<uint64_t> size) {
+    // A download that continues an earlier process's stays on one
+    // connection: parts are planned over the whole image, from byte 0.
+    std::optional<RangePlan> plan =
+        options_.resume_from ? std::nullopt
+                             : PlanRanges(spec_.network, size, transfer_.identity());
+    if (plan) transfer_.StopAt(plan->first);
     {
       std::lock_guard lock(open_mutex_);
+      plan_ = plan;
+      identity_ = transfer_.identity();
+      body_url_ = transfer_.body_url();
       size_ = size;
       open_status_ = Status::Ok();
       opened_ = true;
@@ -143,8 +193,16 @@ class HttpSource final : public ByteSource {
 
   const std::string redacted_url_;
   const CancelToken* const cancel_;
+  const SourceSpec spec_;
+  const HttpUrl url_;
+  const HttpSourceOptions options_;
   TransferBuffer buffer_;
-  size_t lent_ = 0;  // bytes of buffer_ the last ReadView lent out
+  size_t lent_ = 0;  // bytes of the current buffer the last ReadView lent out
+
+  // Several connections (range_fetch.h): the parts after the first GET's.
+  std::unique_ptr<RangeFetch> fetch_;        // set by Start() when planned
+  size_t part_ = 0;                          // 0: the first GET's buffer; i: part i - 1
+  std::shared_ptr<TransferBuffer> current_;  // part part_ - 1's buffer, once started
 
   // Start() waits for these; the transfer thread sets them once.
   std::mutex open_mutex_;
@@ -152,6 +210,9 @@ class HttpSource final : public ByteSource {
   bool opened_ = false;           // guarded by open_mutex_
   Status open_status_;            // guarded by open_mutex_
   std::optional<uint64_t> size_;  // written before opened_, read after Start()
+  std::optional<RangePlan> plan_;     // the same
+  ImageIdentity identity_;            // the same
+  std::optional<HttpUrl> body_url_;   // the same
 
   HttpTransfer transfer_;  // after what its callbacks use
   std::thread worker_;     // last: started after everything above exists
@@ -168,6 +229,11 @@ Result<std::unique_ptr<ByteSource>> OpenHttpSource(const SourceSpec& spec,
   CDI_ASSIGN_OR_RETURN(ProxyConfig proxies, ResolveProxyConfig(spec.network.proxy));
   if (spec.network.max_retries < 0) {
     return InvalidArgumentError("the number of retries must not be negative");
+  }
+  if (spec.network.connections < 1 || spec.network.connections > kMaxConnections) {
+    return InvalidArgumentError("the number of connections must be between 1 and " +
+                                std::to_string(kMaxConnections) + ", got " +
+                                std::to_string(spec.network.connections));
   }
   CDI_ASSIGN_OR_RETURN(std::unique_ptr<tls::CurlTls> tls, tls::CurlTls::Create(spec.tls));
   auto source = std::make_unique<HttpSource>(spec, std::move(url), std::move(tls),

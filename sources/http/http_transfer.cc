@@ -50,7 +50,7 @@ HttpTransfer::HttpTransfer(const SourceSpec& spec, HttpUrl url, std::unique_ptr<
       tls_(std::move(tls)),
       proxies_(std::move(proxies)),
       cancel_(cancel),
-      buffer_(buffer),
+      buffer_(&buffer),
       opened_(std::move(opened)),
       explain_error_(std::move(options.explain_error)),
       served_(std::move(options.served)),
@@ -71,11 +71,27 @@ Status HttpTransfer::Configure() {
 }
 
 void HttpTransfer::Stop() {
-  stop_.store(true, std::memory_order_relaxed);
-  buffer_.Close();
+  stop_.store(true);  // before the buffer is looked at: FetchPart checks it after
+  buffer_.load()->Close();
   { std::lock_guard lock(wake_mutex_); }
   wake_cv_.notify_all();
   handles_.Wakeup();
+}
+
+void HttpTransfer::FetchPart(TransferBuffer& buffer, uint64_t first, uint64_t end,
+                             const ImageIdentity& identity, const HttpUrl& from) {
+  buffer_.store(&buffer);
+  if (stop_.load()) buffer.Close();  // stopped meanwhile
+  resume_.Remember(identity, end);
+  effective_url_ = from;
+  published_ = true;
+  bytes_received_ = first;
+  first_byte_ = first;
+  expected_length_ = end;
+  part_end_ = end;
+  bytes_discarded_ = 0;
+  skip_remaining_ = 0;
+  requests_ = 0;
 }
 
 Status HttpTransfer::Download() {
@@ -86,7 +102,8 @@ Status HttpTransfer::Download() {
     if (status.ok()) {
       if (budget.total_retries() > 0) {
         const int retries = budget.total_retries();
-        Logger()->info("Downloaded {} bytes from {} in {} requests ({} {}{})", bytes_received_,
+        Logger()->info("Downloaded {} bytes from {} in {} requests ({} {}{})",
+                       bytes_received_ - first_byte_,
                        url_.redacted, requests_, retries, retries == 1 ? "retry" : "retries",
                        bytes_discarded_ > 0
                            ? ", " + std::to_string(bytes_discarded_) + " bytes downloaded twice"
@@ -136,7 +153,8 @@ Status HttpTransfer::PrepareRequest(const HttpUrl& request) {
   range_text_.clear();
   std::string if_range;
   if (kind_ == RequestKind::kRange) {
-    range_text_ = std::to_string(bytes_received_) + "-";
+    range_text_ = std::to_string(bytes_received_) + "-" +
+                  (part_end_ ? std::to_string(*part_end_ - 1) : std::string());
     if_range = resume_.IfRangeValidator();
   }
   RequestOptions options;
@@ -197,6 +215,7 @@ Status HttpTransfer::Attempt() {
     if (outcome_ == HopOutcome::kRefused) return refusal_;
     // Whatever ended its transfer: the body that arrived is all there is.
     if (outcome_ == HopOutcome::kErrorBody) return Refused(request);
+    if (reached_stop_) return Status::Ok();  // the rest comes over other connections
     if (code != CURLE_OK) return Failure(code, request);
     if (outcome_ != HopOutcome::kBody) {
       return NetworkError("no response from " + request.redacted, Retryable::kYes);
@@ -448,6 +467,15 @@ bool HttpTransfer::AcceptWholeAndSkip() {
   if (!length.ok()) return Refuse(length.status());
   Status same = resume_.CheckWholeAndSkip(response_, *length, progress(), request_->redacted);
   if (!same.ok()) return Refuse(std::move(same));
+  if (part_end_) {
+    // The same image, whole, where a part of it was asked for: this server
+    // serves no ranges after all.
+    return Refuse(NetworkError(
+        request_->redacted + " answered the request for bytes " + range_text_ +
+        " with the whole image (HTTP " + std::to_string(response_.status) +
+        ") although it announced 'Accept-Ranges: bytes'; import it over one connection "
+        "(--connections 1)"));
+  }
   Logger()->warn(
       "{} does not serve ranges: downloading the image from its start again and skipping the "
       "{} bytes already received",
@@ -488,13 +516,22 @@ size_t HttpTransfer::OnBody(char* data, size_t size, size_t count, void* self_po
     bytes = bytes.subspan(skipped);
     if (bytes.empty()) return length;
   }
+  if (self->stop_at_) {
+    const uint64_t room =
+        *self->stop_at_ > self->bytes_received_ ? *self->stop_at_ - self->bytes_received_ : 0;
+    if (bytes.size() >= room) {
+      bytes = bytes.first(static_cast<size_t>(room));
+      self->reached_stop_ = true;
+    }
+  }
   // Waits while the buffer is full: the reader sets the pace.
   auto before = Clock::now();
-  if (!self->buffer_.Put(bytes)) return 0;
+  if (!bytes.empty() && !self->buffer_.load()->Put(bytes)) return 0;
   auto after = Clock::now();
   if (after - before >= kBackPressure) self->stall_.Restart(after, self->wire_bytes_);
   self->bytes_received_ += bytes.size();
-  return length;
+  // Past StopAt: ending the transfer here is a write error to curl.
+  return self->reached_stop_ ? 0 : length;
 }
 
 }  // namespace cdi::importer

@@ -68,6 +68,27 @@ class HttpTransfer {
   // True once the first response was accepted (OpenedCallback ran).
   bool published() const { return published_; }
 
+  // What the first response said about the image, and the URL its body came
+  // from (the end of the redirects): valid from OpenedCallback on, on the
+  // transfer thread.
+  const ImageIdentity& identity() const { return resume_.identity(); }
+  const HttpUrl& body_url() const { return effective_url_ ? *effective_url_ : url_; }
+
+  // In OpenedCallback: the body ends after byte `end` of the image (cut
+  // there; Download() returns Ok), the rest being fetched by other
+  // connections (range_fetch.h).
+  void StopAt(uint64_t end) { stop_at_ = end; }
+
+  // Makes the next Download() fetch bytes [first, end) of the image that
+  // another transfer published (`identity`, its body from `from`) into
+  // `buffer`: every request asks "Range: bytes=P-(end-1)" with If-Range, and
+  // only a 206 carrying exactly that part of the same image is taken; a
+  // dropped part resumes where it stopped, within its own retry budget. A
+  // transfer fetches parts one after another over the same connection. On
+  // the thread that runs Download(), between downloads.
+  void FetchPart(TransferBuffer& buffer, uint64_t first, uint64_t end,
+                 const ImageIdentity& identity, const HttpUrl& from);
+
   // Any thread: stops the running request, a back-off wait, and the writer
   // into the buffer (which is closed).
   void Stop();
@@ -132,7 +153,7 @@ class HttpTransfer {
   const std::unique_ptr<tls::CurlTls> tls_;
   const ProxyConfig proxies_;
   const CancelToken* const cancel_;
-  TransferBuffer& buffer_;
+  std::atomic<TransferBuffer*> buffer_;  // changes between parts (FetchPart)
   const OpenedCallback opened_;
   const std::function<std::string(std::string_view)> explain_error_;
   const std::shared_ptr<HttpResumePoint> served_;
@@ -170,6 +191,10 @@ class HttpTransfer {
   uint64_t start_offset_ = 0;  // where the body of the first response starts
   bool continued_ = false;     // the first request continues an earlier process's download
   bool start_over_ = false;    // its answer shows another image: begin at byte 0
+  std::optional<uint64_t> stop_at_;  // StopAt
+  bool reached_stop_ = false;
+  std::optional<uint64_t> part_end_;  // FetchPart: the end of the part asked for
+  uint64_t first_byte_ = 0;           // FetchPart: where the part starts
 };
 
 }  // namespace cdi::importer

@@ -91,9 +91,10 @@ Result<ContentRange> ImageResume::CheckRest(const ResponseHeaders& response,
         "; cannot resume");
   }
   std::optional<uint64_t> total = identity_.length;
+  const std::optional<uint64_t> end = part_end_ ? part_end_ : total;
   bool wrong = range->first != received ||
                (total && range->complete && *range->complete != *total) ||
-               (total && range->last + 1 != *total) ||
+               (end && range->last + 1 != *end) ||
                (!total && range->complete && range->last + 1 != *range->complete);
   if (wrong) {
     if (total && range->complete && *range->complete != *total) {

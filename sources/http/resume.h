@@ -68,6 +68,13 @@ class ImageResume {
   // Takes the image's identity from a complete response whose body declares
   // `length` (nullopt: not declared).
   void Remember(const ResponseHeaders& response, std::optional<uint64_t> length);
+  // Takes the identity another download learned; the responses must then
+  // end at `part_end` (the end of the part of the image asked for), not at
+  // the image's end.
+  void Remember(const ImageIdentity& identity, uint64_t part_end) {
+    identity_ = identity;
+    part_end_ = part_end;
+  }
   const ImageIdentity& identity() const { return identity_; }
   // Takes the image's identity as an earlier process recorded it (a
   // checkpoint), to continue its download; {} forgets it.
@@ -121,6 +128,7 @@ class ImageResume {
 
   const std::string image_url_;
   ImageIdentity identity_;
+  std::optional<uint64_t> part_end_;
 };
 
 }  // namespace cdi::importer

@@ -263,6 +263,37 @@ TEST_F(ImportRawTest, InfoReportsTheSizeAZstdFrameHeaderDeclares) {
   EXPECT_TRUE(Contains(r.out, "virtual size:   unknown until decompressed")) << r.out;
 }
 
+TEST_F(ImportRawTest, ConnectionsFlagFetchesInPartsAndOneTurnsItOff) {
+  // 6 MiB: more than the connections hold under --memory 16Mi (4 MiB).
+  const std::string big = RandomBytes(6 * 1024 * 1024 + 77, 1602);
+  WriteFile(www_.File("big.raw"), big);
+  const size_t before = server_->AccessLog().size();
+  RunResult r = CdiImage({"import", server_->Url("/big.raw"), out_.File("three.img"), "--progress",
+                          "none", "--memory", "16Mi", "--connections", "3", "-v"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Sha256File(out_.File("three.img")), Sha256Bytes(big));
+  EXPECT_TRUE(Contains(r.err, "over 3 connections")) << r.err;
+  // The first GET, then a range for each part of 4 MiB / 3 after the first.
+  const size_t parts = (big.size() - 1) / (4 * 1024 * 1024 / 3);
+  std::vector<AccessLogEntry> log = server_->WaitForRequests(before + 1 + parts);
+  size_t ranges = 0;
+  for (size_t i = before; i < log.size(); ++i) ranges += log[i].range.empty() ? 0 : 1;
+  EXPECT_EQ(ranges, parts);
+
+  r = CdiImage({"import", server_->Url("/big.raw"), out_.File("one.img"), "--progress", "none",
+                "--memory", "16Mi", "--connections", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Sha256File(out_.File("one.img")), Sha256Bytes(big));
+  log = server_->WaitForRequests(before + 2 + parts);
+  EXPECT_EQ(log.size(), before + 2 + parts);
+  EXPECT_TRUE(log.back().range.empty());
+
+  r = CdiImage({"import", server_->Url("/big.raw"), out_.File("none.img"), "--connections", "0"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(Contains(r.err, "--connections")) << r.err;
+  ExpectOnlyFiles({"one.img", "three.img"});
+}
+
 TEST_F(ImportRawTest, BadFlagsAreUsageErrors) {
   RunResult r = CdiImage({"import", server_->Url("/disk.raw"), out_.File("a.img"), "--size", "10Q"});
   EXPECT_EQ(r.exit_code, 2);
