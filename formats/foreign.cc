@@ -45,7 +45,24 @@ bool StartsWith(std::span<const uint8_t> head, std::string_view magic) {
          });
 }
 
+uint32_t BigEndian32(std::span<const uint8_t> bytes, size_t offset) {
+  return static_cast<uint32_t>(bytes[offset]) << 24 | static_cast<uint32_t>(bytes[offset + 1]) << 16 |
+         static_cast<uint32_t>(bytes[offset + 2]) << 8 | static_cast<uint32_t>(bytes[offset + 3]);
+}
+
+constexpr size_t kKolySize = 512;
+
 }  // namespace
+
+std::optional<ForeignFormat> DetectForeignTrailer(std::span<const uint8_t> tail) {
+  // UDIF's trailer: "koly", version 4, header size 512 (big-endian), as
+  // qemu's dmg driver and Apple's hdiutil read it.
+  if (tail.size() != kKolySize || !StartsWith(tail, "koly") || BigEndian32(tail, 4) != 4 ||
+      BigEndian32(tail, 8) != kKolySize) {
+    return std::nullopt;
+  }
+  return ForeignFormat{"DMG disk image (Apple's UDIF)", "dmg", ""};
+}
 
 std::optional<ForeignFormat> DetectForeign(std::span<const uint8_t> head) {
   for (const ForeignMagic& entry : kForeignMagics) {

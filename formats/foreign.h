@@ -4,7 +4,8 @@
 // exit 0, and the VM would not boot.
 //
 // Detect() (formats/detect.h) sees these streams as raw; the pipeline asks
-// DetectForeign() before it builds the raw decoder.
+// DetectForeign() before it builds the raw decoder, and the raw decoder asks
+// DetectForeignTrailer() of the stream's last bytes at its end.
 //
 // Thread-safety: pure functions.
 #ifndef CDI_FORMATS_FOREIGN_H_
@@ -27,6 +28,12 @@ struct ForeignFormat {
 // The foreign format whose magic `head` (the stream's first bytes) starts
 // with, or nullopt.
 std::optional<ForeignFormat> DetectForeign(std::span<const uint8_t> head);
+
+// The foreign format whose trailer `tail` (the stream's last 512 bytes) is,
+// or nullopt: Apple's disk images (DMG, UDIF) end in a 512-byte "koly" block
+// (version 4, header size 512) and hold nothing at their start to tell them
+// from a raw disk, so they are seen only at the end of the stream.
+std::optional<ForeignFormat> DetectForeignTrailer(std::span<const uint8_t> tail);
 
 // "the image is a Parallels disk image, which is not imported directly;
 // convert it with 'qemu-img convert -f parallels -O qcow2 IMAGE disk.qcow2'

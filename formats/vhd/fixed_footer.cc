@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "formats/foreign.h"
 #include "formats/vhd/vhd_format.h"
 
 namespace cdi::formats {
@@ -90,6 +91,9 @@ class RawOrFixedVhdDecoder final : public Decoder {
 
   Status Finish() override {
     CDI_RETURN_IF_ERROR(raw_->Finish());
+    if (std::optional<ForeignFormat> foreign = DetectForeignTrailer(tail_writer_.tail())) {
+      return UnsupportedError(ForeignFormatMessage(*foreign));
+    }
     std::optional<vhd::Footer> footer = FixedFooter();
     if (!footer) return tail_writer_.WriteTail();
     fixed_ = ImageDescription{};

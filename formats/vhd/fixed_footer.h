@@ -19,6 +19,9 @@
 // cannot shrink gets the footer's 512 bytes Zero()ed instead, the guest one
 // sector larger than the footer says (details note it).
 //
+// A stream whose last 512 bytes are a DMG trailer (formats/foreign.h) is
+// refused at Finish() (kUnsupported, by name); what went before was written.
+//
 // Errors: those of the raw decoder, and the GuestWriter's. Memory: 512 bytes.
 // Thread-safety: none.
 #ifndef CDI_FORMATS_VHD_FIXED_FOOTER_H_

@@ -311,6 +311,21 @@ TEST_F(ImportRawTest, BadFlagsAreUsageErrors) {
   ExpectOnlyFiles({});
 }
 
+TEST_F(ImportRawTest, AnAppleDiskImageIsRefusedAtItsEndAndLeavesNothing) {
+  // A DMG shows what it is only in its last 512 bytes (the "koly" trailer):
+  // the bytes before it were written by then, and the refusal removes them.
+  std::string koly(512, '\0');
+  koly.replace(0, 4, "koly");
+  koly[7] = 4;
+  koly[10] = 2;
+  WriteFile(www_.File("disk.dmg"), RandomBytes(3 << 20, 11) + koly);
+  RunResult r = CdiImage({"import", server_->Url("/disk.dmg"), out_.File("disk.img")});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_TRUE(Contains(r.err, "DMG disk image (Apple's UDIF)")) << r.err;
+  EXPECT_TRUE(Contains(r.err, "qemu-img convert -f dmg -O qcow2")) << r.err;
+  ExpectOnlyFiles({});
+}
+
 // Faults that nginx does not produce, from the project's own server.
 class ImportFaultTest : public ::testing::Test {
  protected:

@@ -74,6 +74,48 @@ TEST(ForeignFormatTest, HeadersOfReadOnlyFormatsAreRefusedByName) {
   }
 }
 
+// A UDIF trailer: "koly", version 4, header size 512, big-endian; the data
+// fork (here some bytes standing for compressed blocks) comes before it.
+std::string KolyTrailer(uint32_t version = 4) {
+  std::string koly(512, '\0');
+  koly.replace(0, 4, "koly");
+  koly[7] = static_cast<char>(version);
+  koly[10] = 2;  // 512 = 0x200
+  return koly;
+}
+
+TEST(ForeignFormatTest, AppleDiskImagesAreRefusedByTheirTrailer) {
+  // Nothing at a DMG's start tells it from a raw disk: the refusal comes at
+  // the end of the stream, plain or inside a wrapper, in any chunking.
+  const std::string image = testing::MakeData(300000, testing::Pattern::kRandom, 7) + KolyTrailer();
+  for (bool wrapped : {false, true}) {
+    for (size_t chunk : {size_t{1} << 20, size_t{4099}, size_t{511}}) {
+      RecordingWriter writer;
+      ImagePipeline pipeline(&writer, {});
+      Status status =
+          FeedInChunks(pipeline, wrapped ? Compress(Format::kXz, image) : image, chunk);
+      EXPECT_EQ(status.code(), ErrorCode::kUnsupported) << status.ToString();
+      EXPECT_EQ(status.message(),
+                "the image is a DMG disk image (Apple's UDIF), which is not imported directly; convert "
+                "it with 'qemu-img convert -f dmg -O qcow2 IMAGE disk.qcow2' and import "
+                "disk.qcow2");
+    }
+  }
+  // Other versions, another header size, or the trailer not at the very end
+  // are raw data.
+  std::string v3 = KolyTrailer(3);
+  std::string other_size = KolyTrailer();
+  other_size[10] = 1;
+  for (const std::string& raw : {std::string(4096, 'x') + v3, std::string(4096, 'x') + other_size,
+                                 KolyTrailer() + std::string(512, '\0')}) {
+    RecordingWriter writer;
+    ImagePipeline pipeline(&writer, {});
+    Status status = FeedInChunks(pipeline, raw, 1000);
+    ASSERT_TRUE(status.ok()) << status.ToString();
+    EXPECT_EQ(writer.image(), raw);
+  }
+}
+
 TEST(ForeignFormatTest, TheLuksAndDescriptorMessagesSayWhatElseIsNeeded) {
   auto luks = DetectForeign(Bytes(std::string("LUKS\xBA\xBE\0\x02", 8)));
   ASSERT_TRUE(luks.has_value());

@@ -122,7 +122,11 @@ TEST_F(HttpSourceTest, IdleReaderHoldsTheTransferBack) {
   test::WriteFile(root_.File("huge.img"), "");
   ASSERT_EQ(truncate(root_.File("huge.img").c_str(), kHuge), 0);
   NginxServer server({.root = root_.path()});
-  Result<std::unique_ptr<ByteSource>> source = Open(Spec(server.Url("/huge.img")));
+  // One connection: the back-pressure of one transfer (parts fetched ahead
+  // over several connections are bounded by their own memory).
+  SourceSpec spec = Spec(server.Url("/huge.img"));
+  spec.network.connections = 1;
+  Result<std::unique_ptr<ByteSource>> source = Open(spec);
   ASSERT_TRUE(source.ok()) << source.status().ToString();
   EXPECT_EQ((*source)->size(), kHuge);
   std::vector<uint8_t> buffer(1000);
