@@ -17,13 +17,6 @@
 namespace cdi::apply {
 namespace {
 
-cli::ProgressStyle ParseStyle(const std::string& text) {
-  if (text == "bar") return cli::ProgressStyle::kBar;
-  if (text == "plain") return cli::ProgressStyle::kPlain;
-  if (text == "none") return cli::ProgressStyle::kNone;
-  return cli::ProgressStyle::kAuto;
-}
-
 // Options that do not come from manifests; a wrong one is a usage error.
 Status BuildOptions(const ApplyOptions& flags, ResolveOptions* resolve, RunOptions* run) {
   resolve->pvc_dir = flags.pvc_dir;
@@ -186,7 +179,7 @@ int RunApply(const ApplyOptions& flags) {
 
   static CancelToken cancel;
   cli::CancelOnSignals(&cancel);
-  MultiProgressView view(flags.quiet ? cli::ProgressStyle::kNone : ParseStyle(flags.progress),
+  MultiProgressView view(flags.quiet ? cli::ProgressStyle::kNone : cli::ParseProgressStyle(flags.progress),
                          stderr, plan);
   RunHooks hooks;
   hooks.cancel = &cancel;

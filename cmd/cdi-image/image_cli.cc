@@ -270,18 +270,6 @@ void ConfigureLogging(const CommonFlags& f) {
   ForwardLogsToSpdlog(level);
 }
 
-int ReportError(const Status& status, bool json) {
-  const int code = ExitCodeFor(status.code());
-  if (json) {
-    std::printf("{\"event\":\"error\",\"code\":%s,\"exit_code\":%d,\"message\":%s}\n",
-                JsonString(ErrorCodeName(status.code())).c_str(), code,
-                JsonString(status.message()).c_str());
-    std::fflush(stdout);
-  }
-  std::fprintf(stderr, "error: %s\n", status.message().c_str());
-  return code;
-}
-
 std::string Chain(const std::vector<std::string>& chain) {
   std::string text;
   for (const auto& layer : chain) text += (text.empty() ? "" : " > ") + layer;
@@ -351,16 +339,8 @@ Result<ImportSpec> BuildImportSpec(const ImportFlags& f, const SourceFlags& sf) 
   return spec;
 }
 
-ProgressStyle ParseStyle(const std::string& text) {
-  if (text == "bar") return ProgressStyle::kBar;
-  if (text == "plain") return ProgressStyle::kPlain;
-  if (text == "json") return ProgressStyle::kJson;
-  if (text == "none") return ProgressStyle::kNone;
-  return ProgressStyle::kAuto;
-}
-
 int RunImport(const ImportFlags& f, const SourceFlags& sf, const CommonFlags& cf) {
-  const ProgressStyle style = cf.quiet ? ProgressStyle::kNone : ParseStyle(f.progress);
+  const ProgressStyle style = cf.quiet ? ProgressStyle::kNone : ParseProgressStyle(f.progress);
   const bool json = style == ProgressStyle::kJson;
   auto spec = BuildImportSpec(f, sf);
   if (!spec.ok()) return ReportError(spec.status(), json);

@@ -60,26 +60,6 @@ Status Refusal(const uploadserver::UploadExchange& exchange, const std::string& 
   }
 }
 
-int Report(const Status& status, bool json) {
-  const int code = cli::ExitCodeFor(status.code());
-  if (json) {
-    std::printf("{\"event\":\"error\",\"code\":%s,\"exit_code\":%d,\"message\":%s}\n",
-                JsonString(ErrorCodeName(status.code())).c_str(), code,
-                JsonString(status.message()).c_str());
-    std::fflush(stdout);
-  }
-  std::fprintf(stderr, "error: %s\n", status.message().c_str());
-  return code;
-}
-
-cli::ProgressStyle ParseStyle(const std::string& text) {
-  if (text == "bar") return cli::ProgressStyle::kBar;
-  if (text == "plain") return cli::ProgressStyle::kPlain;
-  if (text == "json") return cli::ProgressStyle::kJson;
-  if (text == "none") return cli::ProgressStyle::kNone;
-  return cli::ProgressStyle::kAuto;
-}
-
 Result<std::string> ReadToken(const UploadOptions& options) {
   if (!options.token.empty() && !options.token_file.empty()) {
     return InvalidArgumentError("--token and --token-file: give one of them");
@@ -154,14 +134,14 @@ CLI::App* AddUploadCommand(CLI::App* parent, UploadOptions* o) {
 
 int RunUpload(const UploadOptions& options) {
   const cli::ProgressStyle style =
-      options.quiet ? cli::ProgressStyle::kNone : ParseStyle(options.progress);
+      options.quiet ? cli::ProgressStyle::kNone : cli::ParseProgressStyle(options.progress);
   const bool json = style == cli::ProgressStyle::kJson;
   if (options.client_cert.empty() != options.client_key.empty()) {
-    return Report(InvalidArgumentError("--client-cert and --client-key go together; give both"),
-                  json);
+    return cli::ReportError(
+        InvalidArgumentError("--client-cert and --client-key go together; give both"), json);
   }
   Result<std::string> token = ReadToken(options);
-  if (!token.ok()) return Report(token.status(), json);
+  if (!token.ok()) return cli::ReportError(token.status(), json);
   static CancelToken cancel;
   cli::CancelOnSignals(&cancel);
   uploadserver::UploadClientOptions client_options;
@@ -176,13 +156,13 @@ int RunUpload(const UploadOptions& options) {
   client_options.stall_timeout = options.stall_timeout;
   Result<std::unique_ptr<uploadserver::UploadClient>> opened =
       uploadserver::UploadClient::Open(client_options, cancel);
-  if (!opened.ok()) return Report(opened.status(), json);
+  if (!opened.ok()) return cli::ReportError(opened.status(), json);
   uploadserver::UploadClient& client = **opened;
   const uint64_t size = client.size();
   std::string digest;
   if (!options.no_checksum) {
     Result<std::string> computed = client.ReprDigest();
-    if (!computed.ok()) return Report(computed.status(), json);
+    if (!computed.ok()) return cli::ReportError(computed.status(), json);
     digest = *computed;
     client.set_digest(digest);
     spdlog::info("Repr-Digest: {}", digest);
@@ -274,7 +254,7 @@ int RunUpload(const UploadOptions& options) {
     view.Update(done);
   }
   view.Finish();
-  if (failed) return Report(*failed, json);
+  if (failed) return cli::ReportError(*failed, json);
   if (lost_answer) {
     spdlog::warn("the server received all {} bytes, and its answer was lost with the connection: "
                  "check the volume's upload status (CDI: the PVC's upload phase)",

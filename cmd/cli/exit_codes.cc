@@ -1,5 +1,9 @@
 #include "cmd/cli/exit_codes.h"
 
+#include <cstdio>
+
+#include "cdi/text.h"
+
 namespace cdi::cli {
 
 int ExitCodeFor(ErrorCode code) {
@@ -17,6 +21,18 @@ int ExitCodeFor(ErrorCode code) {
     case ErrorCode::kInternal: return kExitInternal;
   }
   return kExitInternal;
+}
+
+int ReportError(const Status& status, bool json) {
+  const int code = ExitCodeFor(status.code());
+  if (json) {
+    std::printf("{\"event\":\"error\",\"code\":%s,\"exit_code\":%d,\"message\":%s}\n",
+                JsonString(ErrorCodeName(status.code())).c_str(), code,
+                JsonString(status.message()).c_str());
+    std::fflush(stdout);
+  }
+  std::fprintf(stderr, "error: %s\n", status.message().c_str());
+  return code;
 }
 
 std::string_view ExitCodeTable() {

@@ -25,6 +25,11 @@ enum ExitCode : int {
 
 int ExitCodeFor(ErrorCode code);
 
+// Reports a failure: "error: MESSAGE" on stderr and, with `json`, the event
+// {"event":"error","code":NAME,"exit_code":N,"message":...} on stdout.
+// Returns the exit code.
+int ReportError(const Status& status, bool json);
+
 // The table for --help and README: "  0  success\n  1  ...".
 std::string_view ExitCodeTable();
 

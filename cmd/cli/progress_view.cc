@@ -8,6 +8,14 @@
 #include "cdi/text.h"
 
 namespace cdi::cli {
+
+ProgressStyle ParseProgressStyle(std::string_view text) {
+  if (text == "bar") return ProgressStyle::kBar;
+  if (text == "plain") return ProgressStyle::kPlain;
+  if (text == "json") return ProgressStyle::kJson;
+  if (text == "none") return ProgressStyle::kNone;
+  return ProgressStyle::kAuto;
+}
 namespace {
 
 constexpr int kBarWidth = 30;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <deque>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "cdi/import.h"
@@ -13,6 +14,9 @@
 namespace cdi::cli {
 
 enum class ProgressStyle { kAuto, kBar, kPlain, kJson, kNone };
+
+// "bar", "plain", "json", "none"; anything else (the flag's "auto") is kAuto.
+ProgressStyle ParseProgressStyle(std::string_view text);
 
 // kAuto becomes kBar when `stream` is a terminal, else kPlain.
 ProgressStyle ResolveStyle(ProgressStyle style, FILE* stream);
