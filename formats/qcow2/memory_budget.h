@@ -16,7 +16,9 @@ namespace cdi::formats::qcow2 {
 
 class MemoryBudget {
  public:
-  explicit MemoryBudget(uint64_t budget) : budget_(budget) {}
+  // `format` names the decoder in Exhausted()'s message.
+  explicit MemoryBudget(uint64_t budget, std::string format = "qcow2")
+      : budget_(budget), format_(std::move(format)) {}
   MemoryBudget(const MemoryBudget&) = delete;
   MemoryBudget& operator=(const MemoryBudget&) = delete;
 
@@ -48,13 +50,14 @@ class MemoryBudget {
   // The error for a reservation of `bytes` for `what` that does not fit.
   Status Exhausted(const std::string& what, uint64_t bytes) const {
     return InvalidArgumentError(
-        "qcow2 decoding needs " + std::to_string(bytes) + " more bytes of memory for " + what +
+        format_ + " decoding needs " + std::to_string(bytes) + " more bytes of memory for " + what +
         ", beyond the memory budget of " + std::to_string(budget_) + " bytes (" +
         std::to_string(used_) + " in use); raise the memory budget");
   }
 
  private:
   uint64_t budget_;
+  std::string format_;
   uint64_t used_ = 0;
   uint64_t peak_ = 0;
   std::function<uint64_t(uint64_t)> reclaimer_;

@@ -44,20 +44,21 @@ struct Spool::Block {
 // An unlinked file for bytes beyond the memory budget. Closing it frees its space.
 class Spool::ScratchFile {
  public:
-  static Result<std::unique_ptr<ScratchFile>> Create(const std::string& dir) {
+  static Result<std::unique_ptr<ScratchFile>> Create(const std::string& dir,
+                                                     const std::string& format) {
     int fd = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
       // File systems without O_TMPFILE: create, then unlink at once.
-      std::string path = dir + "/.cdi-qcow2-spool-XXXXXX";
+      std::string path = dir + "/.cdi-" + format + "-spool-XXXXXX";
       fd = mkostemp(path.data(), O_CLOEXEC);
       if (fd >= 0) unlink(path.c_str());
     }
     if (fd < 0) {
       int error_number = errno;
-      return ScratchError(
-          error_number, "creating a scratch file in " + dir + " to spool out-of-order qcow2 data");
+      return ScratchError(error_number, "creating a scratch file in " + dir +
+                                            " to spool out-of-order " + format + " data");
     }
-    return std::unique_ptr<ScratchFile>(new ScratchFile(fd, dir));
+    return std::unique_ptr<ScratchFile>(new ScratchFile(fd, dir, format));
   }
   ~ScratchFile() { close(fd_); }
   ScratchFile(const ScratchFile&) = delete;
@@ -69,7 +70,7 @@ class Spool::ScratchFile {
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         int error_number = n < 0 ? errno : ENOSPC;
-        return ScratchError(error_number, "writing the qcow2 spool file in " + dir_);
+        return ScratchError(error_number, "writing the " + format_ + " spool file in " + dir_);
       }
       bytes = bytes.subspan(static_cast<size_t>(n));
       offset += static_cast<uint64_t>(n);
@@ -83,10 +84,10 @@ class Spool::ScratchFile {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
         int error_number = errno;
-        return ScratchError(error_number, "reading the qcow2 spool file in " + dir_);
+        return ScratchError(error_number, "reading the " + format_ + " spool file in " + dir_);
       }
       if (n == 0) {
-        return IoError("reading the qcow2 spool file in " + dir_ +
+        return IoError("reading the " + format_ + " spool file in " + dir_ +
                        " failed: unexpected end of file");
       }
       out = out.subspan(static_cast<size_t>(n));
@@ -108,9 +109,11 @@ class Spool::ScratchFile {
   void Truncate() { (void)ftruncate(fd_, 0); }
 
  private:
-  ScratchFile(int fd, std::string dir) : fd_(fd), dir_(std::move(dir)) {}
+  ScratchFile(int fd, std::string dir, std::string format)
+      : fd_(fd), dir_(std::move(dir)), format_(std::move(format)) {}
   int fd_;
   std::string dir_;
+  std::string format_;
 };
 
 Spool::Spool(Options options) : options_(std::move(options)) {
@@ -124,7 +127,7 @@ Spool::~Spool() = default;
 
 Status Spool::Append(uint64_t host_offset, std::span<const uint8_t> bytes) {
   if (host_offset < last_end_) {
-    return InternalError("qcow2 spool: bytes at " + std::to_string(host_offset) +
+    return InternalError(options_.format + " spool: bytes at " + std::to_string(host_offset) +
                          " arrived after bytes up to " + std::to_string(last_end_));
   }
   if (bytes.empty()) return Status::Ok();
@@ -279,7 +282,7 @@ Result<Spool::Fragment*> Spool::NewFragment(uint64_t host_offset, Storage storag
   CDI_RETURN_IF_ERROR(ReserveIndex(reservation, kFragmentOverhead));
   auto [it, inserted] = fragments_.try_emplace(host_offset);
   if (!inserted) {
-    return InternalError("qcow2 spool: two fragments at host offset " +
+    return InternalError(options_.format + " spool: two fragments at host offset " +
                          std::to_string(host_offset));
   }
   Fragment& fragment = it->second;
@@ -320,7 +323,7 @@ Status Spool::ReserveIndex(Reservation& reservation, uint64_t bytes) {
 
 Status Spool::EnsureScratchFile() {
   if (scratch_) return Status::Ok();
-  CDI_ASSIGN_OR_RETURN(scratch_, ScratchFile::Create(options_.scratch_dir));
+  CDI_ASSIGN_OR_RETURN(scratch_, ScratchFile::Create(options_.scratch_dir, options_.format));
   return Status::Ok();
 }
 
@@ -370,7 +373,7 @@ Status Spool::Read(uint64_t host_offset, std::span<uint8_t> out) const {
     position += count;
   }
   if (!out.empty()) {
-    return InternalError("qcow2 spool: host bytes at " + std::to_string(position) +
+    return InternalError(options_.format + " spool: host bytes at " + std::to_string(position) +
                          " are not stored");
   }
   return Status::Ok();

@@ -37,6 +37,7 @@ class Spool {
     uint64_t unit_size = 65536;      // granularity of Take(): a power of two >= 512
     uint64_t block_size = 65536;     // size of one memory block
     uint64_t keep_free = 0;          // memory the spool leaves free for tables
+    std::string format = "qcow2";    // the decoder, as its messages name it
   };
 
   explicit Spool(Options options);

@@ -6,12 +6,22 @@
 #include <string>
 #include <vector>
 
+#include "formats/qcow2/memory_budget.h"
+#include "formats/qcow2/spool.h"
 #include "formats/vhdx/vhdx_format.h"
 
 namespace cdi::formats {
 namespace {
 
+using qcow2::MemoryBudget;
+using qcow2::Reservation;
+using qcow2::Spool;
 using vhdx::kMiB;
+
+// Spooled blocks are written out in pieces of this size.
+constexpr uint64_t kReplayChunk = kMiB;
+// Memory the spool leaves free for the block list and the replay buffer.
+constexpr uint64_t kMinHeadroom = 2 * kMiB;
 
 constexpr char kRetryAdvice[] =
     "; the download was cut short or the source changed: retry the import";
@@ -31,8 +41,10 @@ struct Item {
 class VhdxDecoder final : public Decoder {
  public:
   VhdxDecoder(GuestWriter* writer, const DecoderOptions& options)
-      : writer_(writer), options_(options) {
+      : writer_(writer), options_(options), budget_(options.memory_budget, "VHDX") {
     description_.format = "vhdx";
+    budget_.set_reclaimer(
+        [this](uint64_t wanted) { return spool_ ? spool_->SpillMemory(wanted) : 0; });
   }
 
   Status Feed(std::span<const uint8_t> bytes) override {
@@ -50,7 +62,15 @@ class VhdxDecoder final : public Decoder {
     return status_;
   }
 
-  ImageDescription Describe() const override { return description_; }
+  ImageDescription Describe() const override {
+    ImageDescription description = description_;
+    if (mapped_) {
+      description.details.emplace_back("spooling", replayed_bytes_ > 0 ? "needed" : "not needed");
+      description.details.emplace_back("spooled bytes", std::to_string(spooled_bytes_));
+      description.details.emplace_back("spooled bytes on disk", std::to_string(spooled_on_disk_));
+    }
+    return description;
+  }
 
  private:
   Status Consume(std::span<const uint8_t> bytes) {
@@ -75,6 +95,7 @@ class VhdxDecoder final : public Decoder {
         used = bytes.size();  // after the last part the image needs
       } else if (pos_ < items_[next_].offset) {
         used = static_cast<size_t>(std::min<uint64_t>(bytes.size(), items_[next_].offset - pos_));
+        CDI_RETURN_IF_ERROR(KeepGap(bytes.first(used)));
       } else {
         const Item item = items_[next_];
         used = static_cast<size_t>(std::min<uint64_t>(bytes.size(), item.end() - pos_));
@@ -112,6 +133,51 @@ class VhdxDecoder final : public Decoder {
     return Status::Ok();
   }
 
+  // Bytes between the parts read, which may be payload blocks that a BAT not
+  // read yet maps: kept in the spool until it is (the header section and the
+  // log region, scanned or not, cannot hold blocks).
+  Status KeepGap(std::span<const uint8_t> bytes) {
+    if (mapped_) return Status::Ok();
+    const uint64_t log_end = header_.log_offset + header_.log_length;
+    uint64_t at = pos_;
+    while (!bytes.empty()) {
+      uint64_t skip = 0;
+      if (at < vhdx::kHeaderSectionSize) {
+        skip = vhdx::kHeaderSectionSize - at;
+      } else if (at >= header_.log_offset && at < log_end) {
+        skip = log_end - at;
+      }
+      if (skip > 0) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(skip, bytes.size()));
+        at += n;
+        bytes = bytes.subspan(n);
+        continue;
+      }
+      size_t n = bytes.size();
+      if (at < header_.log_offset) {
+        n = static_cast<size_t>(std::min<uint64_t>(n, header_.log_offset - at));
+      }
+      CDI_RETURN_IF_ERROR(Keep(at, bytes.first(n)));
+      at += n;
+      bytes = bytes.subspan(n);
+    }
+    return Status::Ok();
+  }
+
+  Status Keep(uint64_t offset, std::span<const uint8_t> bytes) {
+    if (!spool_) {
+      Spool::Options spool_options;
+      spool_options.budget = &budget_;
+      spool_options.scratch_dir = options_.scratch_dir;
+      spool_options.unit_size = kMiB;  // blocks start on a MiB
+      spool_options.block_size = kMiB;
+      spool_options.keep_free = std::max(kMinHeadroom, budget_.budget() / 8);
+      spool_options.format = "VHDX";
+      spool_ = std::make_unique<Spool>(spool_options);
+    }
+    return spool_->Append(offset, bytes);
+  }
+
   Status ItemDone(const Item& item) {
     switch (item.kind) {
       case Item::Kind::kMetadata:
@@ -147,7 +213,7 @@ class VhdxDecoder final : public Decoder {
     head_.clear();
     head_.shrink_to_fit();
     const uint64_t needed = regions_.metadata.length + regions_.bat.length;
-    if (needed > options_.memory_budget) {
+    if (!tables_reservation_.Resize(&budget_, needed)) {
       return InvalidArgumentError(
           "VHDX decoding needs " + std::to_string(needed) +
           " bytes of memory for the metadata region and the block allocation table, beyond the "
@@ -170,6 +236,7 @@ class VhdxDecoder final : public Decoder {
     CDI_ASSIGN_OR_RETURN(metadata_, vhdx::ParseMetadata(metadata_bytes_));
     metadata_bytes_.clear();
     metadata_bytes_.shrink_to_fit();
+    tables_reservation_.Resize(&budget_, regions_.bat.length);
     metadata_done_ = true;
     description_.virtual_size = metadata_.virtual_size;
     const bool fixed = (metadata_.flags & vhdx::kLeaveBlocksAllocated) != 0;
@@ -234,7 +301,8 @@ class VhdxDecoder final : public Decoder {
       }
       CDI_RETURN_IF_ERROR(ZeroClipped(zero_start, zero_length));
       zero_length = 0;
-      if ((present.size() + 1) * sizeof(Item) + bat_bytes_.size() > options_.memory_budget) {
+      if (!list_reservation_.Resize(&budget_, (present.size() + 1) * sizeof(Item))) {
+        if (spool_ && !spool_->deferred_error().ok()) return spool_->deferred_error();
         return InvalidArgumentError(
             "VHDX decoding needs more than the memory budget of " +
             std::to_string(options_.memory_budget) + " bytes for the list of present blocks; "
@@ -246,15 +314,65 @@ class VhdxDecoder final : public Decoder {
     CDI_RETURN_IF_ERROR(ZeroClipped(zero_start, zero_length));
     bat_bytes_.clear();
     bat_bytes_.shrink_to_fit();
+    tables_reservation_.Reset();
     CDI_RETURN_IF_ERROR(CheckBlocks(present, chunk_ratio));
-    items_.insert(items_.end(), present.begin(), present.end());
+    // Blocks that passed before the BAT was read come from the spool; the
+    // others are read as they pass.
+    const auto ahead = std::partition_point(present.begin(), present.end(),
+                                            [&](const Item& block) { return block.offset < pos_; });
+    for (auto block = present.begin(); block != ahead; ++block) {
+      CDI_RETURN_IF_ERROR(Replay(*block));
+    }
+    mapped_ = true;
+    if (spool_) {
+      spooled_bytes_ = spool_->stored_bytes();
+      spooled_on_disk_ = spool_->scratch_bytes();
+      spool_.reset();
+    }
+    replay_buffer_.clear();
+    replay_buffer_.shrink_to_fit();
+    replay_reservation_.Reset();
+    items_.insert(items_.end(), ahead, present.end());
     std::sort(items_.begin() + static_cast<ptrdiff_t>(next_), items_.end(),
               [](const Item& a, const Item& b) { return a.offset < b.offset; });
     return Status::Ok();
   }
 
+  // Writes a block whose bytes passed before the BAT, from the spool.
+  Status Replay(const Item& block) {
+    if (block.end() > pos_ || !spool_ ||
+        spool_->AvailableLength(block.offset, block.length) != block.length) {
+      return InternalError("VHDX: block " + std::to_string(block.guest_block) + " at offset " +
+                           std::to_string(block.offset) +
+                           " passed before the BAT was read but was not kept");
+    }
+    const uint64_t guest = uint64_t{block.guest_block} * metadata_.block_size;
+    for (uint64_t done = 0; done < block.length;) {
+      const uint64_t length = std::min(kReplayChunk, block.length - done);
+      if (auto view = spool_->View(block.offset + done, length)) {
+        CDI_RETURN_IF_ERROR(writer_->Write(guest + done, view->bytes));
+      } else {
+        if (replay_buffer_.empty()) {
+          if (!replay_reservation_.Resize(&budget_, kReplayChunk)) {
+            if (!spool_->deferred_error().ok()) return spool_->deferred_error();
+            return budget_.Exhausted("the buffer that writes out spooled blocks", kReplayChunk);
+          }
+          replay_buffer_.resize(kReplayChunk);
+        }
+        const std::span<uint8_t> piece(replay_buffer_.data(), static_cast<size_t>(length));
+        CDI_RETURN_IF_ERROR(spool_->Read(block.offset + done, piece));
+        CDI_RETURN_IF_ERROR(writer_->Write(guest + done, piece));
+      }
+      done += length;
+    }
+    spool_->Take(block.offset, block.length);
+    replayed_bytes_ += block.length;
+    return Status::Ok();
+  }
+
   // Every present block inside the file, clear of the header section, the
-  // log, the regions and every other block, and still ahead in the stream.
+  // log, the regions and every other block (so that it lies wholly ahead in
+  // the stream or wholly among the bytes kept before the BAT was read).
   Status CheckBlocks(std::vector<Item>& present, uint64_t chunk_ratio) {
     std::sort(present.begin(), present.end(),
               [](const Item& a, const Item& b) { return a.offset < b.offset; });
@@ -282,14 +400,6 @@ class VhdxDecoder final : public Decoder {
       if (k > 0 && present[k - 1].end() > block.offset) {
         return Corrupt(name(present[k - 1]) + " and " + name(block) + " overlap");
       }
-    }
-    if (!present.empty() && present.front().offset < pos_) {
-      return UnsupportedError(
-          "VHDX: " + name(present.front()) +
-          " lies before the end of the block allocation table and metadata (offset " +
-          std::to_string(pos_) +
-          "), which a streaming import reads first and cannot go back from; convert the image "
-          "with 'qemu-img convert -O qcow2' and import that");
     }
     return Status::Ok();
   }
@@ -368,6 +478,18 @@ class VhdxDecoder final : public Decoder {
 
   GuestWriter* writer_;
   DecoderOptions options_;
+  MemoryBudget budget_;  // before every reservation and the spool, which go back to it
+  Reservation tables_reservation_;  // the metadata and BAT regions being collected
+  Reservation list_reservation_;    // the list of present blocks
+  // Gap bytes kept until the BAT maps them (created on the first one), and
+  // the buffer that writes out blocks stored in its scratch file.
+  std::unique_ptr<Spool> spool_;
+  std::vector<uint8_t> replay_buffer_;
+  Reservation replay_reservation_;
+  bool mapped_ = false;  // the BAT was read: nothing more is kept
+  uint64_t replayed_bytes_ = 0;
+  uint64_t spooled_bytes_ = 0;
+  uint64_t spooled_on_disk_ = 0;
   ImageDescription description_;
   Status status_;
   bool finished_ = false;

@@ -174,16 +174,6 @@ INSTANTIATE_TEST_SUITE_P(
         HostileCase{"PartiallyPresentBlock",
                     [](std::string& i) { SetBatEntry(i, 0, GetLe64(i, Bat(i)) | 7); },
                     ErrorCode::kCorruptImage, "partially present"},
-        HostileCase{"MetadataAfterTheData",
-                    [](std::string& i) {
-                      // The metadata region copied to the end of the file.
-                      const size_t metadata = MetadataOffset(i);
-                      std::string copy = i.substr(metadata, kMiB);
-                      PutLe64(i, RegionEntry(1) + 16, i.size());
-                      FixRegionTable(i);
-                      i += copy;
-                    },
-                    ErrorCode::kUnsupported, "cannot go back"},
         HostileCase{"PendingLog", [](std::string& i) { AddPendingLogEntry(i); },
                     ErrorCode::kUnsupported, "qemu-img check -r all"},
         HostileCase{"TruncatedInABlock", [](std::string& i) { i.resize(i.size() - 100); },

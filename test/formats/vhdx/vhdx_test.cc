@@ -247,5 +247,103 @@ TEST_F(VhdxTest, PendingLogIsRefusedUntilReplayed) {
   ExpectDecodesLikeQemu(path, "dynamic", {kMiB + 1});
 }
 
+// The image of DynamicWrittenInRandomOrder's first case, as qemu-img writes
+// it: the BAT at 2 MiB, the metadata at 3 MiB, blocks from 4 MiB in the
+// order they were first written.
+std::string RandomOrderImage(const cdi::test::TempDir& dir, const std::string& name) {
+  std::string path = dir.File(name);
+  cdi::test::Sh("qemu-img create -q -f vhdx -o block_size=1M " + Quote(path) + " 20971520");
+  cdi::test::Sh(
+      "qemu-io -f vhdx -c 'write -P 0x5a 14M 3M' -c 'write -P 0xa5 512 1536' "
+      "-c 'write -P 0x33 7M 100k' -c 'write -P 0x77 20479k 1k' "
+      "-c 'write -P 0x19 4194000 1024' -c 'write -z 15M 64k' -c 'discard 16M 1M' " +
+      Quote(path) + " >/dev/null");
+  return path;
+}
+
+// What Describe() says about spooling once the image is decoded.
+std::map<std::string, std::string> SpoolingDetails(const ImageDescription& description) {
+  std::map<std::string, std::string> details;
+  for (const auto& [key, value] : description.details) {
+    if (key.rfind("spool", 0) == 0) details[key] = value;
+  }
+  return details;
+}
+
+// A BAT, a metadata region or both placed after the blocks they map (moved
+// to the end of the file): the blocks are kept in the spool as they pass and
+// written once the BAT is read, byte for byte as qemu-img reads the image
+// before and after the move.
+TEST_F(VhdxTest, TablesAfterTheDataAreSpooled) {
+  const std::string original = RandomOrderImage(dir_, "original.vhdx");
+  const std::string expected = QemuReference(dir_, original);
+  for (std::vector<int> moved : {std::vector<int>{0}, {1}, {0, 1}, {1, 0}}) {
+    SCOPED_TRACE(moved.size() == 2 ? "both" : moved[0] == 0 ? "BAT" : "metadata");
+    std::string image = cdi::test::ReadFile(original);
+    for (int region : moved) MoveRegionToEnd(image, region);
+    const std::string path = dir_.File("moved.vhdx");
+    cdi::test::WriteFile(path, image);
+    ASSERT_EQ(cdi::test::FirstDifference(QemuReference(dir_, path), expected), "equal");
+    ExpectDecodesLikeQemu(path, "dynamic", {kMiB + 1, 4099});
+
+    testing::RecordingWriter writer;
+    std::unique_ptr<Decoder> decoder = MakeVhdxDecoder(&writer, DecoderOptions{});
+    ASSERT_TRUE(testing::FeedInChunks(*decoder, image, 65536).ok());
+    const std::map<std::string, std::string> details = SpoolingDetails(decoder->Describe());
+    EXPECT_EQ(details.at("spooling"), "needed");
+    EXPECT_GT(std::stoull(details.at("spooled bytes")), 2 * kMiB);
+    EXPECT_EQ(details.at("spooled bytes on disk"), "0");
+  }
+}
+
+// The layout qemu-img writes needs no spool.
+TEST_F(VhdxTest, TablesBeforeTheDataNeedNoSpool) {
+  const std::string image = cdi::test::ReadFile(RandomOrderImage(dir_, "image.vhdx"));
+  testing::RecordingWriter writer;
+  std::unique_ptr<Decoder> decoder = MakeVhdxDecoder(&writer, DecoderOptions{});
+  ASSERT_TRUE(testing::FeedInChunks(*decoder, image, 65536).ok());
+  const std::map<std::string, std::string> details = SpoolingDetails(decoder->Describe());
+  EXPECT_EQ(details.at("spooling"), "not needed");
+  EXPECT_EQ(details.at("spooled bytes"), "0");
+}
+
+// Beyond the memory budget, spooled blocks go to a scratch file in the
+// scratch directory (unlinked: nothing is left there); one that cannot be
+// made fails the import with the directory's error, before any data is
+// written.
+TEST_F(VhdxTest, SpoolBeyondTheBudgetGoesToTheScratchDirectory) {
+  const std::string original = RandomOrderImage(dir_, "original.vhdx");
+  const std::string expected = QemuReference(dir_, original);
+  std::string image = cdi::test::ReadFile(original);
+  MoveRegionToEnd(image, 0);
+  cdi::test::TempDir scratch;
+  DecoderOptions options;
+  options.memory_budget = 5 * kMiB;  // the regions take 2 MiB of it
+  options.scratch_dir = scratch.path();
+  options.container_size = image.size();
+  testing::RecordingWriter writer;
+  std::unique_ptr<Decoder> decoder = MakeVhdxDecoder(&writer, options);
+  Status status = testing::FeedInChunks(*decoder, image, kMiB + 1);
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  EXPECT_EQ(cdi::test::FirstDifference(writer.image(), expected), "equal");
+  const std::map<std::string, std::string> details = SpoolingDetails(decoder->Describe());
+  EXPECT_EQ(details.at("spooling"), "needed");
+  EXPECT_GT(std::stoull(details.at("spooled bytes on disk")), 0u);
+  EXPECT_EQ(cdi::test::Run({"ls", "-A", scratch.path()}).out, "");
+
+  options.scratch_dir = scratch.File("missing");
+  testing::RecordingWriter refused(testing::RecordingWriter::Content::kDrop);
+  decoder = MakeVhdxDecoder(&refused, options);
+  status = testing::FeedInChunks(*decoder, image, kMiB + 1);
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("creating a scratch file in " + scratch.File("missing") +
+                                  " to spool out-of-order VHDX data"),
+            std::string::npos)
+      << status.message();
+  EXPECT_NE(status.message().find("raise the memory budget"), std::string::npos)
+      << status.message();
+  for (const auto& op : refused.ops()) EXPECT_NE(op.kind, testing::RecordingWriter::Kind::kWrite);
+}
+
 }  // namespace
 }  // namespace cdi::formats::vhdx_testing

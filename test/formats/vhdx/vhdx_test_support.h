@@ -130,6 +130,23 @@ inline uint64_t MetadataOffset(const std::string& image) {
 }
 inline void FixRegionTable(std::string& image) { FixCrc(image, 192 * kKiB, 64 * kKiB); }
 
+// Moves the region of region table entry `index` (0: the BAT, 1: the
+// metadata) to the end of the file, on a MiB, and zeroes where it was; both
+// region tables are updated with their checksums. qemu-img reads the result
+// as it read the original.
+inline void MoveRegionToEnd(std::string& image, int index) {
+  const size_t offset = GetLe64(image, RegionEntry(index) + 16);
+  const size_t length = GetLe32(image, RegionEntry(index) + 24);
+  const std::string region = image.substr(offset, length);
+  image.replace(offset, length, std::string(length, '\0'));
+  const size_t moved = (image.size() + kMiB - 1) / kMiB * kMiB;
+  image.resize(moved, '\0');
+  image += region;
+  PutLe64(image, RegionEntry(index) + 16, moved);
+  FixRegionTable(image);
+  image.replace(256 * kKiB, 64 * kKiB, image.substr(192 * kKiB, 64 * kKiB));
+}
+
 // The file offset of the metadata item whose GUID starts with `first_word`
 // (its first field, as the specification writes it).
 inline size_t MetadataItem(const std::string& image, uint32_t first_word) {
