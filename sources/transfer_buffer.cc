@@ -1,9 +1,23 @@
 #include "sources/transfer_buffer.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 namespace cdi::importer {
+namespace {
+
+uint8_t* MapRing(size_t size) {
+  void* ring = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (ring == MAP_FAILED) throw std::bad_alloc();
+  return static_cast<uint8_t*>(ring);
+}
+
+}  // namespace
+
+void TransferBuffer::Unmap::operator()(uint8_t* ring) const { munmap(ring, size); }
 
 // Waking the other side for every piece costs a context switch per piece
 // (tens of thousands per GiB on a fast link). Each side sleeps until the
@@ -12,7 +26,7 @@ namespace cdi::importer {
 TransferBuffer::TransferBuffer(size_t capacity)
     : capacity_(std::max<size_t>(capacity, 1)),
       batch_(std::max<size_t>(capacity_ / 4, 1)),
-      ring_(new uint8_t[capacity_]) {}
+      ring_(MapRing(capacity_), Unmap{capacity_}) {}
 
 bool TransferBuffer::Put(std::span<const uint8_t> data) {
   while (!data.empty()) {

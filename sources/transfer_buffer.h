@@ -66,7 +66,14 @@ class TransferBuffer {
  private:
   const size_t capacity_;
   const size_t batch_;  // how much one side makes available before waking the other
-  const std::unique_ptr<uint8_t[]> ring_;
+  // The ring's pages come from mmap and go back to the system with the
+  // buffer: parts of a ranged download come and go, and the C library would
+  // keep freed ones in its arenas.
+  struct Unmap {
+    size_t size = 0;
+    void operator()(uint8_t* ring) const;
+  };
+  const std::unique_ptr<uint8_t, Unmap> ring_;
 
   std::mutex mutex_;
   std::condition_variable readable_;  // bytes or the end arrived

@@ -23,7 +23,9 @@ std::optional<RangePlan> PlanRanges(const NetworkSettings& network, std::optiona
   if (*size <= memory) return std::nullopt;
   const int connections = std::min(network.connections, kMaxConnections);
   RangePlan plan;
-  plan.part = std::max(kMinRangePart, memory / static_cast<uint64_t>(connections));
+  // The parts being fetched and the one being read: connections + 1
+  // buffers within the memory.
+  plan.part = std::max(kMinRangePart, memory / static_cast<uint64_t>(connections + 1));
   plan.first = plan.part;
   plan.end = *size;
   plan.connections = connections;
