@@ -51,6 +51,7 @@ constexpr auto kHeaderBudget = std::chrono::seconds(10);
 constexpr auto kIdleBudget = std::chrono::minutes(10);
 // How often a read that waits for the client looks whether it should stop.
 constexpr auto kStopPoll = std::chrono::milliseconds(200);
+constexpr auto kSliceSlack = std::chrono::milliseconds(10);
 // After an error answer, the rest of a body is read and dropped for at most
 // this long, so that the client reads the answer instead of a reset.
 constexpr auto kLingerBudget = std::chrono::seconds(5);
@@ -126,9 +127,11 @@ class ConnectionStream final : public importer::RequestStream {
       const Clock::time_point slice_end = std::min(idle_until, Clock::now() + kStopPoll);
       connection_.set_deadline(slice_end);
       const size_t n = connection_.Read(reinterpret_cast<char*>(buffer.data()), buffer.size());
-      // Nothing before the slice's end: the client closed the connection
-      // (or it failed); at its end: silence, for up to the idle budget.
-      if (n > 0 || Clock::now() < slice_end || slice_end == idle_until) return n;
+      // Nothing well before the slice's end: the client closed the
+      // connection (or it failed); at its end (the wait is counted in whole
+      // milliseconds, so it may end a little early): silence, for up to the
+      // idle budget.
+      if (n > 0 || Clock::now() + kSliceSlack < slice_end || slice_end == idle_until) return n;
     }
   }
 
