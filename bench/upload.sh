@@ -10,7 +10,8 @@
 # onto BENCH_WORK (default a directory on /dev/shm, so the disk does not
 # count). Prints the median wall time of BENCH_RUNS runs (default 3) of each,
 # ours / CDI's ratio, and the upload server's peak RSS; the disk written is
-# compared with qemu-img's conversion once (cmp).
+# compared with qemu-img's conversion once (cmp). UPLOADSERVER names another
+# cdi-uploadserver binary to measure (default build/bin/cdi-uploadserver).
 #
 #   bench/upload.sh
 set -euo pipefail
@@ -27,7 +28,8 @@ port=${BENCH_PORT:-18443}
 for tool in qemu-img qemu-io curl openssl python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 2; }
 done
-[ -x build/bin/cdi-uploadserver ] || scripts/build.sh
+server_bin=${UPLOADSERVER:-build/bin/cdi-uploadserver}
+[ -x "$server_bin" ] || scripts/build.sh
 mkdir -p "$images" "$work"
 trap 'rm -rf "$work"' EXIT
 
@@ -84,7 +86,7 @@ ours() {
   rm -rf "$work/pvc" && mkdir -p "$work/pvc"
   LISTEN_ADDRESS=127.0.0.1 LISTEN_PORT=$port TLS_KEY_FILE=$certs/server.key \
   TLS_CERT_FILE=$certs/server.pem CLIENT_CERT_FILE=$certs/ca.pem CLIENT_NAME=cdi-uploadproxy \
-    /usr/bin/time -f '%M' -o "$work/rss" build/bin/cdi-uploadserver --data-dir "$work/pvc" \
+    /usr/bin/time -f '%M' -o "$work/rss" "$server_bin" --data-dir "$work/pvc" \
     --termination-log "$work/termination" 2>"$work/server.log" &
   local server=$!
   wait_port

@@ -24,7 +24,9 @@
 
 #include "common/log.h"
 #include "common/unique_fd.h"
+#include "common/resources.h"
 #include "importer/import_from.h"
+#include "importer/memory_plan.h"
 #include "pod/metrics_server.h"
 #include "pod/progress_metric.h"
 #include "pvc/target.h"
@@ -33,6 +35,7 @@
 #include "tls/server_context.h"
 #include "uploadserver/digest_header.h"
 #include "uploadserver/http_request.h"
+#include "uploadserver/read_ahead.h"
 #include "uploadserver/upload_session.h"
 
 namespace cdi::uploadserver {
@@ -46,6 +49,9 @@ constexpr auto kHandshakeBudget = std::chrono::seconds(10);
 constexpr auto kHeaderBudget = std::chrono::seconds(10);
 // A body that sends nothing for this long is given up.
 constexpr auto kIdleBudget = std::chrono::minutes(10);
+// How often a read that waits for the client looks whether it should stop.
+constexpr auto kStopPoll = std::chrono::milliseconds(200);
+constexpr auto kSliceSlack = std::chrono::milliseconds(10);
 // After an error answer, the rest of a body is read and dropped for at most
 // this long, so that the client reads the answer instead of a reset.
 constexpr auto kLingerBudget = std::chrono::seconds(5);
@@ -53,6 +59,9 @@ constexpr size_t kMaxHeaderBytes = 64 * 1024;
 // How often an upload's progress is logged.
 constexpr auto kReportEvery = std::chrono::seconds(5);
 constexpr size_t kMaxConnections = 64;
+// The largest read of the upload's body: TLS hands out 16 KiB records, and
+// the body source gathers up to 256 KiB of them in one read.
+constexpr size_t kReadChunk = 256 * 1024;
 constexpr int kPollMilliseconds = 200;
 
 constexpr std::string_view kFilesystemClone = "filesystem-clone";
@@ -80,17 +89,28 @@ bool IsForm(Endpoint endpoint) {
   return endpoint == Endpoint::kFormSync || endpoint == Endpoint::kFormAsync;
 }
 
+// The bytes an upload is received ahead of the pipeline: an eighth of the
+// import's memory budget (8 MiB of the default 64 MiB), from the quarter an
+// import from HTTP gives its connections.
+size_t ReadAheadBytes() {
+  return static_cast<size_t>(importer::PlanMemory(0, ThisProcessResources()).budget / 8);
+}
+
 bool IsDirectory(const std::string& path) {
   struct stat st {};
   return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 // The connection after the request's header: what was read past the header
-// first, then the TLS connection, each read within the idle budget.
+// first, then the TLS connection, each read within the idle budget. A read
+// that waits looks at `stop` every kStopPoll: once it is set (the pipeline
+// no longer reads the upload), the read gives up (kCancelled) and the
+// connection stays as it is, for the answer.
 class ConnectionStream final : public importer::RequestStream {
  public:
-  ConnectionStream(tls::ServerConnection& connection, std::string leftover)
-      : connection_(connection), leftover_(std::move(leftover)) {}
+  ConnectionStream(tls::ServerConnection& connection, std::string leftover,
+                   const std::atomic<bool>* stop)
+      : connection_(connection), leftover_(std::move(leftover)), stop_(stop) {}
 
   Result<size_t> Read(std::span<uint8_t> buffer) override {
     if (pos_ < leftover_.size()) {
@@ -99,14 +119,27 @@ class ConnectionStream final : public importer::RequestStream {
       pos_ += n;
       return n;
     }
-    connection_.set_deadline(Clock::now() + kIdleBudget);
-    return connection_.Read(reinterpret_cast<char*>(buffer.data()), buffer.size());
+    const Clock::time_point idle_until = Clock::now() + kIdleBudget;
+    while (true) {
+      if (stop_->load(std::memory_order_acquire)) {
+        return CancelledError("the upload's reading stopped");
+      }
+      const Clock::time_point slice_end = std::min(idle_until, Clock::now() + kStopPoll);
+      connection_.set_deadline(slice_end);
+      const size_t n = connection_.Read(reinterpret_cast<char*>(buffer.data()), buffer.size());
+      // Nothing well before the slice's end: the client closed the
+      // connection (or it failed); at its end (the wait is counted in whole
+      // milliseconds, so it may end a little early): silence, for up to the
+      // idle budget.
+      if (n > 0 || Clock::now() + kSliceSlack < slice_end || slice_end == idle_until) return n;
+    }
   }
 
  private:
   tls::ServerConnection& connection_;
   std::string leftover_;
   size_t pos_ = 0;
+  const std::atomic<bool>* stop_;
 };
 
 // CDI's answer to a failed upload.
@@ -151,6 +184,9 @@ struct UploadServer::State {
   std::unique_ptr<pod::ProgressMetric> metric;
   std::atomic<uint64_t> bytes_received{0};
   std::atomic<uint64_t> bytes_decoded{0};
+  // Set when the pipeline stops reading the upload in flight (it failed):
+  // the reads of its connections give up instead of waiting for the client.
+  std::atomic<bool> stop_reads{false};
   RunOutcome outcome;
 
   void Reap() {
@@ -408,7 +444,7 @@ struct UploadServer::State {
   std::shared_ptr<UploadPart> MakePart(tls::ServerConnection& connection, int fd,
                                        const HttpRequest& request, std::string leftover) {
     auto part = std::make_shared<UploadPart>();
-    part->stream = std::make_unique<ConnectionStream>(connection, std::move(leftover));
+    part->stream = std::make_unique<ConnectionStream>(connection, std::move(leftover), &stop_reads);
     part->answer = [&connection](int code, const std::string& headers, const std::string& body,
                                  bool linger) { Answer(connection, code, body, linger, headers); };
     part->interrupt = [fd] { shutdown(fd, SHUT_RDWR); };
@@ -523,6 +559,7 @@ struct UploadServer::State {
       connection.set_deadline(Clock::now() + kHeaderBudget);
       connection.WriteAll("HTTP/1.1 100 Continue\r\n\r\n");
     }
+    stop_reads.store(false, std::memory_order_release);
     std::shared_ptr<UploadPart> part = MakePart(connection, fd, request, std::move(leftover));
     part->accepted = nullptr;
     Result<std::unique_ptr<importer::ByteSource>> opened =
@@ -541,7 +578,11 @@ struct UploadServer::State {
       std::lock_guard<std::mutex> lock(mutex);
       session = upload;
     }
-    std::unique_ptr<importer::ByteSource> source = upload->Source();
+    // The upload is received on a thread of its own while the pipeline
+    // decodes what came before.
+    std::unique_ptr<importer::ByteSource> source = std::make_unique<ReadAheadSource>(
+        upload->Source(), ReadAheadBytes(), kReadChunk,
+        [this] { stop_reads.store(true, std::memory_order_release); });
     if (clone) source = importer::OpenSnappyFramedSource(std::move(source));
 
     bool answered = false;
