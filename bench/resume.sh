@@ -57,6 +57,19 @@ import_once() {
   calc "$(now) - $start"
 }
 
+# uninterrupted: imports to the end without and with --resume (median of
+# $runs each); sets $clean, the time with --resume.
+uninterrupted() {
+  local plain=() resumed=() p
+  for _ in $(seq 1 "$runs"); do
+    plain+=("$(import_once)")
+    resumed+=("$(import_once --resume --checkpoint-every 64Mi)")
+  done
+  p=$(median "${plain[@]}"); clean=$(median "${resumed[@]}")
+  echo "uninterrupted: without --resume ${p} s; with --resume --checkpoint-every 64Mi ${clean} s;" \
+    "cost $(calc "($clean - $p) / $p * 100") %"
+}
+
 # kill_runs SOURCE_BYTES: imports killed with SIGKILL at 25, 50 and 75 % of
 # the image, then run again; compared with $clean (an uninterrupted import).
 kill_runs() {
@@ -108,14 +121,7 @@ fi
 if [ -z "${SKIP_RAW:-}" ]; then
 echo "== killed with SIGKILL, then run again: $image_mib MiB at $rate/s"
 nginx_start "$dir/www" "$rate"
-plain=(); resumed=()
-for _ in $(seq 1 "$runs"); do
-  plain+=("$(import_once)")
-  resumed+=("$(import_once --resume --checkpoint-every 64Mi)")
-done
-p=$(median "${plain[@]}"); clean=$(median "${resumed[@]}")
-echo "uninterrupted: without --resume ${p} s; with --resume --checkpoint-every 64Mi ${clean} s;" \
-  "cost $(calc "($clean - $p) / $p * 100") %"
+uninterrupted
 kill_runs "$size"
 nginx_stop
 fi
@@ -131,13 +137,6 @@ frames=$(zstd -l "$zimage" 2>/dev/null | awk 'NR == 2 {print $1}')
 src=disk.raw.zst
 echo "== zstd ($frames frames, $zsize bytes), killed with SIGKILL, then run again: at $rate/s"
 nginx_start "$dir/www" "$rate"
-plain=(); resumed=()
-for _ in $(seq 1 "$runs"); do
-  plain+=("$(import_once)")
-  resumed+=("$(import_once --resume --checkpoint-every 64Mi)")
-done
-p=$(median "${plain[@]}"); clean=$(median "${resumed[@]}")
-echo "uninterrupted: without --resume ${p} s; with --resume --checkpoint-every 64Mi ${clean} s;" \
-  "cost $(calc "($clean - $p) / $p * 100") %"
+uninterrupted
 kill_runs "$zsize"
 fi

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,20 @@ class ResumeE2eTest : public ::testing::Test {
       std::printf("[   INFO   ] not root: the page cache is not dropped before the restart\n");
     }
     EXPECT_EQ(Sha256File(partial, claimed), Sha256Bytes(image_.substr(0, claimed)));
+  }
+
+  // The cdi-importer pod's command line, with a checkpoint every MiB.
+  static std::vector<std::string> PodArgv(PodHarness& pod) {
+    std::vector<std::string> argv = pod.Argv();
+    argv.insert(argv.end(), {"--checkpoint-every", "1Mi"});
+    return argv;
+  }
+  // The pod's environment for importing the server's /disk.raw.
+  static std::map<std::string, std::string> PodEnv(const FaultServer& server) {
+    return {{"IMPORTER_SOURCE", "http"},
+            {"IMPORTER_ENDPOINT", server.Url("/disk.raw")},
+            {"IMPORTER_CONTENTTYPE", "kubevirt"},
+            {"OWNER_UID", "4c3e2a1b-0000-4000-8000-000000000001"}};
   }
 
   TempDir www_;
@@ -181,13 +196,8 @@ TEST_F(ResumeE2eTest, ImageChangedBetweenTheRunsStartsOver) {
 TEST_F(ResumeE2eTest, ImporterPodKilledMidDataContinuesInTheNextPod) {
   FaultServer server(www_.path(), GatedScript(kGate));
   PodHarness pod;
-  std::vector<std::string> argv = pod.Argv();
-  argv.insert(argv.end(), {"--checkpoint-every", "1Mi"});
-  const std::map<std::string, std::string> env = {
-      {"IMPORTER_SOURCE", "http"},
-      {"IMPORTER_ENDPOINT", server.Url("/disk.raw")},
-      {"IMPORTER_CONTENTTYPE", "kubevirt"},
-      {"OWNER_UID", "4c3e2a1b-0000-4000-8000-000000000001"}};
+  const std::vector<std::string> argv = PodArgv(pod);
+  const std::map<std::string, std::string> env = PodEnv(server);
   {
     BackgroundProcess first(argv, logs_.File("first.log"), pod.Options(env));
     KillWhen(first, pod.data_dir(), kClaimed, server);
@@ -210,13 +220,8 @@ TEST_F(ResumeE2eTest, ImporterPodKilledMidDataContinuesInTheNextPod) {
 TEST_F(ResumeE2eTest, ImporterPodStoppedAfterACheckpointKeepsItAndSaysSo) {
   FaultServer server(www_.path(), GatedScript(kGate));
   PodHarness pod;
-  std::vector<std::string> argv = pod.Argv();
-  argv.insert(argv.end(), {"--checkpoint-every", "1Mi"});
-  const std::map<std::string, std::string> env = {
-      {"IMPORTER_SOURCE", "http"},
-      {"IMPORTER_ENDPOINT", server.Url("/disk.raw")},
-      {"IMPORTER_CONTENTTYPE", "kubevirt"},
-      {"OWNER_UID", "4c3e2a1b-0000-4000-8000-000000000001"}};
+  const std::vector<std::string> argv = PodArgv(pod);
+  const std::map<std::string, std::string> env = PodEnv(server);
   {
     // kubelet stops the pod (SIGTERM) once the checkpoint is written.
     BackgroundProcess first(argv, logs_.File("first.log"), pod.Options(env));

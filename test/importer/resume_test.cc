@@ -71,6 +71,26 @@ class ResumeTest : public ::testing::Test {
     EXPECT_EQ(test::ListDir(out_.path()), std::vector<std::string>{"disk.img"});
   }
 
+  // Runs Import(spec) on another thread, cancelled by `cancel`.
+  static std::future<Result<ImportResult>> ImportInBackground(const ImportSpec& spec,
+                                                              const CancelToken& cancel) {
+    return std::async(std::launch::async, [&spec, &cancel] {
+      ImportHooks hooks;
+      hooks.cancel = &cancel;
+      return Import(spec, hooks);
+    });
+  }
+
+  // Waits (10 s at most) until the checkpoint claims `source_offset`.
+  bool WaitForCheckpointAt(uint64_t source_offset) const {
+    for (int i = 0; i < 1000; ++i) {
+      Result<std::optional<Checkpoint>> read = ReadCheckpoint(CheckpointFile());
+      if (read.ok() && read->has_value() && (*read)->source_offset == source_offset) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
   test::TempDir www_;
   test::TempDir out_;
   std::string image_;
@@ -245,19 +265,9 @@ TEST_F(ResumeTest, ACancelledImportKeepsItsCheckpointAndTheNextOneContinues) {
   ImportSpec spec = Spec(server);
   spec.checksum = "sha256:" + test::Sha256Bytes(image_);
   CancelToken cancel;
-  std::future<Result<ImportResult>> first = std::async(std::launch::async, [&] {
-    ImportHooks hooks;
-    hooks.cancel = &cancel;
-    return Import(spec, hooks);
-  });
+  std::future<Result<ImportResult>> first = ImportInBackground(spec, cancel);
   // Checkpoints every MiB: the one at 2 MiB is the last before the gate.
-  bool claimed = false;
-  for (int i = 0; i < 1000 && !claimed; ++i) {
-    Result<std::optional<Checkpoint>> read = ReadCheckpoint(CheckpointFile());
-    claimed = read.ok() && read->has_value() && (*read)->source_offset == kClaimed;
-    if (!claimed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_TRUE(claimed);
+  ASSERT_TRUE(WaitForCheckpointAt(kClaimed));
   cancel.Cancel();
   Result<ImportResult> cancelled = first.get();
   ASSERT_EQ(cancelled.status().code(), ErrorCode::kCancelled);
@@ -314,7 +324,7 @@ TEST_F(ResumeTest, NoCheckpointsWithoutAValidatorOrForOtherFormats) {
 // A raw image compressed in several zstd frames (pzstd writes such files;
 // `cat a.zst b.zst` is one too): a checkpoint is taken between two frames,
 // and the next import fetches from the start of a frame.
-class ZstdResumeTest : public ::testing::Test {
+class ZstdResumeTest : public ResumeTest {
  protected:
   // Where the frames of the image end: raw offsets, the last is the end.
   static constexpr size_t kFrameEnds[] = {700000, 1500000, 2600000, 3300000, kImageSize};
@@ -337,9 +347,6 @@ class ZstdResumeTest : public ::testing::Test {
     test::WriteFile(www_.File("disk.raw.zst"), compressed_);
   }
 
-  std::string Target() const { return out_.File("disk.img"); }
-  std::string Partial() const { return out_.File(".disk.img.partial"); }
-  std::string CheckpointFile() const { return out_.File(".disk.img.checkpoint"); }
   std::string Gate() const { return work_.File("gate"); }
 
   // The first response holds at compressed byte `after` until the gate exists.
@@ -349,24 +356,13 @@ class ZstdResumeTest : public ::testing::Test {
   }
 
   ImportSpec Spec(const test::FaultServer& server) const {
-    ImportSpec spec;
+    ImportSpec spec = ResumeTest::Spec(server);
     spec.source.url = server.Url("/disk.raw.zst");
-    spec.source.network.retry_initial_delay = std::chrono::milliseconds(10);
-    spec.targets.push_back({.path = Target()});
-    spec.resume.mode = ResumeMode::kCheckpoints;
     spec.resume.checkpoint_bytes = 64 * kKiB;  // at every frame's end
     return spec;
   }
 
-  void ExpectImported() {
-    EXPECT_EQ(test::Sha256File(Target()), test::Sha256Bytes(image_));
-    EXPECT_EQ(test::ListDir(out_.path()), std::vector<std::string>{"disk.img"});
-  }
-
   test::TempDir work_;
-  test::TempDir www_;
-  test::TempDir out_;
-  std::string image_;
   std::string compressed_;
   std::vector<formats::FrameBoundary> frames_;
 };
@@ -393,24 +389,16 @@ TEST_F(ZstdResumeTest, CancelledAtSeveralPointsTheNextImportContinuesAtAFrame) {
     ImportSpec spec = Spec(server);
     CancelToken cancel;
     test::LogCapture log;
-    std::future<Result<ImportResult>> first = std::async(std::launch::async, [&] {
-      ImportHooks hooks;
-      hooks.cancel = &cancel;
-      return Import(spec, hooks);
-    });
-    bool reached = false;
-    for (int i = 0; i < 1000 && !reached; ++i) {
-      if (c.frame) {
-        Result<std::optional<Checkpoint>> read = ReadCheckpoint(CheckpointFile());
-        reached = read.ok() && read->has_value() &&
-                  (*read)->source_offset == frames_[*c.frame].compressed;
-      } else {
-        reached = !server.RequestsFor("/disk.raw.zst").empty();
+    std::future<Result<ImportResult>> first = ImportInBackground(spec, cancel);
+    if (c.frame) {
+      ASSERT_TRUE(WaitForCheckpointAt(frames_[*c.frame].compressed)) << log.text();
+    } else {
+      for (int i = 0; i < 1000 && server.RequestsFor("/disk.raw.zst").empty(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
-      if (!reached) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      ASSERT_FALSE(server.RequestsFor("/disk.raw.zst").empty()) << log.text();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    ASSERT_TRUE(reached) << log.text();
-    if (!c.frame) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     cancel.Cancel();
     ASSERT_EQ(first.get().status().code(), ErrorCode::kCancelled);
     uint64_t claimed = 0;
@@ -511,11 +499,7 @@ TEST_F(ZstdResumeTest, OneFrameGetsNoCheckpointBeforeItsEndAndAChecksumTurnsThem
   spec.source.url = server.Url("/one.zst");
   CancelToken cancel;
   test::LogCapture log;
-  std::future<Result<ImportResult>> first = std::async(std::launch::async, [&] {
-    ImportHooks hooks;
-    hooks.cancel = &cancel;
-    return Import(spec, hooks);
-  });
+  std::future<Result<ImportResult>> first = ImportInBackground(spec, cancel);
   const std::string waiting = "No checkpoint yet: no zstd frame ended since byte 0 of the source";
   bool said = false;
   for (int i = 0; i < 1000 && !said; ++i) {
