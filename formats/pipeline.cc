@@ -1,6 +1,8 @@
 #include "formats/pipeline.h"
 
 #include <algorithm>
+#include <deque>
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -86,6 +88,16 @@ class ImagePipeline::Impl {
     return zstd_declared_size_;
   }
 
+  std::optional<FrameBoundary> TakeFrameBoundary(uint64_t covered) {
+    if (!RawInZstd()) return std::nullopt;
+    std::optional<FrameBoundary> found;
+    while (!frame_ends_.empty() && frame_ends_.front().decompressed <= covered) {
+      found = frame_ends_.front();
+      frame_ends_.pop_front();
+    }
+    return found;
+  }
+
  private:
   // Holds back the first kDetectBytes of its input (or all of it, when the
   // input is shorter), detects the format, has the next stage built, then
@@ -149,6 +161,7 @@ class ImagePipeline::Impl {
       stages_.push_back(std::move(raw));
       return stages_.back().get();
     }
+    if (options_.resume_zstd_at && archive_writer_ == nullptr) return BuildResumedZstd();
     if (options_.raw_only && archive_writer_ == nullptr) {
       chain_.push_back(Format::kRaw);
       std::unique_ptr<Decoder> raw = MakeRawDecoder(writer_, options_.decoder);
@@ -172,9 +185,13 @@ class ImagePipeline::Impl {
       if (format == Format::kZstd && chain_.size() == 1) {
         zstd_declared_size_ = ZstdDeclaredFrameSize(head);
       }
+      UnwrapOptions unwrap = UnwrapOptionsFor();
+      if (format == Format::kZstd && chain_.size() == 1 && options_.frame_boundaries) {
+        unwrap.on_frame_end = FrameEndRecorder(0);
+      }
       auto inner = std::make_unique<DetectStage>(this, Layer::kInsideWrapper);
       CDI_ASSIGN_OR_RETURN(std::unique_ptr<ByteSink> unwrapper,
-                           MakeUnwrapper(format, inner.get(), UnwrapOptionsFor()));
+                           MakeUnwrapper(format, inner.get(), unwrap));
       stages_.push_back(std::move(inner));
       stages_.push_back(std::move(unwrapper));
       return stages_.back().get();
@@ -234,6 +251,48 @@ class ImagePipeline::Impl {
     return stages_.back().get();
   }
 
+  // The stages of a raw image inside zstd continued between two frames.
+  Result<ByteSink*> BuildResumedZstd() {
+    const FrameBoundary at = *options_.resume_zstd_at;
+    chain_ = {Format::kZstd, Format::kRaw};
+    DecoderOptions resumed = options_.decoder;
+    resumed.container_size.reset();
+    resumed.start_offset = at.decompressed;
+    std::unique_ptr<Decoder> raw = MakeRawOrFixedVhdDecoder(writer_, resumed);
+    decoder_ = raw.get();
+    UnwrapOptions unwrap = UnwrapOptionsFor();
+    unwrap.zstd_continue_at = at.compressed;
+    unwrap.max_output_bytes -= std::min(unwrap.max_output_bytes, at.decompressed);
+    if (options_.frame_boundaries) unwrap.on_frame_end = FrameEndRecorder(at.decompressed);
+    CDI_ASSIGN_OR_RETURN(std::unique_ptr<ByteSink> unwrapper,
+                         MakeUnwrapper(Format::kZstd, raw.get(), unwrap));
+    stages_.push_back(std::move(raw));
+    stages_.push_back(std::move(unwrapper));
+    return stages_.back().get();
+  }
+
+  bool RawInZstd() const {
+    return !ova_ && chain_ == std::vector<Format>{Format::kZstd, Format::kRaw};
+  }
+
+  // Records the frame ends of an outermost zstd layer whose output starts at
+  // guest byte `base`, while the image inside may still be raw.
+  std::function<void(uint64_t, uint64_t)> FrameEndRecorder(uint64_t base) {
+    return [this, base](uint64_t compressed, uint64_t decompressed) {
+      if (chain_.size() > 1 && !RawInZstd()) {
+        frame_ends_.clear();  // another format inside: no one asks
+        return;
+      }
+      const FrameBoundary end{compressed, base + decompressed};
+      // Empty frames end where the one before did: the later point will do.
+      if (!frame_ends_.empty() && frame_ends_.back().decompressed == end.decompressed) {
+        frame_ends_.back() = end;
+      } else {
+        frame_ends_.push_back(end);
+      }
+    };
+  }
+
   UnwrapOptions UnwrapOptionsFor() const {
     return UnwrapOptions{
         .max_output_bytes = options_.max_unwrapped_bytes,
@@ -254,6 +313,8 @@ class ImagePipeline::Impl {
   std::vector<Format> chain_;   // outermost first
   Decoder* decoder_ = nullptr;  // in stages_, once built
   std::optional<uint64_t> zstd_declared_size_;  // of an outermost zstd wrapper
+  // Frame ends of an outermost zstd wrapper not yet taken, oldest first.
+  std::deque<FrameBoundary> frame_ends_;
   bool tar_built_ = false;      // the chain ends in the tar reader
   bool ova_ = false;            // the decoder is an OVA's (a tar in disk mode)
   Status status_;               // the first error, returned from then on
@@ -278,6 +339,10 @@ std::optional<ImageDescription> ImagePipeline::Describe() const { return impl_->
 
 std::optional<uint64_t> ImagePipeline::DeclaredRawSize() const {
   return impl_->DeclaredRawSize();
+}
+
+std::optional<FrameBoundary> ImagePipeline::TakeFrameBoundary(uint64_t covered) {
+  return impl_->TakeFrameBoundary(covered);
 }
 
 }  // namespace cdi::formats

@@ -59,6 +59,13 @@ namespace tar {
 class EntryWriter;
 }  // namespace tar
 
+// A point between two frames of an outermost zstd layer: the compressed
+// bytes before it (the source's) and the bytes they decompress to.
+struct FrameBoundary {
+  uint64_t compressed = 0;
+  uint64_t decompressed = 0;
+};
+
 struct PipelineOptions {
   DecoderOptions decoder;
   // No unwrapper may produce more than this many bytes; passing it is a
@@ -84,6 +91,17 @@ struct PipelineOptions {
   // footer check still runs at the end. decoder.container_size, when set, is
   // the whole image's length.
   std::optional<uint64_t> resume_raw_at;
+  // Continues a raw image inside zstd (the chain {"zstd", "raw"}) at a point
+  // between frames that an earlier import reached (a checkpoint's): the
+  // input's first byte is compressed byte resume_zstd_at->compressed of the
+  // source, where a frame or the zero padding after the last one begins,
+  // and what follows decompresses to guest bytes from
+  // resume_zstd_at->decompressed on. Nothing is detected.
+  std::optional<FrameBoundary> resume_zstd_at;
+  // Keeps the points between frames of an outermost zstd layer around a raw
+  // image for TakeFrameBoundary (an import that writes checkpoints); a few
+  // bytes each until taken.
+  bool frame_boundaries = false;
   // Archives only: the tar is a container image layer, whose links, devices
   // and other entries are reported as tar::EntryType::kOther instead of
   // refused (tar::OtherEntries::kReport).
@@ -114,6 +132,14 @@ class ImagePipeline : public ByteSink {
   // it (ZstdDeclaredFrameSize); nullopt for every other chain, and when the
   // header does not say.
   std::optional<uint64_t> DeclaredRawSize() const;
+  // For a raw image inside an outermost zstd layer (the chain {"zstd",
+  // "raw"}): the last point between frames whose decompressed bytes all lie
+  // among the image's first `covered` bytes, when the stream passed one since
+  // the last call (earlier ones are forgotten); nullopt otherwise, for
+  // every other chain, and without PipelineOptions::frame_boundaries. Its
+  // offsets count from the stream's start, a continued one's too. An image
+  // compressed as one frame has none before its end.
+  std::optional<FrameBoundary> TakeFrameBoundary(uint64_t covered);
 
  private:
   class Impl;

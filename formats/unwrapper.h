@@ -42,6 +42,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -72,6 +73,18 @@ struct UnwrapOptions {
   // parallel); 0: one per CPU the process may use (ThisProcessResources:
   // affinity and cgroup quota); 1: decode on the feeding thread.
   unsigned threads = 1;
+  // zstd: called from Feed() each time a frame (a skippable one too) ends,
+  // with the compressed offset just past it (counted as in messages, see
+  // zstd_continue_at) and the bytes decompressed up to there by this
+  // unwrapper, pushed downstream or still buffered. A point between frames
+  // is where a later import may continue the stream (importer/resume.h).
+  std::function<void(uint64_t compressed, uint64_t decompressed)> on_frame_end;
+  // zstd: the stream is continued at a point between frames that an earlier
+  // import reached: the first byte fed is this compressed offset of the
+  // whole stream (messages and on_frame_end count from the stream's start),
+  // and a frame, a skippable frame or the zero padding after the last frame
+  // begins there.
+  std::optional<uint64_t> zstd_continue_at;
 };
 
 // Makes the unwrapper for `wrapper` (gzip, xz or zstd; anything else is
@@ -144,6 +157,8 @@ class Unwrapper : public ByteSink {
   Status Produced(size_t length);
   // Pushes buffered output downstream, then finishes the downstream sink.
   Status FinishOutput();
+  // Bytes decompressed so far, pushed downstream or buffered.
+  uint64_t output_total() const { return output_total_; }
 
   // Compressed bytes consumed so far; subclasses advance it.
   uint64_t input_offset_ = 0;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -29,7 +30,14 @@ class ZstdUnwrapper final : public Unwrapper {
  public:
   ZstdUnwrapper(ByteSink* downstream, const UnwrapOptions& options)
       : Unwrapper(Format::kZstd, downstream, options.max_output_bytes),
-        window_log_max_(options.zstd_window_log_max) {}
+        window_log_max_(options.zstd_window_log_max),
+        on_frame_end_(options.on_frame_end) {
+    if (options.zstd_continue_at) {
+      // Continued between two frames: the next byte decides, as after a frame.
+      input_offset_ = *options.zstd_continue_at;
+      state_ = State::kBetweenFrames;
+    }
+  }
 
   Status Init() {
     context_.reset(ZSTD_createDCtx());
@@ -120,6 +128,7 @@ class ZstdUnwrapper final : public Unwrapper {
         // with `in` positioned just past it.
         state_ = State::kBetweenFrames;
         *consumed = in.pos;
+        if (on_frame_end_) on_frame_end_(input_offset_, output_total());
         return Status::Ok();
       }
       if (in.pos == in.size && out.pos < out.size) {
@@ -158,6 +167,7 @@ class ZstdUnwrapper final : public Unwrapper {
 
   std::unique_ptr<ZSTD_DCtx, DCtxDeleter> context_;
   int window_log_max_;
+  std::function<void(uint64_t, uint64_t)> on_frame_end_;
   State state_ = State::kInFrame;
   // The current frame's header, to report the window of a refused frame.
   UnitHead<ZSTD_FRAMEHEADERSIZE_MAX> frame_head_;

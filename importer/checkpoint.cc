@@ -201,8 +201,11 @@ void RemoveCheckpoint(const std::string& path) {
 std::string CheckpointMismatch(const Checkpoint& saved, const Checkpoint& wanted) {
   if (saved.url != wanted.url) return "it is for another source, " + saved.url;
   if (saved.target != wanted.target) return "it is for another target, " + saved.target;
-  if (saved.format != wanted.format) {
-    return "it is for a " + saved.format + " image, and only raw images are continued";
+  // The format is the image's, which the server's validators pin down: a
+  // checkpoint of a format that is continued fits the same image again.
+  if (saved.format != "raw" && saved.format != "zstd+raw") {
+    return "it is for a " + saved.format +
+           " image, and only raw images, bare or compressed with zstd, are continued";
   }
   if (saved.requested_size != wanted.requested_size) {
     auto text = [](const std::optional<uint64_t>& size) {

@@ -10,7 +10,7 @@
 //   length 10737418240
 //   etag "5f3e-6c1a"                               (empty when the server sends none)
 //   last-modified Tue, 01 Dec 2026 10:00:00 GMT    (empty when the server sends none)
-//   format raw
+//   format raw                                     (or zstd+raw: a raw image in zstd frames)
 //   target /data/disk.img
 //   requested-size 10737418240                     (or "none")
 //   source-offset 5368709120
@@ -18,7 +18,9 @@
 //   sha256 <64 hex digits>
 //
 // source-offset counts the bytes of the source whose effect is on the
-// target, and target-bytes the partial file's bytes that hold it: both were
+// target, and target-bytes the partial file's bytes that hold it (the same
+// for a raw image; for zstd+raw, source-offset is where a frame begins and
+// target-bytes what the frames before it decompress to): both were
 // durable (fdatasync) before the checkpoint was written, and the checkpoint
 // is written atomically (a temporary file, fsync, rename), so a checkpoint
 // never claims bytes that a crash lost. The directory is not synced: a rename
@@ -73,8 +75,8 @@ Result<std::optional<Checkpoint>> ReadCheckpoint(const std::string& path);
 // Removes the checkpoint at `path` (and a temporary one beside it), if any.
 void RemoveCheckpoint(const std::string& path);
 
-// Why `saved` cannot continue the import `wanted` describes (url, format,
-// target, requested size): "" when it can.
+// Why `saved` cannot continue the import `wanted` describes (url, target,
+// requested size; a format that is not continued): "" when it can.
 std::string CheckpointMismatch(const Checkpoint& saved, const Checkpoint& wanted);
 
 }  // namespace cdi::importer

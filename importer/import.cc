@@ -255,12 +255,21 @@ class CheckpointTap final : public formats::ByteSink {
  public:
   CheckpointTap(formats::ImagePipeline& pipeline, const importer::TargetSink& sink,
                 importer::Resumer& resumer, pvc::Target& target)
-      : pipeline_(pipeline), sink_(sink), resumer_(resumer), target_(target) {}
+      : pipeline_(pipeline),
+        sink_(sink),
+        resumer_(resumer),
+        target_(target),
+        fed_(resumer.resumed_at()) {}
   Status Feed(std::span<const uint8_t> bytes) override {
     CDI_RETURN_IF_ERROR(pipeline_.Feed(bytes));
+    fed_ += bytes.size();
+    importer::Reached reached;
     // The chain is known once the decoder began the image.
-    return resumer_.AfterFeed(sink_.begun() ? pipeline_.format_chain() : std::vector<std::string>{},
-                              sink_.guest_bytes(), target_);
+    if (sink_.begun()) reached.chain = pipeline_.format_chain();
+    reached.source_offset = fed_;
+    reached.covered = sink_.guest_bytes();
+    reached.frame_boundary = pipeline_.TakeFrameBoundary(reached.covered);
+    return resumer_.AfterFeed(reached, target_);
   }
   Status Finish() override { return pipeline_.Finish(); }
 
@@ -269,6 +278,7 @@ class CheckpointTap final : public formats::ByteSink {
   const importer::TargetSink& sink_;
   importer::Resumer& resumer_;
   pvc::Target& target_;
+  uint64_t fed_;  // source bytes, the resumed part included
 };
 
 // The copy loop every content type shares: reads the input once, front to
@@ -500,13 +510,17 @@ Result<ImportResult> ImportDisk(const ImportSpec& spec, const ImportHooks& hooks
   if (resumer) {
     CDI_RETURN_IF_ERROR(resumer->SourceOpened(*served, *targets.targets().front()));
     resumed = resumer->resumed_at();
-    sink.ResumeAt(resumed);
+    sink.ResumeAt(resumer->resumed_target());
     if (resumed > 0 && digest.checksum) CDI_RETURN_IF_ERROR(resumer->Rehash(*digest.checksum));
   }
   const std::optional<uint64_t> source_size = resumed > 0 ? resumer->length() : source->size();
   formats::PipelineOptions pipeline_options =
       PipelineOptionsFor(spec, plan, smallest_capacity, source->image_size(), from.raw_only);
-  if (resumed > 0) {
+  pipeline_options.frame_boundaries = resumer != nullptr;
+  if (resumed > 0 && resumer->resumed_format() == importer::kZstdRawFormat) {
+    pipeline_options.resume_zstd_at =
+        formats::FrameBoundary{.compressed = resumed, .decompressed = resumer->resumed_target()};
+  } else if (resumed > 0) {
     pipeline_options.resume_raw_at = resumed;
     pipeline_options.decoder.container_size = resumer->length();
   }

@@ -1,6 +1,7 @@
 #include "importer/resume.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,6 +45,7 @@ std::string WhyNoCheckpoints(const ImportSpec& spec, bool source_given) {
 
 Resumer::Resumer(const ImportSpec& spec)
     : settings_(spec.resume),
+      checksum_(!spec.checksum.empty()),
       url_(RedactUrl(spec.source.url)),
       target_path_(spec.targets.front().path),
       requested_size_(spec.targets.front().requested_size),
@@ -52,7 +54,7 @@ Resumer::Resumer(const ImportSpec& spec)
 Checkpoint Resumer::Wanted() const {
   Checkpoint wanted;
   wanted.url = url_;
-  wanted.format = "raw";
+  wanted.format = format_.empty() ? std::string(kRawFormat) : format_;
   wanted.target = target_path_;
   wanted.requested_size = requested_size_;
   return wanted;
@@ -80,6 +82,11 @@ Result<std::optional<Checkpoint>> Resumer::Prepare(pvc::Target& target) {
   if (!mismatch.empty()) {
     return start_over("the checkpoint " + path_ + " does not match this import: " + mismatch);
   }
+  if (saved.format != kRawFormat && checksum_) {
+    return start_over("the checkpoint " + path_ + " is for a " + saved.format +
+                      " image, and the checksum asked for covers its compressed bytes as "
+                      "served, which the target does not hold");
+  }
   if (partial < saved.target_bytes) {
     return start_over(PartialPath(target_path_) + " holds " + std::to_string(partial) +
                       " bytes, fewer than the " + std::to_string(saved.target_bytes) +
@@ -88,10 +95,19 @@ Result<std::optional<Checkpoint>> Resumer::Prepare(pvc::Target& target) {
   CDI_RETURN_IF_ERROR(target.SetSize(saved.target_bytes));
   from_ = saved;
   on_disk_ = true;
-  Logger()->info(
-      "Found a checkpoint of an earlier import of {} into {}: its first {} of {} "
-      "bytes are on the target; asking the server for the rest",
-      saved.url, target_path_, saved.source_offset, saved.length);
+  if (saved.format == kRawFormat) {
+    Logger()->info(
+        "Found a checkpoint of an earlier import of {} into {}: its first {} of {} "
+        "bytes are on the target; asking the server for the rest",
+        saved.url, target_path_, saved.source_offset, saved.length);
+  } else {
+    Logger()->info(
+        "Found a checkpoint of an earlier import of {} into {}: its first {} of {} "
+        "bytes ({} bytes of the {} image) are on the target; asking the server for the "
+        "rest, from the start of a zstd frame",
+        saved.url, target_path_, saved.source_offset, saved.length, saved.target_bytes,
+        saved.format);
+  }
   return from_;
 }
 
@@ -100,6 +116,8 @@ Status Resumer::SourceOpened(const HttpResumePoint& served, pvc::Target& target)
   if (from_) {
     if (served.offset == from_->source_offset) {
       resumed_at_ = last_offset_ = served.offset;
+      resumed_target_ = last_target_ = from_->target_bytes;
+      format_ = from_->format;
     } else {
       Logger()->info(
           "Importing {} from byte 0: the server sent the whole image, not the rest "
@@ -126,6 +144,9 @@ Status Resumer::SourceOpened(const HttpResumePoint& served, pvc::Target& target)
 
 Status Resumer::Rehash(Checksum& checksum) const {
   if (resumed_at_ == 0) return Status::Ok();
+  if (format_ != kRawFormat) {
+    return InternalError("the checksum of a " + format_ + " image cannot be continued");
+  }
   const std::string partial = PartialPath(target_path_);
   Logger()->info("Checksum: digesting the {} bytes already on the target", resumed_at_);
   UniqueFd fd(open(partial.c_str(), O_RDONLY | O_CLOEXEC));
@@ -146,31 +167,78 @@ Status Resumer::Rehash(Checksum& checksum) const {
   return Status::Ok();
 }
 
-Status Resumer::AfterFeed(const std::vector<std::string>& chain, uint64_t covered,
-                          pvc::Target& target) {
-  if (!enabled_ || chain.empty()) return Status::Ok();
-  if (chain != std::vector<std::string>{"raw"}) {
+bool Resumer::SettleFormat(const std::vector<std::string>& chain) {
+  if (!format_.empty()) return true;
+  std::string text;
+  for (const std::string& layer : chain) text += (text.empty() ? "" : "+") + layer;
+  if (text != kRawFormat && text != kZstdRawFormat) {
     enabled_ = false;
-    std::string text;
-    for (const std::string& layer : chain) text += (text.empty() ? "" : "+") + layer;
-    Logger()->info("No checkpoints: only raw images are continued, and this one is {}", text);
-    return Status::Ok();
+    Logger()->info(
+        "No checkpoints: only raw images, bare or compressed with zstd, are continued, and "
+        "this one is {}",
+        text);
+    return false;
   }
-  const uint64_t aligned = covered / kCheckpointAlignment * kCheckpointAlignment;
-  if (aligned <= last_offset_) return Status::Ok();
+  if (text == kZstdRawFormat && checksum_) {
+    enabled_ = false;
+    Logger()->info(
+        "No checkpoints: the checksum covers the zstd image's compressed bytes as served, "
+        "which the target does not hold, so an import of it with a checksum is not continued");
+    return false;
+  }
+  format_ = text;
+  return true;
+}
+
+Status Resumer::AfterFeed(const Reached& reached, pvc::Target& target) {
+  if (!enabled_ || reached.chain.empty() || !SettleFormat(reached.chain)) return Status::Ok();
+  const bool raw = format_ == kRawFormat;
+  const uint64_t length = *identity_.length;
+  // The point a checkpoint would claim now: the source offset a later
+  // import continues at, and the image bytes before it.
+  uint64_t offset = 0;
+  uint64_t claimed = 0;
+  if (raw) {
+    offset = claimed = reached.covered / kCheckpointAlignment * kCheckpointAlignment;
+    if (offset <= last_offset_) return Status::Ok();
+  } else {
+    if (reached.frame_boundary) boundary_ = reached.frame_boundary;
+    if (boundary_) {
+      offset = boundary_->compressed;
+      claimed = boundary_->decompressed;
+    }
+  }
   const Clock::time_point now = Clock::now();
+  const uint64_t progressed = (raw ? offset : reached.source_offset) - last_offset_;
   const bool due =
-      (settings_.checkpoint_bytes > 0 && aligned - last_offset_ >= settings_.checkpoint_bytes) ||
+      (settings_.checkpoint_bytes > 0 && progressed >= settings_.checkpoint_bytes) ||
       (settings_.checkpoint_interval.count() > 0 &&
        now - last_time_ >= settings_.checkpoint_interval);
   if (!due) return Status::Ok();
+  // A point at the very end is not one to continue from: nothing follows.
+  if (offset >= length) return Status::Ok();
+  if (offset <= last_offset_) {
+    if (!raw && !told_one_frame_) {
+      told_one_frame_ = true;
+      Logger()->info(
+          "No checkpoint yet: no zstd frame ended since byte {} of the source; checkpoints "
+          "are taken between frames, so an image compressed as one frame gets none before "
+          "its end (compressed in several frames, as pzstd writes it, it gets them on the way)",
+          last_offset_);
+    }
+    return Status::Ok();
+  }
+  // A stream of unknown size ends in zeros that are not on the target yet:
+  // the file covers them before the checkpoint claims them.
+  if (target.size() < claimed) CDI_RETURN_IF_ERROR(target.SetSize(claimed));
   // Every byte the checkpoint claims is durable before it says so.
   CDI_RETURN_IF_ERROR(target.Sync());
   Checkpoint checkpoint = Wanted();
-  checkpoint.length = *identity_.length;
+  checkpoint.length = length;
   checkpoint.etag = identity_.etag;
   checkpoint.last_modified = identity_.last_modified;
-  checkpoint.source_offset = checkpoint.target_bytes = aligned;
+  checkpoint.source_offset = offset;
+  checkpoint.target_bytes = claimed;
   Status written = WriteCheckpoint(path_, checkpoint);
   if (!written.ok()) {
     Logger()->warn("{}; no more checkpoints for this import", written.message());
@@ -180,13 +248,22 @@ Status Resumer::AfterFeed(const std::vector<std::string>& chain, uint64_t covere
     return Status::Ok();
   }
   on_disk_ = true;
-  last_offset_ = aligned;
+  last_offset_ = offset;
+  last_target_ = claimed;
+  boundary_.reset();
   const Clock::time_point done = Clock::now();
   last_time_ = done;
   ++written_;
   spent_ += done - now;
-  Logger()->debug("Checkpoint: the first {} of {} bytes are on the target ({:.1f} ms)", aligned,
-                  checkpoint.length, std::chrono::duration<double, std::milli>(done - now).count());
+  if (raw) {
+    Logger()->debug("Checkpoint: the first {} of {} bytes are on the target ({:.1f} ms)", offset,
+                    length, std::chrono::duration<double, std::milli>(done - now).count());
+  } else {
+    Logger()->debug(
+        "Checkpoint: the first {} of {} bytes of the source ({} bytes of the image) are on the "
+        "target ({:.1f} ms)",
+        offset, length, claimed, std::chrono::duration<double, std::milli>(done - now).count());
+  }
   return Status::Ok();
 }
 
@@ -202,10 +279,17 @@ bool Resumer::Failed(const Status& status) {
   const bool resumable = status.code() == ErrorCode::kCancelled ||
                          (status.code() == ErrorCode::kNetwork && status.retryable());
   if (on_disk_ && resumable) {
-    Logger()->info(
-        "Kept the partial image and its checkpoint at byte {}: importing again "
-        "continues from there",
-        last_offset_);
+    if (format_ == kZstdRawFormat) {
+      Logger()->info(
+          "Kept the partial image and its checkpoint at byte {} of the source (byte {} of the "
+          "image): importing again continues from there",
+          last_offset_, last_target_);
+    } else {
+      Logger()->info(
+          "Kept the partial image and its checkpoint at byte {}: importing again "
+          "continues from there",
+          last_offset_);
+    }
     return true;
   }
   RemoveCheckpoint(path_);
@@ -213,3 +297,15 @@ bool Resumer::Failed(const Status& status) {
 }
 
 }  // namespace cdi::importer
+
+namespace cdi {
+
+bool KeptForResume(const std::string& target_path) {
+  Result<std::optional<importer::Checkpoint>> read =
+      importer::ReadCheckpoint(importer::CheckpointPath(target_path));
+  struct stat partial {};
+  return read.ok() && read->has_value() &&
+         stat(importer::PartialPath(target_path).c_str(), &partial) == 0;
+}
+
+}  // namespace cdi

@@ -7,13 +7,26 @@
 //   CDI_ASSIGN_OR_RETURN(auto from, resumer.Prepare(target));    // a resume point, or none
 //   open the source (HttpSourceOptions: resume_from, served)
 //   CDI_RETURN_IF_ERROR(resumer.SourceOpened(*served, target));  // the server agreed, or not
-//   ... resumer.AfterFeed(chain, covered, target) after each chunk (writes checkpoints) ...
+//   ... resumer.AfterFeed(reached, target) after each chunk (writes checkpoints) ...
 //   success: resumer.Finished(); failure: resumer.Failed(status) says whether to keep the target
 //
 // Everything that cannot continue (no checkpoint, a damaged one, another
 // image, another target or size, a partial file shorter than claimed, a
 // server that sends another image) starts over at byte 0 and says why in
-// one log line. Thread-safety: one thread, the import's.
+// one log line.
+//
+// Two formats are continued. A raw image: a checkpoint claims the image's
+// bytes up to a 1 MiB boundary, and the source continues there. A raw image
+// in zstd frames ("zstd+raw"): a checkpoint is taken only between two
+// frames, and claims the compressed bytes before that point and the image
+// bytes they decompress to; the next import fetches from there and starts
+// a fresh frame decoder. An image compressed as one frame gets no checkpoint
+// before its end (said once in the log). A checksum covers the bytes as
+// served: for a raw image the resumed part is read back from the target; a
+// zstd image is not continued when a checksum is asked for, since the
+// target does not hold its compressed bytes.
+//
+// Thread-safety: one thread, the import's.
 #ifndef CDI_IMPORTER_RESUME_H_
 #define CDI_IMPORTER_RESUME_H_
 
@@ -21,10 +34,12 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cdi/import.h"
 #include "cdi/status.h"
+#include "formats/pipeline.h"
 #include "importer/checkpoint.h"
 #include "importer/checksum.h"
 #include "pvc/target.h"
@@ -36,6 +51,23 @@ namespace cdi::importer {
 // a checkpoint claims the bytes before the last boundary that is on the target.
 inline constexpr uint64_t kCheckpointAlignment = kMiB;
 
+// The formats a checkpoint names: a raw image, and a raw image in zstd frames.
+inline constexpr std::string_view kRawFormat = "raw";
+inline constexpr std::string_view kZstdRawFormat = "zstd+raw";
+
+// Where an import stands after a chunk went through the pipeline.
+struct Reached {
+  // The pipeline's format chain so far ({"raw"}, {"zstd", "raw"}, ...);
+  // empty before the decoder began the image.
+  std::vector<std::string> chain;
+  // Source bytes fed to the pipeline, the resumed part included.
+  uint64_t source_offset = 0;
+  // The end of the image bytes the target sink holds (written or zero, in
+  // order), the resumed part included.
+  uint64_t covered = 0;
+  // For zstd: ImagePipeline::TakeFrameBoundary(covered).
+  std::optional<formats::FrameBoundary> frame_boundary;
+};
 // "" when `spec` can use checkpoints (one file target, a disk image from an
 // http(s) URL that Import opens itself); otherwise why not, for the log.
 std::string WhyNoCheckpoints(const ImportSpec& spec, bool source_given);
@@ -52,9 +84,13 @@ class Resumer {
 
   // The source answered: `served` says where its body starts and what the
   // image is. A resume the server refused (it sent the whole image) empties
-  // the target. Afterwards resumed_at() is where this import continues.
+  // the target. Afterwards resumed_at() is the source offset this import
+  // continues at (0: from the start), resumed_target() the image bytes
+  // already on the target, resumed_format() kRawFormat or kZstdRawFormat.
   Status SourceOpened(const HttpResumePoint& served, pvc::Target& target);
   uint64_t resumed_at() const { return resumed_at_; }
+  uint64_t resumed_target() const { return resumed_target_; }
+  const std::string& resumed_format() const { return format_; }
   std::optional<uint64_t> length() const { return identity_.length; }
 
   // Digests the image's first resumed_at() bytes as the target holds them
@@ -62,14 +98,13 @@ class Resumer {
   // checksum covers the whole image.
   Status Rehash(Checksum& checksum) const;
 
-  // After each chunk: `chain` is the pipeline's format chain so far (empty
-  // before detection; checkpoints follow {"raw"} only, others turn them off
-  // with a log line), `covered` the end of the image bytes the target sink
-  // holds (written or zero, in order; the resumed part included). Writes a
-  // checkpoint when one is due, the target synced first. A checkpoint that
-  // cannot be written turns checkpoints off with a warning; a sync that
-  // fails fails the import.
-  Status AfterFeed(const std::vector<std::string>& chain, uint64_t covered, pvc::Target& target);
+  // After each chunk: writes a checkpoint when one is due (checkpoint_bytes
+  // of the source since the last one, or checkpoint_interval) and a point
+  // to continue from was reached, the target synced first. Chains other
+  // than {"raw"} and {"zstd", "raw"} turn checkpoints off with a log line.
+  // A checkpoint that cannot be written turns checkpoints off with a
+  // warning; a sync that fails fails the import.
+  Status AfterFeed(const Reached& reached, pvc::Target& target);
 
   // The import succeeded: its checkpoint goes.
   void Finished();
@@ -83,8 +118,12 @@ class Resumer {
 
  private:
   Checkpoint Wanted() const;
+  // Settles the format on the first chain seen; false (checkpoints off, said
+  // in the log) when it is not continued.
+  bool SettleFormat(const std::vector<std::string>& chain);
 
   const ResumeSettings settings_;
+  const bool checksum_;  // the import verifies a checksum
   const std::string url_;  // redacted
   const std::string target_path_;
   const std::optional<uint64_t> requested_size_;
@@ -92,8 +131,13 @@ class Resumer {
   std::optional<Checkpoint> from_;
   HttpResumePoint identity_;
   bool enabled_ = true;  // false once checkpoints are off for this import
+  std::string format_;  // kRawFormat or kZstdRawFormat once known
   uint64_t resumed_at_ = 0;
-  uint64_t last_offset_ = 0;  // what the last checkpoint claimed
+  uint64_t resumed_target_ = 0;
+  uint64_t last_offset_ = 0;  // the source offset the last checkpoint claimed
+  uint64_t last_target_ = 0;  // and the image bytes
+  std::optional<formats::FrameBoundary> boundary_;  // zstd: the newest point past the last checkpoint
+  bool told_one_frame_ = false;  // zstd: the log said checkpoints wait for a frame's end
   std::chrono::steady_clock::time_point last_time_;
   bool on_disk_ = false;  // a checkpoint of this import (or the one continued) exists
   uint64_t written_ = 0;

@@ -111,6 +111,12 @@ Outcome RunImport(const PodConfig& config, const PodPaths& paths, VolumeMode mod
 
   const Status& status = result.status();
   if (status.code() == ErrorCode::kCancelled) {
+    if (spec.resume.mode == ResumeMode::kCheckpoints && KeptForResume(target.path)) {
+      return PlainFailure(
+          "Unable to process data: the import was cancelled by a signal; what it had written "
+          "up to its last checkpoint was kept, and the next attempt continues from there",
+          cli::kExitCancelled);
+    }
     return PlainFailure(
         "Unable to process data: the import was cancelled by a signal; what it "
         "had written was removed",

@@ -55,10 +55,11 @@ enum class ContentType {
 enum class ResumeMode {
   kOff,  // no checkpoint is written or read; a partial file left behind is emptied
   // Checkpoints are written beside the target's partial file, and a matching
-  // one is continued from. Applies to a raw image (no wrapper) from an
-  // http(s) URL whose server names it by an ETag or Last-Modified, imported
-  // into one file target; other imports run as with kOff (a log line says
-  // why). See README, "Resilience".
+  // one is continued from. Applies to a raw image, bare or compressed with
+  // zstd (continued between two zstd frames), from an http(s) URL whose
+  // server names it by an ETag or Last-Modified, imported into one file
+  // target; other imports run as with kOff (a log line says why). See
+  // README, "Resilience".
   kCheckpoints,
 };
 
@@ -167,6 +168,13 @@ struct ImportResult {
 // "tar", virtual_size and target_size are the total size of the files
 // extracted, bytes_zero counts zero blocks left as holes.
 Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks = {});
+
+// After an Import with ResumeMode::kCheckpoints failed: true when it kept the
+// partial image of the file target `target_path` and a checkpoint beside it
+// for the next import of the same image to continue from (it was cancelled,
+// or lost its network, after a checkpoint was written); false when what it
+// had written was removed.
+bool KeptForResume(const std::string& target_path);
 
 // What a source holds, read only as far as needed to say it.
 struct ImageInfo {

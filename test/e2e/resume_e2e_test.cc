@@ -12,6 +12,7 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,20 @@ class ResumeE2eTest : public ::testing::Test {
       std::printf("[   INFO   ] not root: the page cache is not dropped before the restart\n");
     }
     EXPECT_EQ(Sha256File(partial, claimed), Sha256Bytes(image_.substr(0, claimed)));
+  }
+
+  // The cdi-importer pod's command line, with a checkpoint every MiB.
+  static std::vector<std::string> PodArgv(PodHarness& pod) {
+    std::vector<std::string> argv = pod.Argv();
+    argv.insert(argv.end(), {"--checkpoint-every", "1Mi"});
+    return argv;
+  }
+  // The pod's environment for importing the server's /disk.raw.
+  static std::map<std::string, std::string> PodEnv(const FaultServer& server) {
+    return {{"IMPORTER_SOURCE", "http"},
+            {"IMPORTER_ENDPOINT", server.Url("/disk.raw")},
+            {"IMPORTER_CONTENTTYPE", "kubevirt"},
+            {"OWNER_UID", "4c3e2a1b-0000-4000-8000-000000000001"}};
   }
 
   TempDir www_;
@@ -181,13 +196,8 @@ TEST_F(ResumeE2eTest, ImageChangedBetweenTheRunsStartsOver) {
 TEST_F(ResumeE2eTest, ImporterPodKilledMidDataContinuesInTheNextPod) {
   FaultServer server(www_.path(), GatedScript(kGate));
   PodHarness pod;
-  std::vector<std::string> argv = pod.Argv();
-  argv.insert(argv.end(), {"--checkpoint-every", "1Mi"});
-  const std::map<std::string, std::string> env = {
-      {"IMPORTER_SOURCE", "http"},
-      {"IMPORTER_ENDPOINT", server.Url("/disk.raw")},
-      {"IMPORTER_CONTENTTYPE", "kubevirt"},
-      {"OWNER_UID", "4c3e2a1b-0000-4000-8000-000000000001"}};
+  const std::vector<std::string> argv = PodArgv(pod);
+  const std::map<std::string, std::string> env = PodEnv(server);
   {
     BackgroundProcess first(argv, logs_.File("first.log"), pod.Options(env));
     KillWhen(first, pod.data_dir(), kClaimed, server);
@@ -205,6 +215,82 @@ TEST_F(ResumeE2eTest, ImporterPodKilledMidDataContinuesInTheNextPod) {
   std::vector<RecordedRequest> requests = server.RequestsFor("/disk.raw");
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_EQ(requests[1].Header("range"), "bytes=2097152-");
+}
+
+TEST_F(ResumeE2eTest, ImporterPodStoppedAfterACheckpointKeepsItAndSaysSo) {
+  FaultServer server(www_.path(), GatedScript(kGate));
+  PodHarness pod;
+  const std::vector<std::string> argv = PodArgv(pod);
+  const std::map<std::string, std::string> env = PodEnv(server);
+  {
+    // kubelet stops the pod (SIGTERM) once the checkpoint is written.
+    BackgroundProcess first(argv, logs_.File("first.log"), pod.Options(env));
+    ASSERT_TRUE(WaitUntil(first, [&] {
+      return Claimed(pod.data_dir() + "/.disk.img.checkpoint") == kClaimed;
+    })) << ReadFile(logs_.File("first.log"));
+    first.Signal(SIGTERM);
+    EXPECT_EQ(first.Wait(std::chrono::seconds(10)), 130);
+  }
+  EXPECT_EQ(pod.ReadTermination(),
+            "Unable to process data: the import was cancelled by a signal; what it had written "
+            "up to its last checkpoint was kept, and the next attempt continues from there");
+  EXPECT_EQ(ListDir(pod.data_dir()),
+            (std::vector<std::string>{".disk.img.checkpoint", ".disk.img.partial"}));
+  WriteFile(gate_, "");
+  RunResult second = test::Run(argv, pod.Options(env));
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(Sha256File(pod.data_dir() + "/disk.img"), Sha256Bytes(image_));
+  EXPECT_TRUE(Contains(
+      second.err, "Continuing the download of " + server.Url("/disk.raw") + " at byte 2097152"))
+      << second.err;
+}
+
+TEST_F(ResumeE2eTest, CdiImageKilledInsideAZstdFrameContinuesAtTheFrameBefore) {
+  // The image in three zstd frames of 2 MiB each, as `cat a.zst b.zst c.zst`.
+  std::vector<uint64_t> frame_ends;  // compressed offsets
+  std::string compressed;
+  for (size_t start = 0; start < kImageSize; start += 2 << 20) {
+    WriteFile(logs_.File("piece"), image_.substr(start, 2 << 20));
+    Sh("zstd -q -1 -f " + logs_.File("piece") + " -o " + logs_.File("piece.zst"));
+    compressed += ReadFile(logs_.File("piece.zst"));
+    frame_ends.push_back(compressed.size());
+  }
+  WriteFile(www_.File("disk.raw.zst"), compressed);
+  // Held inside the last frame: the image's first 5 MiB are out, so the
+  // second frame's end (4 MiB) is the last point a checkpoint may claim.
+  FaultServer server(www_.path(), R"({"/disk.raw.zst": {"file": "disk.raw.zst", "gate": {"after": )" +
+                                      std::to_string(frame_ends[2] - 1000) + R"(, "file": ")" +
+                                      gate_ + R"("}}})");
+  const std::string target = out_.File("disk.img");
+  const std::string url = server.Url("/disk.raw.zst");
+  {
+    BackgroundProcess first(ImportArgs(url, target), logs_.File("first.log"));
+    ASSERT_TRUE(WaitUntil(first, [&] {
+      return Claimed(out_.File(".disk.img.checkpoint")) == frame_ends[1];
+    })) << ReadFile(logs_.File("first.log"));
+    first.Signal(SIGKILL);
+    EXPECT_EQ(first.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
+  }
+  ExpectClaimedBytesOnDisk(out_.File(".disk.img.partial"), 4 << 20);
+
+  WriteFile(gate_, "");
+  std::vector<std::string> args = ImportArgs(url, target);
+  args.erase(args.begin());
+  RunResult second = CdiImage(args);
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(Sha256File(target), Sha256Bytes(image_));
+  EXPECT_EQ(ListDir(out_.path()), std::vector<std::string>{"disk.img"});
+  EXPECT_TRUE(Contains(second.out, "continued from byte " + std::to_string(frame_ends[1])))
+      << second.out;
+  std::vector<RecordedRequest> requests = server.RequestsFor("/disk.raw.zst");
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].Header("range"), "bytes=" + std::to_string(frame_ends[1]) + "-");
+  // The second run fetched only what follows the second frame.
+  uint64_t fetched_after = 0;
+  for (const SentResponse& response : server.WaitForResponses(2)) {
+    if (response.first == frame_ends[1]) fetched_after = response.bytes;
+  }
+  EXPECT_EQ(fetched_after, compressed.size() - frame_ends[1]);
 }
 
 }  // namespace

@@ -157,7 +157,11 @@ TEST(CheckpointTest, MismatchSaysWhatDiffers) {
   Checkpoint qcow2 = Sample();
   qcow2.format = "qcow2";
   EXPECT_EQ(CheckpointMismatch(qcow2, Sample()),
-            "it is for a qcow2 image, and only raw images are continued");
+            "it is for a qcow2 image, and only raw images, bare or compressed with zstd, are "
+            "continued");
+  Checkpoint zstd = Sample();
+  zstd.format = "zstd+raw";
+  EXPECT_EQ(CheckpointMismatch(zstd, Sample()), "");
 }
 
 }  // namespace

@@ -6,10 +6,13 @@
 
 #include <chrono>
 #include <future>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "cdi/import.h"
+#include "formats/pipeline.h"
 #include "importer/checkpoint.h"
 #include "test/support/files.h"
 #include "test/support/http_server.h"
@@ -66,6 +69,26 @@ class ResumeTest : public ::testing::Test {
   void ExpectImported() {
     EXPECT_EQ(test::Sha256File(Target()), test::Sha256Bytes(image_));
     EXPECT_EQ(test::ListDir(out_.path()), std::vector<std::string>{"disk.img"});
+  }
+
+  // Runs Import(spec) on another thread, cancelled by `cancel`.
+  static std::future<Result<ImportResult>> ImportInBackground(const ImportSpec& spec,
+                                                              const CancelToken& cancel) {
+    return std::async(std::launch::async, [&spec, &cancel] {
+      ImportHooks hooks;
+      hooks.cancel = &cancel;
+      return Import(spec, hooks);
+    });
+  }
+
+  // Waits (10 s at most) until the checkpoint claims `source_offset`.
+  bool WaitForCheckpointAt(uint64_t source_offset) const {
+    for (int i = 0; i < 1000; ++i) {
+      Result<std::optional<Checkpoint>> read = ReadCheckpoint(CheckpointFile());
+      if (read.ok() && read->has_value() && (*read)->source_offset == source_offset) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
   }
 
   test::TempDir www_;
@@ -242,19 +265,9 @@ TEST_F(ResumeTest, ACancelledImportKeepsItsCheckpointAndTheNextOneContinues) {
   ImportSpec spec = Spec(server);
   spec.checksum = "sha256:" + test::Sha256Bytes(image_);
   CancelToken cancel;
-  std::future<Result<ImportResult>> first = std::async(std::launch::async, [&] {
-    ImportHooks hooks;
-    hooks.cancel = &cancel;
-    return Import(spec, hooks);
-  });
+  std::future<Result<ImportResult>> first = ImportInBackground(spec, cancel);
   // Checkpoints every MiB: the one at 2 MiB is the last before the gate.
-  bool claimed = false;
-  for (int i = 0; i < 1000 && !claimed; ++i) {
-    Result<std::optional<Checkpoint>> read = ReadCheckpoint(CheckpointFile());
-    claimed = read.ok() && read->has_value() && (*read)->source_offset == kClaimed;
-    if (!claimed) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_TRUE(claimed);
+  ASSERT_TRUE(WaitForCheckpointAt(kClaimed));
   cancel.Cancel();
   Result<ImportResult> cancelled = first.get();
   ASSERT_EQ(cancelled.status().code(), ErrorCode::kCancelled);
@@ -301,10 +314,217 @@ TEST_F(ResumeTest, NoCheckpointsWithoutAValidatorOrForOtherFormats) {
     test::LogCapture log;
     ASSERT_TRUE(Import(spec).ok());
     EXPECT_TRUE(Contains(log.text(),
-                         "No checkpoints: only raw images are continued, and this one is gzip+raw"))
+                         "No checkpoints: only raw images, bare or compressed with zstd, are "
+                         "continued, and this one is gzip+raw"))
         << log.text();
   }
   ExpectImported();
+}
+
+// A raw image compressed in several zstd frames (pzstd writes such files;
+// `cat a.zst b.zst` is one too): a checkpoint is taken between two frames,
+// and the next import fetches from the start of a frame.
+class ZstdResumeTest : public ResumeTest {
+ protected:
+  // Where the frames of the image end: raw offsets, the last is the end.
+  static constexpr size_t kFrameEnds[] = {700000, 1500000, 2600000, 3300000, kImageSize};
+
+  void SetUp() override {
+    image_ = test::RandomBytes(kImageSize, 29);
+    // Zero runs, left as holes: one inside a frame, one across a frame's end
+    // (the target's file is shorter than a checkpoint at 2600000 claims
+    // until it is extended).
+    std::fill(image_.begin() + (1 << 20), image_.begin() + (1 << 20) + 300000, '\0');
+    std::fill(image_.begin() + 2400000, image_.begin() + 3200000, '\0');
+    size_t start = 0;
+    for (size_t end : kFrameEnds) {
+      test::WriteFile(work_.File("piece"), image_.substr(start, end - start));
+      test::Sh("zstd -q -1 -f " + work_.File("piece") + " -o " + work_.File("piece.zst"));
+      compressed_ += test::ReadFile(work_.File("piece.zst"));
+      frames_.push_back({.compressed = compressed_.size(), .decompressed = end});
+      start = end;
+    }
+    test::WriteFile(www_.File("disk.raw.zst"), compressed_);
+  }
+
+  std::string Gate() const { return work_.File("gate"); }
+
+  // The first response holds at compressed byte `after` until the gate exists.
+  std::string GatedScript(uint64_t after) const {
+    return R"({"/disk.raw.zst": {"file": "disk.raw.zst", "etag": "\"v1\"", "gate": {"after": )" +
+           std::to_string(after) + R"(, "file": ")" + Gate() + R"("}}})";
+  }
+
+  ImportSpec Spec(const test::FaultServer& server) const {
+    ImportSpec spec = ResumeTest::Spec(server);
+    spec.source.url = server.Url("/disk.raw.zst");
+    spec.resume.checkpoint_bytes = 64 * kKiB;  // at every frame's end
+    return spec;
+  }
+
+  test::TempDir work_;
+  std::string compressed_;
+  std::vector<formats::FrameBoundary> frames_;
+};
+
+TEST_F(ZstdResumeTest, CancelledAtSeveralPointsTheNextImportContinuesAtAFrame) {
+  struct Case {
+    const char* name;
+    uint64_t gate;  // compressed offset
+    // The checkpoint the cancelled import leaves: none, or the end of frame i.
+    std::optional<size_t> frame;
+  };
+  // The decompressed bytes reach the target a MiB at a time: a frame's end
+  // is claimed once the MiB past it went out.
+  const Case cases[] = {
+      {"inside the first frame: no checkpoint yet", 200000, std::nullopt},
+      {"inside the third frame: the second one's end", frames_[1].compressed + 850000, 1},
+      {"inside the last frame: the third one's end, inside a zero run",
+       frames_[3].compressed + 200000, 2},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    test::Sh("rm -f " + Gate());
+    test::FaultServer server(www_.path(), GatedScript(c.gate));
+    ImportSpec spec = Spec(server);
+    CancelToken cancel;
+    test::LogCapture log;
+    std::future<Result<ImportResult>> first = ImportInBackground(spec, cancel);
+    if (c.frame) {
+      ASSERT_TRUE(WaitForCheckpointAt(frames_[*c.frame].compressed)) << log.text();
+    } else {
+      for (int i = 0; i < 1000 && server.RequestsFor("/disk.raw.zst").empty(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      ASSERT_FALSE(server.RequestsFor("/disk.raw.zst").empty()) << log.text();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    cancel.Cancel();
+    ASSERT_EQ(first.get().status().code(), ErrorCode::kCancelled);
+    uint64_t claimed = 0;
+    if (c.frame) {
+      Result<std::optional<Checkpoint>> kept = ReadCheckpoint(CheckpointFile());
+      ASSERT_TRUE(kept.ok() && kept->has_value());
+      EXPECT_EQ((*kept)->format, "zstd+raw");
+      EXPECT_EQ((*kept)->target_bytes, frames_[*c.frame].decompressed);
+      claimed = frames_[*c.frame].compressed;
+      EXPECT_TRUE(KeptForResume(Target()));
+      EXPECT_TRUE(Contains(log.text(), "Kept the partial image and its checkpoint at byte " +
+                                           std::to_string(claimed) + " of the source (byte " +
+                                           std::to_string(frames_[*c.frame].decompressed) +
+                                           " of the image)"))
+          << log.text();
+    } else {
+      EXPECT_FALSE(KeptForResume(Target()));
+      EXPECT_EQ(test::ListDir(out_.path()), std::vector<std::string>{});
+    }
+
+    test::WriteFile(Gate(), "");
+    Result<ImportResult> result = Import(spec);
+    ASSERT_TRUE(result.ok()) << result.status().ToString() << "\n" << log.text();
+    EXPECT_EQ(result->resumed_from, claimed);
+    EXPECT_EQ(result->bytes_read, compressed_.size() - claimed);
+    EXPECT_EQ(result->format_chain, (std::vector<std::string>{"zstd", "raw"}));
+    ExpectImported();
+    std::vector<test::RecordedRequest> requests = server.RequestsFor("/disk.raw.zst");
+    ASSERT_EQ(requests.size(), 2u);
+    EXPECT_EQ(requests[1].Header("range"), c.frame ? "bytes=" + std::to_string(claimed) + "-" : "");
+    // The second import fetched only what follows the checkpoint: with the
+    // first one's part up to the gate, close to one image.
+    bool rest_sent = false;
+    for (const test::SentResponse& response : server.WaitForResponses(2)) {
+      if (response.first != claimed || response.status == 0) continue;
+      if (claimed == 0 && response.ending != "complete") continue;  // the first import's
+      rest_sent = true;
+      EXPECT_EQ(response.bytes, compressed_.size() - claimed);
+    }
+    EXPECT_TRUE(rest_sent);
+    test::Sh("rm -f " + Target());
+  }
+}
+
+TEST_F(ZstdResumeTest, ContinuesFromACheckpointAndAChangedImageStartsOver) {
+  for (bool changed : {false, true}) {
+    SCOPED_TRACE(changed ? "changed" : "same image");
+    test::FaultServer server(
+        www_.path(), changed ? R"({"/disk.raw.zst": {"file": "disk.raw.zst", "etag": "\"v2\""}})"
+                             : R"({"/disk.raw.zst": {"file": "disk.raw.zst", "etag": "\"v1\""}})");
+    // What a killed import leaves: the image up to the end of the third
+    // frame and some bytes of the fourth, and a checkpoint at the third's end.
+    test::WriteFile(Partial(), image_.substr(0, frames_[2].decompressed + 100000));
+    if (changed) {
+      // Another image under the same name, in one frame.
+      image_ = test::RandomBytes(kImageSize, 30);
+      test::WriteFile(work_.File("whole"), image_);
+      test::Sh("zstd -q -1 -f " + work_.File("whole") + " -o " + www_.File("disk.raw.zst"));
+    }
+    Checkpoint checkpoint;
+    checkpoint.url = server.Url("/disk.raw.zst");
+    checkpoint.length = compressed_.size();
+    checkpoint.etag = "\"v1\"";
+    checkpoint.format = "zstd+raw";
+    checkpoint.target = Target();
+    checkpoint.source_offset = frames_[2].compressed;
+    checkpoint.target_bytes = frames_[2].decompressed;
+    ASSERT_TRUE(WriteCheckpoint(CheckpointFile(), checkpoint).ok());
+    test::LogCapture log;
+    Result<ImportResult> result = Import(Spec(server));
+    ASSERT_TRUE(result.ok()) << result.status().ToString() << "\n" << log.text();
+    ExpectImported();
+    if (changed) {
+      EXPECT_EQ(result->resumed_from, 0u);
+      EXPECT_TRUE(Contains(log.text(), "(it changed since the earlier download): starting over "
+                                       "from byte 0"))
+          << log.text();
+    } else {
+      EXPECT_EQ(result->resumed_from, frames_[2].compressed);
+      EXPECT_EQ(server.BytesSent("/disk.raw.zst", 1), compressed_.size() - frames_[2].compressed);
+      EXPECT_TRUE(Contains(log.text(),
+                           "its first " + std::to_string(frames_[2].compressed) + " of " +
+                               std::to_string(compressed_.size()) +
+                               " bytes (2600000 bytes of the zstd+raw image) are on the target"))
+          << log.text();
+    }
+    test::Sh("rm -f " + Target());
+  }
+}
+
+TEST_F(ZstdResumeTest, OneFrameGetsNoCheckpointBeforeItsEndAndAChecksumTurnsThemOff) {
+  test::WriteFile(work_.File("whole"), image_);
+  test::Sh("zstd -q -1 -f " + work_.File("whole") + " -o " + www_.File("one.zst"));
+  test::FaultServer server(
+      www_.path(), R"({"/one.zst": {"file": "one.zst", "etag": "\"v1\"", "gate": {"after": 3000000,
+                      "file": ")" + Gate() + R"("}}})");
+  ImportSpec spec = Spec(server);
+  spec.source.url = server.Url("/one.zst");
+  CancelToken cancel;
+  test::LogCapture log;
+  std::future<Result<ImportResult>> first = ImportInBackground(spec, cancel);
+  const std::string waiting = "No checkpoint yet: no zstd frame ended since byte 0 of the source";
+  bool said = false;
+  for (int i = 0; i < 1000 && !said; ++i) {
+    said = Contains(log.text(), waiting);
+    if (!said) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(said) << log.text();
+  cancel.Cancel();
+  ASSERT_EQ(first.get().status().code(), ErrorCode::kCancelled);
+  EXPECT_EQ(test::ListDir(out_.path()), std::vector<std::string>{});
+  const std::string text = log.text();
+  EXPECT_EQ(text.find(waiting), text.rfind(waiting)) << "said once: " << text;
+
+  // With a checksum (of the compressed bytes as served) a zstd image gets
+  // no checkpoints: the target does not hold what the digest needs.
+  test::WriteFile(Gate(), "");
+  spec.checksum = "sha256:" + test::Sha256File(www_.File("one.zst"));
+  test::LogCapture second_log;
+  Result<ImportResult> result = Import(spec);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ExpectImported();
+  EXPECT_TRUE(Contains(second_log.text(),
+                       "No checkpoints: the checksum covers the zstd image's compressed bytes as "
+                       "served"))
+      << second_log.text();
 }
 
 }  // namespace
