@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh >/dev/null
 scripts/build.sh
-ctest --test-dir build --output-on-failure -j2 "$@"
+# Two tests a core: most of them spend their time waiting on the servers and
+# processes they start.
+ctest --test-dir build --output-on-failure -j"$(( $(nproc) * 2 ))" "$@"
