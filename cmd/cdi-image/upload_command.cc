@@ -245,14 +245,7 @@ int RunUpload(const UploadOptions& options) {
     spdlog::warn("the server has {} of {} bytes: {}", offset, size,
                  offset > 0 ? "sending the rest" : "sending the image again from its start");
   }
-  if (!failed) {
-    Progress done;
-    done.phase = Phase::kTransferring;
-    done.source_bytes = size;
-    done.source_size = size;
-    done.elapsed = Clock::now() - started;
-    view.Update(done);
-  }
+  if (!failed) show(size);
   view.Finish();
   if (failed) return cli::ReportError(*failed, json);
   if (lost_answer) {
