@@ -7,13 +7,24 @@
 #include <utility>
 #include <vector>
 
+#include "cdi/quantity.h"
+#include "formats/qcow2/memory_budget.h"
+#include "formats/qcow2/spool.h"
 #include "formats/vhd/vhd_format.h"
 
 namespace cdi::formats {
 namespace {
 
+using qcow2::MemoryBudget;
+using qcow2::Reservation;
+using qcow2::Spool;
 using vhd::kFooterSize;
 using vhd::kSectorSize;
+
+// Spooled blocks are written out in pieces of at most this size.
+constexpr uint64_t kReplayChunk = kMiB;
+// Memory the spool leaves free for the BAT and the replay buffer.
+constexpr uint64_t kMinHeadroom = 2 * kMiB;
 
 constexpr char kRetryAdvice[] =
     "; the download was cut short or the source changed: retry the import";
@@ -27,8 +38,10 @@ struct Block {
 class VhdDecoder final : public Decoder {
  public:
   VhdDecoder(GuestWriter* writer, const DecoderOptions& options)
-      : writer_(writer), options_(options) {
+      : writer_(writer), options_(options), budget_(options.memory_budget, "VHD") {
     description_.format = "vhd";
+    budget_.set_reclaimer(
+        [this](uint64_t wanted) { return spool_ ? spool_->SpillMemory(wanted) : 0; });
   }
 
   Status Feed(std::span<const uint8_t> bytes) override {
@@ -46,7 +59,15 @@ class VhdDecoder final : public Decoder {
     return status_;
   }
 
-  ImageDescription Describe() const override { return description_; }
+  ImageDescription Describe() const override {
+    ImageDescription description = description_;
+    if (mapped_) {
+      description.details.emplace_back("spooling", replayed_bytes_ > 0 ? "needed" : "not needed");
+      description.details.emplace_back("spooled bytes", std::to_string(spooled_bytes_));
+      description.details.emplace_back("spooled bytes on disk", std::to_string(spooled_on_disk_));
+    }
+    return description;
+  }
 
  private:
   enum class Stage { kFooterCopy, kHeader, kBat, kBitmap, kData, kTrailer };
@@ -104,6 +125,27 @@ class VhdDecoder final : public Decoder {
     return pos_ == offset;
   }
 
+  // Input up to `offset` before the BAT is read: it may hold blocks the BAT
+  // maps, so it goes to the spool until then.
+  Status KeepTo(std::span<const uint8_t>& bytes, uint64_t offset) {
+    if (pos_ >= offset) return Status::Ok();
+    const size_t take = static_cast<size_t>(std::min<uint64_t>(offset - pos_, bytes.size()));
+    if (!spool_) {
+      Spool::Options spool_options;
+      spool_options.budget = &budget_;
+      spool_options.scratch_dir = options_.scratch_dir;
+      spool_options.unit_size = kSectorSize;  // blocks start on a sector
+      spool_options.block_size = kMiB;
+      spool_options.keep_free = std::max(kMinHeadroom, budget_.budget() / 8);
+      spool_options.format = "VHD";
+      spool_ = std::make_unique<Spool>(spool_options);
+    }
+    CDI_RETURN_IF_ERROR(spool_->Append(pos_, bytes.first(take)));
+    bytes = bytes.subspan(take);
+    pos_ += take;
+    return Status::Ok();
+  }
+
   // Appends input to `buffer` until it holds `size` bytes; true when it does.
   bool Collect(std::span<const uint8_t>& bytes, std::vector<uint8_t>& buffer, size_t size) {
     size_t take = std::min(size - buffer.size(), bytes.size());
@@ -127,12 +169,14 @@ class VhdDecoder final : public Decoder {
           CDI_RETURN_IF_ERROR(ReadFooterCopy());
           break;
         case Stage::kHeader:
-          if (!SkipTo(bytes, footer_.data_offset)) return Status::Ok();
+          CDI_RETURN_IF_ERROR(KeepTo(bytes, footer_.data_offset));
+          if (pos_ < footer_.data_offset) return Status::Ok();
           if (!Collect(bytes, buffer_, vhd::kDynamicHeaderSize)) return Status::Ok();
           CDI_RETURN_IF_ERROR(ReadHeader());
           break;
         case Stage::kBat:
-          if (!SkipTo(bytes, header_.table_offset)) return Status::Ok();
+          CDI_RETURN_IF_ERROR(KeepTo(bytes, header_.table_offset));
+          if (pos_ < header_.table_offset) return Status::Ok();
           if (!Collect(bytes, buffer_, header_.max_table_entries * size_t{4})) return Status::Ok();
           CDI_RETURN_IF_ERROR(ReadBat());
           break;
@@ -183,7 +227,8 @@ class VhdDecoder final : public Decoder {
                                                  options_.container_size));
     buffer_.clear();
     const uint64_t needed = uint64_t{header_.max_table_entries} * 12 + header_.bitmap_size;
-    if (needed > options_.memory_budget) {
+    if (needed > options_.memory_budget || !tables_reservation_.Resize(&budget_, needed)) {
+      if (spool_ && !spool_->deferred_error().ok()) return spool_->deferred_error();
       return InvalidArgumentError(
           "VHD decoding needs " + std::to_string(needed) +
           " bytes of memory for the block allocation table of " +
@@ -225,12 +270,6 @@ class VhdDecoder final : public Decoder {
           overlaps(header_.table_offset, bat_end)) {
         return Corrupt(entry + " points into the footer copy, the dynamic disk header or the BAT");
       }
-      if (start < bat_end) {
-        return UnsupportedError("VHD block allocation table: " + entry +
-                                " points before the table itself; a streaming import cannot go "
-                                "back for it: convert the image with 'qemu-img convert -O qcow2' "
-                                "and import that");
-      }
       if (options_.container_size && end > *options_.container_size - kFooterSize) {
         return Corrupt(entry + ": its block ends at " + std::to_string(end) +
                        ", past the end of the image's data (" +
@@ -256,8 +295,62 @@ class VhdDecoder final : public Decoder {
     buffer_.clear();
     buffer_.shrink_to_fit();
     CDI_RETURN_IF_ERROR(ZeroUnallocatedBlocks());
+    // Blocks that passed before the BAT (they lie wholly before it: one that
+    // overlaps it was refused above) come from the spool; the others are read
+    // as they pass.
     next_ = 0;
-    stage_ = blocks_.empty() ? Stage::kTrailer : Stage::kBitmap;
+    while (next_ < blocks_.size() && uint64_t{blocks_[next_].sector} * kSectorSize < bat_end) {
+      CDI_RETURN_IF_ERROR(Replay());
+      ++next_;
+    }
+    mapped_ = true;
+    if (spool_) {
+      spooled_bytes_ = spool_->stored_bytes();
+      spooled_on_disk_ = spool_->scratch_bytes();
+      spool_.reset();
+    }
+    replay_buffer_.clear();
+    replay_buffer_.shrink_to_fit();
+    replay_reservation_.Reset();
+    buffer_.clear();
+    stage_ = next_ == blocks_.size() ? Stage::kTrailer : Stage::kBitmap;
+    return Status::Ok();
+  }
+
+  // Writes the block blocks_[next_], whose bytes passed before the BAT, from
+  // the spool: its bitmap, then its data in pieces.
+  Status Replay() {
+    const uint64_t start = uint64_t{blocks_[next_].sector} * kSectorSize;
+    const uint64_t span = uint64_t{header_.bitmap_size} + header_.block_size;
+    if (!spool_ || spool_->AvailableLength(start, span) != span) {
+      return InternalError("VHD: the block of BAT entry " +
+                           std::to_string(blocks_[next_].guest_index) + " at offset " +
+                           std::to_string(start) + " passed before the BAT but was not kept");
+    }
+    buffer_.resize(header_.bitmap_size);
+    CDI_RETURN_IF_ERROR(spool_->Read(start, buffer_));
+    CDI_RETURN_IF_ERROR(ZeroUnwrittenSectors());
+    const uint64_t data = start + header_.bitmap_size;
+    for (uint64_t done = 0; done < header_.block_size;) {
+      const uint64_t length = std::min(kReplayChunk, header_.block_size - done);
+      if (auto view = spool_->View(data + done, length)) {
+        CDI_RETURN_IF_ERROR(PlaceData(view->bytes));
+      } else {
+        if (replay_buffer_.empty()) {
+          if (!replay_reservation_.Resize(&budget_, kReplayChunk)) {
+            if (!spool_->deferred_error().ok()) return spool_->deferred_error();
+            return budget_.Exhausted("the buffer that writes out spooled blocks", kReplayChunk);
+          }
+          replay_buffer_.resize(kReplayChunk);
+        }
+        const std::span<uint8_t> piece(replay_buffer_.data(), static_cast<size_t>(length));
+        CDI_RETURN_IF_ERROR(spool_->Read(data + done, piece));
+        CDI_RETURN_IF_ERROR(PlaceData(piece));
+      }
+      done += length;
+    }
+    spool_->Take(start, span);
+    replayed_bytes_ += span;
     return Status::Ok();
   }
 
@@ -320,9 +413,20 @@ class VhdDecoder final : public Decoder {
   Status ConsumeData(std::span<const uint8_t>& bytes) {
     const size_t take =
         static_cast<size_t>(std::min<uint64_t>(header_.block_size - block_pos_, bytes.size()));
-    std::span<const uint8_t> data = bytes.first(take);
+    CDI_RETURN_IF_ERROR(PlaceData(bytes.first(take)));
     bytes = bytes.subspan(take);
     pos_ += take;
+    if (block_pos_ == header_.block_size) {
+      buffer_.clear();
+      ++next_;
+      stage_ = next_ == blocks_.size() ? Stage::kTrailer : Stage::kBitmap;
+    }
+    return Status::Ok();
+  }
+
+  // Writes the written sectors of `data`, the current block's next bytes
+  // (at block_pos_), at their guest offsets.
+  Status PlaceData(std::span<const uint8_t> data) {
     const uint64_t base = BlockGuestBase();
     while (!data.empty()) {
       const bool written = Written(block_pos_ / kSectorSize);
@@ -339,11 +443,6 @@ class VhdDecoder final : public Decoder {
       }
       block_pos_ += run;
       data = data.subspan(run);
-    }
-    if (block_pos_ == header_.block_size) {
-      buffer_.clear();
-      ++next_;
-      stage_ = next_ == blocks_.size() ? Stage::kTrailer : Stage::kBitmap;
     }
     return Status::Ok();
   }
@@ -365,6 +464,16 @@ class VhdDecoder final : public Decoder {
 
   GuestWriter* writer_;
   DecoderOptions options_;
+  MemoryBudget budget_;
+  Reservation tables_reservation_;  // the BAT, the block list and one bitmap
+  // Bytes before the BAT, until it is read (they may be blocks it maps).
+  std::unique_ptr<Spool> spool_;
+  std::vector<uint8_t> replay_buffer_;
+  Reservation replay_reservation_;
+  bool mapped_ = false;  // the BAT was read
+  uint64_t replayed_bytes_ = 0;
+  uint64_t spooled_bytes_ = 0;
+  uint64_t spooled_on_disk_ = 0;
   ImageDescription description_;
   Status status_;
   bool finished_ = false;

@@ -285,5 +285,56 @@ TEST_F(VhdTest, SectorsNotMarkedInTheBitmapReadAsZero) {
   EXPECT_EQ(cdi::test::FirstDifference(out.image, expected), "equal");
 }
 
+// A header and a BAT placed after the blocks they map (qemu-img and Hyper-V
+// place them first; a VHD may put them anywhere): the blocks that pass
+// before the BAT wait in the spool and land where qemu-img reads them.
+TEST_F(VhdTest, TablesAfterTheDataAreSpooled) {
+  for (TablePlace place : {TablePlace::kBatAfterData, TablePlace::kBothAfterData}) {
+    SCOPED_TRACE(place == TablePlace::kBatAfterData ? "BAT after the data" : "both after the data");
+    std::string path = dir_.File("late.vhd");
+    cdi::test::WriteFile(path, MakeDynamic(40448, 4096, {7, 0, 9, 3}, place));
+    ExpectDecodesLikeQemu(path, "dynamic", {7, 4099});
+    Decoded out = DecodeThroughPipeline(cdi::test::ReadFile(path), 4099, true);
+    ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+    ASSERT_TRUE(out.described.has_value());
+    const auto& details = out.described->details;
+    EXPECT_NE(std::find(details.begin(), details.end(),
+                        std::pair<std::string, std::string>{"spooling", "needed"}),
+              details.end());
+  }
+  // Laid out first, nothing is spooled.
+  Decoded first = DecodeThroughPipeline(MakeDynamic(40448, 4096, {7, 0}), 4099, true);
+  ASSERT_TRUE(first.status.ok()) << first.status.ToString();
+  const auto& details = first.described->details;
+  EXPECT_NE(std::find(details.begin(), details.end(),
+                      std::pair<std::string, std::string>{"spooling", "not needed"}),
+            details.end());
+}
+
+// Spooled blocks beyond the memory budget go to an unlinked file in the
+// scratch directory and come back intact; nothing stays behind there.
+TEST_F(VhdTest, SpooledBlocksBeyondTheMemoryBudgetGoToTheScratchDirectory) {
+  const std::vector<uint32_t> stored = {5, 1, 3, 0};
+  const uint32_t block = 2 * kMiB;
+  std::string path = dir_.File("spilled.vhd");
+  cdi::test::WriteFile(path, MakeDynamic(6 * block + 4096, block, stored,
+                                         TablePlace::kBatAfterData));
+  const std::string expected = QemuReference(dir_, path);
+  cdi::test::TempDir scratch;
+  DecoderOptions options;
+  options.memory_budget = 4 * kMiB;
+  options.scratch_dir = scratch.path();
+  Decoded out = DecodeThroughPipeline(cdi::test::ReadFile(path), 65536, true, options);
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_TRUE(out.coverage_ok) << out.coverage;
+  EXPECT_EQ(cdi::test::FirstDifference(out.image, expected), "equal");
+  const auto& details = out.described->details;
+  auto on_disk = std::find_if(details.begin(), details.end(),
+                              [](const auto& d) { return d.first == "spooled bytes on disk"; });
+  ASSERT_NE(on_disk, details.end());
+  EXPECT_GT(std::stoull(on_disk->second), 0u);
+  EXPECT_TRUE(cdi::test::ListDir(scratch.path()).empty());
+}
+
 }  // namespace
 }  // namespace cdi::formats::vhd_testing

@@ -144,30 +144,51 @@ inline std::string MakeFooter(uint32_t disk_type, uint64_t data_offset, uint64_t
   return footer;
 }
 
+// Where MakeDynamic() puts the dynamic disk header and the BAT: first, as
+// qemu-img and Hyper-V do; the BAT after the blocks; or both after them.
+enum class TablePlace { kFirst, kBatAfterData, kBothAfterData };
+
 // A dynamic VHD with any block size: the blocks of `stored` guest indexes,
 // in that order, each full of `block_byte(index)`, bitmaps all ones.
+
 inline std::string MakeDynamic(uint64_t size, uint32_t block_size,
-                               const std::vector<uint32_t>& stored) {
+                               const std::vector<uint32_t>& stored,
+                               TablePlace place = TablePlace::kFirst) {
   const uint32_t entries = static_cast<uint32_t>((size + block_size - 1) / block_size);
   const size_t bitmap = ((block_size / 512 + 7) / 8 + 511) / 512 * 512;
   const size_t bat = (size_t{entries} * 4 + 511) / 512 * 512;
   std::string header(1024, '\0');
   header.replace(0, 8, "cxsparse");
   PutBe64(header, 8, ~uint64_t{0});
-  PutBe64(header, 16, 1536);
   PutBe32(header, 24, 0x00010000);
   PutBe32(header, 28, entries);
   PutBe32(header, 32, block_size);
-  FixChecksum(header, 0, 1024, 36);
   std::string table(bat, '\xff');
+  // The blocks start after what comes before them.
+  const size_t body_start = place == TablePlace::kFirst           ? 1536 + bat
+                            : place == TablePlace::kBatAfterData ? 1536
+                                                                  : 512;
   std::string body;
   for (uint32_t index : stored) {
-    PutBe32(table, size_t{index} * 4, static_cast<uint32_t>((1536 + bat + body.size()) / 512));
+    PutBe32(table, size_t{index} * 4, static_cast<uint32_t>((body_start + body.size()) / 512));
     body += std::string(bitmap, '\xff');
     body += std::string(block_size, static_cast<char>(0x40 + index % 64));
   }
-  const std::string footer = MakeFooter(3, 512, size);
-  return footer + header + table + body + footer;
+  const uint64_t header_at = place == TablePlace::kBothAfterData ? 512 + body.size() : 512;
+  const uint64_t table_at =
+      place == TablePlace::kBatAfterData ? body_start + body.size() : header_at + 1024;
+  PutBe64(header, 16, table_at);
+  FixChecksum(header, 0, 1024, 36);
+  const std::string footer = MakeFooter(3, header_at, size);
+  switch (place) {
+    case TablePlace::kFirst:
+      return footer + header + table + body + footer;
+    case TablePlace::kBatAfterData:
+      return footer + header + body + table + footer;
+    case TablePlace::kBothAfterData:
+      break;
+  }
+  return footer + body + header + table + footer;
 }
 
 }  // namespace cdi::formats::vhd_testing
