@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cdi/status.h"
+#include "formats/decoder.h"
 
 namespace cdi::formats::vmdk {
 
@@ -24,6 +25,8 @@ class ExtentBody {
   virtual Status Feed(std::span<const uint8_t> bytes) = 0;
   // End of the image.
   virtual Status Finish() = 0;
+  // Adds the body's own details to the image's description.
+  virtual void AddDetails(ImageDescription& /*description*/) const {}
 };
 
 // The error for `bytes` of memory for `what` past DecoderOptions::memory_budget.

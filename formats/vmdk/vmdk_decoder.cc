@@ -45,7 +45,11 @@ class VmdkDecoder final : public Decoder {
     return status_;
   }
 
-  ImageDescription Describe() const override { return description_; }
+  ImageDescription Describe() const override {
+    ImageDescription description = description_;
+    if (body_ != nullptr) body_->AddDetails(description);
+    return description;
+  }
 
  private:
   // Reads the header and the descriptor, then hands the rest to the body.

@@ -6,12 +6,23 @@
 #include <utility>
 #include <vector>
 
+#include "cdi/quantity.h"
+#include "formats/qcow2/memory_budget.h"
+#include "formats/qcow2/spool.h"
 #include "formats/vmdk/vmdk_format.h"
 
 namespace cdi::formats::vmdk {
 namespace {
 
+using qcow2::MemoryBudget;
+using qcow2::Reservation;
+using qcow2::Spool;
+
 constexpr uint64_t kTableBytes = kGtesPerGt * 4;
+// Spooled grains are written out in pieces of at most this size.
+constexpr uint64_t kReplayChunk = kMiB;
+// Memory the spool leaves free for the map and the replay buffer.
+constexpr uint64_t kMinHeadroom = 2 * kMiB;
 
 // A table or a grain: where it lies in the file and which part of the guest it maps.
 struct Placement {
@@ -27,8 +38,28 @@ class SparseBody final : public ExtentBody {
       : writer_(writer),
         header_(header),
         container_size_(options.container_size),
+        scratch_dir_(options.scratch_dir),
         budget_(options.memory_budget),
-        position_(position) {}
+        memory_(options.memory_budget, "vmdk"),
+        position_(position) {
+    memory_.set_reclaimer(
+        [this](uint64_t wanted) { return spool_ ? spool_->SpillMemory(wanted) : 0; });
+    // qemu-img and VMware write the redundant directory and its tables
+    // before the grain directory: they are passed over, not kept.
+    if ((header_.flags & kFlagRedundantGd) != 0 && header_.rgd_offset != 0 &&
+        header_.rgd_offset != header_.gd_offset && header_.rgd_offset * kSectorSize >= position) {
+      rgd_begin_ = header_.rgd_offset * kSectorSize;
+      rgd_end_ = rgd_begin_ + header_.gd_entries() * 4;
+    }
+  }
+
+  // Describes the spool once the map is complete.
+  void AddDetails(ImageDescription& description) const override {
+    if (phase_ != Phase::kGrains && phase_ != Phase::kDone) return;
+    description.details.emplace_back("spooling", replayed_bytes_ > 0 ? "needed" : "not needed");
+    description.details.emplace_back("spooled bytes", std::to_string(spooled_bytes_));
+    description.details.emplace_back("spooled bytes on disk", std::to_string(spooled_on_disk_));
+  }
 
   Status Feed(std::span<const uint8_t> bytes) override {
     while (!bytes.empty()) {
@@ -39,7 +70,7 @@ class SparseBody final : public ExtentBody {
       uint64_t start = NextStart();
       if (position_ < start) {
         size_t n = static_cast<size_t>(std::min<uint64_t>(start - position_, bytes.size()));
-        position_ += n;
+        CDI_RETURN_IF_ERROR(Pass(bytes.first(n)));
         bytes = bytes.subspan(n);
         continue;
       }
@@ -106,8 +137,99 @@ class SparseBody final : public ExtentBody {
 
   Status Reserve(uint64_t entries, const std::string& what) {
     uint64_t bytes = header_.gd_entries() * 4 + entries * sizeof(Placement);
-    if (bytes > budget_) return MemoryBudgetError(what, bytes, budget_);
+    if (bytes > budget_ || !map_reservation_.Resize(&memory_, bytes)) {
+      if (spool_ && !spool_->deferred_error().ok()) return spool_->deferred_error();
+      return MemoryBudgetError(what, bytes, budget_);
+    }
     return Status::Ok();
+  }
+
+  // Bytes between the parts read. Until every table is read they may be
+  // tables or grains the map does not know yet: they go to the spool, all
+  // but the redundant directory and the tables it names.
+  Status Pass(std::span<const uint8_t> bytes) {
+    while (!bytes.empty() && !Mapped()) {
+      size_t n = bytes.size();
+      if (position_ >= rgd_begin_ && position_ < rgd_end_) {
+        if (position_ != rgd_begin_ + rgd_bytes_.size()) {
+          // A part read overlaps it: it is not one, and everything is kept.
+          rgd_begin_ = rgd_end_ = 0;
+          rgd_bytes_.clear();
+          continue;
+        }
+        n = static_cast<size_t>(std::min<uint64_t>(n, rgd_end_ - position_));
+        CDI_RETURN_IF_ERROR(CollectRedundant(bytes.first(n)));
+        position_ += n;
+        bytes = bytes.subspan(n);
+        continue;
+      }
+      if (position_ < rgd_begin_) {
+        n = static_cast<size_t>(std::min<uint64_t>(n, rgd_begin_ - position_));
+      }
+      // The redundant tables: the last that starts at or before the
+      // position, and the next one.
+      auto next = std::upper_bound(redundant_tables_.begin(), redundant_tables_.end(),
+                                   position_ / kSectorSize);
+      if (next != redundant_tables_.begin() &&
+          uint64_t{*(next - 1)} * kSectorSize + kTableBytes > position_) {
+        n = static_cast<size_t>(std::min<uint64_t>(
+            n, uint64_t{*(next - 1)} * kSectorSize + kTableBytes - position_));
+        position_ += n;
+        bytes = bytes.subspan(n);
+        continue;
+      }
+      if (next != redundant_tables_.end()) {
+        n = static_cast<size_t>(
+            std::min<uint64_t>(n, uint64_t{*next} * kSectorSize - position_));
+      }
+      if (!spool_) {
+        Spool::Options spool_options;
+        spool_options.budget = &memory_;
+        spool_options.scratch_dir = scratch_dir_;
+        spool_options.unit_size = kSectorSize;  // tables and grains start on a sector
+        spool_options.block_size = kMiB;
+        spool_options.keep_free = std::max(kMinHeadroom, memory_.budget() / 8);
+        spool_options.format = "vmdk";
+        spool_ = std::make_unique<Spool>(spool_options);
+      }
+      CDI_RETURN_IF_ERROR(spool_->Append(position_, bytes.first(n)));
+      position_ += n;
+      bytes = bytes.subspan(n);
+    }
+    position_ += bytes.size();
+    return Status::Ok();
+  }
+
+  bool Mapped() const { return phase_ == Phase::kGrains || phase_ == Phase::kDone; }
+
+  // Gathers the redundant grain directory as it passes; once whole, the
+  // tables it names are passed over too.
+  Status CollectRedundant(std::span<const uint8_t> bytes) {
+    if (rgd_bytes_.empty()) {
+      const uint64_t size = rgd_end_ - rgd_begin_;
+      if (!rgd_reservation_.Resize(&memory_, 2 * size)) {
+        if (spool_ && !spool_->deferred_error().ok()) return spool_->deferred_error();
+        return MemoryBudgetError("the redundant grain directory", 2 * size, budget_);
+      }
+      rgd_bytes_.reserve(static_cast<size_t>(size));
+    }
+    rgd_bytes_.insert(rgd_bytes_.end(), bytes.begin(), bytes.end());
+    if (rgd_bytes_.size() < rgd_end_ - rgd_begin_) return Status::Ok();
+    for (uint64_t i = 0; i < header_.gd_entries(); ++i) {
+      const uint32_t sector = LoadLe32(rgd_bytes_, i * 4);
+      if (uint64_t{sector} * kSectorSize >= rgd_end_) redundant_tables_.push_back(sector);
+    }
+    std::sort(redundant_tables_.begin(), redundant_tables_.end());
+    rgd_bytes_.clear();
+    rgd_bytes_.shrink_to_fit();
+    rgd_reservation_.Resize(&memory_, redundant_tables_.size() * 4);
+    return Status::Ok();
+  }
+
+  // Whether [offset, offset + length) passed and is in the spool.
+  bool Kept(uint64_t offset, uint64_t length) const {
+    return offset + length <= position_ && spool_ &&
+           spool_->AvailableLength(offset, length) == length;
   }
 
   // Zeroes guest grains [first, end), clipped to the capacity.
@@ -129,15 +251,23 @@ class SparseBody final : public ExtentBody {
         continue;
       }
       if (sector < gd_end_sector) {
-        if (sector < header_.overhead && sector >= header_.descriptor_offset &&
-            sector < header_.descriptor_offset + header_.descriptor_size) {
+        const uint64_t start = uint64_t{sector} * kSectorSize;
+        if (sector < header_.descriptor_offset + header_.descriptor_size) {
           return Corrupt("grain directory entry " + std::to_string(i) + " points to sector " +
-                         std::to_string(sector) + ", inside the descriptor");
+                         std::to_string(sector) + ", inside the header or the descriptor");
         }
-        return NeedsOutOfOrder("grain directory entry " + std::to_string(i) +
-                               " names a grain table at sector " + std::to_string(sector) +
-                               ", before the grain directory at sector " +
-                               std::to_string(header_.gd_offset));
+        if (start + kTableBytes > header_.gd_offset * kSectorSize) {
+          return Corrupt("the grain table at sector " + std::to_string(sector) +
+                         " (grain directory entry " + std::to_string(i) +
+                         ") overlaps the grain directory");
+        }
+        if (!Kept(start, kTableBytes)) {
+          return NeedsOutOfOrder("grain directory entry " + std::to_string(i) +
+                                 " names a grain table at sector " + std::to_string(sector) +
+                                 ", before the grain directory at sector " +
+                                 std::to_string(header_.gd_offset) +
+                                 ", where the redundant grain directory and its tables lie");
+        }
       }
       if (container_size_ && sector * kSectorSize + kTableBytes > *container_size_) {
         return Corrupt("the grain table at sector " + std::to_string(sector) +
@@ -158,6 +288,15 @@ class SparseBody final : public ExtentBody {
     next_ = 0;
     phase_ = Phase::kTables;
     if (tables_.empty()) return StartGrains();
+    // Tables that passed before the directory come from the spool.
+    while (phase_ == Phase::kTables && tables_[next_].host_sector * kSectorSize < position_) {
+      const uint64_t start = tables_[next_].host_sector * kSectorSize;
+      buffer_.resize(kTableBytes);
+      CDI_RETURN_IF_ERROR(spool_->Read(start, buffer_));
+      spool_->Take(start, kTableBytes);
+      replayed_bytes_ += kTableBytes;
+      CDI_RETURN_IF_ERROR(OnTable());
+    }
     return Status::Ok();
   }
 
@@ -199,16 +338,32 @@ class SparseBody final : public ExtentBody {
     return Status::Ok();
   }
 
+  // The map is complete: grains that passed before it come from the spool,
+  // the others are written as they pass.
   Status StartGrains() {
     std::sort(grains_.begin(), grains_.end());
-    uint64_t tables_end = position_;
+    const uint64_t gd_start = header_.gd_offset * kSectorSize;
+    const uint64_t gd_end = gd_start + header_.gd_entries() * 4;
+    size_t table = 0;  // the first table that does not end before the grain
     for (size_t i = 0; i < grains_.size(); ++i) {
       const Placement& g = grains_[i];
-      if (g.host_sector * kSectorSize < tables_end) {
+      const uint64_t start = g.host_sector * kSectorSize;
+      const uint64_t end = start + header_.grain_bytes();
+      while (table < tables_.size() &&
+             tables_[table].host_sector * kSectorSize + kTableBytes <= start) {
+        ++table;
+      }
+      if ((table < tables_.size() && tables_[table].host_sector * kSectorSize < end) ||
+          (start < gd_end && gd_start < end)) {
+        return Corrupt("the grain of guest grain " + std::to_string(g.index) + " at sector " +
+                       std::to_string(g.host_sector) +
+                       " overlaps the grain directory or a grain table");
+      }
+      if (start < position_ && !Kept(start, header_.grain_bytes())) {
         return NeedsOutOfOrder("the grain of guest grain " + std::to_string(g.index) +
                                " at sector " + std::to_string(g.host_sector) +
-                               " lies before the end of the grain tables (offset " +
-                               std::to_string(tables_end) + ")");
+                               " lies before its grain table, where the redundant grain "
+                               "directory and its tables lie");
       }
       if (i > 0 && g.host_sector < grains_[i - 1].host_sector + header_.grain_size) {
         return Corrupt("the grains of guest grains " + std::to_string(grains_[i - 1].index) +
@@ -218,7 +373,49 @@ class SparseBody final : public ExtentBody {
     }
     next_ = 0;
     in_grain_ = 0;
-    phase_ = grains_.empty() ? Phase::kDone : Phase::kGrains;
+    while (next_ < grains_.size() && grains_[next_].host_sector * kSectorSize < position_) {
+      CDI_RETURN_IF_ERROR(Replay(grains_[next_]));
+      ++next_;
+    }
+    phase_ = next_ == grains_.size() ? Phase::kDone : Phase::kGrains;
+    if (spool_) {
+      spooled_bytes_ = spool_->stored_bytes();
+      spooled_on_disk_ = spool_->scratch_bytes();
+      spool_.reset();
+    }
+    replay_buffer_.clear();
+    replay_buffer_.shrink_to_fit();
+    replay_reservation_.Reset();
+    return Status::Ok();
+  }
+
+  // Writes a grain that passed before the map was complete, from the spool.
+  Status Replay(const Placement& g) {
+    const uint64_t grain_bytes = header_.grain_bytes();
+    const uint64_t start = g.host_sector * kSectorSize;
+    const uint64_t guest = g.index * grain_bytes;
+    const uint64_t capacity = header_.capacity_bytes();
+    const uint64_t length = std::min(grain_bytes, capacity - std::min(guest, capacity));
+    for (uint64_t done = 0; done < length;) {
+      const uint64_t piece_length = std::min(kReplayChunk, length - done);
+      if (auto view = spool_->View(start + done, piece_length)) {
+        CDI_RETURN_IF_ERROR(writer_->Write(guest + done, view->bytes));
+      } else {
+        if (replay_buffer_.empty()) {
+          if (!replay_reservation_.Resize(&memory_, kReplayChunk)) {
+            if (!spool_->deferred_error().ok()) return spool_->deferred_error();
+            return memory_.Exhausted("the buffer that writes out spooled grains", kReplayChunk);
+          }
+          replay_buffer_.resize(kReplayChunk);
+        }
+        const std::span<uint8_t> piece(replay_buffer_.data(), static_cast<size_t>(piece_length));
+        CDI_RETURN_IF_ERROR(spool_->Read(start + done, piece));
+        CDI_RETURN_IF_ERROR(writer_->Write(guest + done, piece));
+      }
+      done += piece_length;
+    }
+    spool_->Take(start, grain_bytes);
+    replayed_bytes_ += grain_bytes;
     return Status::Ok();
   }
 
@@ -245,7 +442,23 @@ class SparseBody final : public ExtentBody {
   GuestWriter* writer_;
   Header header_;
   std::optional<uint64_t> container_size_;
+  std::string scratch_dir_;
   uint64_t budget_;
+  MemoryBudget memory_;
+  Reservation map_reservation_;  // the directory and the placements
+  // Bytes that passed before the map was complete, and what they cost.
+  std::unique_ptr<Spool> spool_;
+  // The redundant directory (none: both 0) and the tables it names: not kept.
+  uint64_t rgd_begin_ = 0;
+  uint64_t rgd_end_ = 0;
+  std::vector<uint8_t> rgd_bytes_;
+  std::vector<uint32_t> redundant_tables_;  // sectors, sorted
+  Reservation rgd_reservation_;
+  std::vector<uint8_t> replay_buffer_;
+  Reservation replay_reservation_;
+  uint64_t replayed_bytes_ = 0;
+  uint64_t spooled_bytes_ = 0;
+  uint64_t spooled_on_disk_ = 0;
   uint64_t position_;  // offset of the next byte fed
   Phase phase_ = Phase::kDirectory;
   std::vector<uint8_t> buffer_;     // the directory, then one table

@@ -8,12 +8,19 @@
 // Directory entries of 0 and table entries of 0 (unallocated), or of 1 when
 // the header's zeroed-grain flag is set, become Zero() as soon as read.
 //
-// A grain table that lies before the grain directory, or a grain that lies
-// before a table (so that it would have passed before it was known), needs
-// the file out of order: that layout is refused (kUnsupported) rather than
-// spooled. Refused as corrupt: tables or grains that overlap each other or
-// the metadata, or lie past the end of the container. Memory: the directory
-// and 16 bytes per allocated grain, within DecoderOptions::memory_budget.
+// A grain table or a grain that lies before the directory or the table that
+// names it is read all the same: until every table is read, the bytes passed
+// over go to the spool (formats/qcow2/spool.h: memory within the budget, then
+// an unlinked file in DecoderOptions::scratch_dir), and what the map then
+// finds among them is read from there; Describe() says "spooling" ("needed" or
+// "not needed"), "spooled bytes" and "spooled bytes on disk". The redundant
+// grain directory and the tables it names (qemu-img and VMware write them
+// before the directory) are passed over, not kept: a grain or table among
+// them is refused (kUnsupported). Refused as corrupt: tables or grains that
+// overlap each other or the metadata, or lie past the end of the container.
+// Memory: the directory, the redundant one while it passes, and 16 bytes per
+// allocated grain, within DecoderOptions::memory_budget; the spool uses what
+// is left.
 #ifndef CDI_FORMATS_VMDK_VMDK_SPARSE_DECODER_H_
 #define CDI_FORMATS_VMDK_VMDK_SPARSE_DECODER_H_
 

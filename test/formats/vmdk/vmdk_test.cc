@@ -67,6 +67,34 @@ uint32_t GetLe32(const std::string& image, size_t offset) {
   return value;
 }
 
+uint64_t GetLe64(const std::string& image, size_t offset) {
+  return GetLe32(image, offset) | uint64_t{GetLe32(image, offset + 4)} << 32;
+}
+
+// Moves the grain directory (and with `tables`, the grain tables) of a
+// monolithicSparse image made by qemu-img after its grains, at the end of the
+// file, and fills their old places with 0xEE. The guest's data stays the same.
+void MoveMapToEnd(std::string& image, bool tables) {
+  const uint64_t capacity = GetLe64(image, 12);
+  const uint64_t grain = GetLe64(image, 20);
+  const size_t gd_bytes = static_cast<size_t>(((capacity + grain - 1) / grain + 511) / 512 * 4);
+  const size_t gd = static_cast<size_t>(GetLe64(image, 56) * 512);
+  image.resize((image.size() + 511) / 512 * 512);
+  const uint64_t new_gd_sector = image.size() / 512;
+  std::string tail = image.substr(gd, gd_bytes);
+  image.replace(gd, gd_bytes, std::string(gd_bytes, '\xee'));
+  tail.resize((gd_bytes + 511) / 512 * 512, '\0');
+  for (size_t i = 0; tables && i < gd_bytes / 4; ++i) {
+    const size_t table = size_t{GetLe32(tail, i * 4)} * 512;
+    if (table == 0) continue;
+    PutLe32(tail, i * 4, static_cast<uint32_t>(new_gd_sector + tail.size() / 512));
+    tail += image.substr(table, 2048);
+    image.replace(table, 2048, std::string(2048, '\xee'));
+  }
+  image += tail;
+  PutLe64(image, 56, new_gd_sector);
+}
+
 // Replaces the embedded descriptor (at sector 1, as qemu-img writes it) with `text`.
 void PutDescriptor(std::string& image, const std::string& text) {
   ASSERT_EQ(GetLe32(image, 28), 1u);
@@ -174,6 +202,19 @@ TEST(VmdkTest, DescribesTheImage) {
       {"virtual size", "500224"},       {"compressed", "yes"}};
   EXPECT_EQ(d.details, details);
   EXPECT_TRUE(writer.image() == made.reference);
+
+  // monolithicSparse as qemu-img lays it out: the map first, nothing spooled
+  // (the redundant directory and tables are passed over).
+  Made sparse = MakeVmdk(MakeData(500000, Pattern::kRandom), "monolithicSparse");
+  RecordingWriter sparse_writer;
+  ImagePipeline sparse_pipeline(&sparse_writer, {});
+  ASSERT_TRUE(FeedInChunks(sparse_pipeline, sparse.vmdk, 4099).ok());
+  ImageDescription sd = *sparse_pipeline.Describe();
+  std::vector<std::pair<std::string, std::string>> tail(sd.details.end() - 3, sd.details.end());
+  EXPECT_EQ(tail, (std::vector<std::pair<std::string, std::string>>{
+                      {"spooling", "not needed"},
+                      {"spooled bytes", "0"},
+                      {"spooled bytes on disk", "0"}}));
 }
 
 TEST(VmdkTest, CompressedStreamReachesTheDecoder) {
@@ -498,20 +539,87 @@ INSTANTIATE_TEST_SUITE_P(
                   PutLe32(i, gt + 4, GetLe32(i, gt) + 8);
                 },
                 ErrorCode::kCorruptImage, "overlap"},
-        Hostile{"GrainBeforeItsTable", kSparse,
+        Hostile{"GrainInsideItsTable", kSparse,
                 [](std::string& i) {
                   // overHead 27 lets a grain start at sector 28, inside the
-                  // table at 27-30 that maps it: it would pass before it is known.
+                  // table at 27-30 that maps it.
                   PutLe64(i, 64, 27);
                   size_t gt = GetLe32(i, GetLe32(i, 56) * 512) * 512;
                   ASSERT_EQ(gt, 27u * 512);
                   PutLe32(i, gt, 28);
                 },
-                ErrorCode::kUnsupported, "lies before the end of the grain tables"},
+                ErrorCode::kCorruptImage, "overlaps the grain directory or a grain table"},
+        Hostile{"GrainAmongTheRedundantTables", kSparse,
+                [](std::string& i) {
+                  // With the map at the end, a grain at sector 22, where the
+                  // redundant grain table lies, which is passed over.
+                  MoveMapToEnd(i, true);
+                  PutLe64(i, 64, 22);
+                  size_t gt = GetLe32(i, GetLe32(i, 56) * 512) * 512;
+                  PutLe32(i, gt, 22);
+                },
+                ErrorCode::kUnsupported, "where the redundant grain directory and its tables lie"},
         Hostile{"TableBeforeDirectory", kSparse,
                 [](std::string& i) { PutLe32(i, GetLe32(i, 56) * 512, 21); },
                 ErrorCode::kUnsupported, "out of order"}),
     [](const auto& test_info) { return test_info.param.name; });
+
+// A grain directory (and its tables) after the grains they map, as a
+// monolithicSparse VMDK may be laid out: the grains that pass before the map
+// is complete wait in the spool and land where qemu-img reads them.
+TEST(VmdkTest, MapAfterTheGrainsIsSpooled) {
+  if (!cdi::test::HaveProgram("qemu-img")) GTEST_SKIP() << "qemu-img is not installed";
+  for (bool tables : {false, true}) {
+    SCOPED_TRACE(tables ? "directory and tables at the end" : "directory at the end");
+    Made made = MakeVmdk(MakeData(700000, Pattern::kRandom, 5), "monolithicSparse");
+    MoveMapToEnd(made.vmdk, tables);
+    cdi::test::TempDir dir;
+    cdi::test::WriteFile(dir.File("moved.vmdk"), made.vmdk);
+    cdi::test::RunResult r = cdi::test::Run(
+        {"qemu-img", "convert", "-f", "vmdk", "-O", "raw", dir.File("moved.vmdk"), dir.File("out.raw")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(cdi::test::ReadFile(dir.File("out.raw")) == made.reference);
+    for (size_t chunk : {size_t{7}, size_t{4099}, size_t{(1 << 20) + 1}}) {
+      SCOPED_TRACE("chunk " + std::to_string(chunk));
+      RecordingWriter writer;
+      std::unique_ptr<Decoder> decoder =
+          MakeVmdkDecoder(&writer, DecoderOptions{.container_size = made.vmdk.size()});
+      Status status = FeedInChunks(*decoder, made.vmdk, chunk);
+      ASSERT_TRUE(status.ok()) << status.ToString();
+      EXPECT_TRUE(writer.CoverageOk());
+      EXPECT_TRUE(writer.image() == made.reference)
+          << cdi::test::FirstDifference(writer.image(), made.reference);
+      const auto details = decoder->Describe().details;
+      EXPECT_NE(std::find(details.begin(), details.end(),
+                          std::pair<std::string, std::string>{"spooling", "needed"}),
+                details.end());
+    }
+  }
+}
+
+// Grains spooled beyond the memory budget go to an unlinked file in the
+// scratch directory; nothing stays behind there.
+TEST(VmdkTest, SpooledGrainsBeyondTheMemoryBudgetGoToTheScratchDirectory) {
+  if (!cdi::test::HaveProgram("qemu-img")) GTEST_SKIP() << "qemu-img is not installed";
+  Made made = MakeVmdk(MakeData(8 << 20, Pattern::kRandom, 6), "monolithicSparse");
+  MoveMapToEnd(made.vmdk, true);
+  cdi::test::TempDir scratch;
+  RecordingWriter writer;
+  std::unique_ptr<Decoder> decoder = MakeVmdkDecoder(
+      &writer, DecoderOptions{.container_size = made.vmdk.size(),
+                              .memory_budget = 4 << 20,
+                              .scratch_dir = scratch.path()});
+  Status status = FeedInChunks(*decoder, made.vmdk, 65536);
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  EXPECT_TRUE(writer.image() == made.reference)
+      << cdi::test::FirstDifference(writer.image(), made.reference);
+  const auto details = decoder->Describe().details;
+  auto on_disk = std::find_if(details.begin(), details.end(),
+                              [](const auto& d) { return d.first == "spooled bytes on disk"; });
+  ASSERT_NE(on_disk, details.end());
+  EXPECT_GT(std::stoull(on_disk->second), 0u);
+  EXPECT_TRUE(cdi::test::ListDir(scratch.path()).empty());
+}
 
 TEST(VmdkTest, MemoryBudgetHolds) {
   if (!cdi::test::HaveProgram("qemu-img")) GTEST_SKIP() << "qemu-img is not installed";
