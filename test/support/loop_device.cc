@@ -1,5 +1,6 @@
 #include "test/support/loop_device.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +31,12 @@ bool RunWithRetries(const std::vector<std::string>& argv) {
   return false;
 }
 
+uint64_t FileSize(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) throw std::runtime_error("cannot stat " + path);
+  return static_cast<uint64_t>(st.st_size);
+}
+
 }  // namespace
 
 std::string LoopDevice::Unavailable() {
@@ -42,10 +49,12 @@ std::string LoopDevice::Unavailable() {
 }
 
 LoopDevice::LoopDevice(const LoopDeviceOptions& options)
-    : backing_file_(options.backing_dir.empty() ? dir_.File("backing.img")
-                                                : options.backing_dir + "/loop-backing.img"),
-      size_(options.size) {
-  {
+    : owns_file_(options.existing_file.empty()),
+      backing_file_(!owns_file_                   ? options.existing_file
+                    : options.backing_dir.empty() ? dir_.File("backing.img")
+                                                  : options.backing_dir + "/loop-backing.img"),
+      size_(owns_file_ ? options.size : FileSize(options.existing_file)) {
+  if (owns_file_) {
     std::ofstream out(backing_file_, std::ios::binary | std::ios::trunc);
     if (!out) throw std::runtime_error("cannot create " + backing_file_);
     if (options.fill) {
@@ -59,7 +68,8 @@ LoopDevice::LoopDevice(const LoopDeviceOptions& options)
     out.close();
     if (!out) throw std::runtime_error("cannot write " + backing_file_);
   }
-  if (!options.fill && truncate(backing_file_.c_str(), static_cast<off_t>(size_)) != 0) {
+  if (owns_file_ && !options.fill &&
+      truncate(backing_file_.c_str(), static_cast<off_t>(size_)) != 0) {
     throw std::runtime_error("cannot size " + backing_file_);
   }
   std::vector<std::string> argv = {"losetup", "-f", "--show", "--sector-size",
@@ -76,7 +86,7 @@ LoopDevice::~LoopDevice() {
   if (!path_.empty() && !RunWithRetries({"losetup", "-d", path_})) {
     ADD_FAILURE() << "could not detach " << path_ << "; detach it with losetup -d " << path_;
   }
-  unlink(backing_file_.c_str());
+  if (owns_file_) unlink(backing_file_.c_str());
 }
 
 std::string MountUnavailable() {

@@ -24,6 +24,9 @@ struct LoopDeviceOptions {
   // out of space); empty: a temporary directory of its own.
   std::string backing_dir;
   LoopAccess access = LoopAccess::kReadWrite;  // kReadOnly: losetup --read-only
+  // An existing file to attach instead of a new one (size, fill and
+  // backing_dir are then ignored; the file stays at scope end).
+  std::string existing_file;
 };
 
 // A loop device attached (`losetup -f --show`) to a backing file in its own
@@ -46,6 +49,7 @@ class LoopDevice {
 
  private:
   TempDir dir_;
+  bool owns_file_ = true;
   std::string backing_file_;
   std::string path_;
   uint64_t size_ = 0;
