@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cdi/import.h"
+#include "test/e2e/e2e_util.h"
 #include "test/support/files.h"
 #include "test/support/loop_device.h"
 #include "test/support/process.h"
@@ -12,10 +13,6 @@
 
 namespace cdi::test {
 namespace {
-
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 class ArchiveImportTest : public ::testing::Test {
  protected:

@@ -24,6 +24,11 @@ inline RunResult CdiImage(const std::vector<std::string>& args, const RunOptions
   return Run(argv, options);
 }
 
+// Whether `text` holds `part` (for messages and logs).
+inline bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
 // A raw image of `blocks` 64 KiB blocks: random data, except every
 // `zero_every`-th block, which is zero. Returns its bytes.
 inline std::string MakeRawImage(size_t blocks, size_t zero_every, uint32_t seed) {

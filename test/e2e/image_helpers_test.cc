@@ -18,10 +18,6 @@
 namespace cdi::test {
 namespace {
 
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 RunResult SizeDetection(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {BinDir() + "/cdi-image-size-detection"};
   argv.insert(argv.end(), args.begin(), args.end());

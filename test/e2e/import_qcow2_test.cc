@@ -16,10 +16,6 @@ namespace {
 
 constexpr uint64_t kVirtualSize = 24ull << 20;
 
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 std::vector<std::string> CorpusNames() {
   return {"plain.qcow2",    "zlib.qcow2",     "zstd.qcow2",      "v2-4k.qcow2",
           "l2ext.qcow2",    "prealloc.qcow2", "random.qcow2",    "resized.qcow2",

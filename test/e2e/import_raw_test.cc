@@ -13,10 +13,6 @@
 namespace cdi::test {
 namespace {
 
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 // One image, its compressed forms and one nginx serving them, shared by the
 // suite (made once: compressing is the slow part); each test has its own
 // output directory.

@@ -13,10 +13,6 @@
 namespace cdi::test {
 namespace {
 
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 class ImportVhdTest : public ::testing::Test {
  protected:
   void SetUp() override {

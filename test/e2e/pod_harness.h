@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "test/e2e/e2e_util.h"
 #include "test/support/files.h"
 #include "test/support/http_server.h"
 #include "test/support/process.h"
@@ -111,10 +112,6 @@ class PodHarness {
     return FileExists(termination_log()) ? ReadFile(termination_log()) : "";
   }
 };
-
-inline bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 }  // namespace cdi::test
 

@@ -99,7 +99,7 @@ TEST(PowerCutE2eTest, WhatTheCheckpointClaimsSurvivesAPowerCut) {
   RunResult second = CdiImage(args);
   ASSERT_EQ(second.exit_code, 0) << second.err;
   EXPECT_EQ(Sha256File(target), Sha256Bytes(image));
-  EXPECT_NE(second.out.find("continued from byte " + std::to_string(survived)), std::string::npos)
+  EXPECT_TRUE(Contains(second.out, "continued from byte " + std::to_string(survived)))
       << second.out;
   std::vector<RecordedRequest> requests = server.RequestsFor("/disk.raw");
   ASSERT_EQ(requests.size(), 2u);

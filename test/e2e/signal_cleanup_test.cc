@@ -22,10 +22,6 @@
 namespace cdi::test {
 namespace {
 
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 // Waits until `ready()` holds; false if `process` exits first. The limit is
 // a safety net, not a measurement.
 bool WaitUntil(BackgroundProcess& process, const std::function<bool()>& ready) {

@@ -10,10 +10,6 @@
 namespace cdi::test {
 namespace {
 
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 std::string Base64(const std::string& bytes) {
   TempDir dir;
   WriteFile(dir.File("in"), bytes);

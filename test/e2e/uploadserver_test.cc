@@ -28,10 +28,6 @@ constexpr uint64_t kVirtualSize = 8ull << 20;
 constexpr const char* kComplete = R"({"preallocationApplied":false,"message":"Upload Complete"})";
 constexpr const char* kClientName = "cdi-test client";
 
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 // The guest (random MiBs among zero ones) and its containers, made once.
 std::string Corpus() {
   return CachedFixtureDir("uploadserver-v2", [](const std::string& dir) {
