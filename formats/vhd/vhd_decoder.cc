@@ -10,6 +10,7 @@
 #include "cdi/quantity.h"
 #include "formats/qcow2/memory_budget.h"
 #include "formats/qcow2/spool.h"
+#include "formats/qcow2/spool_replay.h"
 #include "formats/vhd/vhd_format.h"
 
 namespace cdi::formats {
@@ -18,13 +19,9 @@ namespace {
 using qcow2::MemoryBudget;
 using qcow2::Reservation;
 using qcow2::Spool;
+using qcow2::SpoolReplay;
 using vhd::kFooterSize;
 using vhd::kSectorSize;
-
-// Spooled blocks are written out in pieces of at most this size.
-constexpr uint64_t kReplayChunk = kMiB;
-// Memory the spool leaves free for the BAT and the replay buffer.
-constexpr uint64_t kMinHeadroom = 2 * kMiB;
 
 constexpr char kRetryAdvice[] =
     "; the download was cut short or the source changed: retry the import";
@@ -130,16 +127,8 @@ class VhdDecoder final : public Decoder {
   Status KeepTo(std::span<const uint8_t>& bytes, uint64_t offset) {
     if (pos_ >= offset) return Status::Ok();
     const size_t take = static_cast<size_t>(std::min<uint64_t>(offset - pos_, bytes.size()));
-    if (!spool_) {
-      Spool::Options spool_options;
-      spool_options.budget = &budget_;
-      spool_options.scratch_dir = options_.scratch_dir;
-      spool_options.unit_size = kSectorSize;  // blocks start on a sector
-      spool_options.block_size = kMiB;
-      spool_options.keep_free = std::max(kMinHeadroom, budget_.budget() / 8);
-      spool_options.format = "VHD";
-      spool_ = std::make_unique<Spool>(spool_options);
-    }
+    // Blocks start on a sector.
+    if (!spool_) spool_ = qcow2::MakeTableSpool(&budget_, options_.scratch_dir, kSectorSize, "VHD");
     CDI_RETURN_IF_ERROR(spool_->Append(pos_, bytes.first(take)));
     bytes = bytes.subspan(take);
     pos_ += take;
@@ -299,9 +288,17 @@ class VhdDecoder final : public Decoder {
     // overlaps it was refused above) come from the spool; the others are read
     // as they pass.
     next_ = 0;
-    while (next_ < blocks_.size() && uint64_t{blocks_[next_].sector} * kSectorSize < bat_end) {
-      CDI_RETURN_IF_ERROR(Replay());
-      ++next_;
+    if (spool_) {
+      SpoolReplay replay(spool_.get(), &budget_, "blocks");
+      while (next_ < blocks_.size() && uint64_t{blocks_[next_].sector} * kSectorSize < bat_end) {
+        CDI_RETURN_IF_ERROR(Replay(replay));
+        ++next_;
+      }
+    }
+    if (next_ < blocks_.size() && uint64_t{blocks_[next_].sector} * kSectorSize < bat_end) {
+      return InternalError("VHD: the block of BAT entry " +
+                           std::to_string(blocks_[next_].guest_index) +
+                           " passed before the BAT but was not kept");
     }
     mapped_ = true;
     if (spool_) {
@@ -309,20 +306,17 @@ class VhdDecoder final : public Decoder {
       spooled_on_disk_ = spool_->scratch_bytes();
       spool_.reset();
     }
-    replay_buffer_.clear();
-    replay_buffer_.shrink_to_fit();
-    replay_reservation_.Reset();
     buffer_.clear();
     stage_ = next_ == blocks_.size() ? Stage::kTrailer : Stage::kBitmap;
     return Status::Ok();
   }
 
   // Writes the block blocks_[next_], whose bytes passed before the BAT, from
-  // the spool: its bitmap, then its data in pieces.
-  Status Replay() {
+  // the spool: its bitmap, then its data.
+  Status Replay(SpoolReplay& replay) {
     const uint64_t start = uint64_t{blocks_[next_].sector} * kSectorSize;
     const uint64_t span = uint64_t{header_.bitmap_size} + header_.block_size;
-    if (!spool_ || spool_->AvailableLength(start, span) != span) {
+    if (spool_->AvailableLength(start, span) != span) {
       return InternalError("VHD: the block of BAT entry " +
                            std::to_string(blocks_[next_].guest_index) + " at offset " +
                            std::to_string(start) + " passed before the BAT but was not kept");
@@ -330,26 +324,10 @@ class VhdDecoder final : public Decoder {
     buffer_.resize(header_.bitmap_size);
     CDI_RETURN_IF_ERROR(spool_->Read(start, buffer_));
     CDI_RETURN_IF_ERROR(ZeroUnwrittenSectors());
-    const uint64_t data = start + header_.bitmap_size;
-    for (uint64_t done = 0; done < header_.block_size;) {
-      const uint64_t length = std::min(kReplayChunk, header_.block_size - done);
-      if (auto view = spool_->View(data + done, length)) {
-        CDI_RETURN_IF_ERROR(PlaceData(view->bytes));
-      } else {
-        if (replay_buffer_.empty()) {
-          if (!replay_reservation_.Resize(&budget_, kReplayChunk)) {
-            if (!spool_->deferred_error().ok()) return spool_->deferred_error();
-            return budget_.Exhausted("the buffer that writes out spooled blocks", kReplayChunk);
-          }
-          replay_buffer_.resize(kReplayChunk);
-        }
-        const std::span<uint8_t> piece(replay_buffer_.data(), static_cast<size_t>(length));
-        CDI_RETURN_IF_ERROR(spool_->Read(data + done, piece));
-        CDI_RETURN_IF_ERROR(PlaceData(piece));
-      }
-      done += length;
-    }
-    spool_->Take(start, span);
+    CDI_RETURN_IF_ERROR(replay.Write(start + header_.bitmap_size, header_.block_size,
+                                     [this](uint64_t, std::span<const uint8_t> piece) {
+                                       return PlaceData(piece);
+                                     }));
     replayed_bytes_ += span;
     return Status::Ok();
   }
@@ -468,8 +446,6 @@ class VhdDecoder final : public Decoder {
   Reservation tables_reservation_;  // the BAT, the block list and one bitmap
   // Bytes before the BAT, until it is read (they may be blocks it maps).
   std::unique_ptr<Spool> spool_;
-  std::vector<uint8_t> replay_buffer_;
-  Reservation replay_reservation_;
   bool mapped_ = false;  // the BAT was read
   uint64_t replayed_bytes_ = 0;
   uint64_t spooled_bytes_ = 0;

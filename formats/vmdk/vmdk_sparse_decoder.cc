@@ -9,6 +9,7 @@
 #include "cdi/quantity.h"
 #include "formats/qcow2/memory_budget.h"
 #include "formats/qcow2/spool.h"
+#include "formats/qcow2/spool_replay.h"
 #include "formats/vmdk/vmdk_format.h"
 
 namespace cdi::formats::vmdk {
@@ -17,12 +18,9 @@ namespace {
 using qcow2::MemoryBudget;
 using qcow2::Reservation;
 using qcow2::Spool;
+using qcow2::SpoolReplay;
 
 constexpr uint64_t kTableBytes = kGtesPerGt * 4;
-// Spooled grains are written out in pieces of at most this size.
-constexpr uint64_t kReplayChunk = kMiB;
-// Memory the spool leaves free for the map and the replay buffer.
-constexpr uint64_t kMinHeadroom = 2 * kMiB;
 
 // A table or a grain: where it lies in the file and which part of the guest it maps.
 struct Placement {
@@ -182,16 +180,8 @@ class SparseBody final : public ExtentBody {
         n = static_cast<size_t>(
             std::min<uint64_t>(n, uint64_t{*next} * kSectorSize - position_));
       }
-      if (!spool_) {
-        Spool::Options spool_options;
-        spool_options.budget = &memory_;
-        spool_options.scratch_dir = scratch_dir_;
-        spool_options.unit_size = kSectorSize;  // tables and grains start on a sector
-        spool_options.block_size = kMiB;
-        spool_options.keep_free = std::max(kMinHeadroom, memory_.budget() / 8);
-        spool_options.format = "vmdk";
-        spool_ = std::make_unique<Spool>(spool_options);
-      }
+      // Tables and grains start on a sector.
+      if (!spool_) spool_ = qcow2::MakeTableSpool(&memory_, scratch_dir_, kSectorSize, "vmdk");
       CDI_RETURN_IF_ERROR(spool_->Append(position_, bytes.first(n)));
       position_ += n;
       bytes = bytes.subspan(n);
@@ -373,9 +363,12 @@ class SparseBody final : public ExtentBody {
     }
     next_ = 0;
     in_grain_ = 0;
-    while (next_ < grains_.size() && grains_[next_].host_sector * kSectorSize < position_) {
-      CDI_RETURN_IF_ERROR(Replay(grains_[next_]));
-      ++next_;
+    if (spool_) {
+      SpoolReplay replay(spool_.get(), &memory_, "grains");
+      while (next_ < grains_.size() && grains_[next_].host_sector * kSectorSize < position_) {
+        CDI_RETURN_IF_ERROR(Replay(grains_[next_], replay));
+        ++next_;
+      }
     }
     phase_ = next_ == grains_.size() ? Phase::kDone : Phase::kGrains;
     if (spool_) {
@@ -383,38 +376,20 @@ class SparseBody final : public ExtentBody {
       spooled_on_disk_ = spool_->scratch_bytes();
       spool_.reset();
     }
-    replay_buffer_.clear();
-    replay_buffer_.shrink_to_fit();
-    replay_reservation_.Reset();
     return Status::Ok();
   }
 
-  // Writes a grain that passed before the map was complete, from the spool.
-  Status Replay(const Placement& g) {
+  // Writes a grain that passed before the map was complete, from the spool
+  // (what of it lies within the capacity).
+  Status Replay(const Placement& g, SpoolReplay& replay) {
     const uint64_t grain_bytes = header_.grain_bytes();
-    const uint64_t start = g.host_sector * kSectorSize;
     const uint64_t guest = g.index * grain_bytes;
     const uint64_t capacity = header_.capacity_bytes();
     const uint64_t length = std::min(grain_bytes, capacity - std::min(guest, capacity));
-    for (uint64_t done = 0; done < length;) {
-      const uint64_t piece_length = std::min(kReplayChunk, length - done);
-      if (auto view = spool_->View(start + done, piece_length)) {
-        CDI_RETURN_IF_ERROR(writer_->Write(guest + done, view->bytes));
-      } else {
-        if (replay_buffer_.empty()) {
-          if (!replay_reservation_.Resize(&memory_, kReplayChunk)) {
-            if (!spool_->deferred_error().ok()) return spool_->deferred_error();
-            return memory_.Exhausted("the buffer that writes out spooled grains", kReplayChunk);
-          }
-          replay_buffer_.resize(kReplayChunk);
-        }
-        const std::span<uint8_t> piece(replay_buffer_.data(), static_cast<size_t>(piece_length));
-        CDI_RETURN_IF_ERROR(spool_->Read(start + done, piece));
-        CDI_RETURN_IF_ERROR(writer_->Write(guest + done, piece));
-      }
-      done += piece_length;
-    }
-    spool_->Take(start, grain_bytes);
+    CDI_RETURN_IF_ERROR(replay.Write(g.host_sector * kSectorSize, length,
+                                     [&](uint64_t done, std::span<const uint8_t> piece) {
+                                       return writer_->Write(guest + done, piece);
+                                     }));
     replayed_bytes_ += grain_bytes;
     return Status::Ok();
   }
@@ -454,8 +429,6 @@ class SparseBody final : public ExtentBody {
   std::vector<uint8_t> rgd_bytes_;
   std::vector<uint32_t> redundant_tables_;  // sectors, sorted
   Reservation rgd_reservation_;
-  std::vector<uint8_t> replay_buffer_;
-  Reservation replay_reservation_;
   uint64_t replayed_bytes_ = 0;
   uint64_t spooled_bytes_ = 0;
   uint64_t spooled_on_disk_ = 0;
