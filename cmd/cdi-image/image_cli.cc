@@ -442,9 +442,9 @@ constexpr std::string_view kFormatsHelp =
     "  decoded     raw (and ISO), qcow2 v2/v3, vmdk (streamOptimized, monolithicSparse),\n"
     "              vhd (dynamic, fixed), vhdx (dynamic, fixed), vdi (dynamic, static),\n"
     "              the disk of an OVA; inside gzip, xz or zstd\n"
-    "  refused     differencing vhd, vhdx and vdi, QED, Parallels, Bochs, cloop, LUKS, DMG,\n"
-    "              other VMDK kinds, extents and descriptors (exit 3, with the qemu-img\n"
-    "              command that converts them)\n\n";
+    "  refused     differencing vhd, vhdx and vdi, qcow v1, QED, Parallels, Bochs, cloop,\n"
+    "              LUKS, DMG, other VMDK kinds, extents and descriptors (exit 3, with the\n"
+    "              qemu-img command that converts them)\n\n";
 
 int RunImageCli(int argc, char** argv) {
   CLI::App app{"cdi-image " + std::string(Version()) +
