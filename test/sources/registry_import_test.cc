@@ -11,6 +11,7 @@
 #include "cdi/import.h"
 #include "test/support/certs.h"
 #include "test/support/files.h"
+#include "test/support/fixture_cache.h"
 #include "test/support/http_server.h"
 #include "test/support/process.h"
 #include "test/support/registry_server.h"
@@ -60,20 +61,32 @@ class RegistryImportTest : public ::testing::Test {
   static void SetUpTestSuite() {
     if (!HaveRegistryTools()) return;
     images_ = new Images();
-    registry_ = new RegistryServer({});
-    layout_ = new OciLayout(images_->dir.File("layout"));
-    OciLayout& l = *layout_;
+    // The pushes take seconds: made once per build tree, the registry's
+    // storage is copied for each test process.
+    const std::string cache = CachedFixtureDir("registry-images-v1", [](const std::string& dir) {
+      RegistryServer builder({});
+      Push(builder, *images_, dir);
+      Sh("cp -a '" + builder.storage_dir() + "' '" + dir + "/storage'");
+    });
+    registry_ = new RegistryServer({.storage_from = cache + "/storage"});
+    corrupt_layer_digest_ = new std::string(ReadFile(cache + "/corrupt-layer-digest"));
+  }
+
+  // Pushes every image the tests import to `registry`; the digest of the
+  // damaged layer goes to `dir`/corrupt-layer-digest.
+  static void Push(RegistryServer& registry, const Images& images, const std::string& dir) {
+    OciLayout l(images.dir.File("layout"));
     const std::vector<std::string> env = {"INSTANCETYPE_KUBEVIRT_IO_DEFAULT_INSTANCETYPE=u1.small",
                                           "PATH=/usr/bin"};
-    auto push = [](const OciLayout::Descriptor& image, const std::string& name,
-                   const std::string& format = "") {
-      layout_->Tag(image, name);
-      registry_->Push(*layout_, name, "disks/" + name, format);
+    auto push = [&](const OciLayout::Descriptor& image, const std::string& name,
+                    const std::string& format = "") {
+      l.Tag(image, name);
+      registry.Push(l, name, "disks/" + name, format);
     };
-    push(l.AddImage({l.AddLayer(DiskLayerTar(images_->qcow2), Compression::kGzip)}, "amd64", env),
+    push(l.AddImage({l.AddLayer(DiskLayerTar(images.qcow2), Compression::kGzip)}, "amd64", env),
          "qcow2-gzip");
-    push(l.AddImage({l.AddLayer(DiskLayerTar(images_->raw), Compression::kNone)}), "raw-plain");
-    push(l.AddImage({l.AddLayer(DiskLayerTar(images_->compressed_qcow2), Compression::kZstd)}),
+    push(l.AddImage({l.AddLayer(DiskLayerTar(images.raw), Compression::kNone)}), "raw-plain");
+    push(l.AddImage({l.AddLayer(DiskLayerTar(images.compressed_qcow2), Compression::kZstd)}),
          "cqcow2-zstd");
     // A base layer with what base images hold (a link, a whiteout, a
     // directory named like the disk's), then the disk.
@@ -87,37 +100,37 @@ class RegistryImportTest : public ::testing::Test {
                                  .End()
                                  .bytes;
     push(l.AddImage({l.AddLayer(base, Compression::kGzip),
-                     l.AddLayer(DiskLayerTar(images_->raw), Compression::kGzip),
+                     l.AddLayer(DiskLayerTar(images.raw), Compression::kGzip),
                      l.AddLayer(TarBuilder().File("late.txt", "after the disk").End().bytes,
                                 Compression::kNone)}),
          "later-layer");
-    push(l.AddImage({l.AddLayer(DiskLayerTar(images_->qcow2), Compression::kGzip)}), "v2s2",
+    push(l.AddImage({l.AddLayer(DiskLayerTar(images.qcow2), Compression::kGzip)}), "v2s2",
          "v2s2");
     push(
         l.AddIndex(
-            {{l.AddImage({l.AddLayer(DiskLayerTar(images_->raw), Compression::kGzip)}, "amd64"),
+            {{l.AddImage({l.AddLayer(DiskLayerTar(images.raw), Compression::kGzip)}, "amd64"),
               "amd64"},
-             {l.AddImage({l.AddLayer(DiskLayerTar(images_->arm_raw), Compression::kGzip)}, "arm64"),
+             {l.AddImage({l.AddLayer(DiskLayerTar(images.arm_raw), Compression::kGzip)}, "arm64"),
               "arm64"}}),
         "multiarch");
     push(l.AddImage(
              {l.AddLayer(TarBuilder().File("etc/hosts", "x").End().bytes, Compression::kGzip)}),
          "no-disk");
-    push(l.AddImage({l.AddLayer(TarBuilder().File("disk/sub/disk.img", images_->raw).End().bytes,
+    push(l.AddImage({l.AddLayer(TarBuilder().File("disk/sub/disk.img", images.raw).End().bytes,
                                 Compression::kGzip)}),
          "subdirectory");
-    corrupt_layer_ = new OciLayout::Descriptor(
-        l.AddLayer(DiskLayerTar(images_->raw, "corrupt.img"), Compression::kGzip));
-    push(l.AddImage({*corrupt_layer_}), "corrupted");
+    const OciLayout::Descriptor corrupt_layer =
+        l.AddLayer(DiskLayerTar(images.raw, "corrupt.img"), Compression::kGzip);
+    push(l.AddImage({corrupt_layer}), "corrupted");
+    WriteFile(dir + "/corrupt-layer-digest", corrupt_layer.digest);
     // Damage the stored blob, same size: the registry serves it as it is.
-    const std::string path = registry_->BlobDataPath(corrupt_layer_->digest);
+    const std::string path = registry.BlobDataPath(corrupt_layer.digest);
     std::string blob = ReadFile(path);
     blob[blob.size() / 2] = static_cast<char>(blob[blob.size() / 2] ^ 0x55);
     WriteFile(path, blob);
   }
   static void TearDownTestSuite() {
-    delete corrupt_layer_;
-    delete layout_;
+    delete corrupt_layer_digest_;
     delete registry_;
     delete images_;
   }
@@ -138,15 +151,13 @@ class RegistryImportTest : public ::testing::Test {
 
   static Images* images_;
   static RegistryServer* registry_;
-  static OciLayout* layout_;
-  static OciLayout::Descriptor* corrupt_layer_;
+  static std::string* corrupt_layer_digest_;
   TempDir target_;
 };
 
 Images* RegistryImportTest::images_ = nullptr;
 RegistryServer* RegistryImportTest::registry_ = nullptr;
-OciLayout* RegistryImportTest::layout_ = nullptr;
-OciLayout::Descriptor* RegistryImportTest::corrupt_layer_ = nullptr;
+std::string* RegistryImportTest::corrupt_layer_digest_ = nullptr;
 
 TEST_F(RegistryImportTest, Qcow2ContainerDiskInAGzipLayer) {
   Progress last;
@@ -258,7 +269,7 @@ TEST_F(RegistryImportTest, ACorruptedBlobIsAnErrorAndLeavesNothing) {
   Result<ImportResult> result = Import(Spec(registry_->Reference("disks/corrupted")));
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), ErrorCode::kCorruptImage) << result.status().ToString();
-  EXPECT_NE(result.status().message().find(corrupt_layer_->digest), std::string::npos)
+  EXPECT_NE(result.status().message().find(*corrupt_layer_digest_), std::string::npos)
       << result.status().message();
   EXPECT_FALSE(FileExists(TargetPath()));
   EXPECT_TRUE(ListDir(target_.path()).empty());

@@ -125,6 +125,9 @@ void OciLayout::Tag(const Descriptor& descriptor, const std::string& tag) {
 RegistryServer::RegistryServer(RegistryOptions options) : options_(std::move(options)) {
   const std::string& d = dir_.path();
   const bool tls = !options_.tls.cert.empty();
+  if (!options_.storage_from.empty()) {
+    Sh("cp -a " + Quote(options_.storage_from) + " " + Quote(storage_dir()));
+  }
   std::string auth;
   if (!options_.basic_user.empty()) {
     Sh("htpasswd -Bbn " + Quote(options_.basic_user) + " " + Quote(options_.basic_password) +

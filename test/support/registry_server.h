@@ -69,6 +69,10 @@ struct RegistryOptions {
   bool token_auth = false;  // Bearer tokens from a token server (HTTPS when tls is set)
   std::string token_user;   // the token server's credentials; none: anonymous tokens
   std::string token_password;
+  // A registry's storage to start from (RegistryServer::storage_dir() of
+  // another, kept in a fixture cache): copied, so that pushes and damage stay
+  // with this registry.
+  std::string storage_from;
 };
 
 class RegistryServer {
@@ -86,6 +90,8 @@ class RegistryServer {
   // an index); `format` "v2s2" converts to Docker's schema 2.
   void Push(const OciLayout& layout, const std::string& tag, const std::string& name,
             const std::string& format = "");
+  // Where the registry keeps what was pushed.
+  std::string storage_dir() const { return dir_.path() + "/storage"; }
   // The registry's storage file of a blob (to damage it).
   std::string BlobDataPath(const std::string& digest) const;
   // Token requests the token server received ("" without token auth): its JSON lines.
