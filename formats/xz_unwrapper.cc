@@ -279,7 +279,7 @@ class XzUnwrapper final : public Unwrapper {
       lzma_ret ret = lzma_code(stream, action);
       const size_t used = in_before - stream->avail_in;
       input_offset_ += used;
-      if (tracking_) tracker_.Observe(std::span(stream->next_in - used, used));
+      if (tracking_ && used > 0) tracker_.Observe(std::span(stream->next_in - used, used));
       CDI_RETURN_IF_ERROR(Produced(out.size() - stream->avail_out));
       if (tracking_) ConfirmBlockEnds(ret == LZMA_STREAM_END);
       switch (ret) {

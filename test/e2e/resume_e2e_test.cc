@@ -340,7 +340,9 @@ TEST_F(ResumeE2eTest, CdiImageKilledInsideAnXzStreamContinuesAtABlock) {
     ASSERT_NE(block, block_ends.end()) << claimed;
     // Decoded block by block, the third block's end: the image's first 4 MiB
     // are out but for the raw decoder's last 512 bytes.
-    if (threads == "-T1") EXPECT_EQ(claimed, block_ends[2]);
+    if (threads == "-T1") {
+      EXPECT_EQ(claimed, block_ends[2]);
+    }
     ExpectClaimedBytesOnDisk(out_.File(".disk.img.partial"),
                              static_cast<uint64_t>(block - block_ends.begin() + 1) << 20);
 
