@@ -258,39 +258,34 @@ class ImagePipeline::Impl {
   // The stages of a raw image inside zstd continued between two frames.
   Result<ByteSink*> BuildResumedZstd() {
     const FrameBoundary at = *options_.resume_zstd_at;
-    chain_ = {Format::kZstd, Format::kRaw};
-    DecoderOptions resumed = options_.decoder;
-    resumed.container_size.reset();
-    resumed.start_offset = at.decompressed;
-    std::unique_ptr<Decoder> raw = MakeRawOrFixedVhdDecoder(writer_, resumed);
-    decoder_ = raw.get();
     UnwrapOptions unwrap = UnwrapOptionsFor();
     unwrap.zstd_continue_at = at.compressed;
-    unwrap.max_output_bytes -= std::min(unwrap.max_output_bytes, at.decompressed);
     if (options_.frame_boundaries) unwrap.on_frame_end = FrameEndRecorder(at.decompressed);
-    CDI_ASSIGN_OR_RETURN(std::unique_ptr<ByteSink> unwrapper,
-                         MakeUnwrapper(Format::kZstd, raw.get(), unwrap));
-    stages_.push_back(std::move(raw));
-    stages_.push_back(std::move(unwrapper));
-    return stages_.back().get();
+    return BuildResumedRaw(Format::kZstd, at.decompressed, std::move(unwrap));
   }
 
   // The stages of a raw image inside xz continued between two blocks.
   Result<ByteSink*> BuildResumedXz() {
     const FrameBoundary at = *options_.resume_xz_at;
     if (!at.xz_stream) return InternalError("an xz stream is continued without its stream's start");
-    chain_ = {Format::kXz, Format::kRaw};
-    DecoderOptions resumed = options_.decoder;
-    resumed.container_size.reset();
-    resumed.start_offset = at.decompressed;
-    std::unique_ptr<Decoder> raw = MakeRawOrFixedVhdDecoder(writer_, resumed);
-    decoder_ = raw.get();
     UnwrapOptions unwrap = UnwrapOptionsFor();
     unwrap.xz_continue_at = XzBlockEnd{at.compressed, at.decompressed, *at.xz_stream};
-    unwrap.max_output_bytes -= std::min(unwrap.max_output_bytes, at.decompressed);
     if (options_.frame_boundaries) unwrap.on_xz_block_end = XzBlockEndRecorder();
+    return BuildResumedRaw(Format::kXz, at.decompressed, std::move(unwrap));
+  }
+
+  // A raw decoder from guest byte `decompressed` on, behind `wrapper`'s
+  // unwrapper set up to continue (`unwrap`).
+  Result<ByteSink*> BuildResumedRaw(Format wrapper, uint64_t decompressed, UnwrapOptions unwrap) {
+    chain_ = {wrapper, Format::kRaw};
+    DecoderOptions resumed = options_.decoder;
+    resumed.container_size.reset();
+    resumed.start_offset = decompressed;
+    std::unique_ptr<Decoder> raw = MakeRawOrFixedVhdDecoder(writer_, resumed);
+    decoder_ = raw.get();
+    unwrap.max_output_bytes -= std::min(unwrap.max_output_bytes, decompressed);
     CDI_ASSIGN_OR_RETURN(std::unique_ptr<ByteSink> unwrapper,
-                         MakeUnwrapper(Format::kXz, raw.get(), unwrap));
+                         MakeUnwrapper(wrapper, raw.get(), unwrap));
     stages_.push_back(std::move(raw));
     stages_.push_back(std::move(unwrapper));
     return stages_.back().get();

@@ -342,19 +342,27 @@ XzBlockDecoder::Step XzBlockDecoder::Code(std::span<const uint8_t> in, std::span
   }
 }
 
-bool XzBlockDecoder::StreamHeaderComplete(Step* step) {
-  switch (lzma_stream_header_decode(&flags_, header_.data())) {
+bool XzBlockDecoder::FlagsDecoded(lzma_ret ret, Step* step, const char* bad_magic,
+                                  const char* bad_crc) const {
+  switch (ret) {
     case LZMA_OK:
-      break;
+      return true;
     case LZMA_FORMAT_ERROR:
-      *step = Fail(*step, Problem::kCorrupt, "not an xz stream header");
+      *step = Fail(*step, Problem::kCorrupt, bad_magic);
       return false;
     case LZMA_OPTIONS_ERROR:
       *step = Fail(*step, Problem::kOptions, "");
       return false;
     default:
-      *step = Fail(*step, Problem::kCorrupt, "the Stream Header's CRC32 does not match");
+      *step = Fail(*step, Problem::kCorrupt, bad_crc);
       return false;
+  }
+}
+
+bool XzBlockDecoder::StreamHeaderComplete(Step* step) {
+  if (!FlagsDecoded(lzma_stream_header_decode(&flags_, header_.data()), step,
+                    "not an xz stream header", "the Stream Header's CRC32 does not match")) {
+    return false;
   }
   stream_.check = static_cast<uint32_t>(flags_.check);
   state_ = State::kBlockStart;
@@ -429,18 +437,10 @@ bool XzBlockDecoder::IndexRecordsComplete(Step* step) {
 
 bool XzBlockDecoder::FooterComplete(Step* step) {
   lzma_stream_flags footer{};
-  switch (lzma_stream_footer_decode(&footer, header_.data())) {
-    case LZMA_OK:
-      break;
-    case LZMA_FORMAT_ERROR:
-      *step = Fail(*step, Problem::kCorrupt, "the Stream Footer is missing after the Index");
-      return false;
-    case LZMA_OPTIONS_ERROR:
-      *step = Fail(*step, Problem::kOptions, "");
-      return false;
-    default:
-      *step = Fail(*step, Problem::kCorrupt, "the Stream Footer's CRC32 does not match");
-      return false;
+  if (!FlagsDecoded(lzma_stream_footer_decode(&footer, header_.data()), step,
+                    "the Stream Footer is missing after the Index",
+                    "the Stream Footer's CRC32 does not match")) {
+    return false;
   }
   if (lzma_stream_flags_compare(&flags_, &footer) != LZMA_OK) {
     *step = Fail(*step, Problem::kCorrupt, "the Stream Footer's flags differ from the header's");

@@ -136,6 +136,8 @@ class XzBlockDecoder {
   };
   Step Fail(Step step, Problem problem, std::string what) const;
   // Each returns false with step->problem set when the stream is damaged.
+  // Whether a Stream Header or Footer decoded; otherwise says why in *step.
+  bool FlagsDecoded(lzma_ret ret, Step* step, const char* bad_magic, const char* bad_crc) const;
   bool StreamHeaderComplete(Step* step);
   bool BlockHeaderComplete(Step* step);
   bool IndexRecordsComplete(Step* step);
