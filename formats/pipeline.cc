@@ -89,7 +89,7 @@ class ImagePipeline::Impl {
   }
 
   std::optional<FrameBoundary> TakeFrameBoundary(uint64_t covered) {
-    if (!RawInZstd()) return std::nullopt;
+    if (!RawInZstd() && !RawInXz()) return std::nullopt;
     std::optional<FrameBoundary> found;
     while (!frame_ends_.empty() && frame_ends_.front().decompressed <= covered) {
       found = frame_ends_.front();
@@ -162,6 +162,7 @@ class ImagePipeline::Impl {
       return stages_.back().get();
     }
     if (options_.resume_zstd_at && archive_writer_ == nullptr) return BuildResumedZstd();
+    if (options_.resume_xz_at && archive_writer_ == nullptr) return BuildResumedXz();
     if (options_.raw_only && archive_writer_ == nullptr) {
       chain_.push_back(Format::kRaw);
       std::unique_ptr<Decoder> raw = MakeRawDecoder(writer_, options_.decoder);
@@ -188,6 +189,9 @@ class ImagePipeline::Impl {
       UnwrapOptions unwrap = UnwrapOptionsFor();
       if (format == Format::kZstd && chain_.size() == 1 && options_.frame_boundaries) {
         unwrap.on_frame_end = FrameEndRecorder(0);
+      }
+      if (format == Format::kXz && chain_.size() == 1 && options_.frame_boundaries) {
+        unwrap.on_xz_block_end = XzBlockEndRecorder();
       }
       auto inner = std::make_unique<DetectStage>(this, Layer::kInsideWrapper);
       CDI_ASSIGN_OR_RETURN(std::unique_ptr<ByteSink> unwrapper,
@@ -254,21 +258,58 @@ class ImagePipeline::Impl {
   // The stages of a raw image inside zstd continued between two frames.
   Result<ByteSink*> BuildResumedZstd() {
     const FrameBoundary at = *options_.resume_zstd_at;
-    chain_ = {Format::kZstd, Format::kRaw};
-    DecoderOptions resumed = options_.decoder;
-    resumed.container_size.reset();
-    resumed.start_offset = at.decompressed;
-    std::unique_ptr<Decoder> raw = MakeRawOrFixedVhdDecoder(writer_, resumed);
-    decoder_ = raw.get();
     UnwrapOptions unwrap = UnwrapOptionsFor();
     unwrap.zstd_continue_at = at.compressed;
-    unwrap.max_output_bytes -= std::min(unwrap.max_output_bytes, at.decompressed);
     if (options_.frame_boundaries) unwrap.on_frame_end = FrameEndRecorder(at.decompressed);
+    return BuildResumedRaw(Format::kZstd, at.decompressed, std::move(unwrap));
+  }
+
+  // The stages of a raw image inside xz continued between two blocks.
+  Result<ByteSink*> BuildResumedXz() {
+    const FrameBoundary at = *options_.resume_xz_at;
+    if (!at.xz_stream) return InternalError("an xz stream is continued without its stream's start");
+    UnwrapOptions unwrap = UnwrapOptionsFor();
+    unwrap.xz_continue_at = XzBlockEnd{at.compressed, at.decompressed, *at.xz_stream};
+    if (options_.frame_boundaries) unwrap.on_xz_block_end = XzBlockEndRecorder();
+    return BuildResumedRaw(Format::kXz, at.decompressed, std::move(unwrap));
+  }
+
+  // A raw decoder from guest byte `decompressed` on, behind `wrapper`'s
+  // unwrapper set up to continue (`unwrap`).
+  Result<ByteSink*> BuildResumedRaw(Format wrapper, uint64_t decompressed, UnwrapOptions unwrap) {
+    chain_ = {wrapper, Format::kRaw};
+    DecoderOptions resumed = options_.decoder;
+    resumed.container_size.reset();
+    resumed.start_offset = decompressed;
+    std::unique_ptr<Decoder> raw = MakeRawOrFixedVhdDecoder(writer_, resumed);
+    decoder_ = raw.get();
+    unwrap.max_output_bytes -= std::min(unwrap.max_output_bytes, decompressed);
     CDI_ASSIGN_OR_RETURN(std::unique_ptr<ByteSink> unwrapper,
-                         MakeUnwrapper(Format::kZstd, raw.get(), unwrap));
+                         MakeUnwrapper(wrapper, raw.get(), unwrap));
     stages_.push_back(std::move(raw));
     stages_.push_back(std::move(unwrapper));
     return stages_.back().get();
+  }
+
+  bool RawInXz() const { return !ova_ && chain_ == std::vector<Format>{Format::kXz, Format::kRaw}; }
+
+  // Records the block ends of an outermost xz layer (they count from the
+  // source's start, a continued stream's too), while the image inside may
+  // still be raw.
+  std::function<void(const XzBlockEnd&)> XzBlockEndRecorder() {
+    return [this](const XzBlockEnd& end) {
+      if (chain_.size() > 1 && !RawInXz()) {
+        frame_ends_.clear();  // another format inside: no one asks
+        return;
+      }
+      const FrameBoundary point{end.compressed, end.decompressed, end.stream};
+      // Empty blocks end where the one before did: the later point will do.
+      if (!frame_ends_.empty() && frame_ends_.back().decompressed == point.decompressed) {
+        frame_ends_.back() = point;
+      } else {
+        frame_ends_.push_back(point);
+      }
+    };
   }
 
   bool RawInZstd() const {
@@ -283,7 +324,7 @@ class ImagePipeline::Impl {
         frame_ends_.clear();  // another format inside: no one asks
         return;
       }
-      const FrameBoundary end{compressed, base + decompressed};
+      const FrameBoundary end{compressed, base + decompressed, std::nullopt};
       // Empty frames end where the one before did: the later point will do.
       if (!frame_ends_.empty() && frame_ends_.back().decompressed == end.decompressed) {
         frame_ends_.back() = end;

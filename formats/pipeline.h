@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "formats/decoder.h"
+#include "formats/unwrapper.h"
 
 namespace cdi::formats {
 
@@ -59,11 +60,15 @@ namespace tar {
 class EntryWriter;
 }  // namespace tar
 
-// A point between two frames of an outermost zstd layer: the compressed
-// bytes before it (the source's) and the bytes they decompress to.
+// A point between two frames of an outermost zstd layer, or between two
+// blocks of an outermost xz layer: the compressed bytes before it (the
+// source's) and the bytes they decompress to.
 struct FrameBoundary {
   uint64_t compressed = 0;
   uint64_t decompressed = 0;
+  // xz: the stream the point lies in (its check, where it began), which a
+  // later import needs to continue there (formats/xz_blocks.h).
+  std::optional<XzStreamStart> xz_stream;
 };
 
 struct PipelineOptions {
@@ -98,9 +103,18 @@ struct PipelineOptions {
   // and what follows decompresses to guest bytes from
   // resume_zstd_at->decompressed on. Nothing is detected.
   std::optional<FrameBoundary> resume_zstd_at;
-  // Keeps the points between frames of an outermost zstd layer around a raw
-  // image for TakeFrameBoundary (an import that writes checkpoints); a few
-  // bytes each until taken.
+  // Continues a raw image inside xz (the chain {"xz", "raw"}) at a point
+  // between blocks that an earlier import reached (a checkpoint's, with its
+  // xz_stream): the input's first byte is compressed byte
+  // resume_xz_at->compressed of the source, where a Block Header or the Index
+  // begins, and what follows decompresses to guest bytes from
+  // resume_xz_at->decompressed on. Nothing is detected; the stream's Index
+  // must agree with the point (formats/xz_blocks.h).
+  std::optional<FrameBoundary> resume_xz_at;
+  // Keeps the points between frames of an outermost zstd layer, or between
+  // blocks of an outermost xz layer, around a raw image for
+  // TakeFrameBoundary (an import that writes checkpoints); a few bytes each
+  // until taken.
   bool frame_boundaries = false;
   // Archives only: the tar is a container image layer, whose links, devices
   // and other entries are reported as tar::EntryType::kOther instead of
@@ -132,13 +146,14 @@ class ImagePipeline : public ByteSink {
   // it (ZstdDeclaredFrameSize); nullopt for every other chain, and when the
   // header does not say.
   std::optional<uint64_t> DeclaredRawSize() const;
-  // For a raw image inside an outermost zstd layer (the chain {"zstd",
-  // "raw"}): the last point between frames whose decompressed bytes all lie
-  // among the image's first `covered` bytes, when the stream passed one since
-  // the last call (earlier ones are forgotten); nullopt otherwise, for
-  // every other chain, and without PipelineOptions::frame_boundaries. Its
-  // offsets count from the stream's start, a continued one's too. An image
-  // compressed as one frame has none before its end.
+  // For a raw image inside an outermost zstd or xz layer (the chains
+  // {"zstd", "raw"} and {"xz", "raw"}): the last point between frames (xz:
+  // blocks) whose decompressed bytes all lie among the image's first
+  // `covered` bytes, when the stream passed one since the last call (earlier
+  // ones are forgotten); nullopt otherwise, for every other chain, and
+  // without PipelineOptions::frame_boundaries. Its offsets count from the
+  // stream's start, a continued one's too. An image compressed as one frame
+  // (one xz block) has none before its end.
   std::optional<FrameBoundary> TakeFrameBoundary(uint64_t covered);
 
  private:

@@ -59,6 +59,23 @@ namespace cdi::formats {
 // The most bytes an unwrapper pushes downstream in one Feed() call.
 inline constexpr size_t kUnwrapChunkBytes = 1 << 20;
 
+// Where an xz stream begins: what a point inside it needs to be continued
+// (formats/xz_blocks.h).
+struct XzStreamStart {
+  uint32_t check = 0;         // the integrity check its Stream Header names (lzma_check)
+  uint64_t compressed = 0;    // the compressed offset of its Stream Header
+  uint64_t decompressed = 0;  // the bytes earlier streams decompress to
+};
+
+// A point between two blocks of an xz stream, or after its last block: a
+// Block Header or the Index begins at `compressed`, and the blocks before it
+// (earlier streams included) decompress to `decompressed` bytes.
+struct XzBlockEnd {
+  uint64_t compressed = 0;
+  uint64_t decompressed = 0;
+  XzStreamStart stream;
+};
+
 struct UnwrapOptions {
   // No more than this many decompressed bytes are pushed downstream.
   uint64_t max_output_bytes = UINT64_MAX;
@@ -85,6 +102,23 @@ struct UnwrapOptions {
   // and a frame, a skippable frame or the zero padding after the last frame
   // begins there.
   std::optional<uint64_t> zstd_continue_at;
+  // xz: called from Feed() or Finish() once a block is over, its check
+  // verified, with the point after it (offsets counted as in messages, see
+  // xz_continue_at). Points come from every block of a stream decoded on the
+  // feeding thread, and from blocks that record their sizes in their headers
+  // (as `xz -T0` writes them) in a stream the threaded decoder decodes
+  // (formats/xz_blocks.h). Setting it makes the unwrapper choose per stream:
+  // the threaded decoder when its first block records its sizes and threads
+  // is not 1, otherwise its own block-by-block decoder (as fast as liblzma's
+  // single-threaded one).
+  std::function<void(const XzBlockEnd&)> on_xz_block_end;
+  // xz: the stream is continued at a point an earlier import reached (an
+  // on_xz_block_end point): the first byte fed is compressed byte
+  // xz_continue_at->compressed of the whole source, where a Block Header or
+  // the Index begins, and its output continues decompressed byte
+  // xz_continue_at->decompressed (on_xz_block_end counts from the source's
+  // start). The stream's Index must agree with the point (formats/xz_blocks.h).
+  std::optional<XzBlockEnd> xz_continue_at;
 };
 
 // Makes the unwrapper for `wrapper` (gzip, xz or zstd; anything else is

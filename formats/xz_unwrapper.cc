@@ -3,10 +3,16 @@
 
 #include <algorithm>
 #include <array>
+#include <deque>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
+
 #include "common/resources.h"
 #include "formats/unwrapper.h"
+#include "formats/xz_blocks.h"
 
 namespace cdi::formats {
 namespace {
@@ -42,13 +48,39 @@ class XzUnwrapper final : public Unwrapper {
         memlimit_threading_(options.xz_memlimit_threading != 0
                                 ? std::min(options.xz_memlimit_threading, memlimit_)
                                 : memlimit_),
-        threads_(options.threads != 0 ? options.threads : ThisProcessResources().cpus) {}
+        threads_(options.threads != 0 ? options.threads : ThisProcessResources().cpus),
+        on_block_end_(options.on_xz_block_end) {
+    if (options.xz_continue_at) {
+      // Continued where a block (or the Index) begins: decoded block by block.
+      const XzBlockEnd& at = *options.xz_continue_at;
+      input_offset_ = at.compressed;
+      base_ = at.decompressed;
+      stream_head_.Start(at.stream.compressed);
+      blocks_.emplace(at, memlimit_);
+      state_ = State::kBlocks;
+    }
+  }
 
-  // Sets the decoder up for the next stream; liblzma reuses its allocations.
-  // Concatenation is handled here rather than with LZMA_CONCATENATED so that
-  // data after the last stream gets its own message and the same rules as
-  // gzip and zstd.
+  bool continued() const { return state_ == State::kBlocks; }
+
+  // Sets the decoder up for the next stream. Concatenation is handled here
+  // rather than with LZMA_CONCATENATED so that data after the last stream
+  // gets its own message and the same rules as gzip and zstd. With points
+  // between blocks asked for, the decoder is chosen once the first block's
+  // header shows whether it records its sizes.
   Status StartStream() {
+    stream_head_.Start(input_offset_);
+    if (on_block_end_) {
+      state_ = State::kChoosing;
+      choosing_.clear();
+      return Status::Ok();
+    }
+    return StartLzma();
+  }
+
+  // liblzma's stream decoder, threaded unless threads_ is 1; it reuses its
+  // allocations from one stream to the next.
+  Status StartLzma() {
     lzma_ret ret;
     if (threads_ == 1) {
       ret = lzma_stream_decoder(lzma_.get(), memlimit_, 0);
@@ -68,7 +100,6 @@ class XzUnwrapper final : public Unwrapper {
                            "); the importer may be out of memory");
     }
     state_ = State::kInStream;
-    stream_head_.Start(input_offset_);
     return Status::Ok();
   }
 
@@ -94,12 +125,35 @@ class XzUnwrapper final : public Unwrapper {
           CDI_RETURN_IF_ERROR(StartStream());
           break;
         }
+        case State::kChoosing: {
+          const size_t take = std::min(kChooseBytes - choosing_.size(), bytes.size());
+          choosing_.insert(choosing_.end(), bytes.begin(),
+                           bytes.begin() + static_cast<ptrdiff_t>(take));
+          bytes = bytes.subspan(take);
+          if (XzFirstBlockHasSizes(choosing_) || choosing_.size() == kChooseBytes) {
+            CDI_RETURN_IF_ERROR(Choose());
+          }
+          break;
+        }
+        case State::kBlocks: {
+          size_t consumed = 0;
+          CDI_RETURN_IF_ERROR(DecodeBlocks(bytes, &consumed));
+          bytes = bytes.subspan(consumed);
+          break;
+        }
       }
     }
     return Status::Ok();
   }
 
   Status Finish() override {
+    // A stream too short to show its first block is decoded by what there is.
+    if (state_ == State::kChoosing) CDI_RETURN_IF_ERROR(Choose());
+    if (state_ == State::kBlocks) {
+      size_t consumed = 0;
+      CDI_RETURN_IF_ERROR(DecodeBlocks({}, &consumed));
+      if (state_ == State::kBlocks) return EndsEarlyError();
+    }
     if (state_ == State::kInStream) {
       // Drains what the decoder still holds (worker threads may be behind the
       // input); a stream whose end marker never came is then truncated.
@@ -113,9 +167,101 @@ class XzUnwrapper final : public Unwrapper {
 
  private:
   enum class State {
-    kInStream,        // inside a stream: header, blocks, index, footer
+    kInStream,        // inside a stream: header, blocks, index, footer (liblzma's decoder)
     kBetweenStreams,  // after a stream: Stream Padding, another stream, or the end
+    kChoosing,        // a stream's first bytes, held until its first block shows its kind
+    kBlocks,          // inside a stream decoded block by block (XzBlockDecoder)
   };
+  // The Stream Header and the first two bytes of the first Block Header.
+  static constexpr size_t kChooseBytes = kXzStreamHeaderBytes + 2;
+
+  // All the output, a continued import's earlier part included.
+  uint64_t Absolute() const { return base_ + output_total(); }
+
+  // Chooses the decoder for the stream whose first bytes are held: the
+  // threaded one (the tracker following its blocks) when its first block
+  // records its sizes, so that blocks decode in parallel; otherwise the
+  // block-by-block one, as fast as liblzma's on one thread, which is all that
+  // liblzma's would use for such blocks. Then feeds it the bytes held.
+  Status Choose() {
+    const XzStreamStart stream{.check = 0, .compressed = input_offset_, .decompressed = Absolute()};
+    if (threads_ != 1 && XzFirstBlockHasSizes(choosing_).value_or(false)) {
+      CDI_RETURN_IF_ERROR(StartLzma());
+      tracker_.Start(stream);
+      tracking_ = true;
+    } else {
+      blocks_.emplace(stream, memlimit_);
+      state_ = State::kBlocks;
+    }
+    std::vector<uint8_t> held = std::move(choosing_);
+    choosing_.clear();
+    return Feed(held);
+  }
+
+  // Reports the block ends the tracker saw once the output went past them
+  // (the threaded decoder hands a block's output on only after the blocks
+  // before it are over, their checks verified), or all of them when the
+  // stream ended.
+  void ConfirmBlockEnds(bool stream_ended) {
+    std::deque<XzBlockEnd>& ends = tracker_.ends();
+    while (!ends.empty() && (stream_ended || ends.front().decompressed < Absolute())) {
+      on_block_end_(ends.front());
+      ends.pop_front();
+    }
+  }
+
+  // Decodes with the block-by-block decoder from the start of `bytes` until
+  // they are used up (at Finish, `bytes` is empty: until no output is left)
+  // or the stream ends; sets *consumed to the bytes used.
+  Status DecodeBlocks(std::span<const uint8_t> bytes, size_t* consumed) {
+    stream_head_.Keep(input_offset_, bytes);
+    size_t used = 0;
+    while (true) {
+      std::span<uint8_t> out = output_space();
+      const XzBlockDecoder::Step step = blocks_->Code(bytes.subspan(used), out);
+      used += step.in_used;
+      input_offset_ += step.in_used;
+      CDI_RETURN_IF_ERROR(Produced(step.out_used));
+      if (step.problem != XzBlockDecoder::Problem::kNone) return BlockProblem(step);
+      if (step.block_ended && on_block_end_) on_block_end_(blocks_->block_end());
+      if (step.stream_ended) {
+        state_ = State::kBetweenStreams;
+        blocks_.reset();
+        *consumed = used;
+        return Status::Ok();
+      }
+      if (step.block_ended) continue;
+      if (step.out_used == out.size()) continue;  // more output may be waiting
+      if (used == bytes.size()) {
+        *consumed = used;
+        return Status::Ok();
+      }
+      if (step.in_used == 0 && step.out_used == 0) {
+        return InternalError("the xz block decoder stopped at compressed offset " +
+                             std::to_string(input_offset_));
+      }
+    }
+  }
+
+  Status BlockProblem(const XzBlockDecoder::Step& step) {
+    switch (step.problem) {
+      case XzBlockDecoder::Problem::kMemlimit:
+        return MemlimitError(step.needed);
+      case XzBlockDecoder::Problem::kOptions:
+        return OptionsError();
+      case XzBlockDecoder::Problem::kOutOfMemory:
+        return InternalError("out of memory while decompressing xz");
+      default:
+        return CorruptError(step.what);
+    }
+  }
+
+  Status OptionsError() const {
+    return UnsupportedError(
+        "the xz stream at compressed offset " + std::to_string(input_offset_) +
+        " uses filters or options this importer does not support; recompress the image "
+        "with plain 'xz' (LZMA2) and import that");
+  }
 
   // Decodes from the start of `bytes` until they are used up (and, with
   // LZMA_FINISH, until the decoder has nothing more to give) or the stream
@@ -131,12 +277,16 @@ class XzUnwrapper final : public Unwrapper {
       stream->avail_out = out.size();
       size_t in_before = stream->avail_in;
       lzma_ret ret = lzma_code(stream, action);
-      input_offset_ += in_before - stream->avail_in;
+      const size_t used = in_before - stream->avail_in;
+      input_offset_ += used;
+      if (tracking_ && used > 0) tracker_.Observe(std::span(stream->next_in - used, used));
       CDI_RETURN_IF_ERROR(Produced(out.size() - stream->avail_out));
+      if (tracking_) ConfirmBlockEnds(ret == LZMA_STREAM_END);
       switch (ret) {
         case LZMA_OK:
           break;
         case LZMA_STREAM_END:
+          tracking_ = false;
           state_ = State::kBetweenStreams;
           *consumed = bytes.size() - stream->avail_in;
           return Status::Ok();
@@ -150,10 +300,7 @@ class XzUnwrapper final : public Unwrapper {
         case LZMA_FORMAT_ERROR:
           return CorruptError("not an xz stream header");
         case LZMA_OPTIONS_ERROR:
-          return UnsupportedError(
-              "the xz stream at compressed offset " + std::to_string(input_offset_) +
-              " uses filters or options this importer does not support; recompress the image "
-              "with plain 'xz' (LZMA2) and import that");
+          return OptionsError();
         case LZMA_MEM_ERROR:
           return InternalError("out of memory while decompressing xz");
         case LZMA_DATA_ERROR:
@@ -205,8 +352,14 @@ class XzUnwrapper final : public Unwrapper {
   uint64_t memlimit_;
   uint64_t memlimit_threading_;
   uint32_t threads_;
+  std::function<void(const XzBlockEnd&)> on_block_end_;
   State state_ = State::kInStream;
   uint64_t padding_ = 0;  // zero bytes since the last stream ended
+  uint64_t base_ = 0;     // output before the point a continued import began at
+  std::vector<uint8_t> choosing_;  // kChoosing: the stream's first bytes
+  std::optional<XzBlockDecoder> blocks_;  // kBlocks
+  XzBlockTracker tracker_;  // follows the threaded decoder's stream when tracking_
+  bool tracking_ = false;
   // .xz format sections 2.1.1 and 3.1: the 12-byte stream header and a block
   // header of at most 1024 bytes, enough to learn the first block's dictionary.
   UnitHead<12 + 1024> stream_head_;
@@ -217,7 +370,7 @@ class XzUnwrapper final : public Unwrapper {
 Result<std::unique_ptr<ByteSink>> MakeXzUnwrapper(ByteSink* downstream,
                                                   const UnwrapOptions& options) {
   auto unwrapper = std::make_unique<XzUnwrapper>(downstream, options);
-  CDI_RETURN_IF_ERROR(unwrapper->StartStream());
+  if (!unwrapper->continued()) CDI_RETURN_IF_ERROR(unwrapper->StartStream());
   return std::unique_ptr<ByteSink>(std::move(unwrapper));
 }
 

@@ -31,6 +31,9 @@ const std::vector<std::string_view>& Keys() {
   return kKeys;
 }
 
+// Keys a checkpoint holds only when the format needs them.
+constexpr std::string_view kFormatStateKey = "format-state";
+
 std::string Seal(std::string_view body) {
   Checksum digest("sha256");
   digest.Update(std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size()));
@@ -98,6 +101,12 @@ Result<std::string> EncodeCheckpoint(const Checkpoint& c) {
     }
     body += std::string(Keys()[i]) + " " + values[i] + "\n";
   }
+  if (!c.format_state.empty()) {
+    if (c.format_state.find_first_of("\r\n") != std::string::npos) {
+      return InvalidArgumentError("the checkpoint's format-state holds a line break");
+    }
+    body += std::string(kFormatStateKey) + " " + c.format_state + "\n";
+  }
   return body + std::string(kSealKey) + " " + Seal(body) + "\n";
 }
 
@@ -128,7 +137,7 @@ Result<Checkpoint> DecodeCheckpoint(std::string_view text) {
     const size_t space = line.find(' ');
     if (space == std::string_view::npos) return Corrupt("line '" + std::string(line) + "'");
     const std::string key(line.substr(0, space));
-    if (std::find(Keys().begin(), Keys().end(), key) == Keys().end()) {
+    if (std::find(Keys().begin(), Keys().end(), key) == Keys().end() && key != kFormatStateKey) {
       return Corrupt("unknown key '" + key + "'");
     }
     if (!fields.emplace(key, std::string(line.substr(space + 1))).second) {
@@ -150,6 +159,7 @@ Result<Checkpoint> DecodeCheckpoint(std::string_view text) {
   }
   CDI_ASSIGN_OR_RETURN(c.source_offset, ParseNumber("source-offset", fields["source-offset"]));
   CDI_ASSIGN_OR_RETURN(c.target_bytes, ParseNumber("target-bytes", fields["target-bytes"]));
+  if (auto state = fields.find(kFormatStateKey); state != fields.end()) c.format_state = state->second;
   if (c.source_offset > c.length) return Corrupt("source-offset lies past the length");
   if (c.format == "raw" && c.target_bytes != c.source_offset) {
     return Corrupt("a raw image's target-bytes differ from its source-offset");
@@ -203,9 +213,9 @@ std::string CheckpointMismatch(const Checkpoint& saved, const Checkpoint& wanted
   if (saved.target != wanted.target) return "it is for another target, " + saved.target;
   // The format is the image's, which the server's validators pin down: a
   // checkpoint of a format that is continued fits the same image again.
-  if (saved.format != "raw" && saved.format != "zstd+raw") {
+  if (saved.format != "raw" && saved.format != "zstd+raw" && saved.format != "xz+raw") {
     return "it is for a " + saved.format +
-           " image, and only raw images, bare or compressed with zstd, are continued";
+           " image, and only raw images, bare or compressed with zstd or xz, are continued";
   }
   if (saved.requested_size != wanted.requested_size) {
     auto text = [](const std::optional<uint64_t>& size) {

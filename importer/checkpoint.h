@@ -15,12 +15,16 @@
 //   requested-size 10737418240                     (or "none")
 //   source-offset 5368709120
 //   target-bytes 5368709120
+//   format-state xz-check 4 stream-offset 0 stream-image-offset 0
+//                                                  (only for formats that need more: xz+raw)
 //   sha256 <64 hex digits>
 //
 // source-offset counts the bytes of the source whose effect is on the
 // target, and target-bytes the partial file's bytes that hold it (the same
 // for a raw image; for zstd+raw, source-offset is where a frame begins and
-// target-bytes what the frames before it decompress to): both were
+// target-bytes what the frames before it decompress to; for xz+raw, where a
+// block begins and what the blocks before it decompress to, format-state
+// naming the stream's check and start, importer/resume_xz.h): both were
 // durable (fdatasync) before the checkpoint was written, and the checkpoint
 // is written atomically (a temporary file, fsync, rename), so a checkpoint
 // never claims bytes that a crash lost. The directory is not synced: a rename
@@ -53,6 +57,9 @@ struct Checkpoint {
   std::optional<uint64_t> requested_size;
   uint64_t source_offset = 0;
   uint64_t target_bytes = 0;
+  // What the format needs besides the offsets to continue ("" for raw and
+  // zstd+raw): written only when not empty.
+  std::string format_state;
 };
 
 // "<dir>/.<name>.checkpoint" for the target "<dir>/<name>".

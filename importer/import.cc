@@ -520,6 +520,11 @@ Result<ImportResult> ImportDisk(const ImportSpec& spec, const ImportHooks& hooks
   if (resumed > 0 && resumer->resumed_format() == importer::kZstdRawFormat) {
     pipeline_options.resume_zstd_at =
         formats::FrameBoundary{.compressed = resumed, .decompressed = resumer->resumed_target()};
+  } else if (resumed > 0 && resumer->resumed_format() == importer::kXzRawFormat) {
+    pipeline_options.resume_xz_at =
+        formats::FrameBoundary{.compressed = resumed,
+                               .decompressed = resumer->resumed_target(),
+                               .xz_stream = resumer->resumed_xz_stream()};
   } else if (resumed > 0) {
     pipeline_options.resume_raw_at = resumed;
     pipeline_options.decoder.container_size = resumer->length();

@@ -13,6 +13,7 @@
 #include "common/posix_error.h"
 #include "common/text.h"
 #include "common/unique_fd.h"
+#include "importer/resume_xz.h"
 #include "pvc/target.h"
 
 namespace cdi::importer {
@@ -26,6 +27,16 @@ bool IsHttpUrl(const std::string& url) {
 }
 
 bool IsStrongEtag(const std::string& etag) { return !etag.empty() && etag.rfind("W/", 0) != 0; }
+
+// The compression around a raw image ("zstd", "xz"), for messages.
+std::string WrapperOf(std::string_view format) {
+  return std::string(format.substr(0, format.find('+')));
+}
+
+// Where a compressed format is continued, for messages.
+std::string PointOf(std::string_view format) {
+  return format == kXzRawFormat ? "an xz block" : "a zstd frame";
+}
 
 }  // namespace
 
@@ -87,6 +98,15 @@ Result<std::optional<Checkpoint>> Resumer::Prepare(pvc::Target& target) {
                       " image, and the checksum asked for covers its compressed bytes as "
                       "served, which the target does not hold");
   }
+  if (saved.format == kXzRawFormat) {
+    Result<formats::XzStreamStart> stream =
+        DecodeXzState(saved.format_state, saved.source_offset, saved.target_bytes);
+    if (!stream.ok()) {
+      return start_over("the checkpoint " + path_ + " cannot be used: " +
+                        stream.status().message());
+    }
+    xz_stream_ = *stream;
+  }
   if (partial < saved.target_bytes) {
     return start_over(PartialPath(target_path_) + " holds " + std::to_string(partial) +
                       " bytes, fewer than the " + std::to_string(saved.target_bytes) +
@@ -104,9 +124,9 @@ Result<std::optional<Checkpoint>> Resumer::Prepare(pvc::Target& target) {
     Logger()->info(
         "Found a checkpoint of an earlier import of {} into {}: its first {} of {} "
         "bytes ({} bytes of the {} image) are on the target; asking the server for the "
-        "rest, from the start of a zstd frame",
+        "rest, from the start of {}",
         saved.url, target_path_, saved.source_offset, saved.length, saved.target_bytes,
-        saved.format);
+        saved.format, PointOf(saved.format));
   }
   return from_;
 }
@@ -124,6 +144,7 @@ Status Resumer::SourceOpened(const HttpResumePoint& served, pvc::Target& target)
           "of the one the checkpoint names",
           target_path_);
       from_.reset();
+      xz_stream_.reset();
       RemoveCheckpoint(path_);
       on_disk_ = false;
       CDI_RETURN_IF_ERROR(target.SetSize(0));
@@ -171,19 +192,20 @@ bool Resumer::SettleFormat(const std::vector<std::string>& chain) {
   if (!format_.empty()) return true;
   std::string text;
   for (const std::string& layer : chain) text += (text.empty() ? "" : "+") + layer;
-  if (text != kRawFormat && text != kZstdRawFormat) {
+  if (text != kRawFormat && text != kZstdRawFormat && text != kXzRawFormat) {
     enabled_ = false;
     Logger()->info(
-        "No checkpoints: only raw images, bare or compressed with zstd, are continued, and "
-        "this one is {}",
+        "No checkpoints: only raw images, bare or compressed with zstd or xz, are continued, "
+        "and this one is {}",
         text);
     return false;
   }
-  if (text == kZstdRawFormat && checksum_) {
+  if (text != kRawFormat && checksum_) {
     enabled_ = false;
     Logger()->info(
-        "No checkpoints: the checksum covers the zstd image's compressed bytes as served, "
-        "which the target does not hold, so an import of it with a checksum is not continued");
+        "No checkpoints: the checksum covers the {} image's compressed bytes as served, "
+        "which the target does not hold, so an import of it with a checksum is not continued",
+        WrapperOf(text));
     return false;
   }
   format_ = text;
@@ -218,7 +240,15 @@ Status Resumer::AfterFeed(const Reached& reached, pvc::Target& target) {
   // A point at the very end is not one to continue from: nothing follows.
   if (offset >= length) return Status::Ok();
   if (offset <= last_offset_) {
-    if (!raw && !told_one_frame_) {
+    if (!raw && !told_one_frame_ && format_ == kXzRawFormat) {
+      told_one_frame_ = true;
+      Logger()->info(
+          "No checkpoint yet: no xz block ended since byte {} of the source; checkpoints "
+          "are taken between blocks, so an image compressed as one block gets none before "
+          "its end (compressed in several blocks, as 'xz -T0' or 'xz --block-size' write it, "
+          "it gets them on the way)",
+          last_offset_);
+    } else if (!raw && !told_one_frame_) {
       told_one_frame_ = true;
       Logger()->info(
           "No checkpoint yet: no zstd frame ended since byte {} of the source; checkpoints "
@@ -239,6 +269,11 @@ Status Resumer::AfterFeed(const Reached& reached, pvc::Target& target) {
   checkpoint.last_modified = identity_.last_modified;
   checkpoint.source_offset = offset;
   checkpoint.target_bytes = claimed;
+  if (format_ == kXzRawFormat) {
+    // The stream's check and start, which the next import needs to go on.
+    if (!boundary_ || !boundary_->xz_stream) return Status::Ok();
+    checkpoint.format_state = EncodeXzState(*boundary_->xz_stream);
+  }
   Status written = WriteCheckpoint(path_, checkpoint);
   if (!written.ok()) {
     Logger()->warn("{}; no more checkpoints for this import", written.message());
@@ -279,7 +314,7 @@ bool Resumer::Failed(const Status& status) {
   const bool resumable = status.code() == ErrorCode::kCancelled ||
                          (status.code() == ErrorCode::kNetwork && status.retryable());
   if (on_disk_ && resumable) {
-    if (format_ == kZstdRawFormat) {
+    if (format_ != kRawFormat) {
       Logger()->info(
           "Kept the partial image and its checkpoint at byte {} of the source (byte {} of the "
           "image): importing again continues from there",

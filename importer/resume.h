@@ -21,9 +21,13 @@
 // frames, and claims the compressed bytes before that point and the image
 // bytes they decompress to; the next import fetches from there and starts
 // a fresh frame decoder. An image compressed as one frame gets no checkpoint
-// before its end (said once in the log). A checksum covers the bytes as
+// before its end (said once in the log). A raw image in an xz stream of
+// several blocks ("xz+raw") likewise, between two blocks, the checkpoint
+// also naming the stream's check and start (importer/resume_xz.h); the next
+// import decodes block by block from there and checks the stream's Index
+// against the point (formats/xz_blocks.h). A checksum covers the bytes as
 // served: for a raw image the resumed part is read back from the target; a
-// zstd image is not continued when a checksum is asked for, since the
+// zstd or xz image is not continued when a checksum is asked for, since the
 // target does not hold its compressed bytes.
 //
 // Thread-safety: one thread, the import's.
@@ -51,9 +55,11 @@ namespace cdi::importer {
 // a checkpoint claims the bytes before the last boundary that is on the target.
 inline constexpr uint64_t kCheckpointAlignment = kMiB;
 
-// The formats a checkpoint names: a raw image, and a raw image in zstd frames.
+// The formats a checkpoint names: a raw image, a raw image in zstd frames,
+// and a raw image in xz blocks.
 inline constexpr std::string_view kRawFormat = "raw";
 inline constexpr std::string_view kZstdRawFormat = "zstd+raw";
+inline constexpr std::string_view kXzRawFormat = "xz+raw";
 
 // Where an import stands after a chunk went through the pipeline.
 struct Reached {
@@ -65,7 +71,7 @@ struct Reached {
   // The end of the image bytes the target sink holds (written or zero, in
   // order), the resumed part included.
   uint64_t covered = 0;
-  // For zstd: ImagePipeline::TakeFrameBoundary(covered).
+  // For zstd and xz: ImagePipeline::TakeFrameBoundary(covered).
   std::optional<formats::FrameBoundary> frame_boundary;
 };
 // "" when `spec` can use checkpoints (one file target, a disk image from an
@@ -86,11 +92,13 @@ class Resumer {
   // image is. A resume the server refused (it sent the whole image) empties
   // the target. Afterwards resumed_at() is the source offset this import
   // continues at (0: from the start), resumed_target() the image bytes
-  // already on the target, resumed_format() kRawFormat or kZstdRawFormat.
+  // already on the target, resumed_format() kRawFormat, kZstdRawFormat or
+  // kXzRawFormat, resumed_xz_stream() the xz stream the point lies in.
   Status SourceOpened(const HttpResumePoint& served, pvc::Target& target);
   uint64_t resumed_at() const { return resumed_at_; }
   uint64_t resumed_target() const { return resumed_target_; }
   const std::string& resumed_format() const { return format_; }
+  const std::optional<formats::XzStreamStart>& resumed_xz_stream() const { return xz_stream_; }
   std::optional<uint64_t> length() const { return identity_.length; }
 
   // Digests the image's first resumed_at() bytes as the target holds them
@@ -101,7 +109,8 @@ class Resumer {
   // After each chunk: writes a checkpoint when one is due (checkpoint_bytes
   // of the source since the last one, or checkpoint_interval) and a point
   // to continue from was reached, the target synced first. Chains other
-  // than {"raw"} and {"zstd", "raw"} turn checkpoints off with a log line.
+  // than {"raw"}, {"zstd", "raw"} and {"xz", "raw"} turn checkpoints off
+  // with a log line.
   // A checkpoint that cannot be written turns checkpoints off with a
   // warning; a sync that fails fails the import.
   Status AfterFeed(const Reached& reached, pvc::Target& target);
@@ -131,13 +140,14 @@ class Resumer {
   std::optional<Checkpoint> from_;
   HttpResumePoint identity_;
   bool enabled_ = true;  // false once checkpoints are off for this import
-  std::string format_;  // kRawFormat or kZstdRawFormat once known
+  std::string format_;  // kRawFormat, kZstdRawFormat or kXzRawFormat once known
   uint64_t resumed_at_ = 0;
   uint64_t resumed_target_ = 0;
   uint64_t last_offset_ = 0;  // the source offset the last checkpoint claimed
   uint64_t last_target_ = 0;  // and the image bytes
-  std::optional<formats::FrameBoundary> boundary_;  // zstd: the newest point past the last checkpoint
-  bool told_one_frame_ = false;  // zstd: the log said checkpoints wait for a frame's end
+  std::optional<formats::FrameBoundary> boundary_;  // zstd, xz: the newest point past the last checkpoint
+  bool told_one_frame_ = false;  // zstd, xz: the log said checkpoints wait for a frame's end
+  std::optional<formats::XzStreamStart> xz_stream_;  // xz: the stream a continued import is in
   std::chrono::steady_clock::time_point last_time_;
   bool on_disk_ = false;  // a checkpoint of this import (or the one continued) exists
   uint64_t written_ = 0;

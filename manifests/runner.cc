@@ -40,6 +40,7 @@ void RunDownload(const Plan& plan, size_t d, const RunOptions& options, const Ru
   spec.checksum = download.checksum;
   spec.memory_budget = options.memory_budget;
   spec.scratch_dir = options.scratch_dir;
+  spec.resume = options.resume;
   for (size_t i : download.data_volumes) {
     spec.targets.push_back(ToTargetSpec(plan.data_volumes[i], options.existing));
     (*outcomes)[i].attempted = true;

@@ -23,6 +23,10 @@ struct RunOptions {
   uint64_t memory_budget = 64 * kMiB;  // per download
   std::string scratch_dir;
   NetworkSettings network;  // for every source
+  // Checkpoints for each download (cdi::ResumeSettings): on by default, so
+  // that an interrupted run continues every image where it stopped; a
+  // download into several targets is not continued (its log says so).
+  ResumeSettings resume{.mode = ResumeMode::kCheckpoints};
 };
 
 // What became of one DataVolume.

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 # formats_test is not built here, nor the e2e suite (its binaries' threads are
 # the ones the unit suites run in-process).
 concurrent='^(TransferBufferTest|ConcurrentImportTest|HttpSourceTest|RangeFetchTest|FaultTest|ResumeTest'
-concurrent+='|ImageResumeTest|ZstdResumeTest|ReadAheadTest'
+concurrent+='|ImageResumeTest|ZstdResumeTest|XzResumeTest|ReadAheadTest'
 concurrent+='|CorpusOneByteTest'
 concurrent+='|Qcow2/CorpusTest[.]DecodesLikeQemuImg/((zlib|zstd)_cluster_65536|compressed_)'
 concurrent+='|FileTargetTest[.](LongRunsBypassThePageCache|StagedRunsOfAnyShapeReadBackExactly)'

@@ -43,6 +43,13 @@ Status BuildOptions(const ApplyOptions& flags, ResolveOptions* resolve, RunOptio
   run->scratch_dir = flags.scratch_dir;
   run->network.connect_timeout = std::chrono::seconds(flags.connect_timeout);
   run->network.stall_window = std::chrono::seconds(flags.stall_timeout);
+  run->resume.mode = flags.no_resume ? ResumeMode::kOff : ResumeMode::kCheckpoints;
+  Result<uint64_t> every = ParseQuantity(flags.checkpoint_every);
+  if (!every.ok()) return every.status().Annotate("--checkpoint-every");
+  if (*every < kMiB) {
+    return InvalidArgumentError("--checkpoint-every: at least 1Mi, got " + flags.checkpoint_every);
+  }
+  run->resume.checkpoint_bytes = *every;
   return Status::Ok();
 }
 
@@ -121,6 +128,15 @@ CLI::App* AddApplyCommand(CLI::App* parent, ApplyOptions* o) {
       ->add_option("--stall-timeout", o->stall_timeout,
                    "seconds of a stalled transfer before it fails")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  apply->add_flag("--no-resume", o->no_resume,
+                  "write no checkpoints, and start every DataVolume from byte 0 (by default an "
+                  "interrupted apply run again continues each image from its checkpoint; see "
+                  "README, Resilience)");
+  apply
+      ->add_option("--checkpoint-every", o->checkpoint_every,
+                   "a checkpoint after this many bytes of each image (a quantity, at least 1Mi), "
+                   "or every 10 s")
       ->capture_default_str();
   return apply;
 }

@@ -489,8 +489,9 @@ int RunImageCli(int argc, char** argv) {
                      "where out-of-order data may spill beyond the memory budget (default $TMPDIR)");
   import->add_flag("--resume", import_flags.resume,
                    "write checkpoints while importing, and continue from the checkpoint an "
-                   "interrupted import of the same image into TARGET left (raw images, bare "
-                   "or in zstd frames, from http(s) into a file; see README, Resilience)");
+                   "interrupted import of the same image into TARGET left (raw images, bare, "
+                   "in zstd frames or in xz blocks, from http(s) into a file; see README, "
+                   "Resilience)");
   import
       ->add_option("--checkpoint-every", import_flags.checkpoint_every,
                    "with --resume: a checkpoint after this many bytes of the image (a "

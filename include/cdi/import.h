@@ -56,7 +56,8 @@ enum class ResumeMode {
   kOff,  // no checkpoint is written or read; a partial file left behind is emptied
   // Checkpoints are written beside the target's partial file, and a matching
   // one is continued from. Applies to a raw image, bare or compressed with
-  // zstd (continued between two zstd frames), from an http(s) URL whose
+  // zstd (continued between two zstd frames) or xz (continued between two
+  // xz blocks), from an http(s) URL whose
   // server names it by an ETag or Last-Modified, imported into one file
   // target; other imports run as with kOff (a log line says why). See
   // README, "Resilience".

@@ -623,5 +623,55 @@ TEST_F(ApplyE2eTest, InterruptCancelsEveryImportAndLeavesNoDisk) {
   }
 }
 
+// An apply killed part way continues each image from its checkpoint when it
+// is run again (the default); --no-resume starts from byte 0.
+TEST_F(ApplyE2eTest, KilledApplyContinuesFromItsCheckpointUnlessNoResume) {
+  const std::string gate = work_.File("gate");
+  FaultServer server(site_->www.path(),
+                     R"({"/gated.raw": {"file": "disk.raw", "etag": "\"v1\"", "gate": {"after": )" +
+                         std::to_string((5 << 20) / 2) + R"(, "file": ")" + gate + R"("}}})");
+  const std::string manifest = Write("vm.yaml", ManifestFor(kVmManifest, server.Url("/gated.raw")));
+  const std::string dir = Pvcs() + "/default/my-http-data-volume";
+  const std::string checkpoint = dir + "/.disk.img.checkpoint";
+  // Kills an apply once its checkpoint claims the image's first 2 MiB.
+  auto kill_part_way = [&](const std::string& log) {
+    BackgroundProcess apply({BinDir() + "/cdi-image", "apply", "-f", manifest, "--pvc-dir", Pvcs(),
+                             "--progress", "none", "--checkpoint-every", "1Mi"},
+                            log);
+    bool claimed = false;
+    for (int i = 0; i < 1000 && !claimed; ++i) {
+      claimed = FileExists(checkpoint) &&
+                Contains(ReadFile(checkpoint), "\nsource-offset 2097152\n");
+      if (!claimed && apply.Wait(std::chrono::milliseconds(10)) != -1) break;
+    }
+    ASSERT_TRUE(claimed) << ReadFile(log);
+    apply.Signal(SIGKILL);
+    EXPECT_EQ(apply.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
+    EXPECT_EQ(ListDir(dir), (std::vector<std::string>{".disk.img.checkpoint", ".disk.img.partial"}));
+  };
+  kill_part_way(work_.File("first.log"));
+  WriteFile(gate, "");
+  RunResult r = Apply({manifest});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  ExpectImported(dir + "/disk.img");
+  EXPECT_EQ(ListDir(dir), std::vector<std::string>{"disk.img"});
+  std::vector<RecordedRequest> requests = server.RequestsFor("/gated.raw");
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].Header("range"), "bytes=2097152-");
+
+  // With --no-resume the partial file is emptied and the image fetched whole.
+  std::filesystem::remove(dir + "/disk.img");
+  std::filesystem::remove(gate);
+  kill_part_way(work_.File("third.log"));
+  WriteFile(gate, "");
+  r = Apply({manifest}, {"--no-resume"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  ExpectImported(dir + "/disk.img");
+  EXPECT_EQ(ListDir(dir), std::vector<std::string>{"disk.img"});
+  requests = server.RequestsFor("/gated.raw");
+  ASSERT_EQ(requests.size(), 4u);
+  EXPECT_EQ(requests[3].Header("range"), "");
+}
+
 }  // namespace
 }  // namespace cdi::test

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <functional>
@@ -291,6 +292,79 @@ TEST_F(ResumeE2eTest, CdiImageKilledInsideAZstdFrameContinuesAtTheFrameBefore) {
     if (response.first == frame_ends[1]) fetched_after = response.bytes;
   }
   EXPECT_EQ(fetched_after, compressed.size() - frame_ends[1]);
+}
+
+// A raw image in xz blocks of 1 MiB, as `xz -T0` (sizes in each block's
+// header: decoded by the threaded decoder) and `xz --block-size` (without:
+// decoded block by block) write it: killed part way, the next run fetches
+// from the start of the block after its checkpoint.
+TEST_F(ResumeE2eTest, CdiImageKilledInsideAnXzStreamContinuesAtABlock) {
+  WriteFile(logs_.File("image"), image_);
+  for (const std::string threads : {"-T2", "-T1"}) {
+    SCOPED_TRACE("xz " + threads);
+    Sh("rm -f " + gate_ + " " + out_.File("disk.img"));
+    Sh("xz -0 " + threads + " --block-size=1MiB -c " + logs_.File("image") + " > " +
+       www_.File("disk.raw.xz"));
+    const uint64_t size = ReadFile(www_.File("disk.raw.xz")).size();
+    // xz --robot --list: "block STREAM N N COMPOFFSET UNCOMPOFFSET TOTALSIZE ...".
+    const std::string ends = Sh("xz --robot -lvv " + www_.File("disk.raw.xz") +
+                                " | awk '$1 == \"block\" {print $5 + $7}'");
+    std::vector<uint64_t> block_ends;
+    for (size_t at = 0; at < ends.size(); at = ends.find('\n', at) + 1) {
+      block_ends.push_back(std::stoull(ends.substr(at)));
+    }
+    ASSERT_EQ(block_ends.size(), 6u);
+    // Held inside the fifth block.
+    FaultServer server(www_.path(), R"({"/disk.raw.xz": {"file": "disk.raw.xz", "gate": {"after": )" +
+                                        std::to_string(block_ends[3] + 1000) + R"(, "file": ")" +
+                                        gate_ + R"("}}})");
+    const std::string target = out_.File("disk.img");
+    const std::string url = server.Url("/disk.raw.xz");
+    uint64_t claimed = 0;
+    {
+      BackgroundProcess first(ImportArgs(url, target), logs_.File("first.log"));
+      // The checkpoint once it stays put: the end of a block before the gate.
+      uint64_t seen = 0;
+      int steady = 0;
+      ASSERT_TRUE(WaitUntil(first, [&] {
+        const uint64_t now = Claimed(out_.File(".disk.img.checkpoint"));
+        steady = now > 0 && now == seen ? steady + 1 : 0;
+        seen = now;
+        return steady >= 30;
+      })) << ReadFile(logs_.File("first.log"));
+      first.Signal(SIGKILL);
+      EXPECT_EQ(first.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
+      claimed = seen;
+    }
+    const auto block = std::find(block_ends.begin(), block_ends.end(), claimed);
+    ASSERT_NE(block, block_ends.end()) << claimed;
+    // Decoded block by block, the third block's end: the image's first 4 MiB
+    // are out but for the raw decoder's last 512 bytes.
+    if (threads == "-T1") {
+      EXPECT_EQ(claimed, block_ends[2]);
+    }
+    ExpectClaimedBytesOnDisk(out_.File(".disk.img.partial"),
+                             static_cast<uint64_t>(block - block_ends.begin() + 1) << 20);
+
+    WriteFile(gate_, "");
+    std::vector<std::string> args = ImportArgs(url, target);
+    args.erase(args.begin());
+    RunResult second = CdiImage(args);
+    ASSERT_EQ(second.exit_code, 0) << second.err;
+    EXPECT_EQ(Sha256File(target), Sha256Bytes(image_));
+    EXPECT_EQ(ListDir(out_.path()), std::vector<std::string>{"disk.img"});
+    EXPECT_TRUE(Contains(second.out, "continued from byte " + std::to_string(claimed)))
+        << second.out;
+    std::vector<RecordedRequest> requests = server.RequestsFor("/disk.raw.xz");
+    ASSERT_EQ(requests.size(), 2u);
+    EXPECT_EQ(requests[1].Header("range"), "bytes=" + std::to_string(claimed) + "-");
+    // The second run fetched only what follows the checkpoint.
+    uint64_t fetched_after = 0;
+    for (const SentResponse& response : server.WaitForResponses(2)) {
+      if (response.first == claimed) fetched_after = response.bytes;
+    }
+    EXPECT_EQ(fetched_after, size - claimed);
+  }
 }
 
 }  // namespace

@@ -66,6 +66,9 @@ void Feed(Writer* writer, const uint8_t* data, size_t size, uint8_t options, uin
   pipeline_options.decoder.memory_budget = 4u << 20;
   pipeline_options.decoder.threads = (options & 4) ? 2 : 1;
   if (options & 8) pipeline_options.decoder.container_size = size;
+  // Points between zstd frames and xz blocks, as an import with checkpoints
+  // asks for them (the xz unwrapper then decodes block by block itself).
+  pipeline_options.frame_boundaries = (options & 16) != 0;
   cdi::formats::ImagePipeline pipeline(writer, pipeline_options);
   size_t pos = 0;
   uint32_t state = seed | 1u;
@@ -75,6 +78,9 @@ void Feed(Writer* writer, const uint8_t* data, size_t size, uint8_t options, uin
     if (chunk > size - pos) chunk = size - pos;
     if (!pipeline.Feed(std::span<const uint8_t>(data + pos, chunk)).ok()) return;
     pos += chunk;
+    if (auto point = pipeline.TakeFrameBoundary(UINT64_MAX); point && point->compressed > pos) {
+      Violation("a point between frames or blocks past the input fed");
+    }
   }
   (void)pipeline.Finish();
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cdi/quantity.h"
+#include "importer/resume_xz.h"
 #include "test/support/files.h"
 #include "test/support/temp_dir.h"
 
@@ -36,6 +37,7 @@ void ExpectSame(const Checkpoint& a, const Checkpoint& b) {
   EXPECT_EQ(a.requested_size, b.requested_size);
   EXPECT_EQ(a.source_offset, b.source_offset);
   EXPECT_EQ(a.target_bytes, b.target_bytes);
+  EXPECT_EQ(a.format_state, b.format_state);
 }
 
 TEST(CheckpointTest, LivesBesideThePartialFile) {
@@ -61,6 +63,52 @@ TEST(CheckpointTest, TextRoundTrips) {
   Result<Checkpoint> back2 = DecodeCheckpoint(EncodeCheckpoint(unsized).value());
   ASSERT_TRUE(back2.ok()) << back2.status().ToString();
   ExpectSame(*back2, unsized);
+}
+
+// An xz checkpoint names the stream its point lies in; the line exists only
+// for formats that need it, and is sealed like the others.
+TEST(CheckpointTest, AnXzCheckpointCarriesItsStreamAndItIsChecked) {
+  Checkpoint xz = Sample();
+  xz.format = "xz+raw";
+  xz.source_offset = 3000000;
+  xz.target_bytes = 4194304;
+  xz.format_state = EncodeXzState({.check = 4, .compressed = 0, .decompressed = 0});
+  EXPECT_EQ(xz.format_state, "xz-check 4 stream-offset 0 stream-image-offset 0");
+  const std::string text = EncodeCheckpoint(xz).value();
+  EXPECT_NE(text.find("\nformat-state xz-check 4 stream-offset 0 stream-image-offset 0\nsha256 "),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(EncodeCheckpoint(Sample()).value().find("format-state"), std::string::npos);
+  Result<Checkpoint> back = DecodeCheckpoint(text);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ExpectSame(*back, xz);
+  EXPECT_EQ(CheckpointMismatch(*back, Sample()), "");
+  std::string edited = text;
+  edited.replace(edited.find("xz-check 4"), 10, "xz-check 0");
+  EXPECT_FALSE(DecodeCheckpoint(edited).ok());
+
+  Result<formats::XzStreamStart> stream = DecodeXzState(xz.format_state, 3000000, 4194304);
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  EXPECT_EQ(stream->check, 4u);
+  EXPECT_EQ(DecodeXzState("xz-check 16 stream-offset 0 stream-image-offset 0", 3000000, 4194304)
+                .status()
+                .message(),
+            "its xz format-state is damaged: xz-check 16 is no check");
+  EXPECT_EQ(DecodeXzState("xz-check 4 stream-offset 2999990 stream-image-offset 0", 3000000,
+                          4194304)
+                .status()
+                .message(),
+            "its xz format-state is damaged: the stream begins at 2999990, too late for a block "
+            "at 3000000");
+  EXPECT_EQ(DecodeXzState("xz-check 4 stream-offset 0 stream-image-offset 5000000", 3000000,
+                          4194304)
+                .status()
+                .message(),
+            "its xz format-state is damaged: the stream's image bytes begin past the 4194304 "
+            "bytes claimed");
+  EXPECT_EQ(DecodeXzState("xz-check 4", 3000000, 4194304).status().message(),
+            "its xz format-state is damaged: 'stream-offset' is missing");
+  EXPECT_EQ(DecodeXzState("", 3000000, 4194304).status().code(), ErrorCode::kCorruptImage);
 }
 
 TEST(CheckpointTest, EveryTruncationIsRefused) {
@@ -157,8 +205,8 @@ TEST(CheckpointTest, MismatchSaysWhatDiffers) {
   Checkpoint qcow2 = Sample();
   qcow2.format = "qcow2";
   EXPECT_EQ(CheckpointMismatch(qcow2, Sample()),
-            "it is for a qcow2 image, and only raw images, bare or compressed with zstd, are "
-            "continued");
+            "it is for a qcow2 image, and only raw images, bare or compressed with zstd or xz, "
+            "are continued");
   Checkpoint zstd = Sample();
   zstd.format = "zstd+raw";
   EXPECT_EQ(CheckpointMismatch(zstd, Sample()), "");
