@@ -105,6 +105,13 @@ struct NetworkSettings {
   // server answers with a changed image, or with the whole image, fails the
   // download (kNetwork): two versions are never mixed.
   int connections = 4;
+  // When the parts start. true: once one connection is seen to be the bound
+  // (over 100 ms of body the reader kept up with the first GET, which waited
+  // for it less than a fifth of the time: a far or capped server); while the
+  // reader is slower than one connection (a near, fast server) the first GET
+  // goes on alone, as more connections would only cost CPU and memory.
+  // false: right after the first GET's first part.
+  bool adaptive_connections = true;
   // What the parts fetched ahead may hold together. 0: a quarter of the
   // import's memory budget (16 MiB when the source is opened on its own).
   uint64_t connection_memory = 0;

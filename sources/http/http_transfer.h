@@ -43,6 +43,9 @@
 
 namespace cdi::importer {
 
+// How much of a body SplitWhenBound looks at before each decision.
+inline constexpr auto kSplitWindow = std::chrono::milliseconds(100);
+
 class HttpTransfer {
  public:
   // Called once, on the transfer thread, when the first response is accepted
@@ -78,6 +81,20 @@ class HttpTransfer {
   // there; Download() returns Ok), the rest being fetched by other
   // connections (range_fetch.h).
   void StopAt(uint64_t end) { stop_at_ = end; }
+
+  // In OpenedCallback, instead of StopAt: the body may be cut once this one
+  // connection is seen to be the bound. Every kSplitWindow of body the
+  // transfer looks at how long it waited for room in its buffer; a window in
+  // which it waited less than a fifth of the time (the reader kept up with
+  // the network) calls `split(end)` on the transfer thread, `end` being the
+  // image offset `ahead` bytes after those delivered so far (so that the
+  // body goes on while other connections start). When it returns true (the
+  // rest is fetched by other connections from `end` on) the body ends at
+  // `end` and Download() returns Ok; false, it goes on.
+  void SplitWhenBound(uint64_t ahead, std::function<bool(uint64_t end)> split) {
+    split_ahead_ = ahead;
+    split_ = std::move(split);
+  }
 
   // Makes the next Download() fetch bytes [first, end) of the image that
   // another transfer published (`identity`, its body from `from`) into
@@ -193,6 +210,12 @@ class HttpTransfer {
   bool start_over_ = false;    // its answer shows another image: begin at byte 0
   std::optional<uint64_t> stop_at_;  // StopAt
   bool reached_stop_ = false;
+  std::function<bool(uint64_t)> split_;  // SplitWhenBound
+  uint64_t split_ahead_ = 0;
+  // SplitWhenBound: the window under way, from its first body bytes, and the
+  // time Put waited for the reader in it.
+  std::optional<std::chrono::steady_clock::time_point> window_;
+  std::chrono::steady_clock::duration waited_{};
   std::optional<uint64_t> part_end_;  // FetchPart: the end of the part asked for
   uint64_t first_byte_ = 0;           // FetchPart: where the part starts
 };
