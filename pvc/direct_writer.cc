@@ -196,11 +196,14 @@ Status DirectWriter::WriteDirect(uint64_t offset, std::span<const uint8_t> data)
 }
 
 UniqueFd OpenDirect(int dir_fd, const std::string& name, int fd, const std::string& path) {
-  // tmpfs takes O_DIRECT (Linux 6.6 on) but its pages are the storage: a
-  // direct write copies into them all the same, so staging would only add a
-  // copy and a hand-off to the writer threads.
+  // A file on tmpfs takes O_DIRECT (Linux 6.6 on) but its pages are the
+  // storage: a direct write copies into them all the same, so staging would
+  // only add a copy and a hand-off to the writer threads. (A device node's
+  // filesystem, devtmpfs, says tmpfs too: devices are not files on it.)
+  struct stat file {};
   struct statfs filesystem {};
-  if (fstatfs(fd, &filesystem) == 0 && filesystem.f_type == TMPFS_MAGIC) {
+  if (fstat(fd, &file) == 0 && S_ISREG(file.st_mode) && fstatfs(fd, &filesystem) == 0 &&
+      filesystem.f_type == TMPFS_MAGIC) {
     Logger()->debug("{}: on tmpfs; writing through the page cache, which is its storage", path);
     return {};
   }
