@@ -200,7 +200,8 @@ class HttpSource final : public ByteSource {
       Logger()->warn("Going on over one connection: {}", started.message());
       return false;
     }
-    Logger()->info("One connection was the bound after {} bytes of {}", end, redacted_url_);
+    Logger()->info("One connection was the bound: {} goes on in parts from byte {}", redacted_url_,
+                   end);
     fetch_ = std::move(fetch);
     return true;
   }

@@ -342,7 +342,7 @@ TEST_F(RangeFetchTest, AdaptiveFetchesTheRestInPartsOnceOneConnectionIsTheBound)
   Status status = Fetch(spec, &body);
   ASSERT_TRUE(status.ok()) << status.ToString();
   EXPECT_EQ(test::Sha256Bytes(body), test::Sha256Bytes(ImageBytes()));
-  EXPECT_NE(log.text().find("One connection was the bound after"), std::string::npos)
+  EXPECT_NE(log.text().find("One connection was the bound: "), std::string::npos)
       << log.text();
   EXPECT_NE(log.text().find("over 4 connections"), std::string::npos) << log.text();
 
