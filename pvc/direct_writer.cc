@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -194,6 +196,17 @@ Status DirectWriter::WriteDirect(uint64_t offset, std::span<const uint8_t> data)
 }
 
 UniqueFd OpenDirect(int dir_fd, const std::string& name, int fd, const std::string& path) {
+  // A file on tmpfs takes O_DIRECT (Linux 6.6 on) but its pages are the
+  // storage: a direct write copies into them all the same, so staging would
+  // only add a copy and a hand-off to the writer threads. (A device node's
+  // filesystem, devtmpfs, says tmpfs too: devices are not files on it.)
+  struct stat file {};
+  struct statfs filesystem {};
+  if (fstat(fd, &file) == 0 && S_ISREG(file.st_mode) && fstatfs(fd, &filesystem) == 0 &&
+      filesystem.f_type == TMPFS_MAGIC) {
+    Logger()->debug("{}: on tmpfs; writing through the page cache, which is its storage", path);
+    return {};
+  }
   UniqueFd direct(openat(dir_fd, name.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
   if (!direct.valid()) {
     Logger()->debug("{}: no direct I/O ({}); writing through the page cache", path,

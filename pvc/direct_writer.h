@@ -136,8 +136,9 @@ class DirectWriter {
 
 // Opens `path` again with O_DIRECT for writing, and checks that it is the
 // same file or device as `fd`. Returns an invalid descriptor when the
-// filesystem does not support direct I/O (or anything else stops it: the
-// writes then go through the page cache, which always works).
+// filesystem does not support direct I/O or gains nothing from it (tmpfs),
+// or anything else stops it: the writes then go through the page cache,
+// which always works.
 UniqueFd OpenDirect(int dir_fd, const std::string& name, int fd, const std::string& path);
 
 }  // namespace cdi::pvc

@@ -62,6 +62,11 @@ class TransferBuffer {
   void Reset();
 
   size_t capacity() const { return capacity_; }
+  // Bytes put and not yet taken: how far the consumer is behind.
+  size_t filled() {
+    std::lock_guard lock(mutex_);
+    return filled_;
+  }
 
  private:
   const size_t capacity_;

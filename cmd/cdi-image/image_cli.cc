@@ -113,7 +113,8 @@ void AddSourceFlags(CLI::App* app, SourceFlags* f) {
       ->check(CLI::NonNegativeNumber)->capture_default_str()->group("Network");
   app->add_option("--connections", f->connections,
                   "ranged GETs in flight at once when the server serves ranges and names the "
-                  "image with an ETag or Last-Modified, within a quarter of --memory; "
+                  "image with an ETag or Last-Modified, within a quarter of --memory, once one "
+                  "connection is seen to be the bound (not for a near, fast server); "
                   "1: one GET")
       ->check(CLI::Range(1, 64))->capture_default_str()->group("Network");
   app->add_option("--proxy", f->proxy,

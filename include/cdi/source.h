@@ -99,12 +99,20 @@ struct NetworkSettings {
   // serves byte ranges ("Accept-Ranges: bytes"), names the image with a
   // strong ETag or a Last-Modified, and declares its length, an image larger
   // than connection_memory is fetched in parts of connection_memory /
-  // connections bytes, each a ranged GET with If-Range that resumes and
+  // (connections + 1) bytes, each a ranged GET with If-Range that resumes and
   // retries on its own, up to `connections` at a time; the bytes still reach
   // the decoder once, in order. Otherwise, and with 1, one GET. A part the
   // server answers with a changed image, or with the whole image, fails the
   // download (kNetwork): two versions are never mixed.
   int connections = 4;
+  // When the parts start. true: once one connection is seen to be the bound
+  // (over three windows of 100 ms of body in a row the reader kept up with
+  // the first GET, which waited for it less than a fifth of the time: a far
+  // or capped server); while the reader is slower than one connection (a
+  // near, fast server) the first GET goes on alone, as more connections
+  // would only cost CPU and memory. false: right after the first GET's
+  // first part.
+  bool adaptive_connections = true;
   // What the parts fetched ahead may hold together. 0: a quarter of the
   // import's memory budget (16 MiB when the source is opened on its own).
   uint64_t connection_memory = 0;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cdi/headers.h"
+#include "common/log.h"
 #include "sources/http/curl_handles.h"
 #include "sources/http/http_transfer.h"
 #include "sources/http/proxy.h"
@@ -79,8 +80,9 @@ class HttpSource final : public ByteSource {
     if (open_status_.code() == ErrorCode::kCancelled && Cancelled()) {
       return CancelledError("cancelled while connecting to " + redacted_url_);
     }
-    if (!open_status_.ok() || !plan_) return open_status_;
+    if (!open_status_.ok() || !plan_ || spec_.network.adaptive_connections) return open_status_;
     lock.unlock();
+    std::lock_guard fetch_lock(fetch_mutex_);
     fetch_ = std::make_unique<RangeFetch>(spec_, url_, *body_url_, identity_, cancel_, options_,
                                           *plan_);
     return fetch_->Start();
@@ -132,6 +134,8 @@ class HttpSource final : public ByteSource {
 
   // Stops the transfers, a back-off wait and the writers.
   void Stop() {
+    std::lock_guard lock(fetch_mutex_);
+    stopped_ = true;
     transfer_.Stop();
     if (fetch_) fetch_->Stop();
   }
@@ -162,7 +166,11 @@ class HttpSource final : public ByteSource {
     std::optional<RangePlan> plan =
         options_.resume_from ? std::nullopt
                              : PlanRanges(spec_.network, size, transfer_.identity());
-    if (plan) transfer_.StopAt(plan->first);
+    if (plan && spec_.network.adaptive_connections) {
+      transfer_.SplitWhenBound(plan->part, [this, plan](uint64_t end) { return Split(*plan, end); });
+    } else if (plan) {
+      transfer_.StopAt(plan->first);
+    }
     {
       std::lock_guard lock(open_mutex_);
       plan_ = plan;
@@ -173,6 +181,29 @@ class HttpSource final : public ByteSource {
       opened_ = true;
     }
     opened_cv_.notify_all();
+  }
+
+  // The transfer thread, once the first GET was seen to be the bound at
+  // image offset `end`: fetches the rest over several connections, if
+  // enough of it is left to be worth the parts.
+  bool Split(RangePlan plan, uint64_t end) {
+    if (end >= plan.end || plan.end - end <= plan.part * static_cast<uint64_t>(plan.connections)) {
+      return false;
+    }
+    plan.first = end;
+    std::lock_guard lock(fetch_mutex_);
+    if (stopped_) return false;
+    auto fetch = std::make_unique<RangeFetch>(spec_, url_, transfer_.body_url(),
+                                              transfer_.identity(), cancel_, options_, plan);
+    Status started = fetch->Start();
+    if (!started.ok()) {
+      Logger()->warn("Going on over one connection: {}", started.message());
+      return false;
+    }
+    Logger()->info("One connection was the bound: {} goes on in parts from byte {}", redacted_url_,
+                   end);
+    fetch_ = std::move(fetch);
+    return true;
   }
 
   // The transfer thread.
@@ -200,7 +231,12 @@ class HttpSource final : public ByteSource {
   size_t lent_ = 0;  // bytes of the current buffer the last ReadView lent out
 
   // Several connections (range_fetch.h): the parts after the first GET's.
-  std::unique_ptr<RangeFetch> fetch_;        // set by Start() when planned
+  // Set by Start(), or by Split() on the transfer thread before the first
+  // GET's buffer ends (which the reader sees first); fetch_mutex_ orders it
+  // with Stop().
+  std::mutex fetch_mutex_;
+  bool stopped_ = false;                     // guarded by fetch_mutex_
+  std::unique_ptr<RangeFetch> fetch_;
   size_t part_ = 0;                          // 0: the first GET's buffer; i: part i - 1
   std::shared_ptr<TransferBuffer> current_;  // part part_ - 1's buffer, once started
 

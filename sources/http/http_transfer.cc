@@ -187,6 +187,8 @@ Status HttpTransfer::Attempt() {
     request_ = &request;
     skip_remaining_ = 0;
     stalled_ = false;
+    window_.reset();  // a back-off wait says nothing about who is the bound
+    bound_windows_ = 0;
     tls_->ResetHandshakeFacts();
     ++requests_;
     Logger()->debug("GET {}{}{}", request.redacted,
@@ -530,6 +532,34 @@ size_t HttpTransfer::OnBody(char* data, size_t size, size_t count, void* self_po
   auto after = Clock::now();
   if (after - before >= kBackPressure) self->stall_.Restart(after, self->wire_bytes_);
   self->bytes_received_ += bytes.size();
+  if (self->split_ && !self->stop_at_) {
+    // Was this connection the bound over the last window: did the reader
+    // keep up, so that Put seldom waited for room?
+    if (!self->window_) {
+      self->window_ = before;
+      self->waited_ = {};
+      self->fill_sum_ = 0;
+      self->arrivals_ = 0;
+    }
+    self->waited_ += after - before;
+    self->fill_sum_ += self->buffer_.load()->filled();
+    ++self->arrivals_;
+    const Clock::duration elapsed = after - *self->window_;
+    if (elapsed >= kSplitWindow) {
+      const uint64_t end = self->bytes_received_ + self->split_ahead_;
+      const bool bound = self->waited_ < elapsed / 5 &&
+                         self->fill_sum_ < self->arrivals_ * (self->buffer_.load()->capacity() / 4);
+      self->bound_windows_ = bound ? self->bound_windows_ + 1 : 0;
+      if (self->bound_windows_ >= kSplitWindows && self->split_(end)) {
+        self->stop_at_ = end;
+        return length;
+      }
+      self->window_ = after;
+      self->waited_ = {};
+      self->fill_sum_ = 0;
+      self->arrivals_ = 0;
+    }
+  }
   // Past StopAt: ending the transfer here is a write error to curl.
   return self->reached_stop_ ? 0 : length;
 }

@@ -43,6 +43,12 @@
 
 namespace cdi::importer {
 
+// SplitWhenBound looks at windows of kSplitWindow of body; kSplitWindows
+// in a row must show the one connection to be the bound (a server or a
+// reader held up for a moment on a busy machine says nothing).
+inline constexpr auto kSplitWindow = std::chrono::milliseconds(50);
+inline constexpr int kSplitWindows = 3;
+
 class HttpTransfer {
  public:
   // Called once, on the transfer thread, when the first response is accepted
@@ -78,6 +84,24 @@ class HttpTransfer {
   // there; Download() returns Ok), the rest being fetched by other
   // connections (range_fetch.h).
   void StopAt(uint64_t end) { stop_at_ = end; }
+
+  // In OpenedCallback, instead of StopAt: the body may be cut once this one
+  // connection is seen to be the bound. Every kSplitWindow of body the
+  // transfer looks at how long it waited for room in its buffer and how full
+  // the buffer was as bytes arrived; once kSplitWindows windows in a row it
+  // waited less than a fifth of the time and found the buffer less than a
+  // quarter full on average (the reader kept up with the network; a reader
+  // that shares one CPU with the transfer and is the bound leaves it full),
+  // it calls `split(end)` on the
+  // transfer thread, `end` being the image offset `ahead` bytes after those
+  // delivered so far (so that the body goes on while other connections
+  // start). When it returns true (the
+  // rest is fetched by other connections from `end` on) the body ends at
+  // `end` and Download() returns Ok; false, it goes on.
+  void SplitWhenBound(uint64_t ahead, std::function<bool(uint64_t end)> split) {
+    split_ahead_ = ahead;
+    split_ = std::move(split);
+  }
 
   // Makes the next Download() fetch bytes [first, end) of the image that
   // another transfer published (`identity`, its body from `from`) into
@@ -193,6 +217,15 @@ class HttpTransfer {
   bool start_over_ = false;    // its answer shows another image: begin at byte 0
   std::optional<uint64_t> stop_at_;  // StopAt
   bool reached_stop_ = false;
+  std::function<bool(uint64_t)> split_;  // SplitWhenBound
+  uint64_t split_ahead_ = 0;
+  // SplitWhenBound: the window under way, from its first body bytes, and the
+  // time Put waited for the reader in it.
+  std::optional<std::chrono::steady_clock::time_point> window_;
+  std::chrono::steady_clock::duration waited_{};
+  uint64_t fill_sum_ = 0;  // the buffer's fill at each arrival in the window ...
+  uint64_t arrivals_ = 0;  // ... and the arrivals
+  int bound_windows_ = 0;  // windows in a row that showed the connection to be the bound
   std::optional<uint64_t> part_end_;  // FetchPart: the end of the part asked for
   uint64_t first_byte_ = 0;           // FetchPart: where the part starts
 };

@@ -87,8 +87,8 @@ Status RangeFetch::Start() {
     CDI_RETURN_IF_ERROR(worker->transfer->Configure());
     workers_.push_back(std::move(worker));
   }
-  Logger()->info("Fetching {} over {} connections, {} parts of {} bytes after the first",
-                 from_.redacted, plan_.connections, parts_, plan_.part);
+  Logger()->info("Fetching {} over {} connections from byte {} on: {} parts of {} bytes",
+                 from_.redacted, plan_.connections, plan_.first, parts_, plan_.part);
   for (auto& worker : workers_) {
     Worker* raw = worker.get();
     worker->thread = std::thread([this, raw] { Work(*raw); });

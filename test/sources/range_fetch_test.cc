@@ -2,11 +2,16 @@
 // in order): byte-identical imports with 1, 2, 4 and 8 connections from
 // nginx (raw, and qcow2 against qemu-img), the fall-backs to one GET, a part
 // dropped mid-way that resumes on its own, a changed image that fails with
-// nothing left, and the bytes the server sent adding up to the image once.
+// nothing left, the bytes the server sent adding up to the image once, and
+// the adaptive start: one GET while the reader is the bound, the parts once
+// that one connection is.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "cdi/import.h"
@@ -42,6 +47,9 @@ SourceSpec Spec(const std::string& url, int connections) {
   spec.url = url;
   spec.network.connections = connections;
   spec.network.connection_memory = kConnectionMemory;
+  // The parts start after the first one, whoever is the bound (the adaptive
+  // start has tests of its own below).
+  spec.network.adaptive_connections = false;
   spec.network.retry_initial_delay = milliseconds(10);
   spec.network.retry_max_delay = milliseconds(40);
   spec.network.stall_window = std::chrono::seconds(2);
@@ -289,6 +297,73 @@ TEST_F(RangeFetchTest, BytesSentByNginxAddUpToTheImage) {
   // network, the TCP window), never more than the image.
   EXPECT_GE(first, part);
   EXPECT_LE(first, kImageSize);
+}
+
+// ---------------------------------------------------------------------------
+// The adaptive start (the default)
+
+TEST_F(RangeFetchTest, AdaptiveStaysOnOneGetWhileTheReaderIsTheBound) {
+  // 12 MiB, three times the HTTP buffer, read slower than nginx on
+  // 127.0.0.1 sends it: the one GET keeps waiting for the reader.
+  const std::string big = test::RandomBytes(12 * 1024 * 1024 + 5, 1603);
+  test::WriteFile(www_.File("big.raw"), big);
+  NginxServer server({.root = www_.path()});
+  SourceSpec spec = Spec(server.Url("/big.raw"), 4);
+  spec.network.adaptive_connections = true;
+  LogCapture log;
+  Result<std::unique_ptr<ByteSource>> source = OpenSource(spec, nullptr);
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  std::string body;
+  std::vector<uint8_t> buffer(256 * 1024);
+  while (true) {
+    Result<size_t> n = (*source)->Read(buffer);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    if (*n == 0) break;
+    body.append(reinterpret_cast<const char*>(buffer.data()), *n);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(test::Sha256Bytes(body), test::Sha256Bytes(big));
+  std::vector<test::AccessLogEntry> requests = server.WaitForRequests(1);
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_TRUE(requests[0].range.empty());
+  EXPECT_EQ(log.text().find("connections"), std::string::npos) << log.text();
+}
+
+TEST_F(RangeFetchTest, AdaptiveFetchesTheRestInPartsOnceOneConnectionIsTheBound) {
+  // The first GET trickles (about 3 MB/s), the ranged parts do not: the
+  // reader waits on that one connection, so the rest comes in parts, each
+  // byte of the image once.
+  FaultServer server(www_.path(), R"({"/disk.raw": {"etag": "\"v1\"", "times": 1,
+      "trickle": {"bytes": 16384, "interval": 0.005}, "then": {"etag": "\"v1\""}}})");
+  SourceSpec spec = Spec(server.Url("/disk.raw"), 4);
+  spec.network.adaptive_connections = true;
+  LogCapture log;
+  std::string body;
+  Status status = Fetch(spec, &body);
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  EXPECT_EQ(test::Sha256Bytes(body), test::Sha256Bytes(ImageBytes()));
+  EXPECT_NE(log.text().find("One connection was the bound: "), std::string::npos)
+      << log.text();
+  EXPECT_NE(log.text().find("over 4 connections"), std::string::npos) << log.text();
+
+  // The parts: contiguous ranges from where the first GET was cut to the
+  // image's end, each asked once with If-Range.
+  std::vector<test::RecordedRequest> requests = server.RequestsFor("/disk.raw");
+  ASSERT_GE(requests.size(), 3u);
+  EXPECT_TRUE(requests[0].Header("range").empty());
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (size_t i = 1; i < requests.size(); ++i) {
+    const std::string range = requests[i].Header("range");
+    ASSERT_EQ(range.rfind("bytes=", 0), 0u) << range;
+    EXPECT_EQ(requests[i].Header("if-range"), "\"v1\"");
+    const size_t dash = range.find('-');
+    ranges.emplace_back(std::stoull(range.substr(6, dash - 6)),
+                        std::stoull(range.substr(dash + 1)) + 1);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  EXPECT_GT(ranges.front().first, 0u);
+  for (size_t i = 1; i < ranges.size(); ++i) EXPECT_EQ(ranges[i].first, ranges[i - 1].second);
+  EXPECT_EQ(ranges.back().second, kImageSize);
 }
 
 }  // namespace
