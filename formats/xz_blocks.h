@@ -181,7 +181,6 @@ class XzBlockDecoder {
   uint64_t tail_hash_ = 0;
   uint64_t index_size_ = 0;  // bytes of the Index so far
   uint32_t index_crc_ = 0;
-  std::array<uint8_t, 4> crc_bytes_{};
 };
 
 }  // namespace cdi::formats
