@@ -8,9 +8,17 @@
 #   - the time to fail on permanent errors (404, 403, an unknown host name, a
 #     corrupt image), with the default retry settings (target: under 5 s);
 #   - the time from SIGTERM to exit while the import waits on a stalled
-#     connection and on a back-off (target: under 2 s).
+#     connection and on a back-off (target: under 2 s);
+#   - a qcow2 image of QCOW2_SIZE virtual bytes (default 2 GiB; plain, then
+#     zlib-compressed) imported with --resume (a checkpoint every QCOW2_EVERY,
+#     default 64Mi) and killed with SIGKILL once its checkpoint passes 25%,
+#     50% and 75% of the file, then run to the end:
+#     bytes the server sent (ranged metadata included) divided by the file size
+#     (target: at most 1.1), and the time of the four runs against an
+#     uninterrupted import (target: at most 1.15x).
 #
 #   bench/resilience.sh            (CDI_IMAGE=path/to/cdi-image to pick a build)
+#   QCOW2_ONLY=1 QCOW2_SIZE=512M bench/resilience.sh   (the qcow2 part alone, smaller)
 #
 # The image is made once and kept in out/bench/resilience (BENCH_DIR to move it).
 set -euo pipefail
@@ -23,19 +31,43 @@ mkdir -p "$dir/www" "$dir/work"
 image=$dir/www/disk.raw
 size=$((1 << 30))
 
-if [ ! -f "$image" ]; then
+if [ -z "${QCOW2_ONLY:-}" ] && [ ! -f "$image" ]; then
   echo "making $image (1 GiB, random) ..."
   head -c "$size" /dev/urandom > "$image.tmp"
   mv "$image.tmp" "$image"
 fi
 # The corrupt image: a qcow2 cut short.
-if [ ! -f "$dir/www/bad.qcow2" ]; then
+if [ -z "${QCOW2_ONLY:-}" ] && [ ! -f "$dir/www/bad.qcow2" ]; then
   head -c 64M "$image" > "$dir/small.raw"
   qemu-img convert -f raw -O qcow2 "$dir/small.raw" "$dir/www/bad.qcow2"
   truncate -s 8M "$dir/www/bad.qcow2"
   rm -f "$dir/small.raw"
 fi
-expected=$(sha256sum "$image" | cut -d' ' -f1)
+expected=
+[ -n "${QCOW2_ONLY:-}" ] || expected=$(sha256sum "$image" | cut -d' ' -f1)
+# The qcow2 images: a guest of random, base64 (compressible) and zero
+# stretches of 64 MiB each, as qcow2 and as zlib-compressed qcow2.
+qcow2_size=$(numfmt --from=iec "${QCOW2_SIZE:-2G}")
+# A checkpoint every QCOW2_EVERY bytes of the file in the kill runs (64 MiB,
+# so that a kill at 25 % of a small image finds one; the default is 256 MiB).
+qcow2_every=${QCOW2_EVERY:-64Mi}
+if [ ! -f "$dir/www/plain-$qcow2_size.qcow2" ]; then
+  echo "making the qcow2 images ($qcow2_size bytes virtual) ..."
+  guest=$dir/guest.raw
+  : > "$guest"
+  for ((i = 0; i < qcow2_size / (64 * 1048576); i++)); do
+    case $((i % 3)) in
+      0) head -c 64M /dev/urandom >> "$guest" ;;
+      1) head -c 48M /dev/urandom | base64 -w 0 | head -c 64M >> "$guest" ;;
+      2) truncate -s +64M "$guest" ;;
+    esac
+  done
+  truncate -s "$qcow2_size" "$guest"
+  qemu-img convert -q -f raw -O qcow2 "$guest" "$dir/www/plain-$qcow2_size.qcow2"
+  qemu-img convert -q -c -f raw -O qcow2 "$guest" "$dir/www/zlib-$qcow2_size.qcow2"
+  sha256sum "$guest" | cut -d' ' -f1 > "$dir/www/guest-$qcow2_size.sha256"
+  rm -f "$guest"
+fi
 
 mib=$((1 << 20))
 cat > "$dir/script.json" <<EOF
@@ -85,6 +117,75 @@ import_once() {
   end=$(now)
   echo "$(elapsed "$start" "$end") $code"
 }
+
+# checkpoint_offset: the source offset the checkpoint in the work directory claims.
+checkpoint_offset() {
+  sed -n 's/^source-offset //p' "$dir/work/.disk.img.checkpoint" 2>/dev/null || echo 0
+}
+
+# killed_qcow2 NAME: the qcow2 image NAME imported with --resume, killed with
+# SIGKILL once its checkpoint passes 25%, 50% and 75% of the file, then run to
+# the end. Prints: seconds (all runs), bytes sent, identical (yes/no), runs.
+killed_qcow2() {
+  local name=$1 file=$dir/www/$1
+  local length start end runs=0 code
+  length=$(stat -c %s "$file")
+  rm -rf "$dir/work"; mkdir -p "$dir/work"
+  : > "$dir/killed.err"
+  start=$(now)
+  for fraction in 25 50 75; do
+    [ -f "$dir/work/disk.img" ] && break  # a run finished before its kill
+    "$cdi_image" import "$base/$name" "$dir/work/disk.img" --progress none --resume -v \
+      --checkpoint-every "$qcow2_every" > /dev/null 2>> "$dir/killed.err" &
+    local pid=$!
+    runs=$((runs + 1))
+    while kill -0 $pid 2>/dev/null; do
+      [ "$(checkpoint_offset)" -ge $((length * fraction / 100)) ] && break
+      sleep 0.02
+    done
+    kill -KILL $pid 2>/dev/null || true
+    wait $pid 2>/dev/null || true
+  done
+  code=0
+  if [ ! -f "$dir/work/disk.img" ]; then
+    "$cdi_image" import "$base/$name" "$dir/work/disk.img" --progress none --resume -v \
+      --checkpoint-every "$qcow2_every" > /dev/null 2>> "$dir/killed.err" || code=$?
+    runs=$((runs + 1))
+  fi
+  end=$(now)
+  [ "$code" -eq 0 ] || { tail -5 "$dir/killed.err" >&2; }
+  local identical=no
+  [ "$(sha256sum "$dir/work/disk.img" | cut -d' ' -f1)" = "$(cat "$dir/www/guest-$qcow2_size.sha256")" ] &&
+    identical=yes
+  sleep 0.5
+  echo "$(elapsed "$start" "$end") $(sent "/$name") $identical $runs"
+}
+
+declare -A q_clean q_killed q_sent q_identical q_ratio q_time_ratio
+for kind in plain zlib; do
+  name=$kind-$qcow2_size.qcow2
+  echo "::: $name: uninterrupted, then killed at 25%, 50% and 75%"
+  read -r q_clean[$kind] code < <(import_once "$base/$name" --resume --checkpoint-every "$qcow2_every")
+  [ "$code" -eq 0 ] || { cat "$dir/import.err"; exit 1; }
+  before=$(sent "/$name")
+  read -r q_killed[$kind] total q_identical[$kind] runs < <(killed_qcow2 "$name")
+  q_sent[$kind]=$((total - before))
+  q_ratio[$kind]=$(python3 -c "print(f'{${q_sent[$kind]} / $(stat -c %s "$dir/www/$name"):.4f}')")
+  q_time_ratio[$kind]=$(python3 -c "print(f'{${q_killed[$kind]} / ${q_clean[$kind]}:.3f}')")
+  grep -E "Found a checkpoint|Fetched the qcow2|checkpoints written" "$dir/killed.err" | sed 's/^/    /'
+  echo "    $runs runs"
+done
+if [ -n "${QCOW2_ONLY:-}" ]; then
+  echo
+  echo "figure                                         value        target"
+  for kind in plain zlib; do
+    printf "%-46s %-12s %s\n" "$kind qcow2, bytes sent / file, 3 kills" "${q_ratio[$kind]}" "<= 1.1"
+    printf "%-46s %-12s %s\n" "$kind qcow2, time 4 runs / uninterrupted" "${q_time_ratio[$kind]}" "<= 1.15"
+    printf "%-46s %-12s %s\n" "$kind qcow2, time uninterrupted (s)" "${q_clean[$kind]}" ""
+    printf "%-46s %-12s %s\n" "$kind qcow2, byte-identical after 3 kills" "${q_identical[$kind]}" "yes"
+  done
+  exit 0
+fi
 
 echo "::: clean 1 GiB import"
 read -r clean_time clean_code < <(import_once "$base/disk.raw")
@@ -147,4 +248,9 @@ for case in gone forbidden dns corrupt; do
 done
 for case in stall backoff; do
   printf "%-46s %-12s %s\n" "SIGTERM to exit, $case (s)" "${cancel_time[$case]}" "< 2"
+done
+for kind in plain zlib; do
+  printf "%-46s %-12s %s\n" "$kind qcow2, bytes sent / file, 3 kills" "${q_ratio[$kind]}" "<= 1.1"
+  printf "%-46s %-12s %s\n" "$kind qcow2, time 4 runs / uninterrupted" "${q_time_ratio[$kind]}" "<= 1.15"
+  printf "%-46s %-12s %s\n" "$kind qcow2, byte-identical after 3 kills" "${q_identical[$kind]}" "yes"
 done

@@ -42,6 +42,9 @@ struct ImageDescription {
 //    Shrink() when the writer CanShrink(); no range at or past the new size
 //    was covered. A writer that cannot shrink (the default) gets the tail
 //    covered some other way (the fixed VHD footer: zeroed).
+//  - A decoder continuing an image that an earlier import decoded in part
+//    (qcow2: MakeResumedQcow2Decoder) reports the ranges that import wrote
+//    with Kept() instead of Write(); they count towards the cover above.
 //  - All calls come from the thread that calls Feed()/Finish() on the decoder.
 //  - `data` is valid only during the call.
 // A non-ok Status from any method stops decoding; the decoder returns it from
@@ -58,6 +61,13 @@ class GuestWriter {
   virtual Status Shrink(uint64_t virtual_size) {
     return InternalError("this writer cannot shrink the image to " +
                          std::to_string(virtual_size) + " bytes");
+  }
+  // Guest bytes an earlier import of the same image already wrote to the
+  // target (a continued import): covered, not written again. The default:
+  // this writer does not continue imports.
+  virtual Status Kept(uint64_t guest_offset, uint64_t length) {
+    return InternalError("this writer does not continue imports (" + std::to_string(length) +
+                         " bytes at guest offset " + std::to_string(guest_offset) + ")");
   }
 };
 
@@ -95,6 +105,13 @@ class Decoder : public ByteSink {
   // Facts for `cdi-image info`, valid after Finish() (or after Begin was
   // called on the writer, for the header facts).
   virtual ImageDescription Describe() const = 0;
+  // For a decoder whose input can be continued by a later import (qcow2):
+  // finishes the guest writes of what it was fed (waiting for its workers)
+  // and returns the offset of its input a later import may continue from
+  // (formats/qcow2/resume_point.h): every guest write of the input before
+  // it has gone to the writer, and nothing before it waits in a spool.
+  // nullopt when there is none now (the default: never). Between Feed() calls.
+  virtual Result<std::optional<uint64_t>> ResumePoint() { return std::optional<uint64_t>(); }
 };
 
 }  // namespace cdi::formats

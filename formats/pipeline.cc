@@ -88,6 +88,13 @@ class ImagePipeline::Impl {
     return zstd_declared_size_;
   }
 
+  Result<std::optional<uint64_t>> Qcow2ResumePoint() {
+    if (ova_ || decoder_ == nullptr || chain_ != std::vector<Format>{Format::kQcow2}) {
+      return std::optional<uint64_t>();
+    }
+    return decoder_->ResumePoint();
+  }
+
   std::optional<FrameBoundary> TakeFrameBoundary(uint64_t covered) {
     if (!RawInZstd() && !RawInXz()) return std::nullopt;
     std::optional<FrameBoundary> found;
@@ -163,6 +170,15 @@ class ImagePipeline::Impl {
     }
     if (options_.resume_zstd_at && archive_writer_ == nullptr) return BuildResumedZstd();
     if (options_.resume_xz_at && archive_writer_ == nullptr) return BuildResumedXz();
+    if (options_.resume_qcow2 && archive_writer_ == nullptr) {
+      // A qcow2 image continued at a resume point (qcow2/resume_point.h).
+      chain_.push_back(Format::kQcow2);
+      std::unique_ptr<Decoder> qcow2 =
+          MakeResumedQcow2Decoder(writer_, options_.decoder, *options_.resume_qcow2);
+      decoder_ = qcow2.get();
+      stages_.push_back(std::move(qcow2));
+      return stages_.back().get();
+    }
     if (options_.raw_only && archive_writer_ == nullptr) {
       chain_.push_back(Format::kRaw);
       std::unique_ptr<Decoder> raw = MakeRawDecoder(writer_, options_.decoder);
@@ -380,6 +396,10 @@ std::optional<ImageDescription> ImagePipeline::Describe() const { return impl_->
 
 std::optional<uint64_t> ImagePipeline::DeclaredRawSize() const {
   return impl_->DeclaredRawSize();
+}
+
+Result<std::optional<uint64_t>> ImagePipeline::Qcow2ResumePoint() {
+  return impl_->Qcow2ResumePoint();
 }
 
 std::optional<FrameBoundary> ImagePipeline::TakeFrameBoundary(uint64_t covered) {

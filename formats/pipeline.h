@@ -59,6 +59,7 @@ namespace cdi::formats {
 namespace tar {
 class EntryWriter;
 }  // namespace tar
+struct Qcow2Resume;  // formats/qcow2/resume_point.h
 
 // A point between two frames of an outermost zstd layer, or between two
 // blocks of an outermost xz layer: the compressed bytes before it (the
@@ -103,6 +104,12 @@ struct PipelineOptions {
   // and what follows decompresses to guest bytes from
   // resume_zstd_at->decompressed on. Nothing is detected.
   std::optional<FrameBoundary> resume_zstd_at;
+  // Continues a qcow2 image (no wrapper; the chain {"qcow2"}) at a resume
+  // point an earlier import reached (a checkpoint's): the input's first byte
+  // is the image's byte resume_qcow2->at, and the decoder is primed with the
+  // metadata before it (qcow2/resume_point.h). Nothing is detected.
+  // decoder.container_size is the whole image's length.
+  std::shared_ptr<const Qcow2Resume> resume_qcow2;
   // Continues a raw image inside xz (the chain {"xz", "raw"}) at a point
   // between blocks that an earlier import reached (a checkpoint's, with its
   // xz_stream): the input's first byte is compressed byte
@@ -155,6 +162,11 @@ class ImagePipeline : public ByteSink {
   // stream's start, a continued one's too. An image compressed as one frame
   // (one xz block) has none before its end.
   std::optional<FrameBoundary> TakeFrameBoundary(uint64_t covered);
+  // For a qcow2 image with no wrapper (the chain {"qcow2"}): the source
+  // offset a later import may continue from (Decoder::ResumePoint: it
+  // waits for the decoder's workers first); nullopt for every other chain
+  // and when there is none now.
+  Result<std::optional<uint64_t>> Qcow2ResumePoint();
 
  private:
   class Impl;

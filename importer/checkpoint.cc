@@ -213,9 +213,11 @@ std::string CheckpointMismatch(const Checkpoint& saved, const Checkpoint& wanted
   if (saved.target != wanted.target) return "it is for another target, " + saved.target;
   // The format is the image's, which the server's validators pin down: a
   // checkpoint of a format that is continued fits the same image again.
-  if (saved.format != "raw" && saved.format != "zstd+raw" && saved.format != "xz+raw") {
+  if (saved.format != "raw" && saved.format != "zstd+raw" && saved.format != "xz+raw" &&
+      saved.format != "qcow2") {
     return "it is for a " + saved.format +
-           " image, and only raw images, bare or compressed with zstd or xz, are continued";
+           " image, and only raw images (bare or compressed with zstd or xz) and qcow2 images "
+           "are continued";
   }
   if (saved.requested_size != wanted.requested_size) {
     auto text = [](const std::optional<uint64_t>& size) {

@@ -10,7 +10,8 @@
 //   length 10737418240
 //   etag "5f3e-6c1a"                               (empty when the server sends none)
 //   last-modified Tue, 01 Dec 2026 10:00:00 GMT    (empty when the server sends none)
-//   format raw                                     (or zstd+raw: a raw image in zstd frames)
+//   format raw                                     (or zstd+raw: a raw image in zstd frames;
+//                                                   qcow2: a qcow2 image, no wrapper)
 //   target /data/disk.img
 //   requested-size 10737418240                     (or "none")
 //   source-offset 5368709120
@@ -24,7 +25,9 @@
 // for a raw image; for zstd+raw, source-offset is where a frame begins and
 // target-bytes what the frames before it decompress to; for xz+raw, where a
 // block begins and what the blocks before it decompress to, format-state
-// naming the stream's check and start, importer/resume_xz.h): both were
+// naming the stream's check and start, importer/resume_xz.h; for qcow2,
+// source-offset is a resume point of the decoder, formats/qcow2/resume_point.h,
+// and target-bytes the partial file's size): both were
 // durable (fdatasync) before the checkpoint was written, and the checkpoint
 // is written atomically (a temporary file, fsync, rename), so a checkpoint
 // never claims bytes that a crash lost. The directory is not synced: a rename

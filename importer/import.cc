@@ -21,6 +21,7 @@
 #include "importer/import_from.h"
 #include "importer/memory_plan.h"
 #include "importer/progress.h"
+#include "importer/qcow2_resume.h"
 #include "importer/resume.h"
 #include "importer/target_sink.h"
 #include "pvc/directory_target.h"
@@ -259,7 +260,8 @@ class CheckpointTap final : public formats::ByteSink {
         sink_(sink),
         resumer_(resumer),
         target_(target),
-        fed_(resumer.resumed_at()) {}
+        fed_(resumer.resumed_at()),
+        qcow2_point_([this] { return pipeline_.Qcow2ResumePoint(); }) {}
   Status Feed(std::span<const uint8_t> bytes) override {
     CDI_RETURN_IF_ERROR(pipeline_.Feed(bytes));
     fed_ += bytes.size();
@@ -269,6 +271,7 @@ class CheckpointTap final : public formats::ByteSink {
     reached.source_offset = fed_;
     reached.covered = sink_.guest_bytes();
     reached.frame_boundary = pipeline_.TakeFrameBoundary(reached.covered);
+    reached.qcow2_point = qcow2_point_;
     return resumer_.AfterFeed(reached, target_);
   }
   Status Finish() override { return pipeline_.Finish(); }
@@ -279,6 +282,7 @@ class CheckpointTap final : public formats::ByteSink {
   importer::Resumer& resumer_;
   pvc::Target& target_;
   uint64_t fed_;  // source bytes, the resumed part included
+  const std::function<Result<std::optional<uint64_t>>()> qcow2_point_;
 };
 
 // The copy loop every content type shares: reads the input once, front to
@@ -489,15 +493,36 @@ Result<ImportResult> ImportDisk(const ImportSpec& spec, const ImportHooks& hooks
 
   importer::ProgressReporter progress(hooks.on_progress, start);
   progress.Report(Phase::kConnecting);
+  std::optional<importer::Checkpoint> from_checkpoint = resume_from;
+  std::shared_ptr<formats::Qcow2Resume> qcow2_resume;
+  if (resumer && from_checkpoint && from_checkpoint->format == importer::kQcow2Format) {
+    // A qcow2 image continues with its tables before the checkpoint, fetched again.
+    uint64_t metadata_bytes = 0;
+    Result<formats::Qcow2Resume> fetched = importer::FetchQcow2Resume(
+        WithConnectionMemory(spec.source, plan), *from_checkpoint, hooks.cancel, &metadata_bytes);
+    if (fetched.ok()) {
+      qcow2_resume = std::make_shared<formats::Qcow2Resume>(std::move(fetched).value());
+    } else if (fetched.status().code() == ErrorCode::kCancelled ||
+               (fetched.status().code() == ErrorCode::kNetwork && fetched.status().retryable())) {
+      return fetched.status();  // the checkpoint stays for the next import
+    } else {
+      CDI_RETURN_IF_ERROR(resumer->StartOver(
+          *targets.targets().front(),
+          "the qcow2 image's header and tables cannot be fetched again for the checkpoint: " +
+              fetched.status().message()));
+      from_checkpoint.reset();
+    }
+  }
   auto served = std::make_shared<importer::HttpResumePoint>();
   if (resumer) {
     // The HTTP source itself: it continues an earlier download, and says
     // what it serves.
     importer::HttpSourceOptions http;
     http.served = served;
-    if (resume_from) {
-      http.resume_from = importer::HttpResumePoint{resume_from->source_offset, resume_from->length,
-                                                   resume_from->etag, resume_from->last_modified};
+    if (from_checkpoint) {
+      http.resume_from =
+          importer::HttpResumePoint{from_checkpoint->source_offset, from_checkpoint->length,
+                                    from_checkpoint->etag, from_checkpoint->last_modified};
     }
     CDI_ASSIGN_OR_RETURN(given, importer::OpenHttpSource(WithConnectionMemory(spec.source, plan),
                                                          hooks.cancel, http));
@@ -525,6 +550,9 @@ Result<ImportResult> ImportDisk(const ImportSpec& spec, const ImportHooks& hooks
         formats::FrameBoundary{.compressed = resumed,
                                .decompressed = resumer->resumed_target(),
                                .xz_stream = resumer->resumed_xz_stream()};
+  } else if (resumed > 0 && resumer->resumed_format() == importer::kQcow2Format) {
+    pipeline_options.resume_qcow2 = qcow2_resume;
+    pipeline_options.decoder.container_size = resumer->length();
   } else if (resumed > 0) {
     pipeline_options.resume_raw_at = resumed;
     pipeline_options.decoder.container_size = resumer->length();

@@ -14,6 +14,7 @@
 #include "common/text.h"
 #include "common/unique_fd.h"
 #include "importer/resume_xz.h"
+#include "importer/qcow2_resume.h"
 #include "pvc/target.h"
 
 namespace cdi::importer {
@@ -93,6 +94,12 @@ Result<std::optional<Checkpoint>> Resumer::Prepare(pvc::Target& target) {
   if (!mismatch.empty()) {
     return start_over("the checkpoint " + path_ + " does not match this import: " + mismatch);
   }
+  if (saved.format == kQcow2Format && checksum_) {
+    return start_over("the checkpoint " + path_ +
+                      " is for a qcow2 image, and the checksum "
+                      "asked for covers the qcow2 file as served, which the target does not "
+                      "hold (it holds the decoded disk)");
+  }
   if (saved.format != kRawFormat && checksum_) {
     return start_over("the checkpoint " + path_ + " is for a " + saved.format +
                       " image, and the checksum asked for covers its compressed bytes as "
@@ -115,7 +122,13 @@ Result<std::optional<Checkpoint>> Resumer::Prepare(pvc::Target& target) {
   CDI_RETURN_IF_ERROR(target.SetSize(saved.target_bytes));
   from_ = saved;
   on_disk_ = true;
-  if (saved.format == kRawFormat) {
+  if (saved.format == kQcow2Format) {
+    Logger()->info(
+        "Found a checkpoint of an earlier import of {} into {}: the qcow2 image's first {} "
+        "of {} bytes are decoded onto the target; fetching its tables again and asking the "
+        "server for the rest",
+        saved.url, target_path_, saved.source_offset, saved.length);
+  } else if (saved.format == kRawFormat) {
     Logger()->info(
         "Found a checkpoint of an earlier import of {} into {}: its first {} of {} "
         "bytes are on the target; asking the server for the rest",
@@ -138,6 +151,7 @@ Status Resumer::SourceOpened(const HttpResumePoint& served, pvc::Target& target)
       resumed_at_ = last_offset_ = served.offset;
       resumed_target_ = last_target_ = from_->target_bytes;
       format_ = from_->format;
+      if (format_ == kQcow2Format) resumed_target_ = 0;  // the decoder reports what is there
     } else {
       Logger()->info(
           "Importing {} from byte 0: the server sent the whole image, not the rest "
@@ -192,11 +206,23 @@ bool Resumer::SettleFormat(const std::vector<std::string>& chain) {
   if (!format_.empty()) return true;
   std::string text;
   for (const std::string& layer : chain) text += (text.empty() ? "" : "+") + layer;
+  if (text == kQcow2Format) {
+    if (checksum_) {
+      enabled_ = false;
+      Logger()->info(
+          "No checkpoints: the checksum covers the qcow2 file as served, which the target "
+          "does not hold (it holds the decoded disk), so an import of it with a checksum is "
+          "not continued");
+      return false;
+    }
+    format_ = text;
+    return true;
+  }
   if (text != kRawFormat && text != kZstdRawFormat && text != kXzRawFormat) {
     enabled_ = false;
     Logger()->info(
-        "No checkpoints: only raw images, bare or compressed with zstd or xz, are continued, "
-        "and this one is {}",
+        "No checkpoints: only raw images (bare or compressed with zstd or xz) and qcow2 images "
+        "are continued, and this one is {}",
         text);
     return false;
   }
@@ -214,6 +240,7 @@ bool Resumer::SettleFormat(const std::vector<std::string>& chain) {
 
 Status Resumer::AfterFeed(const Reached& reached, pvc::Target& target) {
   if (!enabled_ || reached.chain.empty() || !SettleFormat(reached.chain)) return Status::Ok();
+  if (format_ == kQcow2Format) return AfterFeedQcow2(reached, target);
   const bool raw = format_ == kRawFormat;
   const uint64_t length = *identity_.length;
   // The point a checkpoint would claim now: the source offset a later
@@ -261,6 +288,42 @@ Status Resumer::AfterFeed(const Reached& reached, pvc::Target& target) {
   // A stream of unknown size ends in zeros that are not on the target yet:
   // the file covers them before the checkpoint claims them.
   if (target.size() < claimed) CDI_RETURN_IF_ERROR(target.SetSize(claimed));
+  return Commit(offset, claimed, target, now);
+}
+
+Status Resumer::AfterFeedQcow2(const Reached& reached, pvc::Target& target) {
+  const Clock::time_point now = Clock::now();
+  const bool due = (settings_.checkpoint_bytes > 0 &&
+                    reached.source_offset - last_offset_ >= settings_.checkpoint_bytes) ||
+                   (settings_.checkpoint_interval.count() > 0 &&
+                    now - last_time_ >= settings_.checkpoint_interval);
+  if (!due || !reached.qcow2_point || reached.source_offset < qcow2_retry_at_) {
+    return Status::Ok();
+  }
+  CDI_ASSIGN_OR_RETURN(std::optional<uint64_t> point, reached.qcow2_point());
+  if (!point || *point <= last_offset_ || *point >= *identity_.length) {
+    // Asking waits for the decoder's workers: not again at once.
+    qcow2_retry_at_ =
+        reached.source_offset + std::max<uint64_t>(settings_.checkpoint_bytes / 4, 256 * kKiB);
+    if (!told_held_) {
+      told_held_ = true;
+      Logger()->info(
+          "No checkpoint yet: the qcow2 decoder holds bytes since byte {} of the source that "
+          "a table still to come may map (or the source offset it stands at is no later than "
+          "the last checkpoint's); checkpoints follow once they are written",
+          last_offset_);
+    }
+    return Status::Ok();
+  }
+  // The partial file as it is: the guest writes of the bytes before the
+  // point, and some after it, which the next import writes again.
+  return Commit(*point, target.size(), target, now);
+}
+
+Status Resumer::Commit(uint64_t offset, uint64_t claimed, pvc::Target& target,
+                       Clock::time_point now) {
+  const uint64_t length = *identity_.length;
+  const bool raw = format_ == kRawFormat;
   // Every byte the checkpoint claims is durable before it says so.
   CDI_RETURN_IF_ERROR(target.Sync());
   Checkpoint checkpoint = Wanted();
@@ -293,6 +356,11 @@ Status Resumer::AfterFeed(const Reached& reached, pvc::Target& target) {
   if (raw) {
     Logger()->debug("Checkpoint: the first {} of {} bytes are on the target ({:.1f} ms)", offset,
                     length, std::chrono::duration<double, std::milli>(done - now).count());
+  } else if (format_ == kQcow2Format) {
+    Logger()->debug(
+        "Checkpoint: the qcow2 image's first {} of {} bytes are decoded onto the target "
+        "({:.1f} ms)",
+        offset, length, std::chrono::duration<double, std::milli>(done - now).count());
   } else {
     Logger()->debug(
         "Checkpoint: the first {} of {} bytes of the source ({} bytes of the image) are on the "
@@ -300,6 +368,14 @@ Status Resumer::AfterFeed(const Reached& reached, pvc::Target& target) {
         offset, length, claimed, std::chrono::duration<double, std::milli>(done - now).count());
   }
   return Status::Ok();
+}
+
+Status Resumer::StartOver(pvc::Target& target, const std::string& why) {
+  Logger()->info("Importing {} from byte 0: {}", target_path_, why);
+  from_.reset();
+  RemoveCheckpoint(path_);
+  on_disk_ = false;
+  return target.SetSize(0);
 }
 
 void Resumer::Finished() {

@@ -30,12 +30,22 @@
 // zstd or xz image is not continued when a checksum is asked for, since the
 // target does not hold its compressed bytes.
 //
+// A qcow2 image (no wrapper; "qcow2") is continued too: a checkpoint claims
+// a resume point of the decoder (formats/qcow2/resume_point.h: every guest
+// write of the source bytes before it is on the target, and nothing before
+// it waits in the decoder's spool) with the partial file as it is. The next
+// import fetches the header and tables before that point again with ranged
+// requests (importer/qcow2_resume.h), then the source from there. A checksum
+// covers the qcow2 file as served, which the target does not hold: such an
+// import is not continued.
+//
 // Thread-safety: one thread, the import's.
 #ifndef CDI_IMPORTER_RESUME_H_
 #define CDI_IMPORTER_RESUME_H_
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -73,6 +83,9 @@ struct Reached {
   uint64_t covered = 0;
   // For zstd and xz: ImagePipeline::TakeFrameBoundary(covered).
   std::optional<formats::FrameBoundary> frame_boundary;
+  // For qcow2: ImagePipeline::Qcow2ResumePoint, asked only when a
+  // checkpoint is due (it waits for the decoder's workers).
+  std::function<Result<std::optional<uint64_t>>()> qcow2_point;
 };
 // "" when `spec` can use checkpoints (one file target, a disk image from an
 // http(s) URL that Import opens itself); otherwise why not, for the log.
@@ -92,8 +105,10 @@ class Resumer {
   // image is. A resume the server refused (it sent the whole image) empties
   // the target. Afterwards resumed_at() is the source offset this import
   // continues at (0: from the start), resumed_target() the image bytes
-  // already on the target, resumed_format() kRawFormat, kZstdRawFormat or
-  // kXzRawFormat, resumed_xz_stream() the xz stream the point lies in.
+  // already on the target in order (0 for qcow2, whose decoder reports
+  // them itself), resumed_format() kRawFormat, kZstdRawFormat, kXzRawFormat
+  // or kQcow2Format (importer/qcow2_resume.h), resumed_xz_stream() the xz
+  // stream the point lies in.
   Status SourceOpened(const HttpResumePoint& served, pvc::Target& target);
   uint64_t resumed_at() const { return resumed_at_; }
   uint64_t resumed_target() const { return resumed_target_; }
@@ -115,6 +130,11 @@ class Resumer {
   // warning; a sync that fails fails the import.
   Status AfterFeed(const Reached& reached, pvc::Target& target);
 
+  // Before the source is opened: the checkpoint found cannot be continued
+  // after all (`why`, for the log): the target is emptied, the checkpoint
+  // removed, and the import starts at byte 0.
+  Status StartOver(pvc::Target& target, const std::string& why);
+
   // The import succeeded: its checkpoint goes.
   void Finished();
   // The import failed with `status`: true when the target should be kept
@@ -130,6 +150,12 @@ class Resumer {
   // Settles the format on the first chain seen; false (checkpoints off, said
   // in the log) when it is not continued.
   bool SettleFormat(const std::vector<std::string>& chain);
+  // AfterFeed for a qcow2 image.
+  Status AfterFeedQcow2(const Reached& reached, pvc::Target& target);
+  // Syncs the target and writes the checkpoint claiming source bytes
+  // [0, offset) and target bytes [0, claimed); `now` is when AfterFeed began.
+  Status Commit(uint64_t offset, uint64_t claimed, pvc::Target& target,
+                std::chrono::steady_clock::time_point now);
 
   const ResumeSettings settings_;
   const bool checksum_;  // the import verifies a checksum
@@ -140,7 +166,7 @@ class Resumer {
   std::optional<Checkpoint> from_;
   HttpResumePoint identity_;
   bool enabled_ = true;  // false once checkpoints are off for this import
-  std::string format_;  // kRawFormat, kZstdRawFormat or kXzRawFormat once known
+  std::string format_;  // kRawFormat, kZstdRawFormat, kXzRawFormat or kQcow2Format once known
   uint64_t resumed_at_ = 0;
   uint64_t resumed_target_ = 0;
   uint64_t last_offset_ = 0;  // the source offset the last checkpoint claimed
@@ -148,6 +174,8 @@ class Resumer {
   std::optional<formats::FrameBoundary> boundary_;  // zstd, xz: the newest point past the last checkpoint
   bool told_one_frame_ = false;  // zstd, xz: the log said checkpoints wait for a frame's end
   std::optional<formats::XzStreamStart> xz_stream_;  // xz: the stream a continued import is in
+  bool told_held_ = false;       // qcow2: the log said checkpoints wait for the spool
+  uint64_t qcow2_retry_at_ = 0;  // qcow2: the source offset to ask for a point again
   std::chrono::steady_clock::time_point last_time_;
   bool on_disk_ = false;  // a checkpoint of this import (or the one continued) exists
   uint64_t written_ = 0;

@@ -134,6 +134,13 @@ Status TargetSink::Zero(uint64_t guest_offset, uint64_t length) {
   return AddZero(guest_offset, length);
 }
 
+Status TargetSink::Kept(uint64_t guest_offset, uint64_t length) {
+  CDI_RETURN_IF_ERROR(CheckRange(guest_offset, length));
+  guest_bytes_ += length;
+  covered_end_ = std::max(covered_end_, guest_offset + length);
+  return Status::Ok();
+}
+
 Status TargetSink::Shrink(uint64_t virtual_size) {
   if (!begun_ || !virtual_size_ || shrunk_) {
     return InternalError("the decoder shrank an image it did not announce a size for, or twice");

@@ -41,6 +41,8 @@ class TargetSink : public formats::GuestWriter {
   Status Begin(const formats::ImageDescription& image) override;
   Status Write(uint64_t guest_offset, std::span<const uint8_t> data) override;
   Status Zero(uint64_t guest_offset, uint64_t length) override;
+  // A continued qcow2 image: ranges an earlier import wrote count as covered.
+  Status Kept(uint64_t guest_offset, uint64_t length) override;
   // A file sized to the virtual size gets the lowered size at Finalize(); a
   // block device has what lies past it zeroed there.
   bool CanShrink() const override { return true; }

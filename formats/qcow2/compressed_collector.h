@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -70,6 +71,14 @@ class CompressedCollector {
                         Claim* last_claim);
   // True while some cluster is being gathered.
   bool gathering() const { return !gathering_.empty(); }
+  // The lowest host offset of a cluster being gathered; nullopt when none is.
+  std::optional<uint64_t> FirstGathered() const {
+    std::optional<uint64_t> first;
+    for (const Gathering& g : gathering_) {
+      if (!first || g.run.host_offset < *first) first = g.run.host_offset;
+    }
+    return first;
+  }
   // End of input at `position`: the last clusters' ranges may end in a sector
   // the image does not fully hold, but their streams must end in what it has.
   Status EndOfInput(uint64_t position);

@@ -32,6 +32,13 @@ class GuestOutput {
     return writer_->Write(guest_offset, data);
   }
 
+  // Guest bytes an earlier import wrote (a continued image): counted, not written.
+  Status Kept(uint64_t guest_offset, uint64_t length) {
+    if (length == 0) return Status::Ok();
+    covered_ += length;
+    return writer_->Kept(guest_offset, length);
+  }
+
   // Guest bytes that read as zeros; held back while the next range may touch them.
   Status Zero(uint64_t guest_offset, uint64_t length) {
     if (length == 0) return Status::Ok();

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/text.h"
 #include "formats/qcow2/claim.h"
 #include "formats/qcow2/claim_queue.h"
 #include "formats/qcow2/compressed_collector.h"
@@ -18,6 +19,7 @@
 #include "formats/qcow2/memory_budget.h"
 #include "formats/qcow2/qcow2_format.h"
 #include "formats/qcow2/qcow2_header.h"
+#include "formats/qcow2/resume_point.h"
 #include "formats/qcow2/snapshot_table.h"
 #include "formats/qcow2/spool.h"
 #include "formats/qcow2/table_reader.h"
@@ -53,13 +55,18 @@ struct EntryStream {
 // through one GuestOutput.
 class Qcow2Decoder final : public Decoder, private MappingSink {
  public:
-  Qcow2Decoder(GuestWriter* writer, const DecoderOptions& options)
-      : options_(options), budget_(options.memory_budget), output_(writer) {}
+  Qcow2Decoder(GuestWriter* writer, const DecoderOptions& options,
+               std::optional<Qcow2Resume> resume = std::nullopt)
+      : options_(options),
+        budget_(options.memory_budget),
+        output_(writer),
+        resume_(std::move(resume)) {}
 
   Status Feed(std::span<const uint8_t> bytes) override {
     if (!failure_.ok()) return failure_;
     if (finished_) return Fail(InternalError("qcow2 decoder: Feed() called after Finish()"));
-    Status status = FeedImpl(bytes);
+    Status status = Prime();
+    if (status.ok()) status = FeedImpl(bytes);
     if (!status.ok()) return Fail(std::move(status));
     return status;
   }
@@ -67,12 +74,20 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
   Status Finish() override {
     if (!failure_.ok()) return failure_;
     if (finished_) return Fail(InternalError("qcow2 decoder: Finish() called twice"));
-    Status status = FinishImpl();
+    Status status = Prime();
+    if (status.ok()) status = FinishImpl();
     if (!status.ok()) return Fail(std::move(status));
     return status;
   }
 
   ImageDescription Describe() const override { return description_; }
+
+  Result<std::optional<uint64_t>> ResumePoint() override {
+    if (!failure_.ok()) return failure_;
+    Result<std::optional<uint64_t>> point = ResumePointImpl();
+    if (!point.ok()) return Fail(point.status());
+    return point;
+  }
 
  private:
   Status Fail(Status status) {
@@ -332,6 +347,7 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
                                    "points to an L2 table at " + Hex(l2_offset) +
                                        " that overlaps other metadata or is referenced twice");
     }
+    NoteTakenBack(l2_offset);
     CDI_RETURN_IF_ERROR(gaps_->TakeBack(l2_offset, table_buffer_));
     const Claim l1_claim = last_claim_;
     last_claim_ = {ClaimKind::kL2, l2_offset, l2_end, mapping.guest_offset};
@@ -410,8 +426,10 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
   // MappingSink: what an L2 table maps. Data ahead waits for its bytes; data
   // that passed before its table comes back from the gaps.
   Status MapRun(const Run& run) override {
+    if (priming_ && run.host_offset < resume_->at) return MapKeptRun(run);
     if (run.host_offset >= position_) return OrSpillError(queue_->PushRun(run));
     if (run.host_end() > position_) return OverlapError(run.claim(), last_claim_);
+    NoteTakenBack(run.host_offset);
     return run.compressed ? collector_->FromGaps(run) : gaps_->Replay(run, output_);
   }
 
@@ -436,6 +454,162 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
     Consume(bytes, used);
     if (!collector_->gathering()) active_ = ClaimKind::kNone;
     return Status::Ok();
+  }
+
+  // --- Continuing an earlier import (resume_point.h) ---------------------------------
+
+  // Before the first input of a continued image: the metadata before the
+  // resume point, fed at its host offsets, the bytes between them skipped.
+  Status Prime() {
+    if (!resume_ || primed_) return Status::Ok();
+    primed_ = true;
+    priming_ = true;
+    for (const HostBytes& piece : resume_->metadata) {
+      if (piece.offset < position_ || piece.offset + piece.bytes.size() > resume_->at) {
+        return InternalError("qcow2 resume: metadata at host offset " + Hex(piece.offset) +
+                             " out of order or past the resume point");
+      }
+      CDI_RETURN_IF_ERROR(SkipTo(piece.offset));
+      CDI_RETURN_IF_ERROR(FeedImpl(piece.bytes));
+    }
+    CDI_RETURN_IF_ERROR(SkipTo(resume_->at));
+    priming_ = false;
+    resume_->metadata.clear();
+    resume_->metadata.shrink_to_fit();
+    return Status::Ok();
+  }
+
+  // Advances the input to `target` without its bytes: gaps are not kept,
+  // refcount structures and snapshots not read. Tables the continued image
+  // needs must have been fed.
+  Status SkipTo(uint64_t target) {
+    if (position_ < target && !header_done_) {
+      return InternalError("qcow2 resume: the header was not fed whole");
+    }
+    while (position_ < target) {
+      if (position_ < cluster_size()) {
+        position_ = std::min(target, cluster_size());
+        continue;
+      }
+      if (active_ == ClaimKind::kSnapshotL1) {
+        position_ = std::min(target, last_claim_.end);
+        if (position_ == last_claim_.end) active_ = ClaimKind::kNone;
+        continue;
+      }
+      if (active_ != ClaimKind::kNone) {
+        return InternalError("qcow2 resume: the metadata at host offset " + Hex(last_claim_.start) +
+                             " was not fed whole");
+      }
+      const Claim next = queue_->Peek();
+      if (next.kind == ClaimKind::kNone || next.start >= target) {
+        position_ = target;
+        break;
+      }
+      if (next.start > position_) {
+        position_ = next.start;
+        continue;
+      }
+      if (next.start < position_) return OverlapError(next, last_claim_);
+      switch (next.kind) {
+        case ClaimKind::kRefcountTable:
+          queue_->Reach(next.kind);
+          CDI_RETURN_IF_ERROR(queue_->FinishTable(next.kind));
+          break;
+        case ClaimKind::kSnapshotTable:
+          queue_->Reach(next.kind);
+          CDI_RETURN_IF_ERROR(queue_->FinishTable(next.kind));
+          continue;  // its length is not known unread: what follows is skipped as a gap
+        case ClaimKind::kRefcountBlock:
+          queue_->PopTable(next.kind);
+          break;
+        case ClaimKind::kSnapshotL1:
+          queue_->PopSnapshotL1();
+          break;
+        default:
+          return InternalError("qcow2 resume: " + ClaimText(next) +
+                               " lies before the resume point and was not fed");
+      }
+      last_claim_ = next;
+      position_ = std::min(target, next.end);
+    }
+    return Status::Ok();
+  }
+
+  // A run an L2 table fed before the resume point maps below it: written by
+  // the earlier import up to the resume point; the rest is still to come.
+  Status MapKeptRun(const Run& run) {
+    if (run.compressed) return output_.Kept(run.guest_offset, run.guest_length);
+    const uint64_t kept = std::min(run.length, resume_->at - run.host_offset);
+    CDI_RETURN_IF_ERROR(output_.Kept(run.guest_offset, kept));
+    if (kept == run.length) return Status::Ok();
+    Run rest = run;
+    rest.host_offset += kept;
+    rest.guest_offset += kept;
+    rest.length -= kept;
+    return OrSpillError(queue_->PushRun(rest));
+  }
+
+  // A table read at the current position took back bytes at `host_offset`
+  // that passed before it: a resume point between the two would lose them
+  // (a continued decoder does not keep what it skips).
+  void NoteTakenBack(uint64_t host_offset) {
+    if (!taken_back_.empty() && taken_back_.back().position == position_) {
+      taken_back_.back().host_offset = std::min(taken_back_.back().host_offset, host_offset);
+      return;
+    }
+    if (taken_back_.size() >= kMaxTakenBack) {
+      // Merged into one, which forbids at least what they did.
+      TakenBack merged{position_, host_offset};
+      for (const TakenBack& t : taken_back_)
+        merged.host_offset = std::min(merged.host_offset, t.host_offset);
+      taken_back_.assign(1, merged);
+      return;
+    }
+    taken_back_.push_back({position_, host_offset});
+  }
+
+  Result<std::optional<uint64_t>> ResumePointImpl() {
+    const std::optional<uint64_t> none;
+    if (!header_done_ || finished_ || priming_ || position_ < cluster_size()) return none;
+    // Cheap first: bytes kept at the start of the image allow no point.
+    if (gaps_->spool().FirstHeld(0).value_or(UINT64_MAX) < cluster_size()) return none;
+    // Every inflated cluster written, every tail of a stream with the gaps.
+    CDI_RETURN_IF_ERROR(collector_->CollectDone(CompressedCollector::Wait::kAll));
+    CDI_RETURN_IF_ERROR(collector_->SettleKeptBytes());
+    CDI_RETURN_IF_ERROR(output_.Flush());
+    uint64_t at = position_;
+    switch (active_) {
+      case ClaimKind::kNone:
+      case ClaimKind::kData:  // written up to here; the rest of the run follows
+      case ClaimKind::kCompressed:
+        break;
+      default:  // a table read in part: read again
+        at = last_claim_.start;
+        break;
+    }
+    if (std::optional<uint64_t> gathered = collector_->FirstGathered())
+      at = std::min(at, *gathered);
+    // Nothing before the point may wait in the spool, but for the rest of
+    // the L1 table's last cluster, which a continued decoder is fed again
+    // (resume_point.h).
+    const Spool& spool = gaps_->spool();
+    std::optional<uint64_t> held = spool.FirstHeld(0);
+    const uint64_t l1_end = header_.l1_table_offset + header_.l1_bytes();
+    const uint64_t l1_cluster_end = (l1_end + cluster_size() - 1) / cluster_size() * cluster_size();
+    if (held && *held >= l1_end && *held < l1_cluster_end) held = spool.FirstHeld(l1_cluster_end);
+    if (held) at = std::min(at, *held);
+    // No table at or after the point may have taken back bytes before it.
+    for (bool moved = true; moved;) {
+      moved = false;
+      for (const TakenBack& t : taken_back_) {
+        if (t.host_offset < at && at <= t.position) {
+          at = t.host_offset;
+          moved = true;
+        }
+      }
+    }
+    if (at < cluster_size()) return none;
+    return std::optional<uint64_t>(at);
   }
 
   // --- End of input ----------------------------------------------------------------------------
@@ -479,6 +653,19 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
   DecoderOptions options_;
   MemoryBudget budget_;  // first: every reservation below goes back to it
   GuestOutput output_;
+
+  // A continued image: the resume point and its metadata, fed by Prime().
+  std::optional<Qcow2Resume> resume_;
+  bool primed_ = false;
+  bool priming_ = false;
+  // Tables that took back bytes which passed before them: at `position`,
+  // the lowest host offset taken back. Bounded; merged when full.
+  struct TakenBack {
+    uint64_t position = 0;
+    uint64_t host_offset = 0;
+  };
+  static constexpr size_t kMaxTakenBack = 1024;
+  std::vector<TakenBack> taken_back_;
   Status failure_;
   bool finished_ = false;
   ImageDescription description_;
@@ -519,6 +706,11 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
 
 std::unique_ptr<Decoder> MakeQcow2Decoder(GuestWriter* writer, const DecoderOptions& options) {
   return std::make_unique<qcow2::Qcow2Decoder>(writer, options);
+}
+
+std::unique_ptr<Decoder> MakeResumedQcow2Decoder(GuestWriter* writer, const DecoderOptions& options,
+                                                 Qcow2Resume resume) {
+  return std::make_unique<qcow2::Qcow2Decoder>(writer, options, std::move(resume));
 }
 
 }  // namespace cdi::formats

@@ -17,6 +17,9 @@
 // and headers outside qemu's limits. Every table entry is checked before use;
 // a truncated image is an error at Finish().
 //
+// ResumePoint(): the input offset a later import may continue from (see
+// resume_point.h), after the compressed clusters in flight were written.
+//
 // Describe() details: "version", "cluster size", "compression type",
 // "virtual size", "extended L2" (after Begin); "spooling" ("needed" or
 // "not needed"), "spooled bytes", "spooled bytes on disk", "peak memory"
@@ -27,6 +30,7 @@
 #include <memory>
 
 #include "formats/decoder.h"
+#include "formats/qcow2/resume_point.h"
 
 namespace cdi::formats {
 
@@ -34,6 +38,14 @@ namespace cdi::formats {
 // one thread at a time; every GuestWriter call comes from that thread.
 // Compressed clusters are inflated on options.threads worker threads.
 std::unique_ptr<Decoder> MakeQcow2Decoder(GuestWriter* writer, const DecoderOptions& options);
+
+// A decoder that continues an image an earlier import decoded up to
+// resume.at (resume_point.h): it is fed the image from resume.at on, and
+// reports the guest ranges of the host bytes before it with
+// GuestWriter::Kept. options.container_size is the whole image's length.
+// Its ResumePoint() works as any qcow2 decoder's.
+std::unique_ptr<Decoder> MakeResumedQcow2Decoder(GuestWriter* writer, const DecoderOptions& options,
+                                                 Qcow2Resume resume);
 
 }  // namespace cdi::formats
 

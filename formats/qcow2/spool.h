@@ -81,6 +81,16 @@ class Spool {
   // budget are free again; returns the bytes freed. For MemoryBudget's reclaimer.
   uint64_t SpillMemory(uint64_t wanted);
 
+  // The host offset (at least `from`) of the first byte stored there and not
+  // yet taken, or of a taken one before it in the same fragment; nullopt
+  // when none is.
+  std::optional<uint64_t> FirstHeld(uint64_t from) const {
+    auto it = fragments_.upper_bound(from);
+    if (it != fragments_.begin() && std::prev(it)->second.end > from) --it;
+    if (it == fragments_.end()) return std::nullopt;
+    return std::max(it->first, from);
+  }
+
   // Bytes ever stored (all-zero stretches cost nothing and do not count),
   // ever written to the scratch file, and taken back.
   uint64_t stored_bytes() const { return stored_bytes_; }

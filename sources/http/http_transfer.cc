@@ -168,7 +168,8 @@ Status HttpTransfer::PrepareRequest(const HttpUrl& request) {
 
 Status HttpTransfer::Attempt() {
   retry_after_.reset();
-  kind_ = resume_.NextRequest(bytes_received_);
+  // A part (FetchPart) is always a range, also one from byte 0.
+  kind_ = part_end_ ? RequestKind::kRange : resume_.NextRequest(bytes_received_);
   if (kind_ == RequestKind::kRange && !resume_.HasValidator() && !warned_no_validator_) {
     warned_no_validator_ = true;
     Logger()->warn(

@@ -367,5 +367,204 @@ TEST_F(ResumeE2eTest, CdiImageKilledInsideAnXzStreamContinuesAtABlock) {
   }
 }
 
+
+// --- qcow2 -------------------------------------------------------------------------
+
+// A qcow2 layout made at test time, and where its first import is held.
+struct Qcow2Case {
+  std::string name;
+  // Builds "<dir>/disk.qcow2" from "<dir>/guest.raw".
+  std::function<void(const std::string& dir)> make;
+  double gate;  // the first import is held at this fraction of the file
+};
+
+void PrintTo(const Qcow2Case& c, std::ostream* os) { *os << c.name; }
+
+// A 12 MiB guest: zero, random and text-like mebibytes in turn.
+std::string Qcow2Guest() {
+  std::string guest;
+  for (uint32_t mib = 0; mib < 12; ++mib) {
+    if (mib % 3 == 0) {
+      guest += std::string(1 << 20, '\0');
+    } else if (mib % 3 == 1) {
+      guest += RandomBytes(1 << 20, mib);
+    } else {
+      std::string text;
+      while (text.size() < (1 << 20))
+        text += "block " + std::to_string(mib) + " line " + std::to_string(text.size()) + "\n";
+      guest += text.substr(0, 1 << 20);
+    }
+  }
+  return guest;
+}
+
+std::vector<Qcow2Case> Qcow2Cases() {
+  auto convert = [](const std::string& flags) {
+    return [flags](const std::string& dir) {
+      Sh("cd " + dir + " && qemu-img convert -q -f raw -O qcow2 " + flags +
+         " guest.raw disk.qcow2");
+    };
+  };
+  // Grown by a resize, then written: the L1 table moves behind the first
+  // data and its L2 tables, which pass before it and are spooled; the rest
+  // follows it.
+  auto grown = [](const std::string& dir) {
+    Sh("cd " + dir +
+       " && qemu-img create -q -f qcow2 -o cluster_size=4096 disk.qcow2 4M && "
+       "qemu-io -f qcow2 -c 'write -s guest.raw 0 2m' disk.qcow2 >/dev/null && "
+       "qemu-img resize -q -f qcow2 disk.qcow2 40M && "
+       "qemu-io -f qcow2 -c 'write -s guest.raw 20m 6m' disk.qcow2 >/dev/null");
+  };
+  return {{"plain_mid", convert(""), 0.5},  {"plain_late", convert(""), 0.85},
+          {"zlib_mid", convert("-c"), 0.5}, {"zlib_late", convert("-c"), 0.85},
+          {"grown_mid", grown, 0.55},       {"grown_late", grown, 0.85}};
+}
+
+class Qcow2ResumeE2eTest : public ::testing::TestWithParam<Qcow2Case> {
+ protected:
+  void SetUp() override {
+    WriteFile(www_.File("guest.raw"), Qcow2Guest());
+    GetParam().make(www_.path());
+    image_ = ReadFile(www_.File("disk.qcow2"));
+    Sh("qemu-img convert -q -f qcow2 -O raw " + www_.File("disk.qcow2") + " " +
+       logs_.File("expected.raw"));
+    gate_at_ = static_cast<uint64_t>(static_cast<double>(image_.size()) * GetParam().gate);
+  }
+
+  std::string Script() const {
+    return R"({"/disk.qcow2": {"file": "disk.qcow2", "gate": {"after": )" +
+           std::to_string(gate_at_) + R"(, "file": ")" + gate_ + R"("}}})";
+  }
+
+  // Runs a first import, kills it with SIGKILL once a checkpoint claims a
+  // good part of what reached it, and returns the source offset claimed.
+  uint64_t KilledFirstRun(FaultServer& server, const std::string& target) {
+    const std::string checkpoint = out_.File(".disk.img.checkpoint");
+    const uint64_t enough = gate_at_ > (2u << 20) ? gate_at_ - (2u << 20) : 1;
+    BackgroundProcess first(ImportArgs(server.Url("/disk.qcow2"), target), logs_.File("first.log"));
+    EXPECT_TRUE(WaitUntil(first, [&] { return Claimed(checkpoint) >= enough; }))
+        << ReadFile(logs_.File("first.log"));
+    first.Signal(SIGKILL);
+    EXPECT_EQ(first.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
+    return Claimed(checkpoint);
+  }
+
+  // Opens the gate and imports again into `target` (with `extra` flags);
+  // the result is qemu-img's raw conversion of the image now served.
+  RunResult SecondRun(FaultServer& server, const std::string& target,
+                      const std::vector<std::string>& extra = {}) {
+    WriteFile(gate_, "");
+    std::vector<std::string> args = ImportArgs(server.Url("/disk.qcow2"), target);
+    args.erase(args.begin());
+    args.insert(args.end(), extra.begin(), extra.end());
+    RunResult second = CdiImage(args);
+    EXPECT_EQ(second.exit_code, 0) << second.err;
+    EXPECT_EQ(Sha256File(target), Sha256File(logs_.File("expected.raw")));
+    return second;
+  }
+
+  TempDir www_;
+  TempDir out_;
+  TempDir logs_;
+  const std::string gate_ = logs_.File("gate");
+  std::string image_;
+  uint64_t gate_at_ = 0;
+};
+
+TEST_P(Qcow2ResumeE2eTest, KilledImportContinuesFromItsCheckpoint) {
+  FaultServer server(www_.path(), Script());
+  const std::string target = out_.File("disk.img");
+  const uint64_t claimed = KilledFirstRun(server, target);
+  ASSERT_GT(claimed, 0u);
+  ASSERT_LT(claimed, gate_at_ + 1);
+  // (and a temporary checkpoint when the kill came while one was written)
+  EXPECT_TRUE(FileExists(out_.File(".disk.img.partial")));
+  // What a power cut leaves: only what was synced (root only).
+  DropPageCache();
+
+  RunResult second = SecondRun(server, target);
+  EXPECT_EQ(ListDir(out_.path()), std::vector<std::string>{"disk.img"});
+  EXPECT_TRUE(Contains(second.out, "continued from byte " + std::to_string(claimed)))
+      << second.out << second.err;
+  // The second run: the header and tables before the checkpoint in closed
+  // ranges, then the image from the checkpoint on.
+  std::vector<RecordedRequest> requests = server.RequestsFor("/disk.qcow2");
+  ASSERT_GE(requests.size(), 3u);
+  EXPECT_EQ(requests.back().Header("range"), "bytes=" + std::to_string(claimed) + "-");
+  for (size_t i = 1; i + 1 < requests.size(); ++i) {
+    EXPECT_NE(requests[i].Header("range"), "");
+    EXPECT_FALSE(requests[i].Header("if-range").empty());
+  }
+  uint64_t metadata = 0;
+  uint64_t rest = 0;
+  uint64_t total = 0;
+  const std::vector<SentResponse> responses = server.WaitForResponses(requests.size());
+  std::string listed;
+  for (size_t i = 0; i < responses.size(); ++i) {
+    listed += std::to_string(responses[i].first) + "+" + std::to_string(responses[i].bytes) + " ";
+    if (i == 0) {
+      // The first run's, which it received up to the gate: what the server
+      // wrote after the gate opened went to a closed connection.
+      total += std::min(responses[i].bytes, gate_at_);
+      continue;
+    }
+    total += responses[i].bytes;
+    if (responses[i].first == claimed && i + 1 == responses.size()) {
+      rest = responses[i].bytes;
+    } else {
+      metadata += responses[i].bytes;
+    }
+  }
+  EXPECT_EQ(rest, image_.size() - claimed);
+  // Header, L1 table and L2 tables: a few clusters, never the data.
+  EXPECT_LE(metadata, 256u << 10);
+  // All told, one image and what the first run had past its checkpoint.
+  EXPECT_LE(total, image_.size() + (gate_at_ - claimed) + metadata) << listed;
+  std::printf("[ fetched  ] %s: image %zu, checkpoint at %llu, total fetched %llu (%.3fx)\n",
+              GetParam().name.c_str(), image_.size(), static_cast<unsigned long long>(claimed),
+              static_cast<unsigned long long>(total),
+              static_cast<double>(total) / static_cast<double>(image_.size()));
+}
+
+// The cases that start over: one kill point of each layout is enough.
+class Qcow2StartOverE2eTest : public Qcow2ResumeE2eTest {};
+
+TEST_P(Qcow2StartOverE2eTest, ImageChangedBetweenTheRunsStartsOver) {
+  FaultServer server(www_.path(), Script());
+  const std::string target = out_.File("disk.img");
+  ASSERT_GT(KilledFirstRun(server, target), 0u);
+  // Another image under the same name: another ETag and Last-Modified.
+  Sh("cd " + www_.path() +
+     " && qemu-img create -q -f qcow2 new.qcow2 12M && "
+     "qemu-io -f qcow2 -c 'write -P 0x3c 1m 3m' new.qcow2 >/dev/null && "
+     "touch -d '2030-01-01' new.qcow2 && mv new.qcow2 disk.qcow2");
+  Sh("qemu-img convert -q -f qcow2 -O raw " + www_.File("disk.qcow2") + " " +
+     logs_.File("expected.raw"));
+  RunResult second = SecondRun(server, target);
+  EXPECT_TRUE(Contains(second.err, "from byte 0")) << second.err;
+  EXPECT_FALSE(Contains(second.out, "continued from byte")) << second.out;
+}
+
+TEST_P(Qcow2StartOverE2eTest, AChecksumStartsOverAndSaysWhy) {
+  FaultServer server(www_.path(), Script());
+  const std::string target = out_.File("disk.img");
+  ASSERT_GT(KilledFirstRun(server, target), 0u);
+  RunResult second = SecondRun(server, target, {"--checksum", "sha256:" + Sha256Bytes(image_)});
+  EXPECT_TRUE(Contains(second.err, "covers the qcow2 file as served")) << second.err;
+  EXPECT_TRUE(Contains(second.err, "Checksum verification passed")) << second.err;
+}
+
+// One kill point of each layout.
+std::vector<Qcow2Case> Qcow2MidCases() {
+  std::vector<Qcow2Case> mid = Qcow2Cases();
+  std::erase_if(mid, [](const Qcow2Case& c) { return c.gate > 0.6; });
+  return mid;
+}
+
+INSTANTIATE_TEST_SUITE_P(Qcow2, Qcow2ResumeE2eTest, ::testing::ValuesIn(Qcow2Cases()),
+                         [](const auto& test_info) { return test_info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Qcow2, Qcow2StartOverE2eTest, ::testing::ValuesIn(Qcow2MidCases()),
+                         [](const auto& test_info) { return test_info.param.name; });
+
 }  // namespace
 }  // namespace cdi::test

@@ -315,8 +315,8 @@ TEST_F(ResumeTest, NoCheckpointsWithoutAValidatorOrForOtherFormats) {
     test::LogCapture log;
     ASSERT_TRUE(Import(spec).ok());
     EXPECT_TRUE(Contains(log.text(),
-                         "No checkpoints: only raw images, bare or compressed with zstd or xz, "
-                         "are continued, and this one is gzip+raw"))
+                         "No checkpoints: only raw images (bare or compressed with zstd or "
+                         "xz) and qcow2 images are continued, and this one is gzip+raw"))
         << log.text();
   }
   ExpectImported();

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <string>
+#include <string_view>
 
 #include "manifests/targets.h"
 #include "test/manifests/apply_test_util.h"
@@ -71,7 +73,11 @@ spec:
       url: https://images.example/disk.qcow2
 )";
 
-std::string VmAndDataSource() { return std::string(kVm) + kDataSource; }
+std::string VmAndDataSource() {
+  std::string text(std::string_view{kVm});
+  text.append(std::string_view{kDataSource});
+  return text;
+}
 
 // A pool of `replicas` whose template "pooled" uses DataSource "ds".
 std::string Pool(const std::string& replicas, const std::string& selector_value = "member") {

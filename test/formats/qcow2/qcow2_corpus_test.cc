@@ -10,13 +10,14 @@
 
 #include <memory>
 #include <numeric>
-#include <random>
 #include <ostream>
+#include <random>
 #include <regex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "formats/qcow2/resume_point.h"
 #include "test/formats/qcow2/qcow2_test_support.h"
 #include "test/support/files.h"
 #include "test/support/process.h"
@@ -260,6 +261,19 @@ std::vector<CorpusCase> Cases() {
                      return image;
                    },
                    true, true});
+  cases.push_back({"resized_then_written",
+                   [](const std::string& d) {
+                     // As above, then written past the old size: the L1 table
+                     // lies between the first data (and its L2 tables) and the
+                     // rest, whose tables follow it.
+                     std::string image = Create(d, "grown", "cluster_size=4096", 4 * kMiB);
+                     std::string src = Source(d, "g.bin", RandomBytes(kMiB, 25));
+                     QemuIo(image, {"write -s " + src + " 0 1m"});
+                     Sh("qemu-img resize -q -f qcow2 " + Q(image) + " 40M");
+                     QemuIo(image, {"write -s " + src + " 20m 1m", "write -P 0x5a 30m 2m"});
+                     return image;
+                   },
+                   true, true});
   cases.push_back({"zero_clusters",
                    [](const std::string& d) {
                      std::string image = Create(d, "zero", "");
@@ -463,6 +477,136 @@ TEST_P(CorpusTest, LibqcowReadsLikeQemuImg) {
 #else
   GTEST_SKIP() << "libqcow is not installed (libqcow-dev)";
 #endif
+}
+
+std::span<const uint8_t> Bytes(const std::string& text) {
+  return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
+}
+
+// Records a decoder's guest calls in order and builds the image in memory.
+// Kept ranges (a continued image) take their bytes from `kept_from`: what
+// the earlier run wrote there, as the target holds it.
+class MemoryWriter : public formats::GuestWriter {
+ public:
+  MemoryWriter(uint64_t size, const std::string* kept_from)
+      : image_(size, '\0'), kept_from_(kept_from) {}
+  Status Begin(const formats::ImageDescription&) override { return Status::Ok(); }
+  Status Write(uint64_t offset, std::span<const uint8_t> data) override {
+    if (offset + data.size() > image_.size()) return InternalError("write past the end");
+    std::memcpy(image_.data() + offset, data.data(), data.size());
+    writes_.push_back({offset, offset + data.size()});
+    covered_ += data.size();
+    return Status::Ok();
+  }
+  Status Zero(uint64_t offset, uint64_t length) override {
+    if (offset + length > image_.size()) return InternalError("zero past the end");
+    std::memset(image_.data() + offset, 0, length);
+    covered_ += length;
+    return Status::Ok();
+  }
+  Status Kept(uint64_t offset, uint64_t length) override {
+    if (kept_from_ == nullptr) return InternalError("Kept in a fresh import");
+    if (offset + length > image_.size()) return InternalError("kept past the end");
+    std::memcpy(image_.data() + offset, kept_from_->data() + offset, length);
+    kept_.push_back({offset, offset + length});
+    covered_ += length;
+    return Status::Ok();
+  }
+  const std::string& image() const { return image_; }
+  const std::vector<std::pair<uint64_t, uint64_t>>& writes() const { return writes_; }
+  const std::vector<std::pair<uint64_t, uint64_t>>& kept() const { return kept_; }
+  uint64_t covered() const { return covered_; }
+
+ private:
+  std::string image_;
+  const std::string* kept_from_;
+  std::vector<std::pair<uint64_t, uint64_t>> writes_;
+  std::vector<std::pair<uint64_t, uint64_t>> kept_;
+  uint64_t covered_ = 0;
+};
+
+// The metadata a continued decoder needs, read from the image as a server
+// would send the ranges asked for.
+formats::Qcow2Resume PlanFrom(const std::string& image, uint64_t at) {
+  formats::Qcow2MetadataPlan plan(at, image.size());
+  while (auto wanted = plan.Wanted()) {
+    Status given =
+        plan.Give(wanted->start, Bytes(image.substr(wanted->start, wanted->end - wanted->start)));
+    if (!given.ok()) ADD_FAILURE() << given.ToString();
+    if (!given.ok()) break;
+  }
+  return plan.Take();
+}
+
+// An import that dies after any of its resume points and is continued from
+// there by a fresh decoder produces qemu-img's bytes; what the continued
+// decoder reports as kept was written by the first run before that point.
+TEST_P(CorpusTest, ContinuesFromItsResumePoints) {
+  const CorpusCase& c = GetParam();
+  TempDir work;
+  Sh("ln -s " + Q(dir_->File("mixed.raw")) + " " + Q(work.path() + "/mixed.raw"));
+  const std::string path = c.make(work.path());
+  const std::string image = ReadFile(path);
+  QemuConvertToRaw(path, work.File("qemu.raw"));
+  const std::string expected = ReadFile(work.File("qemu.raw"));
+  constexpr size_t kChunk = 96 * 1024 + 7;
+  formats::DecoderOptions options;
+  options.container_size = image.size();
+  options.threads = 2;
+
+  // The first run: every resume point, with how many writes preceded it.
+  MemoryWriter first(expected.size(), nullptr);
+  struct Point {
+    uint64_t at;
+    size_t writes;
+  };
+  std::vector<Point> points;
+  {
+    auto decoder = formats::MakeQcow2Decoder(&first, options);
+    for (size_t fed = 0; fed < image.size(); fed += kChunk) {
+      ASSERT_TRUE(decoder->Feed(Bytes(image.substr(fed, kChunk))).ok());
+      Result<std::optional<uint64_t>> point = decoder->ResumePoint();
+      ASSERT_TRUE(point.ok()) << point.status().ToString();
+      if (*point && (points.empty() || points.back().at != **point)) {
+        ASSERT_LE(**point, fed + std::min(kChunk, image.size() - fed));
+        points.push_back({**point, first.writes().size()});
+      }
+    }
+    ASSERT_TRUE(decoder->Finish().ok());
+    ASSERT_EQ(first.image(), expected);
+  }
+  // Continued from two points before the end (a point at the end is none
+  // to continue from: the importer takes no checkpoint there).
+  std::erase_if(points, [&](const Point& p) { return p.at >= image.size(); });
+  if (points.empty()) {
+    std::cout << "[ resume   ] " << c.name << ": no resume point before the end\n";
+    return;
+  }
+  std::vector<Point> chosen = {points[points.size() / 3], points[points.size() * 2 / 3]};
+  for (const Point& point : chosen) {
+    SCOPED_TRACE("continued at byte " + std::to_string(point.at));
+    RangeSet written;
+    for (size_t i = 0; i < point.writes; ++i) {
+      written.Add(first.writes()[i].first, first.writes()[i].second);
+    }
+    MemoryWriter second(expected.size(), &expected);
+    auto decoder = formats::MakeResumedQcow2Decoder(&second, options, PlanFrom(image, point.at));
+    const std::string rest = image.substr(point.at);
+    for (size_t fed = 0; fed < rest.size(); fed += kChunk) {
+      Status status = decoder->Feed(Bytes(rest.substr(fed, kChunk)));
+      ASSERT_TRUE(status.ok()) << status.ToString();
+    }
+    Status finished = decoder->Finish();
+    ASSERT_TRUE(finished.ok()) << finished.ToString();
+    EXPECT_EQ(second.covered(), expected.size());
+    EXPECT_TRUE(second.image() == expected) << FirstDifference(second.image(), expected);
+    for (const auto& [start, end] : second.kept()) {
+      EXPECT_TRUE(written.Contains(start, end))
+          << "kept [" << Hex(start) << ", " << Hex(end) << ") was not written before the point";
+    }
+  }
+  std::cout << "[ resume   ] " << c.name << ": " << points.size() << " resume points, first "
+            << points.front().at << ", last " << points.back().at << " of " << image.size() << "\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(Qcow2, CorpusTest, ::testing::ValuesIn(Cases()),
