@@ -3,7 +3,8 @@
 // server holds the download at a gate), then run again. The result is the
 // image byte for byte, and the second run fetches only what follows the
 // checkpoint. With root, the page cache is dropped between the kill and the
-// restart: the checkpoint never claims bytes that were not on the disk.
+// restart (after a sync, so this checks the restart, not durability; the
+// power cut, where unsynced writes are lost, is power_cut_e2e_test's).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
