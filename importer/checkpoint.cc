@@ -76,8 +76,11 @@ Status WriteAll(int fd, std::string_view text, const std::string& path) {
 
 }  // namespace
 
-std::string CheckpointPath(const std::string& target_path) {
-  return Beside(target_path, ".checkpoint");
+std::string CheckpointPath(const std::string& target_path, const std::string& checkpoint_dir) {
+  if (checkpoint_dir.empty()) return Beside(target_path, ".checkpoint");
+  std::string dir = checkpoint_dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return Beside((dir == "/" ? "" : dir) + "/" + SplitDir(target_path).second, ".checkpoint");
 }
 
 std::string PartialPath(const std::string& target_path) { return Beside(target_path, ".partial"); }

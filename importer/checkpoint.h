@@ -1,8 +1,9 @@
 // A checkpoint: what an import that may die has durably written, so that the
 // next import of the same image into the same target continues from there.
 //
-// It lives beside the target's partial file, "<dir>/.<name>.checkpoint", and
-// is small text, one "key value" per line, versioned and sealed by the
+// It lives beside the target's partial file, "<dir>/.<name>.checkpoint" (for
+// a block device, in a directory of its own: ResumeSettings::checkpoint_dir),
+// and is small text, one "key value" per line, versioned and sealed by the
 // SHA-256 of everything before its last line:
 //
 //   cdi-import-checkpoint 1
@@ -65,8 +66,10 @@ struct Checkpoint {
   std::string format_state;
 };
 
-// "<dir>/.<name>.checkpoint" for the target "<dir>/<name>".
-std::string CheckpointPath(const std::string& target_path);
+// "<dir>/.<name>.checkpoint" for the target "<dir>/<name>"; with
+// `checkpoint_dir` (a block device's, ResumeSettings::checkpoint_dir),
+// "<checkpoint_dir>/.<name>.checkpoint".
+std::string CheckpointPath(const std::string& target_path, const std::string& checkpoint_dir = "");
 // "<dir>/.<name>.partial", where a file target is written until it is complete.
 std::string PartialPath(const std::string& target_path);
 

@@ -39,6 +39,10 @@ std::string PointOf(std::string_view format) {
   return format == kXzRawFormat ? "an xz block" : "a zstd frame";
 }
 
+bool IsBlockTarget(const TargetSpec& target) {
+  return target.kind == TargetKind::kBlockDevice || pvc::IsBlockDevice(target.path);
+}
+
 }  // namespace
 
 std::string WhyNoCheckpoints(const ImportSpec& spec, bool source_given) {
@@ -49,8 +53,11 @@ std::string WhyNoCheckpoints(const ImportSpec& spec, bool source_given) {
   if (spec.targets.size() != 1) return "an import into several targets is not continued";
   if (!IsHttpUrl(spec.source.url)) return "only imports from http(s) URLs are continued";
   const TargetSpec& target = spec.targets.front();
-  if (target.kind == TargetKind::kBlockDevice || pvc::IsBlockDevice(target.path)) {
-    return target.path + " is a block device, which has no room for a checkpoint beside it";
+  if (IsBlockTarget(target) && spec.resume.checkpoint_dir.empty()) {
+    return target.path +
+           " is a block device, which has no room for a checkpoint beside it, and no "
+           "directory for its checkpoint was given (--checkpoint-dir; an importer pod uses its "
+           "scratch volume when it has one)";
   }
   return "";
 }
@@ -61,7 +68,8 @@ Resumer::Resumer(const ImportSpec& spec)
       url_(RedactUrl(spec.source.url)),
       target_path_(spec.targets.front().path),
       requested_size_(spec.targets.front().requested_size),
-      path_(CheckpointPath(target_path_)) {}
+      block_(IsBlockTarget(spec.targets.front())),
+      path_(CheckpointPath(target_path_, block_ ? spec.resume.checkpoint_dir : "")) {}
 
 Checkpoint Resumer::Wanted() const {
   Checkpoint wanted;
@@ -73,7 +81,9 @@ Checkpoint Resumer::Wanted() const {
 }
 
 Result<std::optional<Checkpoint>> Resumer::Prepare(pvc::Target& target) {
-  const uint64_t partial = target.size();
+  // A block device holds what an earlier import left whatever happened; an
+  // import that starts over writes every byte of it again.
+  const uint64_t partial = block_ ? 0 : target.size();
   auto start_over = [&](const std::string& why) -> Result<std::optional<Checkpoint>> {
     Logger()->info("Importing {} from byte 0: {}", target_path_, why);
     RemoveCheckpoint(path_);
@@ -114,12 +124,17 @@ Result<std::optional<Checkpoint>> Resumer::Prepare(pvc::Target& target) {
     }
     xz_stream_ = *stream;
   }
-  if (partial < saved.target_bytes) {
+  if (block_ && target.size() < saved.target_bytes) {
+    return start_over(target_path_ + " holds " + std::to_string(target.size()) +
+                      " bytes, fewer than the " + std::to_string(saved.target_bytes) +
+                      " its checkpoint claims");
+  }
+  if (!block_ && partial < saved.target_bytes) {
     return start_over(PartialPath(target_path_) + " holds " + std::to_string(partial) +
                       " bytes, fewer than the " + std::to_string(saved.target_bytes) +
                       " its checkpoint claims");
   }
-  CDI_RETURN_IF_ERROR(target.SetSize(saved.target_bytes));
+  if (!block_) CDI_RETURN_IF_ERROR(target.SetSize(saved.target_bytes));
   from_ = saved;
   on_disk_ = true;
   if (saved.format == kQcow2Format) {
@@ -161,7 +176,7 @@ Status Resumer::SourceOpened(const HttpResumePoint& served, pvc::Target& target)
       xz_stream_.reset();
       RemoveCheckpoint(path_);
       on_disk_ = false;
-      CDI_RETURN_IF_ERROR(target.SetSize(0));
+      if (!block_) CDI_RETURN_IF_ERROR(target.SetSize(0));
     }
   }
   last_time_ = Clock::now();
@@ -182,7 +197,7 @@ Status Resumer::Rehash(Checksum& checksum) const {
   if (format_ != kRawFormat) {
     return InternalError("the checksum of a " + format_ + " image cannot be continued");
   }
-  const std::string partial = PartialPath(target_path_);
+  const std::string partial = block_ ? target_path_ : PartialPath(target_path_);
   Logger()->info("Checksum: digesting the {} bytes already on the target", resumed_at_);
   UniqueFd fd(open(partial.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return PosixError(errno, "opening " + partial, PathUse::kRead);
@@ -375,7 +390,7 @@ Status Resumer::StartOver(pvc::Target& target, const std::string& why) {
   from_.reset();
   RemoveCheckpoint(path_);
   on_disk_ = false;
-  return target.SetSize(0);
+  return block_ ? Status::Ok() : target.SetSize(0);
 }
 
 void Resumer::Finished() {
@@ -411,12 +426,14 @@ bool Resumer::Failed(const Status& status) {
 
 namespace cdi {
 
-bool KeptForResume(const std::string& target_path) {
-  Result<std::optional<importer::Checkpoint>> read =
-      importer::ReadCheckpoint(importer::CheckpointPath(target_path));
+bool KeptForResume(const std::string& target_path, const std::string& checkpoint_dir) {
+  const bool block = pvc::IsBlockDevice(target_path);
+  if (block && checkpoint_dir.empty()) return false;
+  Result<std::optional<importer::Checkpoint>> read = importer::ReadCheckpoint(
+      importer::CheckpointPath(target_path, block ? checkpoint_dir : ""));
   struct stat partial {};
   return read.ok() && read->has_value() &&
-         stat(importer::PartialPath(target_path).c_str(), &partial) == 0;
+         (block || stat(importer::PartialPath(target_path).c_str(), &partial) == 0);
 }
 
 }  // namespace cdi

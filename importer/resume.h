@@ -10,6 +10,13 @@
 //   ... resumer.AfterFeed(reached, target) after each chunk (writes checkpoints) ...
 //   success: resumer.Finished(); failure: resumer.Failed(status) says whether to keep the target
 //
+// A file target keeps its checkpoint beside its partial file. A block device
+// keeps it in ResumeSettings::checkpoint_dir (the importer pod's scratch
+// volume, which CDI makes for one PVC's import), and its bytes stay on the
+// device when the import dies (pvc::Target::Keep): nothing is cut or
+// emptied on a device, since an import that continues writes every byte
+// past its point, and one that starts over writes every byte.
+//
 // Everything that cannot continue (no checkpoint, a damaged one, another
 // image, another target or size, a partial file shorter than claimed, a
 // server that sends another image) starts over at byte 0 and says why in
@@ -162,6 +169,7 @@ class Resumer {
   const std::string url_;  // redacted
   const std::string target_path_;
   const std::optional<uint64_t> requested_size_;
+  const bool block_;  // the target is a block device (its checkpoint in settings' checkpoint_dir)
   const std::string path_;  // the checkpoint's
   std::optional<Checkpoint> from_;
   HttpResumePoint identity_;

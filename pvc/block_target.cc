@@ -152,6 +152,25 @@ class BlockTarget final : public Target {
     return Status::Ok();
   }
 
+  Status Sync() override {
+    CDI_RETURN_IF_ERROR(CheckOpen("syncing"));
+    CDI_RETURN_IF_ERROR(writer_.Flush());
+    if (fdatasync(fd_.get()) != 0) return PosixError(errno, "flushing " + path_ + " to disk");
+    return Status::Ok();
+  }
+
+  // What was written stays on the device for a later import to continue:
+  // its checkpoint (kept elsewhere) claims only what a Sync made durable.
+  // Nothing is wiped: the import that continues writes every byte past the
+  // point it continues from, and one that starts over writes every byte.
+  void Keep() override {
+    if (state_ != State::kOpen) return;
+    state_ = State::kAborted;
+    writer_.Discard();
+    fd_.reset();
+    Logger()->info("Kept what was written to {} for a later import to continue", path_);
+  }
+
   void Abort() override {
     if (state_ != State::kOpen) return;
     state_ = State::kAborted;

@@ -126,11 +126,11 @@ class Target {
   virtual Status Commit() = 0;
   // Makes every byte written so far durable (staged data written, then
   // fdatasync), for a checkpoint that claims them. kUnsupported where a
-  // target cannot (block devices, for now).
+  // target cannot.
   virtual Status Sync() { return UnsupportedError("checkpoints are not written for " + path()); }
   // Leaves what was written for a later import to resume (a file target's
-  // partial file stays, unlocked); a target that cannot be resumed aborts.
-  // Then as after Abort.
+  // partial file stays, unlocked; a block device keeps its bytes, not
+  // wiped); a target that cannot be resumed aborts. Then as after Abort.
   virtual void Keep() { Abort(); }
   // Abandons the import: a file target's partial file is removed; a block
   // device that was written to has its first and last MiB zeroed, so that it

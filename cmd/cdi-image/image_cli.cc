@@ -297,6 +297,7 @@ struct ImportFlags {
   std::string scratch_dir;
   bool resume = false;
   std::string checkpoint_every = "256Mi";
+  std::string checkpoint_dir;
 };
 
 Result<ImportSpec> BuildImportSpec(const ImportFlags& f, const SourceFlags& sf) {
@@ -336,6 +337,9 @@ Result<ImportSpec> BuildImportSpec(const ImportFlags& f, const SourceFlags& sf) 
       return InvalidArgumentError("--checkpoint-every: at least 1Mi, got " + f.checkpoint_every);
     }
     spec.resume.checkpoint_bytes = *every;
+    spec.resume.checkpoint_dir = f.checkpoint_dir;
+  } else if (!f.checkpoint_dir.empty()) {
+    return InvalidArgumentError("--checkpoint-dir is used with --resume; add --resume");
   }
   return spec;
 }
@@ -491,13 +495,17 @@ int RunImageCli(int argc, char** argv) {
   import->add_flag("--resume", import_flags.resume,
                    "write checkpoints while importing, and continue from the checkpoint an "
                    "interrupted import of the same image into TARGET left (raw images, bare, "
-                   "in zstd frames or in xz blocks, from http(s) into a file; see README, "
-                   "Resilience)");
+                   "in zstd frames or in xz blocks, and qcow2 images, from http(s) into a file, "
+                   "or into a block device with --checkpoint-dir; see README, Resilience)");
   import
       ->add_option("--checkpoint-every", import_flags.checkpoint_every,
                    "with --resume: a checkpoint after this many bytes of the image (a "
                    "quantity, at least 1Mi), or every 10 s")
       ->capture_default_str();
+  import->add_option("--checkpoint-dir", import_flags.checkpoint_dir,
+                     "with --resume into a block device: the directory for its checkpoint "
+                     "(one that belongs to this device's imports alone; a file target keeps "
+                     "its checkpoint beside it)");
   AddSourceFlags(import, &source_flags);
   AddCommonFlags(import, &common);
 

@@ -77,11 +77,16 @@ Outcome RunImport(const PodConfig& config, const PodPaths& paths, VolumeMode mod
         paths.block_device + ")");
   }
   ImportSpec spec = MakeImportSpec(config, paths, mode);
-  if (!archive && mode == VolumeMode::kFilesystem && checkpoint_every > 0) {
+  // A block volume keeps its checkpoint on the scratch volume, which CDI
+  // makes for this one PVC's import (and removes with it), when there is one.
+  const bool block_checkpoints = mode == VolumeMode::kBlock && !spec.scratch_dir.empty();
+  if (!archive && (mode == VolumeMode::kFilesystem || block_checkpoints) &&
+      checkpoint_every > 0) {
     // A pod that dies (evicted, out of memory, its node drained) is started
     // again by CDI: the new one continues where the checkpoint says.
     spec.resume.mode = ResumeMode::kCheckpoints;
     spec.resume.checkpoint_bytes = checkpoint_every;
+    if (block_checkpoints) spec.resume.checkpoint_dir = spec.scratch_dir;
   }
   const TargetSpec& target = spec.targets.front();
   if (!archive && mode == VolumeMode::kFilesystem) {
@@ -111,7 +116,7 @@ Outcome RunImport(const PodConfig& config, const PodPaths& paths, VolumeMode mod
 
   const Status& status = result.status();
   if (status.code() == ErrorCode::kCancelled) {
-    if (spec.resume.mode == ResumeMode::kCheckpoints && KeptForResume(target.path)) {
+    if (spec.resume.mode == ResumeMode::kCheckpoints && KeptForResume(target.path, spec.resume.checkpoint_dir)) {
       return PlainFailure(
           "Unable to process data: the import was cancelled by a signal; what it had written "
           "up to its last checkpoint was kept, and the next attempt continues from there",
@@ -250,9 +255,10 @@ int RunImporterPod(int argc, char** argv) {
       ->capture_default_str();
   std::string checkpoint_every = "256Mi";
   app.add_option("--checkpoint-every", checkpoint_every,
-                 "on a filesystem volume, a checkpoint after this many bytes of a raw image (a "
-                 "quantity; 0: none), so that a pod started again continues where this one "
-                 "stopped")
+                 "a checkpoint after this many bytes of the image (a quantity; 0: none), so "
+                 "that a pod started again continues where this one stopped; beside the disk "
+                 "image on a filesystem volume, on the scratch volume for a block volume (none "
+                 "without one)")
       ->capture_default_str();
   app.set_version_flag("--version", "cdi-importer " + std::string(Version()));
 

@@ -54,13 +54,14 @@ enum class ContentType {
 // continued by the next import of the same image into the same target.
 enum class ResumeMode {
   kOff,  // no checkpoint is written or read; a partial file left behind is emptied
-  // Checkpoints are written beside the target's partial file, and a matching
-  // one is continued from. Applies to a raw image, bare or compressed with
-  // zstd (continued between two zstd frames) or xz (continued between two
-  // xz blocks), from an http(s) URL whose
-  // server names it by an ETag or Last-Modified, imported into one file
-  // target; other imports run as with kOff (a log line says why). See
-  // README, "Resilience".
+  // Checkpoints are written beside the target's partial file (for a block
+  // device, in ResumeSettings::checkpoint_dir), and a matching one is
+  // continued from. Applies to a raw image, bare or compressed with zstd
+  // (continued between two zstd frames) or xz (continued between two xz
+  // blocks), and to a qcow2 image, from an http(s) URL whose server names it
+  // by an ETag or Last-Modified, imported into one target (a file, or a
+  // block device with a checkpoint_dir); other imports run as with kOff (a
+  // log line says why). See README, "Resilience".
   kCheckpoints,
 };
 
@@ -72,6 +73,12 @@ struct ResumeSettings {
   // durable (fdatasync).
   uint64_t checkpoint_bytes = 256 * kMiB;
   std::chrono::milliseconds checkpoint_interval{10'000};
+  // Where the checkpoint of a block device target lives (a device has no
+  // directory to keep it beside): "<checkpoint_dir>/.<device name>.checkpoint".
+  // It must be a directory that belongs to this device's imports alone, such
+  // as the scratch volume CDI gives an importer pod for one PVC. Empty: a
+  // block device target gets no checkpoints. File targets ignore it.
+  std::string checkpoint_dir;
 };
 
 struct ImportSpec {
@@ -171,11 +178,12 @@ struct ImportResult {
 Result<ImportResult> Import(const ImportSpec& spec, const ImportHooks& hooks = {});
 
 // After an Import with ResumeMode::kCheckpoints failed: true when it kept the
-// partial image of the file target `target_path` and a checkpoint beside it
-// for the next import of the same image to continue from (it was cancelled,
-// or lost its network, after a checkpoint was written); false when what it
-// had written was removed.
-bool KeptForResume(const std::string& target_path);
+// partial image of the target `target_path` and its checkpoint (beside a
+// file; in `checkpoint_dir` for a block device, ResumeSettings) for the next
+// import of the same image to continue from (it was cancelled, or lost its
+// network, after a checkpoint was written); false when what it had written
+// was removed (a file) or is not claimed by a checkpoint (a block device).
+bool KeptForResume(const std::string& target_path, const std::string& checkpoint_dir = "");
 
 // What a source holds, read only as far as needed to say it.
 struct ImageInfo {

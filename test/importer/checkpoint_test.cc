@@ -47,6 +47,14 @@ TEST(CheckpointTest, LivesBesideThePartialFile) {
   EXPECT_EQ(CheckpointPath("/disk.img"), "/.disk.img.checkpoint");
 }
 
+TEST(CheckpointTest, ABlockDeviceKeepsItsCheckpointInTheDirectoryGiven) {
+  EXPECT_EQ(CheckpointPath("/dev/cdi-block-volume", "/scratch"),
+            "/scratch/.cdi-block-volume.checkpoint");
+  EXPECT_EQ(CheckpointPath("/dev/loop3", "/scratch/"), "/scratch/.loop3.checkpoint");
+  EXPECT_EQ(CheckpointPath("/dev/loop3", "/"), "/.loop3.checkpoint");
+  EXPECT_EQ(CheckpointPath("/dev/loop3", "ckpt"), "ckpt/.loop3.checkpoint");
+}
+
 TEST(CheckpointTest, TextRoundTrips) {
   Result<std::string> text = EncodeCheckpoint(Sample());
   ASSERT_TRUE(text.ok()) << text.status().ToString();
