@@ -10,12 +10,13 @@
 #   - the time from SIGTERM to exit while the import waits on a stalled
 #     connection and on a back-off (target: under 2 s);
 #   - a qcow2 image of QCOW2_SIZE virtual bytes (default 2 GiB; plain, then
-#     zlib-compressed) imported with --resume (a checkpoint every QCOW2_EVERY,
-#     default 64Mi) and killed with SIGKILL once its checkpoint passes 25%,
-#     50% and 75% of the file, then run to the end:
-#     bytes the server sent (ranged metadata included) divided by the file size
-#     (target: at most 1.1), and the time of the four runs against an
-#     uninterrupted import (target: at most 1.15x).
+#     zlib-compressed) imported by the importer pod (cdi-importer, with its
+#     default checkpoints, or one every QCOW2_EVERY bytes) and killed with
+#     SIGKILL once it has downloaded 25%, 50% and 75% of the file, each time
+#     started again as CDI does, the last run to the end: bytes the server
+#     sent (ranged metadata included) divided by the file size (target: at
+#     most 1.1), and the time of the four runs against an uninterrupted pod
+#     (target: at most 1.15x).
 #
 #   bench/resilience.sh            (CDI_IMAGE=path/to/cdi-image to pick a build)
 #   QCOW2_ONLY=1 QCOW2_SIZE=512M bench/resilience.sh   (the qcow2 part alone, smaller)
@@ -26,7 +27,8 @@ cd "$(dirname "$0")/.."
 
 dir=${BENCH_DIR:-out/bench/resilience}
 cdi_image=${CDI_IMAGE:-build/bin/cdi-image}
-[ -x "$cdi_image" ] || scripts/build.sh
+cdi_importer=${CDI_IMPORTER:-$(dirname "$cdi_image")/cdi-importer}
+[ -x "$cdi_image" ] && [ -x "$cdi_importer" ] || scripts/build.sh
 mkdir -p "$dir/www" "$dir/work"
 image=$dir/www/disk.raw
 size=$((1 << 30))
@@ -79,6 +81,22 @@ cat > "$dir/script.json" <<EOF
  "/gone.raw": {"status": 404},
  "/forbidden.raw": {"status": 403}}
 EOF
+# The qcow2 images again, held at 25%, 50% and 75% of the file until the
+# bench opens each gate.
+rm -rf "$dir/gates"
+mkdir -p "$dir/gates"
+python3 - "$dir" "$qcow2_size" <<'PY'
+import json, os, sys
+folder, size = sys.argv[1], sys.argv[2]
+script = json.load(open(f"{folder}/script.json"))
+for kind in ("plain", "zlib"):
+    name = f"{kind}-{size}.qcow2"
+    length = os.path.getsize(f"{folder}/www/{name}")
+    gates = [{"after": length * f // 100, "file": f"{folder}/gates/{kind}-{f}",
+              "reached": f"{folder}/gates/{kind}-{f}.reached"} for f in (25, 50, 75)]
+    script[f"/gated-{name}"] = {"file": name, "gate": gates}
+json.dump(script, open(f"{folder}/script.json", "w"))
+PY
 rm -f "$dir/ports.json" "$dir/sent.jsonl"
 python3 test/server/fault_server.py --root "$dir/www" --script "$dir/script.json" \
   --log "$dir/requests.jsonl" --sent-log "$dir/sent.jsonl" --ports-file "$dir/ports.json" \
@@ -118,61 +136,85 @@ import_once() {
   echo "$(elapsed "$start" "$end") $code"
 }
 
-# checkpoint_offset: the source offset the checkpoint in the work directory claims.
-checkpoint_offset() {
-  sed -n 's/^source-offset //p' "$dir/work/.disk.img.checkpoint" 2>/dev/null || echo 0
+# The importer pod, cdi-importer, with CDI's environment, importing NAME into
+# $dir/pod/data (a filesystem volume) with its default checkpoints
+# (QCOW2_EVERY overrides --checkpoint-every), in the background: pod_pid.
+start_pod() {
+  mkdir -p "$dir/pod/data"
+  env -u IMPORTER_CHECKSUM IMPORTER_SOURCE=http IMPORTER_ENDPOINT="$base/$1" \
+    IMPORTER_CONTENTTYPE=kubevirt OWNER_UID=bench-resilience \
+    "$cdi_importer" --data-dir "$dir/pod/data" --block-device "$dir/pod/no-block-device" \
+    --scratch-dir "$dir/pod/no-scratch" --termination-log "$dir/pod/termination-log" \
+    --metrics-address 127.0.0.1:0 --handover-program "$dir/pod/no-handover" \
+    ${QCOW2_EVERY:+--checkpoint-every "$QCOW2_EVERY"} -v=1 > /dev/null 2>> "$dir/killed.err" &
+  pod_pid=$!
 }
 
-# killed_qcow2 NAME: the qcow2 image NAME imported with --resume, killed with
-# SIGKILL once its checkpoint passes 25%, 50% and 75% of the file, then run to
-# the end. Prints: seconds (all runs), bytes sent, identical (yes/no), runs.
-killed_qcow2() {
-  local name=$1 file=$dir/www/$1
-  local length start end runs=0 code
-  length=$(stat -c %s "$file")
-  rm -rf "$dir/work"; mkdir -p "$dir/work"
+# clean_pod NAME: an uninterrupted pod import of NAME; prints the wall time.
+clean_pod() {
+  rm -rf "$dir/pod"
   : > "$dir/killed.err"
+  local start end
   start=$(now)
-  for fraction in 25 50 75; do
-    [ -f "$dir/work/disk.img" ] && break  # a run finished before its kill
-    "$cdi_image" import "$base/$name" "$dir/work/disk.img" --progress none --resume -v \
-      --checkpoint-every "$qcow2_every" > /dev/null 2>> "$dir/killed.err" &
-    local pid=$!
-    runs=$((runs + 1))
-    while kill -0 $pid 2>/dev/null; do
-      [ "$(checkpoint_offset)" -ge $((length * fraction / 100)) ] && break
-      sleep 0.02
-    done
-    kill -KILL $pid 2>/dev/null || true
-    wait $pid 2>/dev/null || true
-  done
-  code=0
-  if [ ! -f "$dir/work/disk.img" ]; then
-    "$cdi_image" import "$base/$name" "$dir/work/disk.img" --progress none --resume -v \
-      --checkpoint-every "$qcow2_every" > /dev/null 2>> "$dir/killed.err" || code=$?
-    runs=$((runs + 1))
-  fi
+  start_pod "$1"
+  wait $pod_pid || { tail -5 "$dir/killed.err" >&2; return 1; }
   end=$(now)
+  elapsed "$start" "$end"
+}
+
+# killed_qcow2 KIND: the qcow2 image of KIND imported by the pod from
+# /gated-KIND..., where the server holds the download at 25%, 50% and 75% of
+# the file (a gate each, test/server/fault_server.py); each time the pod has
+# downloaded up to a gate, it is killed with SIGKILL and started again, as
+# CDI starts a pod again, the gate opened; the last run goes to the end.
+# Prints: seconds (the runs' own time: from each start to its gate, and the
+# last run), identical (yes/no), runs.
+killed_qcow2() {
+  local kind=$1 name=gated-$1-$qcow2_size.qcow2
+  local total=0 start reached runs=0 code=0
+  rm -rf "$dir/pod"
+  : > "$dir/killed.err"
+  for fraction in 25 50 75; do
+    [ -f "$dir/pod/data/disk.img" ] && break  # a run finished before its gate
+    start=$(now)
+    start_pod "$name"
+    runs=$((runs + 1))
+    while kill -0 $pod_pid 2>/dev/null && [ ! -f "$dir/gates/$kind-$fraction.reached" ]; do
+      sleep 0.005
+    done
+    reached=$(now)
+    kill -KILL $pod_pid 2>/dev/null || true
+    wait $pod_pid 2>/dev/null || true
+    total=$(python3 -c "print($total + $reached - $start)")
+    touch "$dir/gates/$kind-$fraction"
+  done
+  if [ ! -f "$dir/pod/data/disk.img" ]; then
+    start=$(now)
+    start_pod "$name"
+    wait $pod_pid || code=$?
+    runs=$((runs + 1))
+    total=$(python3 -c "print($total + $(now) - $start)")
+  fi
   [ "$code" -eq 0 ] || { tail -5 "$dir/killed.err" >&2; }
   local identical=no
-  [ "$(sha256sum "$dir/work/disk.img" | cut -d' ' -f1)" = "$(cat "$dir/www/guest-$qcow2_size.sha256")" ] &&
+  [ "$(sha256sum "$dir/pod/data/disk.img" | cut -d' ' -f1)" = "$(cat "$dir/www/guest-$qcow2_size.sha256")" ] &&
     identical=yes
-  sleep 0.5
-  echo "$(elapsed "$start" "$end") $(sent "/$name") $identical $runs"
+  echo "$(python3 -c "print(f'{$total:.2f}')") $identical $runs"
 }
 
 declare -A q_clean q_killed q_sent q_identical q_ratio q_time_ratio
 for kind in plain zlib; do
   name=$kind-$qcow2_size.qcow2
-  echo "::: $name: uninterrupted, then killed at 25%, 50% and 75%"
-  read -r q_clean[$kind] code < <(import_once "$base/$name" --resume --checkpoint-every "$qcow2_every")
-  [ "$code" -eq 0 ] || { cat "$dir/import.err"; exit 1; }
-  before=$(sent "/$name")
-  read -r q_killed[$kind] total q_identical[$kind] runs < <(killed_qcow2 "$name")
-  q_sent[$kind]=$((total - before))
+  echo "::: $name: the pod uninterrupted, then killed at 25%, 50% and 75% of the download"
+  q_clean[$kind]=$(clean_pod "$name")
+  grep -E "checkpoints written" "$dir/killed.err" | sed 's/^/    uninterrupted: /'
+  read -r q_killed[$kind] q_identical[$kind] runs < <(killed_qcow2 "$kind")
+  sleep 0.5  # the last response is logged once it has ended
+  q_sent[$kind]=$(sent "/gated-$name")
   q_ratio[$kind]=$(python3 -c "print(f'{${q_sent[$kind]} / $(stat -c %s "$dir/www/$name"):.4f}')")
   q_time_ratio[$kind]=$(python3 -c "print(f'{${q_killed[$kind]} / ${q_clean[$kind]}:.3f}')")
-  grep -E "Found a checkpoint|Fetched the qcow2|checkpoints written" "$dir/killed.err" | sed 's/^/    /'
+  grep -E "Found a checkpoint|Fetched the qcow2|checkpoints written" "$dir/killed.err" |
+    sed 's/.*\] //; s/^/    /'
   echo "    $runs runs"
 done
 if [ -n "${QCOW2_ONLY:-}" ]; then

@@ -598,6 +598,8 @@ Result<ImportResult> ImportDisk(const ImportSpec& spec, const ImportHooks& hooks
   update(Phase::kFlushing, true);
   if (hooks.cancel != nullptr && hooks.cancel->cancelled())
     return CancelledError("import cancelled");
+  // No checkpoint may be written once the targets are complete.
+  if (resumer) CDI_RETURN_IF_ERROR(resumer->Drain());
   CDI_RETURN_IF_ERROR(
       targets.CommitLive([&sink](size_t i) -> const Status& { return sink.failure(i); }));
 

@@ -46,13 +46,16 @@
 // covers the qcow2 file as served, which the target does not hold: such an
 // import is not continued.
 //
-// Thread-safety: one thread, the import's.
+// Thread-safety: one thread, the import's, calls it; each checkpoint's sync
+// and file are written by a thread of their own, one at a time, which
+// touches nothing of the Resumer's.
 #ifndef CDI_IMPORTER_RESUME_H_
 #define CDI_IMPORTER_RESUME_H_
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -128,41 +131,64 @@ class Resumer {
   // checksum covers the whole image.
   Status Rehash(Checksum& checksum) const;
 
-  // After each chunk: writes a checkpoint when one is due (checkpoint_bytes
-  // of the source since the last one, or checkpoint_interval) and a point
-  // to continue from was reached, the target synced first. Chains other
-  // than {"raw"}, {"zstd", "raw"} and {"xz", "raw"} turn checkpoints off
-  // with a log line.
+  // After each chunk: starts a checkpoint when one is due (checkpoint_bytes
+  // of the source since the last one, or checkpoint_interval), a point to
+  // continue from was reached (after the last checkpoint is done). The target's
+  // staged writes go out here; a thread of the checkpoint's own then syncs
+  // the target (fdatasync) and writes the checkpoint, while the import goes
+  // on. Chains other than raw (bare, in zstd frames, in xz blocks) and qcow2
+  // turn checkpoints off with a log line.
   // A checkpoint that cannot be written turns checkpoints off with a
-  // warning; a sync that fails fails the import.
+  // warning; a sync that fails fails the import (here, or at Drain).
   Status AfterFeed(const Reached& reached, pvc::Target& target);
+
+  // Waits for the checkpoint on its way, if any; called before the targets
+  // are committed, so that none is written after. Its sync's failure.
+  Status Drain();
 
   // Before the source is opened: the checkpoint found cannot be continued
   // after all (`why`, for the log): the target is emptied, the checkpoint
   // removed, and the import starts at byte 0.
   Status StartOver(pvc::Target& target, const std::string& why);
 
-  // The import succeeded: its checkpoint goes.
+  // The import succeeded: its checkpoint goes (after the one on its way).
   void Finished();
-  // The import failed with `status`: true when the target should be kept
+  // The import failed with `status` (the checkpoint on its way waited for
+  // first): true when the target should be kept
   // for the next import to continue (cancelled by a signal, or a network
   // failure, with a checkpoint on disk); otherwise the checkpoint goes.
   bool Failed(const Status& status);
 
   uint64_t checkpoints_written() const { return written_; }
+  // The import's own time spent on checkpoints (flushing staged writes,
+  // asking the qcow2 decoder for a point), and the time their threads spent
+  // syncing and writing alongside it.
   std::chrono::nanoseconds checkpoint_time() const { return spent_; }
+  std::chrono::nanoseconds background_time() const { return background_; }
 
  private:
+  // What a checkpoint's thread did.
+  struct Made {
+    Checkpoint checkpoint;
+    Status synced = Status::Ok();   // the target's fdatasync
+    Status written = Status::Ok();  // the checkpoint's file
+    std::chrono::nanoseconds took{0};
+  };
   Checkpoint Wanted() const;
   // Settles the format on the first chain seen; false (checkpoints off, said
   // in the log) when it is not continued.
   bool SettleFormat(const std::vector<std::string>& chain);
   // AfterFeed for a qcow2 image.
   Status AfterFeedQcow2(const Reached& reached, pvc::Target& target);
-  // Syncs the target and writes the checkpoint claiming source bytes
-  // [0, offset) and target bytes [0, claimed); `now` is when AfterFeed began.
+  // Starts the checkpoint claiming source bytes [0, offset) and target bytes
+  // [0, claimed) (after the last one's outcome is taken in); `now` is when
+  // AfterFeed began.
   Status Commit(uint64_t offset, uint64_t claimed, pvc::Target& target,
                 std::chrono::steady_clock::time_point now);
+  // Takes in the outcome of the checkpoint whose thread is done, if any:
+  // its sync's failure, or Ok (a checkpoint that could not be written turns
+  // checkpoints off).
+  Status Harvest();
 
   const ResumeSettings settings_;
   const bool checksum_;  // the import verifies a checksum
@@ -177,8 +203,10 @@ class Resumer {
   std::string format_;  // kRawFormat, kZstdRawFormat, kXzRawFormat or kQcow2Format once known
   uint64_t resumed_at_ = 0;
   uint64_t resumed_target_ = 0;
-  uint64_t last_offset_ = 0;  // the source offset the last checkpoint claimed
+  uint64_t last_offset_ = 0;  // the source offset the last checkpoint started claims
   uint64_t last_target_ = 0;  // and the image bytes
+  uint64_t durable_offset_ = 0;  // the same, of the last checkpoint on disk
+  uint64_t durable_target_ = 0;
   std::optional<formats::FrameBoundary> boundary_;  // zstd, xz: the newest point past the last checkpoint
   bool told_one_frame_ = false;  // zstd, xz: the log said checkpoints wait for a frame's end
   std::optional<formats::XzStreamStart> xz_stream_;  // xz: the stream a continued import is in
@@ -188,6 +216,10 @@ class Resumer {
   bool on_disk_ = false;  // a checkpoint of this import (or the one continued) exists
   uint64_t written_ = 0;
   std::chrono::nanoseconds spent_{0};
+  std::chrono::nanoseconds background_{0};
+  // The checkpoint on its way. Declared last: its destructor waits for the
+  // thread, which uses none of the members above.
+  std::future<Made> pending_;
 };
 
 }  // namespace cdi::importer

@@ -152,11 +152,10 @@ class BlockTarget final : public Target {
     return Status::Ok();
   }
 
-  Status Sync() override {
+  Result<UniqueFd> FlushForSync() override {
     CDI_RETURN_IF_ERROR(CheckOpen("syncing"));
     CDI_RETURN_IF_ERROR(writer_.Flush());
-    if (fdatasync(fd_.get()) != 0) return PosixError(errno, "flushing " + path_ + " to disk");
-    return Status::Ok();
+    return DuplicateForSync(fd_.get(), path_);
   }
 
   // What was written stays on the device for a later import to continue:

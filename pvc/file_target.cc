@@ -247,11 +247,10 @@ class FileTarget final : public Target {
     return Status::Ok();
   }
 
-  Status Sync() override {
+  Result<UniqueFd> FlushForSync() override {
     CDI_RETURN_IF_ERROR(CheckOpen("syncing"));
     CDI_RETURN_IF_ERROR(writer_.Flush());
-    if (fdatasync(fd_.get()) != 0) return PosixError(errno, "flushing " + path_ + " to disk");
-    return Status::Ok();
+    return DuplicateForSync(fd_.get(), partial_path_);
   }
 
   void Keep() override {

@@ -1,5 +1,6 @@
 #include "pvc/io.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,6 +18,12 @@ alignas(4096) uint8_t zero_buffer[1 << 20];
 }  // namespace
 
 std::span<const uint8_t> ZeroBuffer() { return zero_buffer; }
+
+Result<UniqueFd> DuplicateForSync(int fd, const std::string& path) {
+  UniqueFd copy(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!copy.valid()) return PosixError(errno, "duplicating the descriptor of " + path);
+  return copy;
+}
 
 Status WriteFully(int fd, uint64_t offset, std::span<const uint8_t> data, const std::string& path) {
   size_t done = 0;

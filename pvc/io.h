@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "cdi/status.h"
+#include "common/unique_fd.h"
 
 namespace cdi::pvc {
 
@@ -21,6 +22,10 @@ Status WriteFully(int fd, uint64_t offset, std::span<const uint8_t> data, const 
 // An empty range is in bounds when offset <= capacity.
 Status CheckInBounds(std::string_view operation, uint64_t offset, uint64_t length,
                      uint64_t capacity, const std::string& path);
+
+// A new descriptor of the file or device `fd` refers to, for a sync that
+// runs on another thread (Target::FlushForSync); errors name `path`.
+Result<UniqueFd> DuplicateForSync(int fd, const std::string& path);
 
 // 1 MiB of zeros, for writing zeros where nothing better works.
 std::span<const uint8_t> ZeroBuffer();

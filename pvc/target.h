@@ -11,6 +11,7 @@
 
 #include "cdi/status.h"
 #include "cdi/target.h"
+#include "common/unique_fd.h"
 
 namespace cdi::pvc {
 
@@ -124,10 +125,14 @@ class Target {
   // (CDI's line). After Commit the target is complete; further Write, Zero or
   // SetSize calls fail, Commit again is a no-op, Abort does nothing.
   virtual Status Commit() = 0;
-  // Makes every byte written so far durable (staged data written, then
-  // fdatasync), for a checkpoint that claims them. kUnsupported where a
-  // target cannot.
-  virtual Status Sync() { return UnsupportedError("checkpoints are not written for " + path()); }
+  // For a checkpoint that claims every byte written so far: writes what is
+  // staged, and returns a new descriptor of the target's data whose
+  // fdatasync makes those bytes durable. The descriptor stays valid whatever
+  // becomes of the target, so the sync may run on another thread while the
+  // import goes on. kUnsupported where a target cannot.
+  virtual Result<UniqueFd> FlushForSync() {
+    return UnsupportedError("checkpoints are not written for " + path());
+  }
   // Leaves what was written for a later import to resume (a file target's
   // partial file stays, unlocked; a block device keeps its bytes, not
   // wiped); a target that cannot be resumed aborts. Then as after Abort.

@@ -41,7 +41,8 @@ Fault keys (all optional; a path not in the script is served plainly):
   close_every     each response sends this many bytes, then closes (so that
                   every resume gets further)
   gate            {"after": n, "file": path}: at offset n, wait until `path`
-                  exists, then go on
+                  exists, then go on; with "reached": path2, create path2 on
+                  arriving there. A list of them: a gate at each offset
   trickle         {"bytes": n, "interval": seconds}: the body n bytes at a time
   delay_headers   seconds to wait before answering
   times           apply the fault to the first n requests for the path only;
@@ -404,7 +405,11 @@ class Handler(BaseHTTPRequestHandler):
                 stop_at, ending = int(fault[key]), key
         if "close_every" in fault and start + int(fault["close_every"]) < stop_at:
             stop_at, ending = start + int(fault["close_every"]), "close_after"
-        gate = fault.get("gate")
+        gates = fault.get("gate") or []
+        if isinstance(gates, dict):
+            gates = [gates]
+        gates = sorted((g for g in gates if start <= int(g["after"]) < stop_at),
+                       key=lambda g: int(g["after"]))
         trickle = fault.get("trickle")
         step = int(trickle["bytes"]) if trickle else PIECE
         interval = float(trickle["interval"]) if trickle else 0.0
@@ -412,12 +417,14 @@ class Handler(BaseHTTPRequestHandler):
         result = "complete"
         try:
             offset = start
-            segments = [(start, stop_at)]
-            if gate and start <= int(gate["after"]) < stop_at:
-                segments = [(start, int(gate["after"])), (int(gate["after"]), stop_at)]
+            cuts = [start] + [int(g["after"]) for g in gates] + [stop_at]
+            segments = list(zip(cuts, cuts[1:]))
             for number, (first, last) in enumerate(segments):
                 if number > 0:
+                    gate = gates[number - 1]
                     self.wfile.flush()
+                    if gate.get("reached"):
+                        open(gate["reached"], "w").close()
                     while not os.path.exists(gate["file"]):
                         time.sleep(0.02)
                 for piece in body.pieces(first, last, step):
