@@ -99,6 +99,16 @@ struct DecoderOptions {
   unsigned threads = 0;
 };
 
+// Where a later import may continue a decoder's input (Decoder::ResumePoint).
+struct ResumeAt {
+  uint64_t offset = 0;
+  // Host ranges [start, end) before `offset`, in order, whose bytes the
+  // decoder holds unmapped (they passed before any table mapped them, and a
+  // table still to come may): a continued decoder is fed them again, fetched
+  // at their offsets like the metadata.
+  std::vector<std::pair<uint64_t, uint64_t>> held;
+};
+
 // A decoder is a sink whose output is a guest image.
 class Decoder : public ByteSink {
  public:
@@ -109,9 +119,10 @@ class Decoder : public ByteSink {
   // finishes the guest writes of what it was fed (waiting for its workers)
   // and returns the offset of its input a later import may continue from
   // (formats/qcow2/resume_point.h): every guest write of the input before
-  // it has gone to the writer, and nothing before it waits in a spool.
-  // nullopt when there is none now (the default: never). Between Feed() calls.
-  virtual Result<std::optional<uint64_t>> ResumePoint() { return std::optional<uint64_t>(); }
+  // it has gone to the writer, and nothing before it waits in a spool but
+  // the `held` ranges. nullopt when there is none now (the default: never).
+  // Between Feed() calls.
+  virtual Result<std::optional<ResumeAt>> ResumePoint() { return std::optional<ResumeAt>(); }
 };
 
 }  // namespace cdi::formats

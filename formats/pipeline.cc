@@ -88,9 +88,9 @@ class ImagePipeline::Impl {
     return zstd_declared_size_;
   }
 
-  Result<std::optional<uint64_t>> Qcow2ResumePoint() {
+  Result<std::optional<ResumeAt>> Qcow2ResumePoint() {
     if (ova_ || decoder_ == nullptr || chain_ != std::vector<Format>{Format::kQcow2}) {
-      return std::optional<uint64_t>();
+      return std::optional<ResumeAt>();
     }
     return decoder_->ResumePoint();
   }
@@ -398,7 +398,7 @@ std::optional<uint64_t> ImagePipeline::DeclaredRawSize() const {
   return impl_->DeclaredRawSize();
 }
 
-Result<std::optional<uint64_t>> ImagePipeline::Qcow2ResumePoint() {
+Result<std::optional<ResumeAt>> ImagePipeline::Qcow2ResumePoint() {
   return impl_->Qcow2ResumePoint();
 }
 

@@ -166,7 +166,7 @@ class ImagePipeline : public ByteSink {
   // offset a later import may continue from (Decoder::ResumePoint: it
   // waits for the decoder's workers first); nullopt for every other chain
   // and when there is none now.
-  Result<std::optional<uint64_t>> Qcow2ResumePoint();
+  Result<std::optional<ResumeAt>> Qcow2ResumePoint();
 
  private:
   class Impl;

@@ -18,7 +18,8 @@
 //   source-offset 5368709120
 //   target-bytes 5368709120
 //   format-state xz-check 4 stream-offset 0 stream-image-offset 0
-//                                                  (only for formats that need more: xz+raw)
+//                                                  (only for formats that need more: xz+raw;
+//                                                   qcow2 with held ranges: "held 5-9 70-80")
 //   sha256 <64 hex digits>
 //
 // source-offset counts the bytes of the source whose effect is on the

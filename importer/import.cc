@@ -282,7 +282,7 @@ class CheckpointTap final : public formats::ByteSink {
   importer::Resumer& resumer_;
   pvc::Target& target_;
   uint64_t fed_;  // source bytes, the resumed part included
-  const std::function<Result<std::optional<uint64_t>>()> qcow2_point_;
+  const std::function<Result<std::optional<formats::ResumeAt>>()> qcow2_point_;
 };
 
 // The copy loop every content type shares: reads the input once, front to
@@ -422,6 +422,9 @@ Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks
     return ImportArchive(spec, plan, hooks, start, digest, given);
   }
 
+  // Declared before the resumer, which it outlives: a checkpoint on its way
+  // uses the target.
+  TargetSet targets;
   std::optional<importer::Resumer> resumer;
   if (spec.resume.mode == ResumeMode::kCheckpoints) {
     const std::string why = importer::WhyNoCheckpoints(spec, given != nullptr);
@@ -433,7 +436,6 @@ Result<ImportResult> ImportImpl(const ImportSpec& spec, const ImportHooks& hooks
   }
 
   // Local problems (a file in the way, a busy device) fail before any download.
-  TargetSet targets;
   std::vector<importer::SinkTarget> sink_targets;
   const TargetMemory memory = TargetMemoryFor(spec, plan);
   if (spec.targets.size() > 1) {

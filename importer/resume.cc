@@ -316,28 +316,31 @@ Status Resumer::AfterFeedQcow2(const Reached& reached, pvc::Target& target) {
   if (!due || !reached.qcow2_point || reached.source_offset < qcow2_retry_at_) {
     return Status::Ok();
   }
-  CDI_ASSIGN_OR_RETURN(std::optional<uint64_t> point, reached.qcow2_point());
-  if (!point || *point <= last_offset_ || *point >= *identity_.length) {
+  CDI_ASSIGN_OR_RETURN(std::optional<formats::ResumeAt> point, reached.qcow2_point());
+  if (!point || point->offset <= last_offset_ || point->offset >= *identity_.length) {
     // Asking waits for the decoder's workers: not again at once.
     qcow2_retry_at_ =
         reached.source_offset + std::max<uint64_t>(settings_.checkpoint_bytes / 4, 256 * kKiB);
     if (!told_held_) {
       told_held_ = true;
       Logger()->info(
-          "No checkpoint yet: the qcow2 decoder holds bytes since byte {} of the source that "
-          "a table still to come may map (or the source offset it stands at is no later than "
-          "the last checkpoint's); checkpoints follow once they are written",
+          "No checkpoint yet: the qcow2 decoder holds more bytes since byte {} of the source "
+          "than a checkpoint carries, which a table still to come may map (or the source "
+          "offset it stands at is no later than the last checkpoint's); checkpoints follow "
+          "once they are written",
           last_offset_);
     }
     return Status::Ok();
   }
   // The partial file as it is: the guest writes of the bytes before the
-  // point, and some after it, which the next import writes again.
-  return Commit(*point, target.size(), target, now);
+  // point, and some after it, which the next import writes again; and the
+  // ranges the decoder holds unmapped before it, which the next import
+  // fetches again.
+  return Commit(point->offset, target.size(), target, now, EncodeQcow2Held(point->held));
 }
 
 Status Resumer::Commit(uint64_t offset, uint64_t claimed, pvc::Target& target,
-                       Clock::time_point now) {
+                       Clock::time_point now, std::string format_state) {
   // One checkpoint at a time: a new one waits for the last (which slows the
   // import only when checkpoints come faster than the target syncs).
   CDI_RETURN_IF_ERROR(Drain());
@@ -348,22 +351,26 @@ Status Resumer::Commit(uint64_t offset, uint64_t claimed, pvc::Target& target,
   checkpoint.last_modified = identity_.last_modified;
   checkpoint.source_offset = offset;
   checkpoint.target_bytes = claimed;
+  checkpoint.format_state = std::move(format_state);
   if (format_ == kXzRawFormat) {
     // The stream's check and start, which the next import needs to go on.
     if (!boundary_ || !boundary_->xz_stream) return Status::Ok();
     checkpoint.format_state = EncodeXzState(*boundary_->xz_stream);
   }
-  // Every byte the checkpoint claims is written now; a thread of its own
-  // makes them durable (fdatasync) and only then writes the checkpoint, while
-  // the import goes on.
-  CDI_ASSIGN_OR_RETURN(UniqueFd data, target.FlushForSync());
+  // Every byte the checkpoint claims is handed to the target now; a thread
+  // of its own waits until they are on it, makes them durable (fdatasync)
+  // and only then writes the checkpoint, while the import goes on.
+  CDI_ASSIGN_OR_RETURN(pvc::PendingSync sync, target.StartSync());
   pending_ = std::async(
       std::launch::async,
-      [data = std::move(data), checkpoint = std::move(checkpoint), path = path_,
+      [sync = std::move(sync), checkpoint = std::move(checkpoint), path = path_,
        target_path = target_path_]() mutable {
         const Clock::time_point began = Clock::now();
         Made made;
-        if (fdatasync(data.get()) != 0) {
+        made.synced = sync.written();
+        if (!made.synced.ok()) {
+          // the write's error, which the import also meets
+        } else if (fdatasync(sync.fd.get()) != 0) {
           made.synced = PosixError(errno, "flushing " + target_path + " to disk");
         } else {
           made.written = WriteCheckpoint(path, checkpoint);

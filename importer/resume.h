@@ -95,7 +95,7 @@ struct Reached {
   std::optional<formats::FrameBoundary> frame_boundary;
   // For qcow2: ImagePipeline::Qcow2ResumePoint, asked only when a
   // checkpoint is due (it waits for the decoder's workers).
-  std::function<Result<std::optional<uint64_t>>()> qcow2_point;
+  std::function<Result<std::optional<formats::ResumeAt>>()> qcow2_point;
 };
 // "" when `spec` can use checkpoints (one file target, a disk image from an
 // http(s) URL that Import opens itself); otherwise why not, for the log.
@@ -184,7 +184,7 @@ class Resumer {
   // [0, claimed) (after the last one's outcome is taken in); `now` is when
   // AfterFeed began.
   Status Commit(uint64_t offset, uint64_t claimed, pvc::Target& target,
-                std::chrono::steady_clock::time_point now);
+                std::chrono::steady_clock::time_point now, std::string format_state = "");
   // Takes in the outcome of the checkpoint whose thread is done, if any:
   // its sync's failure, or Ok (a checkpoint that could not be written turns
   // checkpoints off).

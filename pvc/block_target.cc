@@ -152,10 +152,11 @@ class BlockTarget final : public Target {
     return Status::Ok();
   }
 
-  Result<UniqueFd> FlushForSync() override {
+  Result<PendingSync> StartSync() override {
     CDI_RETURN_IF_ERROR(CheckOpen("syncing"));
-    CDI_RETURN_IF_ERROR(writer_.Flush());
-    return DuplicateForSync(fd_.get(), path_);
+    CDI_ASSIGN_OR_RETURN(uint64_t mark, writer_.Mark());
+    CDI_ASSIGN_OR_RETURN(UniqueFd fd, DuplicateForSync(fd_.get(), path_));
+    return PendingSync{std::move(fd), [this, mark] { return writer_.WaitWritten(mark); }};
   }
 
   // What was written stays on the device for a later import to continue:

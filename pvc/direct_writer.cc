@@ -85,6 +85,8 @@ Status DirectWriter::Write(uint64_t offset, std::span<const uint8_t> data) {
 Status DirectWriter::Submit() {
   std::unique_lock lock(mutex_);
   if (!error_.ok()) return error_;
+  current_.seq = ++submitted_;
+  unfinished_.insert(current_.seq);
   queue_.push_back(std::move(current_));
   work_.notify_one();
   done_.wait(lock, [&] { return !free_.empty() || !error_.ok(); });
@@ -103,15 +105,33 @@ Status DirectWriter::Flush() {
   return error_;
 }
 
+Result<uint64_t> DirectWriter::Mark() {
+  if (!staged_) return uint64_t{0};
+  if (current_.fill > 0) CDI_RETURN_IF_ERROR(Submit());
+  std::lock_guard lock(mutex_);
+  return submitted_;
+}
+
+Status DirectWriter::WaitWritten(uint64_t mark) const {
+  if (!staged_) return Status::Ok();
+  std::unique_lock lock(mutex_);
+  done_.wait(lock, [&] {
+    return !error_.ok() || unfinished_.empty() || *unfinished_.begin() > mark;
+  });
+  return error_;
+}
+
 void DirectWriter::Discard() {
   if (!staged_) return;
   current_.fill = 0;
   std::unique_lock lock(mutex_);
   while (!queue_.empty()) {
+    unfinished_.erase(queue_.front().seq);
     free_.push_back(std::move(queue_.front()));
     queue_.pop_front();
   }
   done_.wait(lock, [&] { return busy_ == 0; });
+  done_.notify_all();  // a WaitWritten for the dropped stages returns
 }
 
 uint64_t DirectWriter::direct_bytes() const {
@@ -131,11 +151,13 @@ void DirectWriter::Run() {
     Status status = WriteOut(stage);
     lock.lock();
     --busy_;
+    unfinished_.erase(stage.seq);
     free_.push_back(std::move(stage));
     if (!status.ok() && error_.ok()) {
       error_ = std::move(status);
       // Nothing after a failed write is written: the import is failing.
       while (!queue_.empty()) {
+        unfinished_.erase(queue_.front().seq);
         free_.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }

@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <span>
 #include <string>
 #include <thread>
@@ -81,6 +82,13 @@ class DirectWriter {
   Status Write(uint64_t offset, std::span<const uint8_t> data);
   // Writes out whatever is staged and waits until it is written.
   Status Flush();
+  // Hands whatever is staged to the writer threads without waiting, and
+  // returns a mark for WaitWritten.
+  Result<uint64_t> Mark();
+  // Waits until every write before `mark` is on the file (not necessarily
+  // durable); the first write error, if any. Callable from any thread while
+  // the writer lives.
+  Status WaitWritten(uint64_t mark) const;
   // Forgets whatever is staged and not yet being written (the import is
   // abandoned), and waits for the write in progress.
   void Discard();
@@ -99,6 +107,7 @@ class DirectWriter {
     uint64_t base = 0;
     size_t lead = 0;
     size_t fill = 0;
+    uint64_t seq = 0;  // the order of submission, from 1
   };
 
   // Hands the current stage to the writer thread and takes a free one.
@@ -124,11 +133,13 @@ class DirectWriter {
   std::mutex buffered_mutex_;  // page-cache writes and the writeback limiter
   mutable std::mutex mutex_;
   std::condition_variable work_;  // a stage was queued, or stop
-  std::condition_variable done_;  // a stage was written (or dropped)
+  mutable std::condition_variable done_;  // a stage was written (or dropped)
   // Guarded by mutex_.
   std::deque<Stage> queue_;
   std::vector<Stage> free_;
   size_t busy_ = 0;  // stages being written
+  uint64_t submitted_ = 0;
+  std::set<uint64_t> unfinished_;  // seq of the stages queued or being written
   bool stop_ = false;
   Status error_;
   uint64_t direct_bytes_ = 0;

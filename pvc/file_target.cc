@@ -247,10 +247,11 @@ class FileTarget final : public Target {
     return Status::Ok();
   }
 
-  Result<UniqueFd> FlushForSync() override {
+  Result<PendingSync> StartSync() override {
     CDI_RETURN_IF_ERROR(CheckOpen("syncing"));
-    CDI_RETURN_IF_ERROR(writer_.Flush());
-    return DuplicateForSync(fd_.get(), partial_path_);
+    CDI_ASSIGN_OR_RETURN(uint64_t mark, writer_.Mark());
+    CDI_ASSIGN_OR_RETURN(UniqueFd fd, DuplicateForSync(fd_.get(), partial_path_));
+    return PendingSync{std::move(fd), [this, mark] { return writer_.WaitWritten(mark); }};
   }
 
   void Keep() override {

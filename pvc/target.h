@@ -4,6 +4,7 @@
 #define CDI_PVC_TARGET_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -88,6 +89,17 @@ struct TargetStats {
 
 // Writes are bounds-checked: nothing is ever written at or past capacity().
 // Not thread-safe: one thread drives a target.
+// What a checkpoint's sync needs (Target::StartSync).
+struct PendingSync {
+  // A new descriptor of the target's data, valid whatever becomes of the
+  // target: its fdatasync makes durable what is on the file.
+  UniqueFd fd;
+  // Waits until every write issued before StartSync is on the file (not yet
+  // durable); the first write error. Callable from any thread until the
+  // target is committed, kept or aborted.
+  std::function<Status()> written;
+};
+
 class Target {
  public:
   virtual ~Target() = default;
@@ -125,12 +137,11 @@ class Target {
   // (CDI's line). After Commit the target is complete; further Write, Zero or
   // SetSize calls fail, Commit again is a no-op, Abort does nothing.
   virtual Status Commit() = 0;
-  // For a checkpoint that claims every byte written so far: writes what is
-  // staged, and returns a new descriptor of the target's data whose
-  // fdatasync makes those bytes durable. The descriptor stays valid whatever
-  // becomes of the target, so the sync may run on another thread while the
-  // import goes on. kUnsupported where a target cannot.
-  virtual Result<UniqueFd> FlushForSync() {
+  // For a checkpoint that claims every byte written so far, made durable on
+  // another thread while the import goes on: hands what is staged to the
+  // writer threads (without waiting) and returns what that thread needs.
+  // kUnsupported where a target cannot.
+  virtual Result<PendingSync> StartSync() {
     return UnsupportedError("checkpoints are not written for " + path());
   }
   // Leaves what was written for a later import to resume (a file target's

@@ -82,9 +82,9 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
 
   ImageDescription Describe() const override { return description_; }
 
-  Result<std::optional<uint64_t>> ResumePoint() override {
+  Result<std::optional<ResumeAt>> ResumePoint() override {
     if (!failure_.ok()) return failure_;
-    Result<std::optional<uint64_t>> point = ResumePointImpl();
+    Result<std::optional<ResumeAt>> point = ResumePointImpl();
     if (!point.ok()) return Fail(point.status());
     return point;
   }
@@ -568,8 +568,8 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
     taken_back_.push_back({position_, host_offset});
   }
 
-  Result<std::optional<uint64_t>> ResumePointImpl() {
-    const std::optional<uint64_t> none;
+  Result<std::optional<ResumeAt>> ResumePointImpl() {
+    const std::optional<ResumeAt> none;
     if (!header_done_ || finished_ || priming_ || position_ < cluster_size()) return none;
     // Cheap first: bytes kept at the start of the image allow no point.
     if (gaps_->spool().FirstHeld(0).value_or(UINT64_MAX) < cluster_size()) return none;
@@ -589,16 +589,37 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
     }
     if (std::optional<uint64_t> gathered = collector_->FirstGathered())
       at = std::min(at, *gathered);
-    // Nothing before the point may wait in the spool, but for the rest of
-    // the L1 table's last cluster, which a continued decoder is fed again
-    // (resume_point.h).
+    at = BeforeTakenBack(at);
+    // What waits in the spool before the point goes with it (the next
+    // import fetches it again), when it is little; otherwise the point
+    // moves before it. The rest of the L1 table's last cluster is fed again
+    // anyway (resume_point.h).
     const Spool& spool = gaps_->spool();
-    std::optional<uint64_t> held = spool.FirstHeld(0);
     const uint64_t l1_end = header_.l1_table_offset + header_.l1_bytes();
     const uint64_t l1_cluster_end = (l1_end + cluster_size() - 1) / cluster_size() * cluster_size();
-    if (held && *held >= l1_end && *held < l1_cluster_end) held = spool.FirstHeld(l1_cluster_end);
-    if (held) at = std::min(at, *held);
-    // No table at or after the point may have taken back bytes before it.
+    std::optional<std::vector<std::pair<uint64_t, uint64_t>>> held =
+        spool.HeldBefore(at, kMaxHeldRanges, kMaxHeldBytes);
+    if (held) {
+      std::vector<std::pair<uint64_t, uint64_t>> kept;
+      for (auto [start, end] : *held) {
+        // Cut out [l1_end, l1_cluster_end).
+        if (start < l1_end) kept.emplace_back(start, std::min(end, l1_end));
+        if (end > l1_cluster_end) kept.emplace_back(std::max(start, l1_cluster_end), end);
+      }
+      held = std::move(kept);
+    } else {
+      std::optional<uint64_t> first = spool.FirstHeld(0);
+      if (first && *first >= l1_end && *first < l1_cluster_end) first = spool.FirstHeld(l1_cluster_end);
+      if (first) at = BeforeTakenBack(std::min(at, *first));
+      held.emplace();
+    }
+    if (at < cluster_size()) return none;
+    return std::optional<ResumeAt>(ResumeAt{at, std::move(*held)});
+  }
+
+  // `at`, or earlier: no table at or after the point may have taken back
+  // bytes before it.
+  uint64_t BeforeTakenBack(uint64_t at) const {
     for (bool moved = true; moved;) {
       moved = false;
       for (const TakenBack& t : taken_back_) {
@@ -608,8 +629,7 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
         }
       }
     }
-    if (at < cluster_size()) return none;
-    return std::optional<uint64_t>(at);
+    return at;
   }
 
   // --- End of input ----------------------------------------------------------------------------
@@ -666,6 +686,11 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
   };
   static constexpr size_t kMaxTakenBack = 1024;
   std::vector<TakenBack> taken_back_;
+  // What a resume point may carry of the spool (ResumeAt::held): the next
+  // import fetches it again, so a little, in a few ranges (the ends of host
+  // clusters after compressed data, say).
+  static constexpr size_t kMaxHeldRanges = 256;
+  static constexpr uint64_t kMaxHeldBytes = 4ull << 20;
   Status failure_;
   bool finished_ = false;
   ImageDescription description_;

@@ -430,6 +430,30 @@ void Spool::Take(uint64_t host_offset, uint64_t length) {
   }
 }
 
+std::optional<std::vector<std::pair<uint64_t, uint64_t>>> Spool::HeldBefore(
+    uint64_t before, size_t max_ranges, uint64_t max_bytes) const {
+  std::vector<std::pair<uint64_t, uint64_t>> held;
+  uint64_t bytes = 0;
+  for (const auto& [start, fragment] : fragments_) {
+    if (start >= before) break;
+    const uint64_t stop = std::min(fragment.end, before);
+    for (uint64_t unit = start / options_.unit_size; unit * options_.unit_size < stop; ++unit) {
+      if (fragment.taken[unit - fragment.first_unit]) continue;
+      const uint64_t from = std::max(start, unit * options_.unit_size);
+      const uint64_t to = std::min(stop, (unit + 1) * options_.unit_size);
+      bytes += to - from;
+      if (!held.empty() && held.back().second == from) {
+        held.back().second = to;
+      } else {
+        if (held.size() == max_ranges) return std::nullopt;
+        held.emplace_back(from, to);
+      }
+      if (bytes > max_bytes) return std::nullopt;
+    }
+  }
+  return held;
+}
+
 void Spool::ReleaseStorage(uint64_t start, Fragment& fragment, uint64_t from, uint64_t to) {
   if (fragment.storage == Storage::kFile && scratch_) {
     scratch_->PunchHole(fragment.storage_offset + (from - start), to - from);

@@ -91,6 +91,13 @@ class Spool {
     return std::max(it->first, from);
   }
 
+  // The host ranges [start, end) before `before` whose bytes are stored and
+  // not yet taken, in order, neighbours merged; nullopt when there are more
+  // than `max_ranges` of them or they hold more than `max_bytes`.
+  std::optional<std::vector<std::pair<uint64_t, uint64_t>>> HeldBefore(uint64_t before,
+                                                                      size_t max_ranges,
+                                                                      uint64_t max_bytes) const;
+
   // Bytes ever stored (all-zero stretches cost nothing and do not count),
   // ever written to the scratch file, and taken back.
   uint64_t stored_bytes() const { return stored_bytes_; }

@@ -416,9 +416,15 @@ std::vector<Qcow2Case> Qcow2Cases() {
        "qemu-img resize -q -f qcow2 disk.qcow2 40M && "
        "qemu-io -f qcow2 -c 'write -s guest.raw 20m 6m' disk.qcow2 >/dev/null");
   };
+  // Compressed in 4 KiB clusters: an L2 table per 2 MiB of guest, placed
+  // as the data reaches its range, and the ends of host clusters after
+  // compressed data that no table maps: the decoder holds them until the
+  // last table has passed, and a checkpoint carries them
+  // ("small_zlib": their ranges are fetched again).
   return {{"plain_mid", convert(""), 0.5},  {"plain_late", convert(""), 0.85},
           {"zlib_mid", convert("-c"), 0.5}, {"zlib_late", convert("-c"), 0.85},
-          {"grown_mid", grown, 0.55},       {"grown_late", grown, 0.85}};
+          {"grown_mid", grown, 0.55},       {"grown_late", grown, 0.85},
+          {"small_zlib_mid", convert("-c -o cluster_size=4096"), 0.6}};
 }
 
 class Qcow2ResumeE2eTest : public ::testing::TestWithParam<Qcow2Case> {
@@ -487,6 +493,9 @@ TEST_P(Qcow2ResumeE2eTest, KilledImportContinuesFromItsCheckpoint) {
   EXPECT_EQ(ListDir(out_.path()), std::vector<std::string>{"disk.img"});
   EXPECT_TRUE(Contains(second.out, "continued from byte " + std::to_string(claimed)))
       << second.out << second.err;
+  if (GetParam().name.rfind("small_zlib", 0) == 0) {
+    EXPECT_TRUE(Contains(second.err, "ranges that no table had mapped yet")) << second.err;
+  }
   // The second run: the header and tables before the checkpoint in closed
   // ranges, then the image from the checkpoint on.
   std::vector<RecordedRequest> requests = server.RequestsFor("/disk.qcow2");

@@ -527,7 +527,10 @@ class MemoryWriter : public formats::GuestWriter {
 
 // The metadata a continued decoder needs, read from the image as a server
 // would send the ranges asked for.
-formats::Qcow2Resume PlanFrom(const std::string& image, uint64_t at) {
+// What the importer fetches again to continue at `at`: the metadata, and
+// the ranges the decoder held there.
+formats::Qcow2Resume PlanFrom(const std::string& image, uint64_t at,
+                              const std::vector<std::pair<uint64_t, uint64_t>>& held) {
   formats::Qcow2MetadataPlan plan(at, image.size());
   while (auto wanted = plan.Wanted()) {
     Status given =
@@ -535,7 +538,19 @@ formats::Qcow2Resume PlanFrom(const std::string& image, uint64_t at) {
     if (!given.ok()) ADD_FAILURE() << given.ToString();
     if (!given.ok()) break;
   }
-  return plan.Take();
+  formats::Qcow2Resume resume = plan.Take();
+  for (auto [start, end] : held) {
+    const std::string bytes = image.substr(start, end - start);
+    resume.metadata.push_back({start, std::vector<uint8_t>(bytes.begin(), bytes.end())});
+  }
+  std::sort(resume.metadata.begin(), resume.metadata.end(),
+            [](const auto& a, const auto& b) { return a.offset < b.offset; });
+  for (size_t i = 1; i < resume.metadata.size(); ++i) {
+    EXPECT_LE(resume.metadata[i - 1].offset + resume.metadata[i - 1].bytes.size(),
+              resume.metadata[i].offset)
+        << "a held range overlaps the metadata";
+  }
+  return resume;
 }
 
 // An import that dies after any of its resume points and is continued from
@@ -559,17 +574,18 @@ TEST_P(CorpusTest, ContinuesFromItsResumePoints) {
   struct Point {
     uint64_t at;
     size_t writes;
+    std::vector<std::pair<uint64_t, uint64_t>> held;
   };
   std::vector<Point> points;
   {
     auto decoder = formats::MakeQcow2Decoder(&first, options);
     for (size_t fed = 0; fed < image.size(); fed += kChunk) {
       ASSERT_TRUE(decoder->Feed(Bytes(image.substr(fed, kChunk))).ok());
-      Result<std::optional<uint64_t>> point = decoder->ResumePoint();
+      Result<std::optional<formats::ResumeAt>> point = decoder->ResumePoint();
       ASSERT_TRUE(point.ok()) << point.status().ToString();
-      if (*point && (points.empty() || points.back().at != **point)) {
-        ASSERT_LE(**point, fed + std::min(kChunk, image.size() - fed));
-        points.push_back({**point, first.writes().size()});
+      if (*point && (points.empty() || points.back().at != (*point)->offset)) {
+        ASSERT_LE((*point)->offset, fed + std::min(kChunk, image.size() - fed));
+        points.push_back({(*point)->offset, first.writes().size(), (*point)->held});
       }
     }
     ASSERT_TRUE(decoder->Finish().ok());
@@ -583,6 +599,14 @@ TEST_P(CorpusTest, ContinuesFromItsResumePoints) {
     return;
   }
   std::vector<Point> chosen = {points[points.size() / 3], points[points.size() * 2 / 3]};
+  // And the last point that carries held ranges, if one does.
+  size_t with_held = 0;
+  for (const Point& point : points) {
+    if (point.held.empty()) continue;
+    ++with_held;
+    if (chosen.size() == 2) chosen.push_back(point);
+    else chosen.back() = point;
+  }
   for (const Point& point : chosen) {
     SCOPED_TRACE("continued at byte " + std::to_string(point.at));
     RangeSet written;
@@ -590,7 +614,8 @@ TEST_P(CorpusTest, ContinuesFromItsResumePoints) {
       written.Add(first.writes()[i].first, first.writes()[i].second);
     }
     MemoryWriter second(expected.size(), &expected);
-    auto decoder = formats::MakeResumedQcow2Decoder(&second, options, PlanFrom(image, point.at));
+    auto decoder =
+        formats::MakeResumedQcow2Decoder(&second, options, PlanFrom(image, point.at, point.held));
     const std::string rest = image.substr(point.at);
     for (size_t fed = 0; fed < rest.size(); fed += kChunk) {
       Status status = decoder->Feed(Bytes(rest.substr(fed, kChunk)));
@@ -605,8 +630,9 @@ TEST_P(CorpusTest, ContinuesFromItsResumePoints) {
           << "kept [" << Hex(start) << ", " << Hex(end) << ") was not written before the point";
     }
   }
-  std::cout << "[ resume   ] " << c.name << ": " << points.size() << " resume points, first "
-            << points.front().at << ", last " << points.back().at << " of " << image.size() << "\n";
+  std::cout << "[ resume   ] " << c.name << ": " << points.size() << " resume points ("
+            << with_held << " carrying held ranges), first " << points.front().at << ", last "
+            << points.back().at << " of " << image.size() << "\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(Qcow2, CorpusTest, ::testing::ValuesIn(Cases()),
