@@ -318,9 +318,10 @@ Status Resumer::AfterFeedQcow2(const Reached& reached, pvc::Target& target) {
   }
   CDI_ASSIGN_OR_RETURN(std::optional<formats::ResumeAt> point, reached.qcow2_point());
   if (!point || point->offset <= last_offset_ || point->offset >= *identity_.length) {
-    // Asking waits for the decoder's workers: not again at once.
+    // Asking waits for the decoder's workers: not again at once, but soon
+    // (a point is mostly held back by a few compressed clusters in flight).
     qcow2_retry_at_ =
-        reached.source_offset + std::max<uint64_t>(settings_.checkpoint_bytes / 4, 256 * kKiB);
+        reached.source_offset + std::max<uint64_t>(settings_.checkpoint_bytes / 16, 256 * kKiB);
     if (!told_held_) {
       told_held_ = true;
       Logger()->info(
