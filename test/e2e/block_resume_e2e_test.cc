@@ -36,14 +36,6 @@ constexpr uint64_t kClaimed = 2 << 20;     // the last checkpoint before it
 // "loop3" for "/dev/loop3".
 std::string Basename(const std::string& path) { return path.substr(path.rfind('/') + 1); }
 
-// The source offset a checkpoint file claims; 0 when there is none.
-uint64_t Claimed(const std::string& checkpoint) {
-  if (!FileExists(checkpoint)) return 0;
-  const std::string text = ReadFile(checkpoint);
-  const size_t at = text.find("\nsource-offset ");
-  if (at == std::string::npos || text.find("\nsha256 ") == std::string::npos) return 0;
-  return std::stoull(text.substr(at + 15));
-}
 
 // Kills `process` with SIGKILL once `checkpoint` claims at least `claimed`
 // bytes; returns what it claims then.
@@ -51,13 +43,13 @@ uint64_t KillAtCheckpoint(BackgroundProcess& process, const std::string& checkpo
                           uint64_t claimed, const std::string& log) {
   bool reached = false;
   for (int i = 0; i < 3000 && !reached; ++i) {
-    reached = Claimed(checkpoint) >= claimed;
+    reached = CheckpointClaims(checkpoint) >= claimed;
     if (!reached && process.Wait(std::chrono::milliseconds(10)) != -1) break;
   }
   EXPECT_TRUE(reached) << ReadFile(log);
   process.Signal(SIGKILL);
   EXPECT_EQ(process.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
-  return Claimed(checkpoint);
+  return CheckpointClaims(checkpoint);
 }
 
 // What a power cut leaves of a device after a sync: the page cache goes, and

@@ -6,6 +6,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -32,6 +33,16 @@ inline bool Contains(const std::string& text, const std::string& part) {
 
 // A raw image of `blocks` 64 KiB blocks: random data, except every
 // `zero_every`-th block, which is zero. Returns its bytes.
+// The source offset a checkpoint file claims ("source-offset N"); 0 when
+// there is none, or it is not complete yet (no seal line).
+inline uint64_t CheckpointClaims(const std::string& checkpoint) {
+  if (!FileExists(checkpoint)) return 0;
+  const std::string text = ReadFile(checkpoint);
+  const size_t at = text.find("\nsource-offset ");
+  if (at == std::string::npos || text.find("\nsha256 ") == std::string::npos) return 0;
+  return std::stoull(text.substr(at + 15));
+}
+
 inline std::string MakeRawImage(size_t blocks, size_t zero_every, uint32_t seed) {
   std::string image = RandomBytes(blocks * 65536, seed);
   for (size_t b = 0; b < blocks; b += zero_every) {

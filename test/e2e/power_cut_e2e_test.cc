@@ -33,14 +33,6 @@ constexpr size_t kImageSize = 6 << 20;
 constexpr uint64_t kGate = (5 << 20) / 2;  // the first response holds at 2.5 MiB
 constexpr uint64_t kClaimed = 2 << 20;     // the last checkpoint before it
 
-// The source offset a checkpoint file claims; 0 when there is none.
-uint64_t Claimed(const std::string& checkpoint) {
-  if (!FileExists(checkpoint)) return 0;
-  const std::string text = ReadFile(checkpoint);
-  const size_t at = text.find("\nsource-offset ");
-  if (at == std::string::npos || text.find("\nsha256 ") == std::string::npos) return 0;
-  return std::stoull(text.substr(at + 15));
-}
 
 TEST(PowerCutE2eTest, WhatTheCheckpointClaimsSurvivesAPowerCut) {
   CDI_SKIP_UNLESS_LOOP_DEVICES();
@@ -73,7 +65,7 @@ TEST(PowerCutE2eTest, WhatTheCheckpointClaimsSurvivesAPowerCut) {
     BackgroundProcess first(argv, logs.File("first.log"));
     bool reached = false;
     for (int i = 0; i < 3000 && !reached; ++i) {
-      reached = Claimed(checkpoint) == kClaimed;
+      reached = CheckpointClaims(checkpoint) == kClaimed;
       if (!reached && first.Wait(std::chrono::milliseconds(10)) != -1) break;
     }
     ASSERT_TRUE(reached) << ReadFile(logs.File("first.log"));
@@ -88,7 +80,7 @@ TEST(PowerCutE2eTest, WhatTheCheckpointClaimsSurvivesAPowerCut) {
   ScopedMount mount({restarted.path()}, mount_point.path());
   // The checkpoint that survived: the last one, or the one before it when the
   // last rename was not committed yet. Either is true of the disk.
-  const uint64_t survived = Claimed(checkpoint);
+  const uint64_t survived = CheckpointClaims(checkpoint);
   std::printf("[   INFO   ] after the power cut the checkpoint claims %llu bytes\n",
               static_cast<unsigned long long>(survived));
   EXPECT_TRUE(survived == kClaimed || survived == kClaimed / 2) << survived;

@@ -40,14 +40,6 @@ bool WaitUntil(BackgroundProcess& process, const std::function<bool()>& ready) {
   return false;
 }
 
-// The source offset a checkpoint file claims; 0 when there is none.
-uint64_t Claimed(const std::string& checkpoint) {
-  if (!FileExists(checkpoint)) return 0;
-  const std::string text = ReadFile(checkpoint);
-  const size_t at = text.find("\nsource-offset ");
-  if (at == std::string::npos || text.find("\nsha256 ") == std::string::npos) return 0;
-  return std::stoull(text.substr(at + 15));
-}
 
 // Drops clean pages of the page cache (root only), so that what is read next
 // comes from the disk: what a power cut would have left.
@@ -76,7 +68,7 @@ class ResumeE2eTest : public ::testing::Test {
   void KillWhen(BackgroundProcess& process, const std::string& dir, uint64_t claimed,
                 FaultServer& server) {
     ASSERT_TRUE(WaitUntil(process, [&] {
-      if (claimed > 0) return Claimed(dir + "/.disk.img.checkpoint") == claimed;
+      if (claimed > 0) return CheckpointClaims(dir + "/.disk.img.checkpoint") == claimed;
       return FileExists(dir + "/.disk.img.partial") && !server.RequestsFor("/disk.raw").empty();
     })) << ReadFile(logs_.File("first.log"));
     process.Signal(SIGKILL);
@@ -228,7 +220,7 @@ TEST_F(ResumeE2eTest, ImporterPodStoppedAfterACheckpointKeepsItAndSaysSo) {
     // kubelet stops the pod (SIGTERM) once the checkpoint is written.
     BackgroundProcess first(argv, logs_.File("first.log"), pod.Options(env));
     ASSERT_TRUE(WaitUntil(first, [&] {
-      return Claimed(pod.data_dir() + "/.disk.img.checkpoint") == kClaimed;
+      return CheckpointClaims(pod.data_dir() + "/.disk.img.checkpoint") == kClaimed;
     })) << ReadFile(logs_.File("first.log"));
     first.Signal(SIGTERM);
     EXPECT_EQ(first.Wait(std::chrono::seconds(10)), 130);
@@ -268,7 +260,7 @@ TEST_F(ResumeE2eTest, CdiImageKilledInsideAZstdFrameContinuesAtTheFrameBefore) {
   {
     BackgroundProcess first(ImportArgs(url, target), logs_.File("first.log"));
     ASSERT_TRUE(WaitUntil(first, [&] {
-      return Claimed(out_.File(".disk.img.checkpoint")) == frame_ends[1];
+      return CheckpointClaims(out_.File(".disk.img.checkpoint")) == frame_ends[1];
     })) << ReadFile(logs_.File("first.log"));
     first.Signal(SIGKILL);
     EXPECT_EQ(first.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
@@ -328,7 +320,7 @@ TEST_F(ResumeE2eTest, CdiImageKilledInsideAnXzStreamContinuesAtABlock) {
       uint64_t seen = 0;
       int steady = 0;
       ASSERT_TRUE(WaitUntil(first, [&] {
-        const uint64_t now = Claimed(out_.File(".disk.img.checkpoint"));
+        const uint64_t now = CheckpointClaims(out_.File(".disk.img.checkpoint"));
         steady = now > 0 && now == seen ? steady + 1 : 0;
         seen = now;
         return steady >= 30;
@@ -452,11 +444,11 @@ class Qcow2ResumeE2eTest : public ::testing::TestWithParam<Qcow2Case> {
     const uint64_t margin = GetParam().margin;
     const uint64_t enough = gate_at_ > margin ? gate_at_ - margin : 1;
     BackgroundProcess first(ImportArgs(server.Url("/disk.qcow2"), target), logs_.File("first.log"));
-    EXPECT_TRUE(WaitUntil(first, [&] { return Claimed(checkpoint) >= enough; }))
+    EXPECT_TRUE(WaitUntil(first, [&] { return CheckpointClaims(checkpoint) >= enough; }))
         << ReadFile(logs_.File("first.log"));
     first.Signal(SIGKILL);
     EXPECT_EQ(first.Wait(std::chrono::seconds(10)), 128 + SIGKILL);
-    return Claimed(checkpoint);
+    return CheckpointClaims(checkpoint);
   }
 
   // Opens the gate and imports again into `target` (with `extra` flags);
