@@ -56,12 +56,9 @@ Status Corrupt(const std::string& why) {
 }
 
 Result<uint64_t> ParseNumber(std::string_view key, std::string_view text) {
-  uint64_t value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
-    return Corrupt(std::string(key) + " '" + std::string(text) + "' is not a number");
-  }
-  return value;
+  std::optional<uint64_t> value = ParseDecimal(text);
+  if (!value) return Corrupt(std::string(key) + " '" + std::string(text) + "' is not a number");
+  return *value;
 }
 
 Status WriteAll(int fd, std::string_view text, const std::string& path) {
@@ -75,6 +72,15 @@ Status WriteAll(int fd, std::string_view text, const std::string& path) {
 }
 
 }  // namespace
+
+std::optional<uint64_t> ParseDecimal(std::string_view text) {
+  uint64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  return value;
+}
 
 std::string CheckpointPath(const std::string& target_path, const std::string& checkpoint_dir) {
   if (checkpoint_dir.empty()) return Beside(target_path, ".checkpoint");

@@ -74,6 +74,10 @@ std::string CheckpointPath(const std::string& target_path, const std::string& ch
 // "<dir>/.<name>.partial", where a file target is written until it is complete.
 std::string PartialPath(const std::string& target_path);
 
+// A decimal number as a checkpoint writes one (the whole of `text`);
+// nullopt when it is not one.
+std::optional<uint64_t> ParseDecimal(std::string_view text);
+
 // The checkpoint's text. kInvalidArgument when a value holds a line break.
 Result<std::string> EncodeCheckpoint(const Checkpoint& checkpoint);
 // Parses and checks a checkpoint's text: kCorruptImage saying what is wrong

@@ -1,7 +1,6 @@
 #include "importer/qcow2_resume.h"
 
 #include <algorithm>
-#include <charconv>
 #include <vector>
 
 #include "common/log.h"
@@ -19,12 +18,9 @@ Status BadHeld(const std::string& why) {
 }
 
 Result<uint64_t> Number(std::string_view text) {
-  uint64_t value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
-    return BadHeld("'" + std::string(text) + "' is not a number");
-  }
-  return value;
+  std::optional<uint64_t> value = ParseDecimal(text);
+  if (!value) return BadHeld("'" + std::string(text) + "' is not a number");
+  return *value;
 }
 
 }  // namespace

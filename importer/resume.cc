@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <future>
 #include <cerrno>
+#include <future>
 #include <span>
 #include <vector>
 
@@ -125,15 +125,10 @@ Result<std::optional<Checkpoint>> Resumer::Prepare(pvc::Target& target) {
     }
     xz_stream_ = *stream;
   }
-  if (block_ && target.size() < saved.target_bytes) {
-    return start_over(target_path_ + " holds " + std::to_string(target.size()) +
-                      " bytes, fewer than the " + std::to_string(saved.target_bytes) +
-                      " its checkpoint claims");
-  }
-  if (!block_ && partial < saved.target_bytes) {
-    return start_over(PartialPath(target_path_) + " holds " + std::to_string(partial) +
-                      " bytes, fewer than the " + std::to_string(saved.target_bytes) +
-                      " its checkpoint claims");
+  if (target.size() < saved.target_bytes) {
+    return start_over((block_ ? target_path_ : PartialPath(target_path_)) + " holds " +
+                      std::to_string(target.size()) + " bytes, fewer than the " +
+                      std::to_string(saved.target_bytes) + " its checkpoint claims");
   }
   if (!block_) CDI_RETURN_IF_ERROR(target.SetSize(saved.target_bytes));
   from_ = saved;
@@ -369,13 +364,10 @@ Status Resumer::Commit(uint64_t offset, uint64_t claimed, pvc::Target& target,
         const Clock::time_point began = Clock::now();
         Made made;
         made.synced = sync.written();
-        if (!made.synced.ok()) {
-          // the write's error, which the import also meets
-        } else if (fdatasync(sync.fd.get()) != 0) {
+        if (made.synced.ok() && fdatasync(sync.fd.get()) != 0) {
           made.synced = PosixError(errno, "flushing " + target_path + " to disk");
-        } else {
-          made.written = WriteCheckpoint(path, checkpoint);
         }
+        if (made.synced.ok()) made.written = WriteCheckpoint(path, checkpoint);
         made.checkpoint = std::move(checkpoint);
         made.took = Clock::now() - began;
         return made;

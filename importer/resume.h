@@ -160,11 +160,9 @@ class Resumer {
   bool Failed(const Status& status);
 
   uint64_t checkpoints_written() const { return written_; }
-  // The import's own time spent on checkpoints (flushing staged writes,
-  // asking the qcow2 decoder for a point), and the time their threads spent
-  // syncing and writing alongside it.
+  // The import's own time spent on checkpoints (handing staged writes on,
+  // asking the qcow2 decoder for a point, waiting for the last checkpoint).
   std::chrono::nanoseconds checkpoint_time() const { return spent_; }
-  std::chrono::nanoseconds background_time() const { return background_; }
 
  private:
   // What a checkpoint's thread did.

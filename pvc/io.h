@@ -24,7 +24,7 @@ Status CheckInBounds(std::string_view operation, uint64_t offset, uint64_t lengt
                      uint64_t capacity, const std::string& path);
 
 // A new descriptor of the file or device `fd` refers to, for a sync that
-// runs on another thread (Target::FlushForSync); errors name `path`.
+// runs on another thread (Target::StartSync); errors name `path`.
 Result<UniqueFd> DuplicateForSync(int fd, const std::string& path);
 
 // 1 MiB of zeros, for writing zeros where nothing better works.

@@ -87,8 +87,6 @@ struct TargetStats {
   uint64_t bytes_skipped = 0;  // ranges already reading zero, left alone (holes)
 };
 
-// Writes are bounds-checked: nothing is ever written at or past capacity().
-// Not thread-safe: one thread drives a target.
 // What a checkpoint's sync needs (Target::StartSync).
 struct PendingSync {
   // A new descriptor of the target's data, valid whatever becomes of the
@@ -100,6 +98,8 @@ struct PendingSync {
   std::function<Status()> written;
 };
 
+// Writes are bounds-checked: nothing is ever written at or past capacity().
+// Not thread-safe: one thread drives a target (but PendingSync::written).
 class Target {
  public:
   virtual ~Target() = default;

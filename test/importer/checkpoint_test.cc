@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cdi/quantity.h"
+#include "importer/qcow2_resume.h"
 #include "importer/resume_xz.h"
 #include "test/support/files.h"
 #include "test/support/temp_dir.h"
@@ -53,6 +54,43 @@ TEST(CheckpointTest, ABlockDeviceKeepsItsCheckpointInTheDirectoryGiven) {
   EXPECT_EQ(CheckpointPath("/dev/loop3", "/scratch/"), "/scratch/.loop3.checkpoint");
   EXPECT_EQ(CheckpointPath("/dev/loop3", "/"), "/.loop3.checkpoint");
   EXPECT_EQ(CheckpointPath("/dev/loop3", "ckpt"), "ckpt/.loop3.checkpoint");
+}
+
+TEST(CheckpointTest, Qcow2HeldRangesRoundTrip) {
+  const std::vector<std::pair<uint64_t, uint64_t>> held = {{65536, 70000}, {131072, 196608}};
+  EXPECT_EQ(EncodeQcow2Held(held), "held 65536-70000 131072-196608");
+  EXPECT_EQ(EncodeQcow2Held({}), "");
+  Result<std::vector<std::pair<uint64_t, uint64_t>>> back =
+      DecodeQcow2Held(EncodeQcow2Held(held), 196608);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, held);
+  back = DecodeQcow2Held("", 4096);
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->empty());
+}
+
+TEST(CheckpointTest, DamagedQcow2HeldRangesAreRefusedByName) {
+  struct Case {
+    std::string state;
+    std::string message;
+  };
+  const std::string prefix = "the checkpoint's held ranges are damaged: ";
+  for (const Case& c : std::vector<Case>{
+           {"kept 1-2", "it does not begin with 'held'"},
+           {"held 1-2,3-4", "'2,3-4' is not a number"},
+           {"held 12", "'12' is no range"},
+           {"held 1-x", "'x' is not a number"},
+           {"held  1-2", "'' is no range"},
+           {"held 5-5", "the range 5-5 is empty, out of order, or not before the point 100"},
+           {"held 10-20 5-8", "the range 5-8 is empty, out of order, or not before the point 100"},
+           {"held 90-120", "the range 90-120 is empty, out of order, or not before the point 100"},
+       }) {
+    SCOPED_TRACE(c.state);
+    Result<std::vector<std::pair<uint64_t, uint64_t>>> held = DecodeQcow2Held(c.state, 100);
+    ASSERT_FALSE(held.ok());
+    EXPECT_EQ(held.status().code(), ErrorCode::kCorruptImage);
+    EXPECT_EQ(held.status().message(), prefix + c.message);
+  }
 }
 
 TEST(CheckpointTest, TextRoundTrips) {
