@@ -46,6 +46,10 @@ struct DataVolumePlan {
   std::optional<uint64_t> usable_size;
 
   std::string target;  // PVC_DIR/<ns>/<name>/disk.img, or the device
+  // A Block volume's checkpoints (a device has no room beside it):
+  // PVC_DIR/<ns>/<name>, a directory of this DataVolume's alone; empty
+  // without --pvc-dir, and for Filesystem volumes (theirs lie beside disk.img).
+  std::string checkpoint_dir;
   Preallocation preallocation = Preallocation::kOff;
   size_t download = 0;  // index into Plan::downloads
 

@@ -147,6 +147,8 @@ class Builder {
       if (dv.volume_mode != VolumeMode::kBlock) {
         need_pvc_dir = true;
         dv.target = options_.pvc_dir + "/" + dv.ns + "/" + dv.name + "/disk.img";
+      } else if (!options_.pvc_dir.empty()) {
+        dv.checkpoint_dir = options_.pvc_dir + "/" + dv.ns + "/" + dv.name;
       }
       auto [it, inserted] = download_index.emplace(*draft.source_key, plan.downloads.size());
       if (inserted) {

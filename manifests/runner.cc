@@ -41,6 +41,10 @@ void RunDownload(const Plan& plan, size_t d, const RunOptions& options, const Ru
   spec.memory_budget = options.memory_budget;
   spec.scratch_dir = options.scratch_dir;
   spec.resume = options.resume;
+  // A device's checkpoints go to its DataVolume's own directory; several
+  // targets of one download get none (the library continues one target).
+  if (download.data_volumes.size() == 1)
+    spec.resume.checkpoint_dir = plan.data_volumes[download.data_volumes[0]].checkpoint_dir;
   for (size_t i : download.data_volumes) {
     spec.targets.push_back(ToTargetSpec(plan.data_volumes[i], options.existing));
     (*outcomes)[i].attempted = true;

@@ -90,15 +90,27 @@ void CheckTargets(ExistingFile existing, Plan* plan, Problems* problems) {
   }
 }
 
-Status PrepareTargets(const Plan& plan) {
+Status PrepareTargets(const Plan& plan, bool checkpoints) {
   for (const DataVolumePlan& dv : plan.data_volumes) {
-    if (dv.volume_mode == VolumeMode::kBlock) continue;
+    std::filesystem::path dir = std::filesystem::path(dv.target).parent_path();
+    if (dv.volume_mode == VolumeMode::kBlock) {
+      if (!checkpoints || dv.checkpoint_dir.empty()) continue;
+      dir = dv.checkpoint_dir;
+    }
     std::error_code error;
-    const std::filesystem::path dir = std::filesystem::path(dv.target).parent_path();
     std::filesystem::create_directories(dir, error);
     if (error) return IoError("cannot create " + dir.string() + ": " + error.message());
   }
   return Status::Ok();
+}
+
+void RemoveEmptyCheckpointDirs(const Plan& plan) {
+  for (const DataVolumePlan& dv : plan.data_volumes) {
+    if (dv.volume_mode != VolumeMode::kBlock || dv.checkpoint_dir.empty()) continue;
+    const std::filesystem::path dir = dv.checkpoint_dir;
+    // rmdir: only an empty directory goes.
+    if (rmdir(dir.c_str()) == 0) rmdir(dir.parent_path().c_str());
+  }
 }
 
 TargetSpec ToTargetSpec(const DataVolumePlan& dv, ExistingFile existing) {

@@ -19,8 +19,14 @@ namespace cdi::apply {
 // of Block DataVolumes to their device's size.
 void CheckTargets(ExistingFile existing, Plan* plan, Problems* problems);
 
-// Creates PVC_DIR/<namespace>/<name>/ for every Filesystem DataVolume.
-Status PrepareTargets(const Plan& plan);
+// Creates PVC_DIR/<namespace>/<name>/ for every Filesystem DataVolume, and
+// for every Block DataVolume's checkpoints when `checkpoints`.
+Status PrepareTargets(const Plan& plan, bool checkpoints);
+
+// After the imports: removes each Block DataVolume's checkpoint directory,
+// and its namespace's, where they are empty (a checkpoint kept for a run
+// that may continue keeps them).
+void RemoveEmptyCheckpointDirs(const Plan& plan);
 
 // The TargetSpec cdi::Import gets for a DataVolume: the PVC's size as the
 // requested size (the library applies the overhead and the free space), or

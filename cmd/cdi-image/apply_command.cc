@@ -82,7 +82,8 @@ CLI::App* AddApplyCommand(CLI::App* parent, ApplyOptions* o) {
       ->required();
   apply->add_option("--pvc-dir", o->pvc_dir,
                     "directory standing for the PVCs: a Filesystem DataVolume is imported into "
-                    "DIR/<namespace>/<name>/disk.img");
+                    "DIR/<namespace>/<name>/disk.img; a Block DataVolume keeps its checkpoints "
+                    "in DIR/<namespace>/<name>/");
   apply->add_option("--block", o->block,
                     "NAME=DEVICE: import DataVolume NAME (or namespace/NAME), a volumeMode: Block "
                     "volume, onto this block device (repeatable)");
@@ -183,7 +184,8 @@ int RunApply(const ApplyOptions& flags) {
     return cli::kExitOk;
   }
 
-  if (Status status = PrepareTargets(plan); !status.ok()) {
+  const bool checkpoints = run_options.resume.mode == ResumeMode::kCheckpoints;
+  if (Status status = PrepareTargets(plan, checkpoints); !status.ok()) {
     std::fprintf(stderr, "error: %s\n", status.message().c_str());
     return cli::ExitCodeFor(status.code());
   }
@@ -205,6 +207,7 @@ int RunApply(const ApplyOptions& flags) {
   };
   std::vector<Outcome> outcomes = RunPlan(plan, run_options, hooks);
   view.Finish();
+  RemoveEmptyCheckpointDirs(plan);
 
   const int exit_code = ExitCodeOf(outcomes);
   if (json) {

@@ -338,7 +338,8 @@ TEST_F(ApplyE2eTest, BlockVolumeIsImportedOntoTheDeviceGiven) {
   // The image, then zeros to the end of the device: nothing of the old 0xAA.
   EXPECT_EQ(Sha256File(device.path()),
             Sha256Bytes(site_->oracle + std::string((16ull << 20) - kImageSize, '\0')));
-  EXPECT_FALSE(FileExists(Pvcs()));
+  // Its checkpoint directory went with its last checkpoint.
+  EXPECT_EQ(ListDir(Pvcs()), std::vector<std::string>{});
 
   r = Apply({Write("big.yaml", BlockDataVolume(site_->http->Url(path), "64Mi"))},
             {"--block", "block-disk=" + device.path()});

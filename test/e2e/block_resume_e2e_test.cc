@@ -202,5 +202,45 @@ TEST_F(BlockResumeE2eTest, ImporterPodOnABlockVolumeContinuesFromItsScratchVolum
   EXPECT_EQ(requests[1].Header("range"), "bytes=" + std::to_string(kClaimed) + "-");
 }
 
+// `cdi-image apply` keeps a Block DataVolume's checkpoint in the directory
+// --pvc-dir would give it as a Filesystem volume, and a second apply
+// continues from it; the directory goes once the import is done.
+TEST_F(BlockResumeE2eTest, AppliedBlockDataVolumeContinuesFromItsPvcDirectory) {
+  CDI_SKIP_UNLESS_LOOP_DEVICES();
+  const std::string image = MakeRawImage(kImageSize / 65536, 5, 59);
+  WriteFile(www_.File("disk.raw"), image);
+  FaultServer server(www_.path(), Script("disk.raw", kGate));
+  LoopDevice device({.size = kDeviceSize, .fill = 0xAA});
+  const std::string manifest = logs_.File("dv.yaml");
+  WriteFile(manifest,
+            "apiVersion: cdi.kubevirt.io/v1beta1\nkind: DataVolume\nmetadata:\n  name: disk\n"
+            "spec:\n  source:\n    http:\n      url: " +
+                server.Url("/disk.raw") +
+                "\n  pvc:\n    volumeMode: Block\n    accessModes: [ReadWriteOnce]\n"
+                "    resources:\n      requests:\n        storage: 8Mi\n");
+  const std::string pvcs = logs_.File("pvcs");
+  const std::vector<std::string> args = {"apply", "-f", manifest, "--pvc-dir", pvcs, "--block",
+                                         "disk=" + device.path(), "--progress", "none",
+                                         "--checkpoint-every", "1Mi"};
+  const std::string checkpoint =
+      pvcs + "/default/disk/." + Basename(device.path()) + ".checkpoint";
+  {
+    std::vector<std::string> argv = args;
+    argv.insert(argv.begin(), BinDir() + "/cdi-image");
+    BackgroundProcess first(argv, logs_.File("first.log"));
+    EXPECT_EQ(KillAtCheckpoint(first, checkpoint, kClaimed, logs_.File("first.log")), kClaimed);
+  }
+  DropPageCache();
+  WriteFile(gate_, "");
+  RunResult second = CdiImage(args);
+  ASSERT_EQ(second.exit_code, 0) << second.err << second.out;
+  EXPECT_EQ(Sha256File(device.path()),
+            Sha256Bytes(image + std::string(kDeviceSize - image.size(), '\0')));
+  std::vector<RecordedRequest> requests = server.RequestsFor("/disk.raw");
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[1].Header("range"), "bytes=" + std::to_string(kClaimed) + "-");
+  EXPECT_EQ(ListDir(pvcs), std::vector<std::string>{});
+}
+
 }  // namespace
 }  // namespace cdi::test

@@ -206,6 +206,14 @@ TEST(ResolveTest, BlockVolumesHaveNoOverheadAndNoInflation) {
   TargetSpec target = ToTargetSpec(dv, ExistingFile::kRefuse);
   EXPECT_EQ(target.kind, TargetKind::kBlockDevice);
   EXPECT_EQ(target.path, "/dev/sdz");
+  // Its checkpoints go where its file would go as a Filesystem volume.
+  EXPECT_EQ(dv.checkpoint_dir, options.pvc_dir + "/default/disk");
+  options.pvc_dir.clear();
+  r = ResolveText(
+      ReplaceAll(VmAndDataSource(), "      pvc:\n", "      storage:\n        volumeMode: Block\n"),
+      options);
+  ASSERT_TRUE(r.problems.empty()) << ProblemsText(r);
+  EXPECT_EQ(r.plan.data_volumes[0].checkpoint_dir, "");
 }
 
 TEST(ResolveTest, StorageWithoutVolumeModeGoesToTheDeviceGiven) {
