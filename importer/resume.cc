@@ -317,6 +317,7 @@ Status Resumer::AfterFeedQcow2(const Reached& reached, pvc::Target& target) {
     // (a point is mostly held back by a few compressed clusters in flight).
     qcow2_retry_at_ =
         reached.source_offset + std::max<uint64_t>(settings_.checkpoint_bytes / 16, 256 * kKiB);
+    spent_ += Clock::now() - now;  // asking costs the import too
     if (!told_held_) {
       told_held_ = true;
       Logger()->info(

@@ -67,6 +67,10 @@ DirectWriter::~DirectWriter() {
 Status DirectWriter::Write(uint64_t offset, std::span<const uint8_t> data) {
   if (!staged_) return WriteBuffered(offset, data);
   if (current_.fill > 0 && offset != current_.base + current_.fill) CDI_RETURN_IF_ERROR(Submit());
+  if (!current_.buffer && !data.empty()) {
+    std::unique_lock lock(mutex_);
+    CDI_RETURN_IF_ERROR(TakeFree(lock));
+  }
   while (!data.empty()) {
     if (current_.fill == 0) {
       current_.base = AlignDown(offset);
@@ -82,13 +86,18 @@ Status DirectWriter::Write(uint64_t offset, std::span<const uint8_t> data) {
   return Status::Ok();
 }
 
-Status DirectWriter::Submit() {
+Status DirectWriter::Submit(bool take_next) {
   std::unique_lock lock(mutex_);
   if (!error_.ok()) return error_;
   current_.seq = ++submitted_;
   unfinished_.insert(current_.seq);
   queue_.push_back(std::move(current_));
+  current_ = Stage{};
   work_.notify_one();
+  return take_next ? TakeFree(lock) : Status::Ok();
+}
+
+Status DirectWriter::TakeFree(std::unique_lock<std::mutex>& lock) {
   done_.wait(lock, [&] { return !free_.empty() || !error_.ok(); });
   if (!error_.ok()) return error_;
   current_ = std::move(free_.back());
@@ -107,7 +116,8 @@ Status DirectWriter::Flush() {
 
 Result<uint64_t> DirectWriter::Mark() {
   if (!staged_) return uint64_t{0};
-  if (current_.fill > 0) CDI_RETURN_IF_ERROR(Submit());
+  // No wait for a free stage here: the next Write waits if it must.
+  if (current_.fill > 0) CDI_RETURN_IF_ERROR(Submit(/*take_next=*/false));
   std::lock_guard lock(mutex_);
   return submitted_;
 }

@@ -110,8 +110,11 @@ class DirectWriter {
     uint64_t seq = 0;  // the order of submission, from 1
   };
 
-  // Hands the current stage to the writer thread and takes a free one.
-  Status Submit();
+  // Hands the current stage to the writer threads; with `take_next`, takes a
+  // free one (waiting for it), else leaves that to the next Write.
+  Status Submit(bool take_next = true);
+  // Takes a free stage as the current one, waiting for a writer to free one.
+  Status TakeFree(std::unique_lock<std::mutex>& lock);
   void Run();
   // On the writer thread: writes one staged run.
   Status WriteOut(const Stage& stage);
@@ -127,7 +130,7 @@ class DirectWriter {
   const std::string* const path_;
   const size_t stage_size_;
   const bool staged_;  // direct I/O was available at the start
-  Stage current_;      // the caller's
+  Stage current_;      // the caller's; no buffer after a Mark until the next Write
 
   std::vector<std::thread> threads_;
   std::mutex buffered_mutex_;  // page-cache writes and the writeback limiter

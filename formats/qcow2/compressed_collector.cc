@@ -111,7 +111,10 @@ Status CompressedCollector::EndOfInput(uint64_t position) {
   for (const Gathering& g : gathering_) {
     if (position + kSectorSize <= g.run.host_end()) return TruncatedError(position, g.run.claim());
   }
-  for (Gathering& g : gathering_) pool_->Submit(std::move(g.job));  // nothing follows
+  for (Gathering& g : gathering_) {  // nothing follows
+    stream_in_flight_.insert(g.run.host_offset);
+    pool_->Submit(std::move(g.job));
+  }
   gathering_.clear();
   return Status::Ok();
 }
@@ -131,7 +134,17 @@ void CompressedCollector::Submit(Gathering& gathering) {
     }
     ++keeps_in_flight_;
   }
+  stream_in_flight_.insert(gathering.run.host_offset);
   pool_->Submit(std::move(gathering.job));
+}
+
+std::optional<uint64_t> CompressedCollector::FirstUnwritten() const {
+  std::optional<uint64_t> first;
+  if (!stream_in_flight_.empty()) first = *stream_in_flight_.begin();
+  for (const Gathering& g : gathering_) {
+    if (!first || g.run.host_offset < *first) first = g.run.host_offset;
+  }
+  return first;
 }
 
 Status CompressedCollector::FromGaps(const Run& run) {
@@ -150,6 +163,8 @@ Status CompressedCollector::FromGaps(const Run& run) {
   job->input_size = static_cast<size_t>(available);
   CDI_RETURN_IF_ERROR(
       gaps_->Copy(run.host_offset, std::span<uint8_t>(job->input.data(), job->input_size)));
+  job->from_gaps = true;
+  ++from_gaps_in_flight_;
   pool_->Submit(std::move(job));
   return Status::Ok();
 }
@@ -189,10 +204,16 @@ Result<std::unique_ptr<InflateJob>> CompressedCollector::AcquireJob() {
   free_jobs_.pop_back();
   job->keep_until = 0;
   job->consumed = 0;
+  job->from_gaps = false;
   return job;
 }
 
 Status CompressedCollector::EmitJob(std::unique_ptr<InflateJob> job) {
+  if (job->from_gaps) {
+    --from_gaps_in_flight_;
+  } else if (auto it = stream_in_flight_.find(job->host_offset); it != stream_in_flight_.end()) {
+    stream_in_flight_.erase(it);
+  }
   if (job->keep_until != 0) {
     --keeps_in_flight_;
     const uint64_t stream_end = job->host_offset + job->consumed;

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <vector>
 
@@ -71,14 +72,12 @@ class CompressedCollector {
                         Claim* last_claim);
   // True while some cluster is being gathered.
   bool gathering() const { return !gathering_.empty(); }
-  // The lowest host offset of a cluster being gathered; nullopt when none is.
-  std::optional<uint64_t> FirstGathered() const {
-    std::optional<uint64_t> first;
-    for (const Gathering& g : gathering_) {
-      if (!first || g.run.host_offset < *first) first = g.run.host_offset;
-    }
-    return first;
-  }
+  // The lowest host offset of a cluster from the stream whose guest write is
+  // still to come (being gathered, or handed to the workers and not yet
+  // written); nullopt when none is.
+  std::optional<uint64_t> FirstUnwritten() const;
+  // True while a cluster inflated from the gaps' bytes is not yet written.
+  bool inflating_from_gaps() const { return from_gaps_in_flight_ > 0; }
   // End of input at `position`: the last clusters' ranges may end in a sector
   // the image does not fully hold, but their streams must end in what it has.
   Status EndOfInput(uint64_t position);
@@ -128,6 +127,8 @@ class CompressedCollector {
   Reservation job_reservation_;
   Reservation inflater_reservation_;
   uint64_t keeps_in_flight_ = 0;  // jobs whose trailing bytes go to the gaps
+  std::multiset<uint64_t> stream_in_flight_;  // host offsets of stream jobs not yet written
+  uint64_t from_gaps_in_flight_ = 0;
   std::vector<Gathering> gathering_;
   std::vector<std::unique_ptr<InflateJob>> free_jobs_;
   // Last: its workers stop before the jobs and buffers they use go away.

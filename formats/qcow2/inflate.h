@@ -66,6 +66,9 @@ struct InflateJob {
   // Host offset up to which the input bytes after the stream must be kept
   // (another cluster may start there); 0 when none.
   uint64_t keep_until = 0;
+  // Inflated from bytes the gaps kept (the cluster passed before its table),
+  // not from the stream as it passes.
+  bool from_gaps = false;
 };
 
 // Inflates jobs on `threads` worker threads (0 or 1: inline, on the caller's

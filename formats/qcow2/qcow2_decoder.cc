@@ -573,9 +573,13 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
     if (!header_done_ || finished_ || priming_ || position_ < cluster_size()) return none;
     // Cheap first: bytes kept at the start of the image allow no point.
     if (gaps_->spool().FirstHeld(0).value_or(UINT64_MAX) < cluster_size()) return none;
-    // Every inflated cluster written, every tail of a stream with the gaps.
-    CDI_RETURN_IF_ERROR(collector_->CollectDone(CompressedCollector::Wait::kAll));
-    CDI_RETURN_IF_ERROR(collector_->SettleKeptBytes());
+    // What the workers finished is written; the point goes before the
+    // clusters they are still inflating (a continued decoder gathers them
+    // again), so that asking for a point does not stall them. A cluster
+    // inflated from the gaps' bytes is waited for: they are no longer held.
+    CDI_RETURN_IF_ERROR(collector_->CollectDone(collector_->inflating_from_gaps()
+                                                    ? CompressedCollector::Wait::kAll
+                                                    : CompressedCollector::Wait::kNo));
     CDI_RETURN_IF_ERROR(output_.Flush());
     uint64_t at = position_;
     switch (active_) {
@@ -587,8 +591,8 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
         at = last_claim_.start;
         break;
     }
-    if (std::optional<uint64_t> gathered = collector_->FirstGathered())
-      at = std::min(at, *gathered);
+    if (std::optional<uint64_t> unwritten = collector_->FirstUnwritten())
+      at = std::min(at, *unwritten);
     at = BeforeTakenBack(at);
     // What waits in the spool before the point goes with it (the next
     // import fetches it again), when it is little; otherwise the point
