@@ -51,9 +51,6 @@ expected=
 # The qcow2 images: a guest of random, base64 (compressible) and zero
 # stretches of 64 MiB each, as qcow2 and as zlib-compressed qcow2.
 qcow2_size=$(numfmt --from=iec "${QCOW2_SIZE:-2G}")
-# A checkpoint every QCOW2_EVERY bytes of the file in the kill runs (64 MiB,
-# so that a kill at 25 % of a small image finds one; the default is 256 MiB).
-qcow2_every=${QCOW2_EVERY:-64Mi}
 if [ ! -f "$dir/www/plain-$qcow2_size.qcow2" ]; then
   echo "making the qcow2 images ($qcow2_size bytes virtual) ..."
   guest=$dir/guest.raw

@@ -116,12 +116,13 @@ class Decoder : public ByteSink {
   // called on the writer, for the header facts).
   virtual ImageDescription Describe() const = 0;
   // For a decoder whose input can be continued by a later import (qcow2):
-  // finishes the guest writes of what it was fed (waiting for its workers)
-  // and returns the offset of its input a later import may continue from
+  // passes on the guest writes its workers finished and returns the offset
+  // of its input a later import may continue from
   // (formats/qcow2/resume_point.h): every guest write of the input before
-  // it has gone to the writer, and nothing before it waits in a spool but
-  // the `held` ranges. nullopt when there is none now (the default: never).
-  // Between Feed() calls.
+  // it has gone to the writer (the point lies before what its workers still
+  // hold), and nothing before it waits in a spool but the `held` ranges.
+  // nullopt when there is none now (the default: never). Between Feed()
+  // calls.
   virtual Result<std::optional<ResumeAt>> ResumePoint() { return std::optional<ResumeAt>(); }
 };
 

@@ -274,7 +274,7 @@ Status Resumer::AfterFeed(const Reached& reached, pvc::Target& target) {
       (settings_.checkpoint_bytes > 0 && progressed >= settings_.checkpoint_bytes) ||
       (settings_.checkpoint_interval.count() > 0 &&
        now - last_time_ >= settings_.checkpoint_interval);
-  if (!due) return Status::Ok();
+  if (!due || Queued()) return Status::Ok();
   // A point at the very end is not one to continue from: nothing follows.
   if (offset >= length) return Status::Ok();
   if (offset <= last_offset_) {
@@ -308,7 +308,7 @@ Status Resumer::AfterFeedQcow2(const Reached& reached, pvc::Target& target) {
                     reached.source_offset - last_offset_ >= settings_.checkpoint_bytes) ||
                    (settings_.checkpoint_interval.count() > 0 &&
                     now - last_time_ >= settings_.checkpoint_interval);
-  if (!due || !reached.qcow2_point || reached.source_offset < qcow2_retry_at_) {
+  if (!due || !reached.qcow2_point || reached.source_offset < qcow2_retry_at_ || Queued()) {
     return Status::Ok();
   }
   CDI_ASSIGN_OR_RETURN(std::optional<formats::ResumeAt> point, reached.qcow2_point());
@@ -338,9 +338,8 @@ Status Resumer::AfterFeedQcow2(const Reached& reached, pvc::Target& target) {
 
 Status Resumer::Commit(uint64_t offset, uint64_t claimed, pvc::Target& target,
                        Clock::time_point now, std::string format_state) {
-  // One checkpoint at a time: a new one waits for the last (which slows the
-  // import only when checkpoints come faster than the target syncs).
-  CDI_RETURN_IF_ERROR(Drain());
+  // The outcome of the last checkpoint, when its thread is done.
+  if (pending_.valid() && !Syncing()) CDI_RETURN_IF_ERROR(Harvest());
   if (!enabled_) return Status::Ok();
   Checkpoint checkpoint = Wanted();
   checkpoint.length = *identity_.length;
@@ -356,21 +355,35 @@ Status Resumer::Commit(uint64_t offset, uint64_t claimed, pvc::Target& target,
   }
   // Every byte the checkpoint claims is handed to the target now; a thread
   // of its own waits until they are on it, makes them durable (fdatasync)
-  // and only then writes the checkpoint, while the import goes on.
+  // and only then writes the checkpoint, while the import goes on. A
+  // checkpoint that comes while the last one is on its way queues behind
+  // it (its thread waits for the last one's): checkpoints go to disk in
+  // order, and none follows a failed one.
   CDI_ASSIGN_OR_RETURN(pvc::PendingSync sync, target.StartSync());
+  in_flight_->fetch_add(1);
   pending_ = std::async(
       std::launch::async,
-      [sync = std::move(sync), checkpoint = std::move(checkpoint), path = path_,
-       target_path = target_path_]() mutable {
+      [earlier = std::move(pending_), sync = std::move(sync), checkpoint = std::move(checkpoint),
+       path = path_, target_path = target_path_, in_flight = in_flight_]() mutable {
+        std::vector<Made> made;
+        if (earlier.valid()) made = earlier.get();
         const Clock::time_point began = Clock::now();
-        Made made;
-        made.synced = sync.written();
-        if (made.synced.ok() && fdatasync(sync.fd.get()) != 0) {
-          made.synced = PosixError(errno, "flushing " + target_path + " to disk");
+        Made own;
+        for (const Made& m : made) {
+          if (!m.synced.ok()) own.synced = m.synced;
+          if (!m.written.ok()) own.written = m.written;
         }
-        if (made.synced.ok()) made.written = WriteCheckpoint(path, checkpoint);
-        made.checkpoint = std::move(checkpoint);
-        made.took = Clock::now() - began;
+        if (own.synced.ok() && own.written.ok()) {
+          own.synced = sync.written();
+          if (own.synced.ok() && fdatasync(sync.fd.get()) != 0) {
+            own.synced = PosixError(errno, "flushing " + target_path + " to disk");
+          }
+          if (own.synced.ok()) own.written = WriteCheckpoint(path, checkpoint);
+        }
+        own.checkpoint = std::move(checkpoint);
+        own.took = Clock::now() - began;
+        made.push_back(std::move(own));
+        in_flight->fetch_sub(1);
         return made;
       });
   last_offset_ = offset;
@@ -383,40 +396,45 @@ Status Resumer::Commit(uint64_t offset, uint64_t claimed, pvc::Target& target,
 
 Status Resumer::Harvest() {
   if (!pending_.valid()) return Status::Ok();
-  Made made = pending_.get();
-  background_ += made.took;
-  // A sync that failed may have lost writes the kernel will not retry: the
-  // import fails (and its partial file goes, Failed).
-  if (!made.synced.ok()) return made.synced;
-  if (!made.written.ok()) {
-    Logger()->warn("{}; no more checkpoints for this import", made.written.message());
-    enabled_ = false;
-    RemoveCheckpoint(path_);
-    on_disk_ = false;
-    return Status::Ok();
-  }
-  on_disk_ = true;
-  durable_offset_ = made.checkpoint.source_offset;
-  durable_target_ = made.checkpoint.target_bytes;
-  ++written_;
-  const double ms = std::chrono::duration<double, std::milli>(made.took).count();
-  const uint64_t length = made.checkpoint.length;
-  if (format_ == kRawFormat) {
-    Logger()->debug("Checkpoint: the first {} of {} bytes are on the target ({:.1f} ms)",
-                    durable_offset_, length, ms);
-  } else if (format_ == kQcow2Format) {
-    Logger()->debug(
-        "Checkpoint: the qcow2 image's first {} of {} bytes are decoded onto the target "
-        "({:.1f} ms)",
-        durable_offset_, length, ms);
-  } else {
-    Logger()->debug(
-        "Checkpoint: the first {} of {} bytes of the source ({} bytes of the image) are on the "
-        "target ({:.1f} ms)",
-        durable_offset_, length, durable_target_, ms);
+  for (Made& made : pending_.get()) {
+    background_ += made.took;
+    // A sync that failed may have lost writes the kernel will not retry: the
+    // import fails (and its partial file goes, Failed).
+    if (!made.synced.ok()) return made.synced;
+    if (!made.written.ok()) {
+      Logger()->warn("{}; no more checkpoints for this import", made.written.message());
+      enabled_ = false;
+      RemoveCheckpoint(path_);
+      on_disk_ = false;
+      return Status::Ok();
+    }
+    on_disk_ = true;
+    durable_offset_ = made.checkpoint.source_offset;
+    durable_target_ = made.checkpoint.target_bytes;
+    ++written_;
+    const double ms = std::chrono::duration<double, std::milli>(made.took).count();
+    const uint64_t length = made.checkpoint.length;
+    if (format_ == kRawFormat) {
+      Logger()->debug("Checkpoint: the first {} of {} bytes are on the target ({:.1f} ms)",
+                      durable_offset_, length, ms);
+    } else if (format_ == kQcow2Format) {
+      Logger()->debug(
+          "Checkpoint: the qcow2 image's first {} of {} bytes are decoded onto the target "
+          "({:.1f} ms)",
+          durable_offset_, length, ms);
+    } else {
+      Logger()->debug(
+          "Checkpoint: the first {} of {} bytes of the source ({} bytes of the image) are on "
+          "the target ({:.1f} ms)",
+          durable_offset_, length, durable_target_, ms);
+    }
   }
   return Status::Ok();
 }
+
+bool Resumer::Syncing() const { return in_flight_->load() > 0; }
+
+bool Resumer::Queued() const { return in_flight_->load() >= kMaxInFlight; }
 
 Status Resumer::Drain() {
   if (pending_.valid()) pending_.wait();

@@ -47,15 +47,17 @@
 // import is not continued.
 //
 // Thread-safety: one thread, the import's, calls it; each checkpoint's sync
-// and file are written by a thread of their own, one at a time, which
-// touches nothing of the Resumer's.
+// and file are written by a thread of its own (one syncing, at most one
+// queued behind it, in order), which touches nothing of the Resumer's.
 #ifndef CDI_IMPORTER_RESUME_H_
 #define CDI_IMPORTER_RESUME_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -94,7 +96,7 @@ struct Reached {
   // For zstd and xz: ImagePipeline::TakeFrameBoundary(covered).
   std::optional<formats::FrameBoundary> frame_boundary;
   // For qcow2: ImagePipeline::Qcow2ResumePoint, asked only when a
-  // checkpoint is due (it waits for the decoder's workers).
+  // checkpoint is due.
   std::function<Result<std::optional<formats::ResumeAt>>()> qcow2_point;
 };
 // "" when `spec` can use checkpoints (one file target, a disk image from an
@@ -133,7 +135,7 @@ class Resumer {
 
   // After each chunk: starts a checkpoint when one is due (checkpoint_bytes
   // of the source since the last one, or checkpoint_interval), a point to
-  // continue from was reached (after the last checkpoint is done). The target's
+  // continue from was reached, and fewer than two are on their way. The target's
   // staged writes go out here; a thread of the checkpoint's own then syncs
   // the target (fdatasync) and writes the checkpoint, while the import goes
   // on. Chains other than raw (bare, in zstd frames, in xz blocks) and qcow2
@@ -183,10 +185,15 @@ class Resumer {
   // AfterFeed began.
   Status Commit(uint64_t offset, uint64_t claimed, pvc::Target& target,
                 std::chrono::steady_clock::time_point now, std::string format_state = "");
-  // Takes in the outcome of the checkpoint whose thread is done, if any:
-  // its sync's failure, or Ok (a checkpoint that could not be written turns
-  // checkpoints off).
+  // Takes in the outcomes of the checkpoints on their way, waiting for
+  // them: the first sync's failure, or Ok (a checkpoint that could not be
+  // written turns checkpoints off).
   Status Harvest();
+  // A checkpoint's thread is running.
+  bool Syncing() const;
+  // As many checkpoints are on their way as may be (one syncing, one
+  // queued behind it): one that comes due waits for a later chunk.
+  bool Queued() const;
 
   const ResumeSettings settings_;
   const bool checksum_;  // the import verifies a checksum
@@ -215,9 +222,13 @@ class Resumer {
   uint64_t written_ = 0;
   std::chrono::nanoseconds spent_{0};
   std::chrono::nanoseconds background_{0};
-  // The checkpoint on its way. Declared last: its destructor waits for the
-  // thread, which uses none of the members above.
-  std::future<Made> pending_;
+  // Checkpoints whose threads have not ended.
+  static constexpr int kMaxInFlight = 2;
+  std::shared_ptr<std::atomic<int>> in_flight_ = std::make_shared<std::atomic<int>>(0);
+  // The newest checkpoint on its way; its thread waits for the one before
+  // and returns both outcomes, oldest first. Declared last: its destructor
+  // waits for the thread, which uses none of the members above.
+  std::future<std::vector<Made>> pending_;
 };
 
 }  // namespace cdi::importer

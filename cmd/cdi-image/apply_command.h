@@ -34,7 +34,7 @@ struct ApplyOptions {
   int stall_timeout = 60;
   // --no-resume: no checkpoints; a partial file an earlier run left is emptied.
   bool no_resume = false;
-  std::string checkpoint_every = "48Mi";  // a checkpoint after this many bytes (or 10 s)
+  std::string checkpoint_every = "32Mi";  // a checkpoint after this many bytes (or 10 s)
   // Set by the caller from the shared -q flag: no progress, no notes.
   bool quiet = false;
 };

@@ -296,7 +296,7 @@ struct ImportFlags {
   std::string memory = "auto";
   std::string scratch_dir;
   bool resume = false;
-  std::string checkpoint_every = "48Mi";
+  std::string checkpoint_every = "32Mi";
   std::string checkpoint_dir;
 };
 

@@ -253,7 +253,7 @@ int RunImporterPod(int argc, char** argv) {
                  "imageio, vddk, registry node pull, oci-archive registry endpoints) over to; "
                  "used when it exists")
       ->capture_default_str();
-  std::string checkpoint_every = "48Mi";
+  std::string checkpoint_every = "32Mi";
   app.add_option("--checkpoint-every", checkpoint_every,
                  "a checkpoint after this many bytes of the image (a quantity; 0: none), so "
                  "that a pod started again continues where this one stopped; beside the disk "
