@@ -23,6 +23,7 @@
 #include "formats/qcow2/snapshot_table.h"
 #include "formats/qcow2/spool.h"
 #include "formats/qcow2/table_reader.h"
+#include "formats/qcow2/taken_back_log.h"
 
 namespace cdi::formats {
 namespace qcow2 {
@@ -347,7 +348,7 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
                                    "points to an L2 table at " + Hex(l2_offset) +
                                        " that overlaps other metadata or is referenced twice");
     }
-    NoteTakenBack(l2_offset);
+    taken_back_.Note(position_, l2_offset);
     CDI_RETURN_IF_ERROR(gaps_->TakeBack(l2_offset, table_buffer_));
     const Claim l1_claim = last_claim_;
     last_claim_ = {ClaimKind::kL2, l2_offset, l2_end, mapping.guest_offset};
@@ -429,7 +430,7 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
     if (priming_ && run.host_offset < resume_->at) return MapKeptRun(run);
     if (run.host_offset >= position_) return OrSpillError(queue_->PushRun(run));
     if (run.host_end() > position_) return OverlapError(run.claim(), last_claim_);
-    NoteTakenBack(run.host_offset);
+    taken_back_.Note(position_, run.host_offset);
     return run.compressed ? collector_->FromGaps(run) : gaps_->Replay(run, output_);
   }
 
@@ -549,25 +550,6 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
     return OrSpillError(queue_->PushRun(rest));
   }
 
-  // A table read at the current position took back bytes at `host_offset`
-  // that passed before it: a resume point between the two would lose them
-  // (a continued decoder does not keep what it skips).
-  void NoteTakenBack(uint64_t host_offset) {
-    if (!taken_back_.empty() && taken_back_.back().position == position_) {
-      taken_back_.back().host_offset = std::min(taken_back_.back().host_offset, host_offset);
-      return;
-    }
-    if (taken_back_.size() >= kMaxTakenBack) {
-      // Merged into one, which forbids at least what they did.
-      TakenBack merged{position_, host_offset};
-      for (const TakenBack& t : taken_back_)
-        merged.host_offset = std::min(merged.host_offset, t.host_offset);
-      taken_back_.assign(1, merged);
-      return;
-    }
-    taken_back_.push_back({position_, host_offset});
-  }
-
   Result<std::optional<ResumeAt>> ResumePointImpl() {
     const std::optional<ResumeAt> none;
     if (!header_done_ || finished_ || priming_ || position_ < cluster_size()) return none;
@@ -593,7 +575,7 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
     }
     if (std::optional<uint64_t> unwritten = collector_->FirstUnwritten())
       at = std::min(at, *unwritten);
-    at = BeforeTakenBack(at);
+    at = taken_back_.Before(at);
     // What waits in the spool before the point goes with it (the next
     // import fetches it again), when it is little; otherwise the point
     // moves before it. The rest of the L1 table's last cluster is fed again
@@ -614,26 +596,11 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
     } else {
       std::optional<uint64_t> first = spool.FirstHeld(0);
       if (first && *first >= l1_end && *first < l1_cluster_end) first = spool.FirstHeld(l1_cluster_end);
-      if (first) at = BeforeTakenBack(std::min(at, *first));
+      if (first) at = taken_back_.Before(std::min(at, *first));
       held.emplace();
     }
     if (at < cluster_size()) return none;
     return std::optional<ResumeAt>(ResumeAt{at, std::move(*held)});
-  }
-
-  // `at`, or earlier: no table at or after the point may have taken back
-  // bytes before it.
-  uint64_t BeforeTakenBack(uint64_t at) const {
-    for (bool moved = true; moved;) {
-      moved = false;
-      for (const TakenBack& t : taken_back_) {
-        if (t.host_offset < at && at <= t.position) {
-          at = t.host_offset;
-          moved = true;
-        }
-      }
-    }
-    return at;
   }
 
   // --- End of input ----------------------------------------------------------------------------
@@ -682,14 +649,8 @@ class Qcow2Decoder final : public Decoder, private MappingSink {
   std::optional<Qcow2Resume> resume_;
   bool primed_ = false;
   bool priming_ = false;
-  // Tables that took back bytes which passed before them: at `position`,
-  // the lowest host offset taken back. Bounded; merged when full.
-  struct TakenBack {
-    uint64_t position = 0;
-    uint64_t host_offset = 0;
-  };
-  static constexpr size_t kMaxTakenBack = 1024;
-  std::vector<TakenBack> taken_back_;
+  // Tables that took back bytes which passed before them.
+  qcow2::TakenBackLog taken_back_;
   // What a resume point may carry of the spool (ResumeAt::held): the next
   // import fetches it again, so a little, in a few ranges (the ends of host
   // clusters after compressed data, say).
