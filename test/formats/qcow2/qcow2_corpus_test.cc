@@ -28,6 +28,22 @@ namespace {
 
 constexpr uint64_t kKiB = 1024;
 constexpr uint64_t kMiB = 1024 * 1024;
+
+// Images fed 7 bytes at a time. Under AddressSanitizer (CI runs every unit
+// suite so), an image of tens of MiB takes most of a minute that way; the
+// smaller cases take the same paths, so there the big ones skip that pass.
+#if defined(__SANITIZE_ADDRESS__)
+#define CDI_CORPUS_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CDI_CORPUS_UNDER_ASAN 1
+#endif
+#endif
+#ifdef CDI_CORPUS_UNDER_ASAN
+constexpr uint64_t kSevenByteChunksUpTo = 8 * kMiB;
+#else
+constexpr uint64_t kSevenByteChunksUpTo = UINT64_MAX;
+#endif
 // Virtual size of most corpus images: small enough for a quick suite, large
 // enough for several L2 tables at small cluster sizes.
 constexpr uint64_t kDiskSize = 24 * kMiB;
@@ -446,7 +462,7 @@ TEST_P(CorpusTest, DecodesLikeQemuImg) {
 
   ExpectSameAsQemu(image, qemu_raw, kMiB + 1);
   if (c.odd_chunks) {
-    ExpectSameAsQemu(image, qemu_raw, 7);
+    if (FileSize(image) <= kSevenByteChunksUpTo) ExpectSameAsQemu(image, qemu_raw, 7);
     ExpectSameAsQemu(image, qemu_raw, 4096);
   }
   // Every image also decodes inline (one thread) and with a few workers.
