@@ -44,6 +44,26 @@ bool IsBlockTarget(const TargetSpec& target) {
   return target.kind == TargetKind::kBlockDevice || pvc::IsBlockDevice(target.path);
 }
 
+// The debug line for a checkpoint on disk, on its thread.
+void LogWritten(const std::string& format, const Checkpoint& checkpoint,
+                std::chrono::steady_clock::duration took) {
+  const double ms = std::chrono::duration<double, std::milli>(took).count();
+  if (format == kRawFormat) {
+    Logger()->debug("Checkpoint: the first {} of {} bytes are on the target ({:.1f} ms)",
+                    checkpoint.source_offset, checkpoint.length, ms);
+  } else if (format == kQcow2Format) {
+    Logger()->debug(
+        "Checkpoint: the qcow2 image's first {} of {} bytes are decoded onto the target "
+        "({:.1f} ms)",
+        checkpoint.source_offset, checkpoint.length, ms);
+  } else {
+    Logger()->debug(
+        "Checkpoint: the first {} of {} bytes of the source ({} bytes of the image) are on "
+        "the target ({:.1f} ms)",
+        checkpoint.source_offset, checkpoint.length, checkpoint.target_bytes, ms);
+  }
+}
+
 }  // namespace
 
 std::string WhyNoCheckpoints(const ImportSpec& spec, bool source_given) {
@@ -364,25 +384,28 @@ Status Resumer::Commit(uint64_t offset, uint64_t claimed, pvc::Target& target,
   pending_ = std::async(
       std::launch::async,
       [earlier = std::move(pending_), sync = std::move(sync), checkpoint = std::move(checkpoint),
-       path = path_, target_path = target_path_, in_flight = in_flight_]() mutable {
-        std::vector<Made> made;
+       path = path_, target_path = target_path_, format = format_,
+       in_flight = in_flight_]() mutable {
+        // The outcome so far, folded into one: the queue's memory stays
+        // the same however many checkpoints pass before a Harvest.
+        Made made;
         if (earlier.valid()) made = earlier.get();
-        const Clock::time_point began = Clock::now();
-        Made own;
-        for (const Made& m : made) {
-          if (!m.synced.ok()) own.synced = m.synced;
-          if (!m.written.ok()) own.written = m.written;
-        }
-        if (own.synced.ok() && own.written.ok()) {
-          own.synced = sync.written();
-          if (own.synced.ok() && fdatasync(sync.fd.get()) != 0) {
-            own.synced = PosixError(errno, "flushing " + target_path + " to disk");
+        if (made.synced.ok() && made.written.ok()) {
+          const Clock::time_point began = Clock::now();
+          made.synced = sync.written();
+          if (made.synced.ok() && fdatasync(sync.fd.get()) != 0) {
+            made.synced = PosixError(errno, "flushing " + target_path + " to disk");
           }
-          if (own.synced.ok()) own.written = WriteCheckpoint(path, checkpoint);
+          if (made.synced.ok()) made.written = WriteCheckpoint(path, checkpoint);
+          const Clock::duration took = Clock::now() - began;
+          made.took += took;
+          if (made.synced.ok() && made.written.ok()) {
+            ++made.count;
+            made.source_offset = checkpoint.source_offset;
+            made.target_bytes = checkpoint.target_bytes;
+            LogWritten(format, checkpoint, took);
+          }
         }
-        own.checkpoint = std::move(checkpoint);
-        own.took = Clock::now() - began;
-        made.push_back(std::move(own));
         in_flight->fetch_sub(1);
         return made;
       });
@@ -396,38 +419,22 @@ Status Resumer::Commit(uint64_t offset, uint64_t claimed, pvc::Target& target,
 
 Status Resumer::Harvest() {
   if (!pending_.valid()) return Status::Ok();
-  for (Made& made : pending_.get()) {
-    background_ += made.took;
-    // A sync that failed may have lost writes the kernel will not retry: the
-    // import fails (and its partial file goes, Failed).
-    if (!made.synced.ok()) return made.synced;
-    if (!made.written.ok()) {
-      Logger()->warn("{}; no more checkpoints for this import", made.written.message());
-      enabled_ = false;
-      RemoveCheckpoint(path_);
-      on_disk_ = false;
-      return Status::Ok();
-    }
+  const Made made = pending_.get();
+  background_ += made.took;
+  if (made.count > 0) {
     on_disk_ = true;
-    durable_offset_ = made.checkpoint.source_offset;
-    durable_target_ = made.checkpoint.target_bytes;
-    ++written_;
-    const double ms = std::chrono::duration<double, std::milli>(made.took).count();
-    const uint64_t length = made.checkpoint.length;
-    if (format_ == kRawFormat) {
-      Logger()->debug("Checkpoint: the first {} of {} bytes are on the target ({:.1f} ms)",
-                      durable_offset_, length, ms);
-    } else if (format_ == kQcow2Format) {
-      Logger()->debug(
-          "Checkpoint: the qcow2 image's first {} of {} bytes are decoded onto the target "
-          "({:.1f} ms)",
-          durable_offset_, length, ms);
-    } else {
-      Logger()->debug(
-          "Checkpoint: the first {} of {} bytes of the source ({} bytes of the image) are on "
-          "the target ({:.1f} ms)",
-          durable_offset_, length, durable_target_, ms);
-    }
+    durable_offset_ = made.source_offset;
+    durable_target_ = made.target_bytes;
+    written_ += made.count;
+  }
+  // A sync that failed may have lost writes the kernel will not retry: the
+  // import fails (and its partial file goes, Failed).
+  if (!made.synced.ok()) return made.synced;
+  if (!made.written.ok()) {
+    Logger()->warn("{}; no more checkpoints for this import", made.written.message());
+    enabled_ = false;
+    RemoveCheckpoint(path_);
+    on_disk_ = false;
   }
   return Status::Ok();
 }

@@ -163,15 +163,18 @@ class Resumer {
 
   uint64_t checkpoints_written() const { return written_; }
   // The import's own time spent on checkpoints (handing staged writes on,
-  // asking the qcow2 decoder for a point, waiting for the last checkpoint).
+  // asking the qcow2 decoder for a point).
   std::chrono::nanoseconds checkpoint_time() const { return spent_; }
 
  private:
-  // What a checkpoint's thread did.
+  // What the checkpoints' threads did since the last Harvest, folded into
+  // one (no checkpoint is written after a failure).
   struct Made {
-    Checkpoint checkpoint;
-    Status synced = Status::Ok();   // the target's fdatasync
-    Status written = Status::Ok();  // the checkpoint's file
+    Status synced = Status::Ok();   // the target's fdatasync that failed
+    Status written = Status::Ok();  // the checkpoint file that could not be written
+    uint64_t count = 0;             // checkpoints on disk
+    uint64_t source_offset = 0;     // what the last of them claims
+    uint64_t target_bytes = 0;
     std::chrono::nanoseconds took{0};
   };
   Checkpoint Wanted() const;
@@ -226,9 +229,9 @@ class Resumer {
   static constexpr int kMaxInFlight = 2;
   std::shared_ptr<std::atomic<int>> in_flight_ = std::make_shared<std::atomic<int>>(0);
   // The newest checkpoint on its way; its thread waits for the one before
-  // and returns both outcomes, oldest first. Declared last: its destructor
-  // waits for the thread, which uses none of the members above.
-  std::future<std::vector<Made>> pending_;
+  // and returns their outcomes folded. Declared last: its destructor waits
+  // for the thread, which uses none of the members above.
+  std::future<Made> pending_;
 };
 
 }  // namespace cdi::importer

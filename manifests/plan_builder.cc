@@ -144,11 +144,13 @@ class Builder {
       if (!draft.problems.empty() || !draft.source_key) continue;
       DataVolumePlan dv = draft.plan;
       SizeAsCdi(options_.filesystem_overhead, &dv);
+      // The DataVolume's own directory: its file, or a Block volume's checkpoints.
+      const std::string own_dir = options_.pvc_dir + "/" + dv.ns + "/" + dv.name;
       if (dv.volume_mode != VolumeMode::kBlock) {
         need_pvc_dir = true;
-        dv.target = options_.pvc_dir + "/" + dv.ns + "/" + dv.name + "/disk.img";
+        dv.target = own_dir + "/disk.img";
       } else if (!options_.pvc_dir.empty()) {
-        dv.checkpoint_dir = options_.pvc_dir + "/" + dv.ns + "/" + dv.name;
+        dv.checkpoint_dir = own_dir;
       }
       auto [it, inserted] = download_index.emplace(*draft.source_key, plan.downloads.size());
       if (inserted) {
