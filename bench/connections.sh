@@ -7,7 +7,8 @@
 # (--connections 1) and of N connections, the throughput, and its ratio to
 # min(N x RATE, LINK) (target: at least 0.9), with the default memory budget
 # and with BIG_BUDGET; on the local link, N connections against one GET
-# (target: never slower; the best of 3 runs each).
+# (target: never slower; the best of 3 runs each). Each row has the import's
+# peak RSS (/usr/bin/time).
 #
 #   bench/connections.sh       (CDI_IMAGE=path/to/cdi-image to pick a build)
 #   SIZE_MIB=128 RATE=20000000 LINK=60000000 RTT_MS=50 BIG_BUDGET=256Mi bench/connections.sh
@@ -52,17 +53,19 @@ relay_pid=$!
 for _ in $(seq 1 100); do [ -f "$dir/relay.port" ] && break; sleep 0.05; done
 relay_url="http://127.0.0.1:$(cat "$dir/relay.port")"
 
-# import URL FLAGS...: the wall time of one import into a fresh file, checked.
+# import URL FLAGS...: the wall time of one import into a fresh file,
+# checked; its peak RSS in MiB goes to $dir/rss.
 import_once() {
   local url=$1; shift
   rm -rf "$dir/work"; mkdir -p "$dir/work"
   local start end
   start=$(date +%s.%N)
-  if ! "$cdi_image" import "$url/disk.raw" "$dir/work/disk.img" --progress none "$@" \
+  if ! /usr/bin/time -f %M -o "$dir/time.out" "$cdi_image" import "$url/disk.raw" "$dir/work/disk.img" --progress none "$@" \
       > "$dir/import.out" 2> "$dir/import.err"; then
     cat "$dir/import.err" >&2; exit 1
   fi
   end=$(date +%s.%N)
+  echo $(($(tail -n1 "$dir/time.out") / 1024)) > "$dir/rss"
   [ "$(sha256sum "$dir/work/disk.img" | cut -d' ' -f1)" = "$expected" ] ||
     { echo "$url $*: not byte-identical" >&2; exit 1; }
   python3 -c "print(f'{$end - $start:.2f}')"
@@ -75,36 +78,38 @@ bytes=$((size_mib << 20))
 echo "$size_mib MiB raw image; relay: RTT $rtt_ms ms, $((rate / 1000000)) MB/s a connection, link $((link / 1000000)) MB/s"
 curl_speed=$(curl -s -o /dev/null -w '%{speed_download}' "$relay_url/disk.raw")
 python3 -c "print(f'curl -o /dev/null through the relay (one GET): {$curl_speed / 1e6:.1f} MB/s')"
-printf '%-26s %5s %8s %9s %14s %6s %9s\n' link connections time "MB/s" "min(N*C,link)" ratio sent/size
+printf '%-26s %5s %8s %9s %14s %6s %9s %8s\n' link connections time "MB/s" "min(N*C,link)" ratio sent/size "RSS MiB"
 for budget in auto "$big_budget"; do
   for n in 1 2 4 8; do
     before=$(sent_total)
     t=$(import_once "$relay_url" --connections "$n" --memory "$budget")
     after=$(sent_total)
-    python3 - "$n" "$t" "$bytes" "$rate" "$link" "$budget" "$((after - before))" <<'PY'
+    python3 - "$n" "$t" "$bytes" "$rate" "$link" "$budget" "$((after - before))" "$(cat "$dir/rss")" <<'PY'
 import sys
-n, t, size, rate, link, budget, sent = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), \
-    float(sys.argv[4]), float(sys.argv[5]), sys.argv[6], int(sys.argv[7])
+n, t, size, rate, link, budget, sent, rss = int(sys.argv[1]), float(sys.argv[2]), \
+    int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), sys.argv[6], int(sys.argv[7]), \
+    int(sys.argv[8])
 ideal = min(n * rate, link) / 1e6
 speed = size / t / 1e6
 print(f"{'relay, --memory ' + budget:<26} {n:5d} {t:7.2f}s {speed:9.1f} {ideal:14.1f} {speed / ideal:6.2f}"
-      f" {sent / size:9.3f}")
+      f" {sent / size:9.3f} {rss:8d}")
 PY
   done
 done
 
 # The local link: the best of 3 runs each, alternating between the counts.
-declare -A best
+declare -A best rss
 for _ in 1 2 3; do
   for n in 1 4 8; do
     t=$(import_once "$NGINX_URL" --connections "$n")
     if [ -z "${best[$n]:-}" ] || python3 -c "import sys; sys.exit(0 if $t < ${best[$n]} else 1)"; then
       best[$n]=$t
     fi
+    rss[$n]=$(( $(cat "$dir/rss") > ${rss[$n]:-0} ? $(cat "$dir/rss") : ${rss[$n]:-0} ))
   done
 done
 for n in 1 4 8; do
   python3 -c "
-n, t, one, size = $n, ${best[$n]}, ${best[1]}, $bytes
-print(f\"{'local nginx, unthrottled':<26} {n:5d} {t:7.2f}s {size / t / 1e6:9.1f} {'one GET':>14} {one / t:6.2f}\")"
+n, t, one, size, rss = $n, ${best[$n]}, ${best[1]}, $bytes, ${rss[$n]}
+print(f\"{'local nginx, unthrottled':<26} {n:5d} {t:7.2f}s {size / t / 1e6:9.1f} {'one GET':>14} {one / t:6.2f} {'':>9} {rss:8d}\")"
 done

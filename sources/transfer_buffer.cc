@@ -1,9 +1,11 @@
 #include "sources/transfer_buffer.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <new>
 
 namespace cdi::importer {
@@ -15,7 +17,49 @@ uint8_t* MapRing(size_t size) {
   return static_cast<uint8_t*>(ring);
 }
 
+// A budget's buffer gives pages back in batches of this much, not a system
+// call for every piece taken.
+constexpr size_t kDropBatch = 1024 * 1024;
+
 }  // namespace
+
+size_t BufferBudget::Acquire(TransferBuffer& buffer, size_t want) {
+  std::unique_lock lock(mutex_);
+  size_t grant = 0;
+  room_.wait(lock, [&] {
+    if (buffer.closed_) return true;
+    if (held_ < limit_) {
+      grant = std::min(want, limit_ - held_);
+      return true;
+    }
+    if (buffer.lead_ && buffer.budget_held_ < lead_allowance_) {
+      grant = std::min(want, lead_allowance_ - buffer.budget_held_);
+      return true;
+    }
+    return false;
+  });
+  if (buffer.closed_) return 0;
+  held_ += grant;
+  buffer.budget_held_ += grant;
+  peak_ = std::max(peak_, held_);
+  return grant;
+}
+
+void BufferBudget::Return(TransferBuffer& buffer, size_t n) {
+  {
+    std::lock_guard lock(mutex_);
+    n = std::min(n, buffer.budget_held_);
+    if (n == 0) return;
+    buffer.budget_held_ -= n;
+    held_ -= n;
+  }
+  room_.notify_all();
+}
+
+void BufferBudget::Wake() {
+  { std::lock_guard lock(mutex_); }
+  room_.notify_all();
+}
 
 void TransferBuffer::Unmap::operator()(uint8_t* ring) const { munmap(ring, size); }
 
@@ -23,10 +67,22 @@ void TransferBuffer::Unmap::operator()(uint8_t* ring) const { munmap(ring, size)
 // (tens of thousands per GiB on a fast link). Each side sleeps until the
 // other has made a quarter of the ring available; a consumer whose wait times
 // out takes whatever is there, so slow streams still flow.
-TransferBuffer::TransferBuffer(size_t capacity)
+TransferBuffer::TransferBuffer(size_t capacity, BufferBudget* budget)
     : capacity_(std::max<size_t>(capacity, 1)),
+      budget_(budget),
       batch_(std::max<size_t>(capacity_ / 4, 1)),
       ring_(MapRing(capacity_), Unmap{capacity_}) {}
+
+TransferBuffer::~TransferBuffer() {
+  if (budget_ != nullptr) budget_->Return(*this, std::numeric_limits<size_t>::max());
+}
+
+size_t TransferBuffer::DropPages(size_t from, size_t to) {
+  static const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  to = to / page * page;
+  if (to > from) madvise(ring_.get() + from, to - from, MADV_DONTNEED);
+  return std::max(from, to);
+}
 
 bool TransferBuffer::Put(std::span<const uint8_t> data) {
   while (!data.empty()) {
@@ -44,14 +100,21 @@ bool TransferBuffer::Put(std::span<const uint8_t> data) {
       tail = (head_ + filled_) % capacity_;
       // Contiguous free space from the tail, up to the wrap or the head.
       room = std::min(capacity_ - filled_, capacity_ - tail);
+      // A budget's buffer is written once: its consumer gives pages back.
+      if (budget_ != nullptr && written_ + data.size() > capacity_) return false;
     }
     size_t n = std::min(room, data.size());
+    if (budget_ != nullptr) {
+      n = budget_->Acquire(*this, n);
+      if (n == 0) return false;
+    }
     std::memcpy(ring_.get() + tail, data.data(), n);
     data = data.subspan(n);
     bool wake = false;
     {
       std::lock_guard lock(mutex_);
       filled_ += n;
+      written_ += n;
       wake = consumer_waiting_ && filled_ >= bytes_wanted_;
     }
     if (wake) readable_.notify_one();
@@ -60,9 +123,13 @@ bool TransferBuffer::Put(std::span<const uint8_t> data) {
 }
 
 void TransferBuffer::Reset() {
+  if (budget_ != nullptr) budget_->Return(*this, std::numeric_limits<size_t>::max());
   std::lock_guard lock(mutex_);
   head_ = 0;
   filled_ = 0;
+  written_ = 0;
+  pages_dropped_to_ = 0;
+  lead_ = false;
   finished_ = false;
   closed_ = false;
   end_status_ = Status::Ok();
@@ -107,6 +174,15 @@ std::optional<Result<std::span<const uint8_t>>> TransferBuffer::Peek(
 
 void TransferBuffer::Release(size_t n) {
   if (n == 0) return;
+  if (budget_ != nullptr) {
+    // Only this thread moves head_. The bytes up to head_ + n are still
+    // this side's (the producer never writes a budget's buffer twice), so
+    // their pages go before they are given back.
+    const size_t to = head_ + n;
+    if (to - pages_dropped_to_ >= kDropBatch || to == capacity_) {
+      pages_dropped_to_ = DropPages(pages_dropped_to_, to);
+    }
+  }
   bool wake = false;
   {
     std::lock_guard lock(mutex_);
@@ -115,6 +191,7 @@ void TransferBuffer::Release(size_t n) {
     wake = producer_waiting_ && capacity_ - filled_ >= room_wanted_;
   }
   if (wake) writable_.notify_one();
+  if (budget_ != nullptr) budget_->Return(*this, n);
 }
 
 std::optional<Result<size_t>> TransferBuffer::Take(std::span<uint8_t> out,
@@ -135,6 +212,12 @@ void TransferBuffer::Close() {
     closed_ = true;
   }
   writable_.notify_all();
+  if (budget_ != nullptr) budget_->Wake();
+}
+
+void TransferBuffer::SetLead() {
+  lead_ = true;
+  if (budget_ != nullptr) budget_->Wake();
 }
 
 }  // namespace cdi::importer

@@ -1,10 +1,13 @@
 // A bounded byte pipe between one producer thread (a transfer) and one
 // consumer thread (ByteSource::Read). Its memory is fixed at construction,
 // whatever the length of the stream, so a fast server cannot make the
-// importer hold more than `capacity` bytes.
+// importer hold more than `capacity` bytes. Several buffers may also share
+// a BufferBudget: what they hold together stays within it.
 #ifndef CDI_SOURCES_TRANSFER_BUFFER_H_
 #define CDI_SOURCES_TRANSFER_BUFFER_H_
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -17,13 +20,63 @@
 
 namespace cdi::importer {
 
+class TransferBuffer;
+
+// Bytes that several TransferBuffers hold together (the parts of a ranged
+// download, which arrive ahead of the reader): a buffer that shares it
+// waits, before it holds more, until all of them together hold less than
+// `limit`. The one the consumer reads (the lead, TransferBuffer::SetLead)
+// may hold up to `lead_allowance` bytes of its own whatever the others hold,
+// so the reader never waits for bytes behind the ones it needs.
+//
+// Thread-safety: all of it, from any thread.
+class BufferBudget {
+ public:
+  BufferBudget(size_t limit, size_t lead_allowance)
+      : limit_(std::max<size_t>(limit, 1)), lead_allowance_(std::max<size_t>(lead_allowance, 1)) {}
+  BufferBudget(const BufferBudget&) = delete;
+  BufferBudget& operator=(const BufferBudget&) = delete;
+
+  size_t held() {
+    std::lock_guard lock(mutex_);
+    return held_;
+  }
+  // The most the buffers together held at any time.
+  size_t peak() {
+    std::lock_guard lock(mutex_);
+    return peak_;
+  }
+
+ private:
+  friend class TransferBuffer;
+  // Up to `want` (> 0) more bytes for `buffer`, after waiting until some
+  // fit; 0 once `buffer` is closed.
+  size_t Acquire(TransferBuffer& buffer, size_t want);
+  // `buffer` no longer holds `n` bytes.
+  void Return(TransferBuffer& buffer, size_t n);
+  // Something a waiting buffer waits for changed (it was closed, or made lead).
+  void Wake();
+
+  const size_t limit_;
+  const size_t lead_allowance_;
+  std::mutex mutex_;
+  std::condition_variable room_;
+  size_t held_ = 0;  // guarded by mutex_
+  size_t peak_ = 0;  // guarded by mutex_
+};
+
 // Thread-safety: Put and Finish are called by one producer thread, Take and
 // Close by one consumer thread; the two sides may run concurrently. Bytes come
 // out in the order they went in, as soon as they are in (a partly filled
 // buffer is readable).
 class TransferBuffer {
  public:
-  explicit TransferBuffer(size_t capacity);
+  // With a `budget`, the buffer carries streams no longer than `capacity`
+  // (one at a time, Reset() in between), shares the budget's limit with
+  // the other buffers on it, and gives the pages of bytes taken back to the
+  // system as the consumer moves on.
+  explicit TransferBuffer(size_t capacity, BufferBudget* budget = nullptr);
+  ~TransferBuffer();
   TransferBuffer(const TransferBuffer&) = delete;
   TransferBuffer& operator=(const TransferBuffer&) = delete;
 
@@ -57,6 +110,10 @@ class TransferBuffer {
   // Consumer: stops the producer; Put() returns false from now on.
   void Close();
 
+  // Consumer: this buffer is the one being read: with a budget, what it may
+  // hold no longer waits on what the others hold (up to the lead allowance).
+  void SetLead();
+
   // With neither side using it: empties it for another stream, keeping its
   // memory (already paged in).
   void Reset();
@@ -69,7 +126,14 @@ class TransferBuffer {
   }
 
  private:
+  friend class BufferBudget;
+  // Gives the whole pages of ring bytes [from, to) back to the system (a
+  // budget's buffers: their bytes are written once); `from` is a page
+  // boundary. Returns the page boundary up to which they went.
+  size_t DropPages(size_t from, size_t to);
+
   const size_t capacity_;
+  BufferBudget* const budget_;
   const size_t batch_;  // how much one side makes available before waking the other
   // The ring's pages come from mmap and go back to the system with the
   // buffer: parts of a ranged download come and go, and the C library would
@@ -87,8 +151,12 @@ class TransferBuffer {
   // consumer reads only the filled one, so copies run outside the lock.
   size_t head_ = 0;  // next byte to take
   size_t filled_ = 0;
+  size_t written_ = 0;  // bytes put since the last Reset (a budget's buffers)
   bool finished_ = false;
-  bool closed_ = false;
+  std::atomic<bool> closed_ = false;  // also read by the budget
+  std::atomic<bool> lead_ = false;    // read by the budget
+  size_t budget_held_ = 0;            // guarded by the budget's mutex
+  size_t pages_dropped_to_ = 0;       // consumer: ring bytes before it were given back
   Status end_status_;
   bool consumer_waiting_ = false;
   size_t bytes_wanted_ = 1;  // what wakes the waiting consumer

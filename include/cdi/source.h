@@ -98,9 +98,9 @@ struct NetworkSettings {
   // Connections an http(s):// download may use at once. When the server
   // serves byte ranges ("Accept-Ranges: bytes"), names the image with a
   // strong ETag or a Last-Modified, and declares its length, an image larger
-  // than connection_memory is fetched in parts of connection_memory /
-  // (connections + 1) bytes, each a ranged GET with If-Range that resumes and
-  // retries on its own, up to `connections` at a time; the bytes still reach
+  // than connection_memory is fetched in parts, each a ranged GET with
+  // If-Range that resumes and retries on its own, up to `connections` at a
+  // time, holding at most connection_memory together; the bytes still reach
   // the decoder once, in order. Otherwise, and with 1, one GET. A part the
   // server answers with a changed image, or with the whole image, fails the
   // download (kNetwork): two versions are never mixed.

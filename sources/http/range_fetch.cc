@@ -23,9 +23,17 @@ std::optional<RangePlan> PlanRanges(const NetworkSettings& network, std::optiona
   if (*size <= memory) return std::nullopt;
   const int connections = std::min(network.connections, kMaxConnections);
   RangePlan plan;
-  // The parts being fetched and the one being read: connections + 1
-  // buffers within the memory.
-  plan.part = std::max(kMinRangePart, memory / static_cast<uint64_t>(connections + 1));
+  // The part being read holds little (its bytes go as they arrive): a
+  // sixteenth of the memory; the parts ahead share the rest. In the steady
+  // state those parts hold about half of theirs (the
+  // n - 1 parts ahead of the one being read are 1/n, 2/n, ... in), so parts
+  // of 1.5 x ahead / (n - 1) leave a margin for uneven connections; much
+  // larger ones pause connections on the memory and lose more than their
+  // fewer round trips save.
+  plan.lead = std::max(kMinRangePart, memory / 16);
+  plan.ahead = std::max(kMinRangePart, memory - std::min(memory, plan.lead));
+  plan.part = std::max(kMinRangePart,
+                       plan.ahead * 3 / (2 * static_cast<uint64_t>(std::max(connections - 1, 1))));
   plan.first = plan.part;
   plan.end = *size;
   plan.connections = connections;
@@ -49,13 +57,17 @@ RangeFetch::RangeFetch(const SourceSpec& spec, HttpUrl url, HttpUrl from, ImageI
       cancel_(cancel),
       options_(std::move(options)),
       plan_(plan),
-      parts_(static_cast<size_t>((plan.end - plan.first + plan.part - 1) / plan.part)) {}
+      parts_(static_cast<size_t>((plan.end - plan.first + plan.part - 1) / plan.part)),
+      budget_(static_cast<size_t>(plan.ahead), static_cast<size_t>(plan.lead)) {}
 
 RangeFetch::~RangeFetch() {
   Stop();
   for (auto& worker : workers_) {
     if (worker->thread.joinable()) worker->thread.join();
   }
+  Logger()->debug("The parts held at most {} bytes at once ({} for those ahead of the reader, {} "
+                  "more for the one it read)",
+                  budget_.peak(), plan_.ahead, plan_.lead);
 }
 
 uint64_t RangeFetch::PartEnd(size_t index) const {
@@ -72,7 +84,7 @@ std::shared_ptr<TransferBuffer> RangeFetch::BufferFor(size_t index) {
       return reused;
     }
   }
-  return std::make_shared<TransferBuffer>(size);
+  return std::make_shared<TransferBuffer>(size, &budget_);
 }
 
 Status RangeFetch::Start() {
@@ -110,6 +122,7 @@ void RangeFetch::Work(Worker& worker) {
       index = next_++;
       worker.held.reset();  // its last part's buffer may serve again
       buffer = BufferFor(index);
+      if (index + 1 == reading_) buffer->SetLead();  // the reader waits for it
       buffers_[index] = buffer;
       // Under the lock: Stop() closes whichever buffer the transfer points to.
       worker.transfer->FetchPart(*buffer, PartStart(index), PartEnd(index), identity_, from_);
@@ -138,14 +151,16 @@ std::shared_ptr<TransferBuffer> RangeFetch::Part(size_t index, std::chrono::mill
     std::erase_if(spare_, [](const auto& spare) { return spare == nullptr; });
     for (auto it = buffers_.begin(); it != read; ++it) spare_.push_back(it->second);
     buffers_.erase(buffers_.begin(), read);
-    // What the parts hold stays within connections + 1 buffers.
+    // Spares for the parts to come: connections + 1 buffers at most.
     const size_t most = static_cast<size_t>(plan_.connections) + 1;
     spare_.resize(std::min(spare_.size(), most > buffers_.size() ? most - buffers_.size() : 0));
     window_cv_.notify_all();
   }
   part_cv_.wait_for(lock, wait, [&] { return stopped_ || buffers_.count(index) > 0; });
   auto found = buffers_.find(index);
-  return found == buffers_.end() ? nullptr : found->second;
+  if (found == buffers_.end()) return nullptr;
+  found->second->SetLead();
+  return found->second;
 }
 
 void RangeFetch::Stop() {

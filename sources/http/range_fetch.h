@@ -10,9 +10,19 @@
 // `first` in parts of `part` bytes, each by one of `connections` workers
 // with a transfer of its own (HttpTransfer::FetchPart: "Range: bytes=A-B"
 // with If-Range, its own retries, resume and stall detection, its connection
-// kept alive from part to part). At most `connections` parts are held or in
-// flight at once, the one being read (or the first GET) included, so the
-// parts hold at most connections x part bytes.
+// kept alive from part to part). At most `connections` parts are in flight
+// or held at once, the one being read (or the first GET) included. The
+// bytes they hold stay within the plan's memory whatever the part size: the
+// parts ahead of the reader share a BufferBudget of `ahead` bytes (a part
+// that would hold more waits, its connection paused by TCP), the one being
+// read may hold `lead` bytes more, and the pages of bytes read go back to
+// the system as the reader moves on.
+//
+// Parts are larger than their share of the memory: each costs its
+// connection one round trip between its last byte and the next part's
+// first, so the fewer the better, while in the steady state the parts
+// ahead hold only about half of what they will: the part after the one
+// being read is mostly in, the one after that half, and so on.
 //
 // A part that the server answers with another image (If-Range fails when
 // the validator changed, and the whole new image comes back) or with the
@@ -60,6 +70,8 @@ struct RangePlan {
   uint64_t first = 0;  // the first byte after what the first GET delivers
   uint64_t end = 0;    // the image's length
   uint64_t part = 0;   // bytes a part (the last one may be shorter)
+  uint64_t ahead = 0;  // what the parts ahead of the one being read may hold together
+  uint64_t lead = 0;   // what the part being read may hold beyond that
   int connections = 2;
 };
 
@@ -114,6 +126,9 @@ class RangeFetch {
   const HttpSourceOptions options_;
   const RangePlan plan_;
   const size_t parts_;
+
+  // Before the buffers: they return what they hold to it as they go.
+  BufferBudget budget_;
 
   std::mutex mutex_;
   std::condition_variable window_cv_;  // the reader moved on, a part failed, or Stop()

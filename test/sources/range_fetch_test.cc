@@ -34,7 +34,7 @@ using testing::Fetch;
 using testing::LogCapture;
 
 constexpr size_t kImageSize = 3 * 1024 * 1024 + 4321;
-// Parts of 1 MiB / connections (64 KiB at least): every image here has many.
+// Parts of at most 1.5 MiB (64 KiB at least): every image here has several.
 constexpr uint64_t kConnectionMemory = 1024 * 1024;
 
 const std::string& ImageBytes() {
@@ -54,6 +54,12 @@ SourceSpec Spec(const std::string& url, int connections) {
   spec.network.retry_max_delay = milliseconds(40);
   spec.network.stall_window = std::chrono::seconds(2);
   return spec;
+}
+
+// The part size of the plan for `connections` at this file's memory.
+uint64_t PartSize(int connections) {
+  const ImageIdentity identity{.length = kImageSize, .etag = "\"a\"", .accept_ranges = "bytes"};
+  return PlanRanges(Spec("http://127.0.0.1/", connections).network, kImageSize, identity)->part;
 }
 
 class RangeFetchTest : public ::testing::Test {
@@ -80,9 +86,13 @@ TEST(PlanRangesTest, SeveralConnectionsOnlyForALargeImageWithRangesAndAValidator
   const ImageIdentity good{.length = 100 << 20, .etag = "\"a\"", .accept_ranges = "bytes"};
   std::optional<RangePlan> plan = PlanRanges(network, 100 << 20, good);
   ASSERT_TRUE(plan.has_value());
-  // The 4 parts in flight and the one being read share the memory.
-  EXPECT_EQ(plan->part, (16u << 20) / 5);
-  EXPECT_EQ(plan->first, (16u << 20) / 5);
+  // The part being read may hold a sixteenth of the memory, the parts
+  // ahead of it the rest; parts of 1.5 x that / 3, as the 3 parts ahead
+  // hold about half of theirs in the steady state.
+  EXPECT_EQ(plan->lead, 1u << 20);
+  EXPECT_EQ(plan->ahead, 15u << 20);
+  EXPECT_EQ(plan->part, (15u << 20) / 2);
+  EXPECT_EQ(plan->first, plan->part);
   EXPECT_EQ(plan->end, 100u << 20);
   EXPECT_EQ(plan->connections, 4);
 
@@ -142,7 +152,7 @@ TEST_F(RangeFetchTest, RawAndQcow2AreByteIdenticalOverOneTwoFourAndEightConnecti
 
     // One GET with one connection; with more, the first GET and a range for
     // each part after its first.
-    const uint64_t part = kConnectionMemory / (connections + 1);
+    const uint64_t part = connections == 1 ? 0 : PartSize(connections);
     const size_t raw_parts = connections == 1 ? 0 : (kImageSize - 1) / part;
     const size_t qcow2_parts = connections == 1 ? 0 : (qcow2_size - 1) / part;
     size_t raw_ranges = 0;
@@ -159,6 +169,32 @@ TEST_F(RangeFetchTest, RawAndQcow2AreByteIdenticalOverOneTwoFourAndEightConnecti
               connections > 1)
         << log.text();
   }
+}
+
+TEST_F(RangeFetchTest, ThePartsHoldNoMoreThanTheirMemoryWhileTheReaderIsSlow) {
+  // nginx on 127.0.0.1 sends faster than this reader takes: the parts ahead
+  // fill the memory and wait for it, several times the memory in all.
+  NginxServer server({.root = www_.path()});
+  LogCapture log;
+  Result<std::unique_ptr<ByteSource>> source = OpenSource(Spec(server.Url("/disk.raw"), 4), nullptr);
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  std::string body;
+  std::vector<uint8_t> buffer(64 * 1024);
+  while (true) {
+    Result<size_t> n = (*source)->Read(buffer);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    if (*n == 0) break;
+    body.append(reinterpret_cast<const char*>(buffer.data()), *n);
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  }
+  source->reset();
+  EXPECT_EQ(test::Sha256Bytes(body), test::Sha256Bytes(ImageBytes()));
+  const std::string text = log.text();
+  const size_t at = text.find("The parts held at most ");
+  ASSERT_NE(at, std::string::npos) << text;
+  const uint64_t peak = std::stoull(text.substr(at + 23));
+  EXPECT_LE(peak, kConnectionMemory);
+  EXPECT_GE(peak, kConnectionMemory - kConnectionMemory / 16);  // they did fill it
 }
 
 // ---------------------------------------------------------------------------
@@ -223,8 +259,8 @@ TEST_F(RangeFetchTest, ConnectionsOutsideOneToSixtyFourAreRefused) {
 // Faults within parts
 
 TEST_F(RangeFetchTest, DroppedPartsResumeOnTheirOwnAndNothingIsFetchedTwice) {
-  // Every response closes after 100000 bytes: each part of 256 KiB takes
-  // three requests, each resuming where the last stopped.
+  // Every response closes after 100000 bytes: each part of 480 KiB takes
+  // five requests, each resuming where the last stopped.
   FaultServer server(www_.path(), R"({"/disk.raw": {"etag": "\"v1\"", "close_every": 100000}})");
   LogCapture log;
   std::string body;
@@ -232,7 +268,8 @@ TEST_F(RangeFetchTest, DroppedPartsResumeOnTheirOwnAndNothingIsFetchedTwice) {
   ASSERT_TRUE(status.ok()) << status.ToString();
   EXPECT_EQ(test::Sha256Bytes(body), test::Sha256Bytes(ImageBytes()));
 
-  const uint64_t part = kConnectionMemory / 5;
+  const uint64_t part = PartSize(4);
+  ASSERT_EQ(part, 480u * 1024);
   std::vector<test::RecordedRequest> requests = server.RequestsFor("/disk.raw");
   size_t resumed_parts = 0;
   for (size_t i = 1; i < requests.size(); ++i) {
@@ -278,7 +315,7 @@ TEST_F(RangeFetchTest, BytesSentByNginxAddUpToTheImage) {
   std::string body;
   ASSERT_TRUE(Fetch(Spec(server.Url("/disk.raw"), 4), &body).ok());
   EXPECT_EQ(test::Sha256Bytes(body), test::Sha256Bytes(ImageBytes()));
-  const uint64_t part = kConnectionMemory / 5;
+  const uint64_t part = PartSize(4);
   const size_t requests = 1 + (kImageSize - 1) / part;
   uint64_t ranged = 0;
   uint64_t first = 0;

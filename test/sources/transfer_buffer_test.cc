@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -136,6 +137,103 @@ TEST(TransferBufferTest, PeekReportsTheErrorAfterTheBytesBeforeIt) {
   auto end = buffer.Peek(100, kLongWait);
   ASSERT_TRUE(end.has_value());
   EXPECT_EQ(end->status().code(), ErrorCode::kNetwork);
+}
+
+// ---------------------------------------------------------------------------
+// Buffers sharing a budget (the parts of a ranged download)
+
+TEST(TransferBufferTest, BuffersSharingABudgetHoldNoMoreThanItTogether) {
+  BufferBudget budget(1000, 100);
+  TransferBuffer first(5000, &budget);
+  TransferBuffer second(5000, &budget);
+  const std::string data = test::RandomBytes(1200, 11);
+  ASSERT_TRUE(first.Put(Bytes(data.substr(0, 600))));
+  // The second gets the 400 bytes left, then waits for the first's reader.
+  std::atomic<bool> put = false;
+  std::thread producer([&] {
+    EXPECT_TRUE(second.Put(Bytes(data.substr(600, 600))));
+    put = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(put);
+  EXPECT_EQ(second.filled(), 400u);
+  EXPECT_EQ(budget.held(), 1000u);
+  // 300 bytes read from the first let the second's other 200 in.
+  std::vector<uint8_t> out(300);
+  std::optional<Result<size_t>> taken = first.Take(out, kLongWait);
+  ASSERT_TRUE(taken.has_value() && taken->ok() && **taken == 300u);
+  producer.join();
+  EXPECT_TRUE(put);
+  EXPECT_EQ(second.filled(), 600u);
+  EXPECT_EQ(budget.held(), 900u);
+  EXPECT_EQ(budget.peak(), 1000u);
+  second.Finish(Status::Ok());
+  auto [rest, status] = Drain(second, 64);
+  EXPECT_TRUE(status.ok());
+  EXPECT_TRUE(rest == data.substr(600, 600));
+  EXPECT_EQ(budget.held(), 300u);
+}
+
+TEST(TransferBufferTest, TheLeadMayHoldItsAllowanceWhenTheBudgetIsFull) {
+  BufferBudget budget(1000, 100);
+  TransferBuffer ahead(5000, &budget);
+  TransferBuffer lead(5000, &budget);
+  ASSERT_TRUE(ahead.Put(Bytes(std::string(1000, 'a'))));
+  lead.SetLead();
+  // The reader needs the lead's bytes: up to 100 come whatever the others hold.
+  ASSERT_TRUE(lead.Put(Bytes(std::string(100, 'b'))));
+  EXPECT_EQ(budget.held(), 1100u);
+  // One more waits for the lead's reader, or, as here, ends when it closes.
+  std::atomic<bool> returned = false;
+  std::thread producer([&] {
+    EXPECT_FALSE(lead.Put(Bytes("c")));
+    returned = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(returned);
+  lead.Close();
+  producer.join();
+  EXPECT_EQ(budget.peak(), 1100u);
+}
+
+TEST(TransferBufferTest, ABufferMadeLeadWhileWaitingGoesOn) {
+  BufferBudget budget(1000, 100);
+  TransferBuffer ahead(5000, &budget);
+  TransferBuffer next(5000, &budget);
+  ASSERT_TRUE(ahead.Put(Bytes(std::string(1000, 'a'))));
+  std::thread producer([&] { EXPECT_TRUE(next.Put(Bytes(std::string(50, 'n')))); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(next.filled(), 0u);
+  next.SetLead();  // the reader moved on to it
+  producer.join();
+  EXPECT_EQ(next.filled(), 50u);
+}
+
+TEST(TransferBufferTest, ABudgetsBufferCarriesAStreamOfItsCapacityAndGivesBackWhatIsRead) {
+  // Larger than the batch in which pages go back, in odd pieces; reused
+  // after Reset, as the parts' buffers are.
+  BufferBudget budget(1 << 20, 64 << 10);
+  TransferBuffer buffer(3'000'017, &budget);
+  buffer.SetLead();
+  for (uint32_t round = 0; round < 2; ++round) {
+    const std::string data = test::RandomBytes(3'000'017, 20 + round);
+    std::thread producer([&] {
+      for (size_t at = 0; at < data.size(); at += 70'001) {
+        ASSERT_TRUE(buffer.Put(Bytes(data.substr(at, 70'001))));
+      }
+      buffer.Finish(Status::Ok());
+    });
+    auto [out, status] = Drain(buffer, 100'003);
+    producer.join();
+    EXPECT_TRUE(status.ok());
+    EXPECT_TRUE(out == data);
+    EXPECT_EQ(budget.held(), 0u);
+    EXPECT_LE(budget.peak(), (1u << 20) + (64u << 10));
+    // Nothing past its capacity: the stream is the part it was made for.
+    EXPECT_FALSE(buffer.Put(Bytes("x")));
+    buffer.Reset();
+    buffer.SetLead();
+  }
 }
 
 }  // namespace
