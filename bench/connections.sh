@@ -12,6 +12,7 @@
 #
 #   bench/connections.sh       (CDI_IMAGE=path/to/cdi-image to pick a build)
 #   SIZE_MIB=128 RATE=20000000 LINK=60000000 RTT_MS=50 BIG_BUDGET=256Mi bench/connections.sh
+#   (RELAY_CONNECTIONS="2 4" for some rows only; BIG_BUDGET= for none)
 #
 # The cap is the relay's, not nginx's limit_rate: nginx lets each response
 # send a second's worth (limit_rate bytes) at full speed before it paces it,
@@ -25,7 +26,7 @@ size_mib=${SIZE_MIB:-128}
 rate=${RATE:-20000000}
 link=${LINK:-60000000}
 rtt_ms=${RTT_MS:-50}
-big_budget=${BIG_BUDGET:-256Mi}
+big_budget=${BIG_BUDGET-256Mi}
 [ -x "$cdi_image" ] || scripts/build.sh
 mkdir -p "$dir/www" "$dir/work"
 image=$dir/www/disk.raw
@@ -72,15 +73,15 @@ import_once() {
 }
 
 # Body bytes nginx has sent so far (its access log, once each response ended).
-sent_total() { sleep 0.3; awk '{s += $10} END {print s + 0}' "$NGINX_DIR/access.log"; }
+sent_total() { sleep 0.3; awk '{s += $10} END {printf "%.0f\n", s}' "$NGINX_DIR/access.log"; }
 
 bytes=$((size_mib << 20))
 echo "$size_mib MiB raw image; relay: RTT $rtt_ms ms, $((rate / 1000000)) MB/s a connection, link $((link / 1000000)) MB/s"
 curl_speed=$(curl -s -o /dev/null -w '%{speed_download}' "$relay_url/disk.raw")
 python3 -c "print(f'curl -o /dev/null through the relay (one GET): {$curl_speed / 1e6:.1f} MB/s')"
 printf '%-26s %5s %8s %9s %14s %6s %9s %8s\n' link connections time "MB/s" "min(N*C,link)" ratio sent/size "RSS MiB"
-for budget in auto "$big_budget"; do
-  for n in 1 2 4 8; do
+for budget in auto ${big_budget:+"$big_budget"}; do
+  for n in ${RELAY_CONNECTIONS:-1 2 4 8}; do
     before=$(sent_total)
     t=$(import_once "$relay_url" --connections "$n" --memory "$budget")
     after=$(sent_total)

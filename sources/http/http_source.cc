@@ -167,7 +167,8 @@ class HttpSource final : public ByteSource {
         options_.resume_from ? std::nullopt
                              : PlanRanges(spec_.network, size, transfer_.identity());
     if (plan && spec_.network.adaptive_connections) {
-      transfer_.SplitWhenBound(plan->part, [this, plan](uint64_t end) { return Split(*plan, end); });
+      transfer_.SplitWhenBound(plan->first,
+                               [this, plan](uint64_t end) { return Split(*plan, end); });
     } else if (plan) {
       transfer_.StopAt(plan->first);
     }

@@ -24,20 +24,50 @@ std::optional<RangePlan> PlanRanges(const NetworkSettings& network, std::optiona
   const int connections = std::min(network.connections, kMaxConnections);
   RangePlan plan;
   // The part being read holds little (its bytes go as they arrive): a
-  // sixteenth of the memory; the parts ahead share the rest. In the steady
-  // state those parts hold about half of theirs (the
-  // n - 1 parts ahead of the one being read are 1/n, 2/n, ... in), so parts
-  // of 1.5 x ahead / (n - 1) leave a margin for uneven connections; much
-  // larger ones pause connections on the memory and lose more than their
-  // fewer round trips save.
+  // sixteenth of the memory; the parts ahead share the rest. With the
+  // connections ending their parts 1/n of a part apart (PartBounds), the
+  // n - 1 parts ahead of the one being read are 1/n, 2/n, ... in, about
+  // half of their bytes together: parts of 1.5 x ahead / (n - 1) fit with a
+  // margin for uneven connections. Each part costs its connection a round
+  // trip, so the larger the better while the memory holds them.
   plan.lead = std::max(kMinRangePart, memory / 16);
   plan.ahead = std::max(kMinRangePart, memory - std::min(memory, plan.lead));
+  // An image of a few such parts gets smaller ones, two a connection, so
+  // that every connection has its share.
+  const auto n = static_cast<uint64_t>(connections);
   plan.part = std::max(kMinRangePart,
-                       plan.ahead * 3 / (2 * static_cast<uint64_t>(std::max(connections - 1, 1))));
-  plan.first = plan.part;
+                       std::min(plan.ahead * 3 / (2 * std::max<uint64_t>(n - 1, 1)),
+                                *size / (2 * n)));
+  // The first GET goes on for 1/n of a part: see PartBounds.
+  plan.first = std::max(kMinRangePart, plan.part / n);
   plan.end = *size;
   plan.connections = connections;
   return plan;
+}
+
+std::vector<uint64_t> PartBounds(const RangePlan& plan) {
+  std::vector<uint64_t> bounds;
+  const auto n = static_cast<uint64_t>(plan.connections);
+  uint64_t at = plan.first;
+  // The first parts, which start together with the first GET's last 1/n of
+  // a part, are 2/n, 3/n, ... of a part, so the connections end a part
+  // 1/n apart from then on, not all at once, and the parts ahead of the
+  // reader fill the memory evenly.
+  for (uint64_t k = 2; k <= n && at < plan.end && plan.end - at > n * plan.part; ++k) {
+    bounds.push_back(at);
+    at += std::max(kMinRangePart, plan.part * k / n);
+  }
+  while (at < plan.end && plan.end - at > n * plan.part) {
+    bounds.push_back(at);
+    at += plan.part;
+  }
+  if (at < plan.end) {
+    const uint64_t last = plan.end - at;
+    const uint64_t count = std::clamp<uint64_t>(last / kMinRangePart, 1, 2 * n);
+    for (uint64_t i = 0; i < count; ++i) bounds.push_back(at + last * i / count);
+  }
+  bounds.push_back(plan.end);
+  return bounds;
 }
 
 // One connection: its transfer, and the part buffer it writes into.
@@ -57,7 +87,8 @@ RangeFetch::RangeFetch(const SourceSpec& spec, HttpUrl url, HttpUrl from, ImageI
       cancel_(cancel),
       options_(std::move(options)),
       plan_(plan),
-      parts_(static_cast<size_t>((plan.end - plan.first + plan.part - 1) / plan.part)),
+      bounds_(PartBounds(plan)),
+      parts_(bounds_.size() - 1),
       budget_(static_cast<size_t>(plan.ahead), static_cast<size_t>(plan.lead)) {}
 
 RangeFetch::~RangeFetch() {
@@ -68,10 +99,6 @@ RangeFetch::~RangeFetch() {
   Logger()->debug("The parts held at most {} bytes at once ({} for those ahead of the reader, {} "
                   "more for the one it read)",
                   budget_.peak(), plan_.ahead, plan_.lead);
-}
-
-uint64_t RangeFetch::PartEnd(size_t index) const {
-  return std::min(plan_.end, PartStart(index) + plan_.part);
 }
 
 std::shared_ptr<TransferBuffer> RangeFetch::BufferFor(size_t index) {
@@ -108,6 +135,15 @@ Status RangeFetch::Start() {
   return Status::Ok();
 }
 
+size_t RangeFetch::Window() const {
+  // While the first GET runs it is one of the connections. Then parts may
+  // run up to twice the connections ahead (the workers are the
+  // connections): a short part's connection need not wait for a long one
+  // before it to be read; the budget holds what they fetch.
+  const auto connections = static_cast<size_t>(plan_.connections);
+  return reading_ == 0 ? connections : 2 * connections;
+}
+
 void RangeFetch::Work(Worker& worker) {
   while (true) {
     size_t index = 0;
@@ -116,7 +152,7 @@ void RangeFetch::Work(Worker& worker) {
       std::unique_lock lock(mutex_);
       window_cv_.wait(lock, [this] {
         return stopped_ || failed_ || next_ >= parts_ ||
-               next_ + 1 < reading_ + static_cast<size_t>(plan_.connections);
+               next_ + 1 < reading_ + Window();
       });
       if (stopped_ || failed_ || next_ >= parts_) return;
       index = next_++;

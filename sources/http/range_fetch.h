@@ -83,6 +83,14 @@ struct RangePlan {
 std::optional<RangePlan> PlanRanges(const NetworkSettings& network, std::optional<uint64_t> size,
                                     const ImageIdentity& identity);
 
+// Where the parts of `plan` start, and the image's end after the last one:
+// parts of plan.part bytes, except the first connections - 1 (2/n, 3/n, ...
+// of a part, n the connections, so that the connections end their parts
+// one after another and not all at once) and the last stretch of no more
+// than n parts, which comes in 2n parts, so that the connections end close
+// together instead of one of them fetching the last part alone.
+std::vector<uint64_t> PartBounds(const RangePlan& plan);
+
 class RangeFetch {
  public:
   // `url` is the URL as given (credentials go to its origin only), `from`
@@ -97,7 +105,7 @@ class RangeFetch {
   // of OpenHttpSource's settings (proxies, TLS), or kInternal.
   Status Start();
 
-  size_t parts() const { return parts_; }
+  size_t parts() const { return bounds_.size() - 1; }
 
   // Reader: the buffer of part `index` once its request started (its bytes
   // stream in, then its end or its error), after waiting at most `wait`;
@@ -111,11 +119,13 @@ class RangeFetch {
  private:
   struct Worker;
 
-  uint64_t PartStart(size_t index) const { return plan_.first + index * plan_.part; }
-  uint64_t PartEnd(size_t index) const;
+  uint64_t PartStart(size_t index) const { return bounds_[index]; }
+  uint64_t PartEnd(size_t index) const { return bounds_[index + 1]; }
   // A buffer for part `index`: a spare one no one holds any more, else a new
   // one. Under mutex_.
   std::shared_ptr<TransferBuffer> BufferFor(size_t index);
+  // How many parts past the one being read may have started. Under mutex_.
+  size_t Window() const;
   void Work(Worker& worker);
 
   const SourceSpec spec_;
@@ -125,6 +135,7 @@ class RangeFetch {
   const CancelToken* const cancel_;
   const HttpSourceOptions options_;
   const RangePlan plan_;
+  const std::vector<uint64_t> bounds_;  // PartBounds(plan_)
   const size_t parts_;
 
   // Before the buffers: they return what they hold to it as they go.
@@ -135,7 +146,7 @@ class RangeFetch {
   std::condition_variable part_cv_;    // a part started, or Stop()
   // Guarded by mutex_.
   size_t next_ = 0;     // the next part to start
-  size_t reading_ = 0;  // the connections' window: parts below reading_ + connections - 1 may start
+  size_t reading_ = 0;  // the part being read + 1 (0: the first GET): the window counts from it
   bool failed_ = false;
   bool stopped_ = false;
   std::map<size_t, std::shared_ptr<TransferBuffer>> buffers_;

@@ -56,10 +56,16 @@ SourceSpec Spec(const std::string& url, int connections) {
   return spec;
 }
 
-// The part size of the plan for `connections` at this file's memory.
-uint64_t PartSize(int connections) {
-  const ImageIdentity identity{.length = kImageSize, .etag = "\"a\"", .accept_ranges = "bytes"};
-  return PlanRanges(Spec("http://127.0.0.1/", connections).network, kImageSize, identity)->part;
+// The plan for an image of `size` bytes over `connections` at this file's
+// memory (the first GET cut after its first bytes).
+RangePlan PlanFor(int connections, uint64_t size = kImageSize) {
+  const ImageIdentity identity{.length = size, .etag = "\"a\"", .accept_ranges = "bytes"};
+  return *PlanRanges(Spec("http://127.0.0.1/", connections).network, size, identity);
+}
+
+// The ranged GETs of that plan.
+size_t RangedParts(int connections, uint64_t size = kImageSize) {
+  return connections == 1 ? 0 : PartBounds(PlanFor(connections, size)).size() - 1;
 }
 
 class RangeFetchTest : public ::testing::Test {
@@ -92,7 +98,24 @@ TEST(PlanRangesTest, SeveralConnectionsOnlyForALargeImageWithRangesAndAValidator
   EXPECT_EQ(plan->lead, 1u << 20);
   EXPECT_EQ(plan->ahead, 15u << 20);
   EXPECT_EQ(plan->part, (15u << 20) / 2);
-  EXPECT_EQ(plan->first, plan->part);
+  // The first GET goes on for a quarter of a part; the parts that start
+  // with it are 2/4, 3/4 and 4/4 of a part, so the 4 connections end their
+  // parts a quarter of a part apart; then parts of that size; the last
+  // stretch (no more than 4 parts' worth) in 8, so that they end together.
+  EXPECT_EQ(plan->first, plan->part / 4);
+  const std::vector<uint64_t> bounds = PartBounds(*plan);
+  ASSERT_GE(bounds.size(), 13u);
+  EXPECT_EQ(bounds.front(), plan->first);
+  EXPECT_EQ(bounds.back(), 100u << 20);
+  for (uint64_t k = 2; k <= 4; ++k) EXPECT_EQ(bounds[k - 1] - bounds[k - 2], plan->part * k / 4);
+  const size_t whole_end = bounds.size() - 1 - 8;
+  for (size_t i = 4; i <= whole_end; ++i) EXPECT_EQ(bounds[i] - bounds[i - 1], plan->part) << i;
+  const uint64_t last = bounds.back() - bounds[whole_end];
+  EXPECT_LE(last, 4 * plan->part);
+  EXPECT_GT(last, 3 * plan->part);
+  for (size_t i = whole_end + 1; i < bounds.size(); ++i) {
+    EXPECT_NEAR(static_cast<double>(bounds[i] - bounds[i - 1]), last / 8.0, 1.0) << i;
+  }
   EXPECT_EQ(plan->end, 100u << 20);
   EXPECT_EQ(plan->connections, 4);
 
@@ -152,9 +175,8 @@ TEST_F(RangeFetchTest, RawAndQcow2AreByteIdenticalOverOneTwoFourAndEightConnecti
 
     // One GET with one connection; with more, the first GET and a range for
     // each part after its first.
-    const uint64_t part = connections == 1 ? 0 : PartSize(connections);
-    const size_t raw_parts = connections == 1 ? 0 : (kImageSize - 1) / part;
-    const size_t qcow2_parts = connections == 1 ? 0 : (qcow2_size - 1) / part;
+    const size_t raw_parts = RangedParts(connections);
+    const size_t qcow2_parts = RangedParts(connections, qcow2_size);
     size_t raw_ranges = 0;
     size_t qcow2_ranges = 0;
     for (const auto& entry : server.WaitForRequests(2 + raw_parts + qcow2_parts)) {
@@ -259,8 +281,9 @@ TEST_F(RangeFetchTest, ConnectionsOutsideOneToSixtyFourAreRefused) {
 // Faults within parts
 
 TEST_F(RangeFetchTest, DroppedPartsResumeOnTheirOwnAndNothingIsFetchedTwice) {
-  // Every response closes after 100000 bytes: each part of 480 KiB takes
-  // five requests, each resuming where the last stopped.
+  // Every response closes after 100000 bytes: each part of 384 KiB (an
+  // eighth of the image) takes four requests, each resuming where the last
+  // stopped.
   FaultServer server(www_.path(), R"({"/disk.raw": {"etag": "\"v1\"", "close_every": 100000}})");
   LogCapture log;
   std::string body;
@@ -268,8 +291,9 @@ TEST_F(RangeFetchTest, DroppedPartsResumeOnTheirOwnAndNothingIsFetchedTwice) {
   ASSERT_TRUE(status.ok()) << status.ToString();
   EXPECT_EQ(test::Sha256Bytes(body), test::Sha256Bytes(ImageBytes()));
 
-  const uint64_t part = PartSize(4);
-  ASSERT_EQ(part, 480u * 1024);
+  const RangePlan plan = PlanFor(4);
+  ASSERT_EQ(plan.part, kImageSize / 8);
+  const std::vector<uint64_t> bounds = PartBounds(plan);
   std::vector<test::RecordedRequest> requests = server.RequestsFor("/disk.raw");
   size_t resumed_parts = 0;
   for (size_t i = 1; i < requests.size(); ++i) {
@@ -282,11 +306,15 @@ TEST_F(RangeFetchTest, DroppedPartsResumeOnTheirOwnAndNothingIsFetchedTwice) {
     const std::string last = range.substr(dash + 1);
     if (last.empty()) continue;
     const uint64_t end = std::stoull(last) + 1;
-    EXPECT_TRUE(end % part == 0 || end == kImageSize) << range;
+    EXPECT_TRUE(std::binary_search(bounds.begin() + 1, bounds.end(), end)) << range;
     const uint64_t first = std::stoull(range.substr(6, dash - 6));
-    if (first % part != 0) ++resumed_parts;
+    if (!std::binary_search(bounds.begin(), bounds.end(), first)) ++resumed_parts;
   }
-  EXPECT_GE(resumed_parts, 2 * ((kImageSize - part) / part));
+  // Each part of more than 100000 bytes resumed at least once.
+  size_t long_parts = 0;
+  for (size_t i = 1; i < bounds.size(); ++i) long_parts += bounds[i] - bounds[i - 1] > 100000;
+  EXPECT_GE(long_parts, 4u);
+  EXPECT_GE(resumed_parts, long_parts);
   // Every body byte the server sent: the image once, and at most what the
   // cut first GET sent past its part (one response of 100000 bytes).
   const uint64_t sent = server.BytesSent("/disk.raw", requests.size());
@@ -315,8 +343,8 @@ TEST_F(RangeFetchTest, BytesSentByNginxAddUpToTheImage) {
   std::string body;
   ASSERT_TRUE(Fetch(Spec(server.Url("/disk.raw"), 4), &body).ok());
   EXPECT_EQ(test::Sha256Bytes(body), test::Sha256Bytes(ImageBytes()));
-  const uint64_t part = PartSize(4);
-  const size_t requests = 1 + (kImageSize - 1) / part;
+  const uint64_t first_part = PlanFor(4).first;
+  const size_t requests = 1 + RangedParts(4);
   uint64_t ranged = 0;
   uint64_t first = 0;
   for (const auto& entry : server.WaitForRequests(requests)) {
@@ -328,11 +356,11 @@ TEST_F(RangeFetchTest, BytesSentByNginxAddUpToTheImage) {
     }
   }
   // The parts: the image after the first part, once.
-  EXPECT_EQ(ranged, kImageSize - part);
+  EXPECT_EQ(ranged, kImageSize - first_part);
   // The cut first GET: its part, and what was in flight when it was cut
   // (over loopback the socket buffers hold all of a small image; over a
   // network, the TCP window), never more than the image.
-  EXPECT_GE(first, part);
+  EXPECT_GE(first, first_part);
   EXPECT_LE(first, kImageSize);
 }
 
