@@ -7,11 +7,11 @@
 # (--connections 1) and of N connections, the throughput, and its ratio to
 # min(N x RATE, LINK) (target: at least 0.9), with the default memory budget
 # and with BIG_BUDGET; on the local link, N connections against one GET
-# (target: never slower; the best of 3 runs each). Each row has the import's
+# (target: never slower; the best of LOCAL_RUNS runs each). Each row has the import's
 # peak RSS (/usr/bin/time).
 #
 #   bench/connections.sh       (CDI_IMAGE=path/to/cdi-image to pick a build)
-#   SIZE_MIB=128 RATE=20000000 LINK=60000000 RTT_MS=50 BIG_BUDGET=256Mi bench/connections.sh
+#   SIZE_MIB=512 RATE=20000000 LINK=60000000 RTT_MS=50 BIG_BUDGET=256Mi bench/connections.sh
 #   (RELAY_CONNECTIONS="2 4" for some rows only; BIG_BUDGET= for none)
 #
 # The cap is the relay's, not nginx's limit_rate: nginx lets each response
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 
 dir=${BENCH_DIR:-out/bench/connections}
 cdi_image=${CDI_IMAGE:-build/bin/cdi-image}
-size_mib=${SIZE_MIB:-128}
+size_mib=${SIZE_MIB:-512}
 rate=${RATE:-20000000}
 link=${LINK:-60000000}
 rtt_ms=${RTT_MS:-50}
@@ -98,9 +98,10 @@ PY
   done
 done
 
-# The local link: the best of 3 runs each, alternating between the counts.
+# The local link: the best of LOCAL_RUNS runs each (default 5: the disk's
+# speed varies by 10 % from run to run), alternating between the counts.
 declare -A best rss
-for _ in 1 2 3; do
+for _ in $(seq 1 "${LOCAL_RUNS:-5}"); do
   for n in 1 4 8; do
     t=$(import_once "$NGINX_URL" --connections "$n")
     if [ -z "${best[$n]:-}" ] || python3 -c "import sys; sys.exit(0 if $t < ${best[$n]} else 1)"; then
