@@ -10,9 +10,9 @@
 // `first` in parts of `part` bytes, each by one of `connections` workers
 // with a transfer of its own (HttpTransfer::FetchPart: "Range: bytes=A-B"
 // with If-Range, its own retries, resume and stall detection, its connection
-// kept alive from part to part). At most `connections` parts are in flight
-// or held at once, the one being read (or the first GET) included. The
-// bytes they hold stay within the plan's memory whatever the part size: the
+// kept alive from part to part). At most `connections` transfers run at
+// once, the first GET included while it runs, and parts start no more than
+// 2 x connections past the one being read. The bytes they hold stay within the plan's memory whatever the part size: the
 // parts ahead of the reader share a BufferBudget of `ahead` bytes (a part
 // that would hold more waits, its connection paused by TCP), the one being
 // read may hold `lead` bytes more, and the pages of bytes read go back to
