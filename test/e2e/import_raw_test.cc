@@ -262,8 +262,8 @@ TEST_F(ImportRawTest, InfoReportsTheSizeAZstdFrameHeaderDeclares) {
 TEST_F(ImportRawTest, ConnectionsFlagFetchesInPartsAndOneTurnsItOff) {
   // 6 MiB: more than the connections hold under --memory 16Mi (4 MiB). Its
   // first GET trickles (about 3 MB/s), so one connection is the bound and
-  // the rest comes in ranged parts of 4 MiB / 4 (three in flight and one
-  // being read).
+  // the rest comes in ranged parts of at most 1 MiB (the image / 6: two
+  // parts a connection, as the memory would allow larger ones).
   const std::string big = RandomBytes(6 * 1024 * 1024 + 77, 1602);
   WriteFile(www_.File("big.raw"), big);
   FaultServer server(www_.path(), R"({"/big.raw": {"etag": "\"b1\"", "times": 1,
