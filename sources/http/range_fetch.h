@@ -105,7 +105,7 @@ class RangeFetch {
   // of OpenHttpSource's settings (proxies, TLS), or kInternal.
   Status Start();
 
-  size_t parts() const { return bounds_.size() - 1; }
+  size_t parts() const { return parts_; }
 
   // Reader: the buffer of part `index` once its request started (its bytes
   // stream in, then its end or its error), after waiting at most `wait`;
@@ -136,7 +136,7 @@ class RangeFetch {
   const HttpSourceOptions options_;
   const RangePlan plan_;
   const std::vector<uint64_t> bounds_;  // PartBounds(plan_)
-  const size_t parts_;
+  const size_t parts_;                  // bounds_.size() - 1
 
   // Before the buffers: they return what they hold to it as they go.
   BufferBudget budget_;
